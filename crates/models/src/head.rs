@@ -1,0 +1,130 @@
+//! The output layer `y_t = act(W_y h_t + b)` and a sequence classifier built from a
+//! recurrent stack and that layer.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::recurrent::{Recurrent, RecurrentConfig};
+
+/// Activation applied to `W_y h_t + b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputActivation {
+    /// Linear outputs (logits for a softmax). The default.
+    #[default]
+    None,
+    /// `tanh`.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+}
+
+/// `y_t = act(W_y h_t + b)` applied at every step.
+#[derive(Module, Debug)]
+pub struct OutputLayer<B: Backend> {
+    /// `W_y` and `b`.
+    pub linear: Linear<B>,
+    /// `act`.
+    pub activation: OutputActivation,
+}
+
+impl<B: Backend> OutputLayer<B> {
+    /// `[batch, time, hidden]` → `[batch, time, outputs]`.
+    pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let y = self.linear.forward(hidden);
+        match self.activation {
+            OutputActivation::None => y,
+            OutputActivation::Tanh => y.tanh(),
+            OutputActivation::Sigmoid => activation::sigmoid(y),
+        }
+    }
+}
+
+/// How per-step outputs become one output per sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// `y` at each sequence's own last valid step.
+    #[default]
+    Last,
+    /// The mean of `y_t` over each sequence's valid steps.
+    Mean,
+}
+
+impl Pooling {
+    /// `[batch, time, C]` → `[batch, C]`, honouring `lengths` (all full when `None`).
+    pub fn pool<B: Backend>(self, y: Tensor<B, 3>, lengths: Option<&[usize]>) -> Tensor<B, 2> {
+        let [batch, time, classes] = y.dims();
+        let device = y.device();
+        let length = |b: usize| lengths.map_or(time, |l| l[b]);
+        match self {
+            Pooling::Last => {
+                let rows: Vec<i64> = (0..batch)
+                    .map(|b| (b * time + length(b) - 1) as i64)
+                    .collect();
+                let rows = Tensor::<B, 1, Int>::from_data(TensorData::new(rows, [batch]), &device);
+                y.reshape([batch * time, classes]).select(0, rows)
+            }
+            Pooling::Mean => {
+                let weights: Vec<f32> = (0..batch)
+                    .flat_map(|b| {
+                        let len = length(b);
+                        (0..time).map(move |t| if t < len { 1.0 / len as f32 } else { 0.0 })
+                    })
+                    .collect();
+                let weights =
+                    Tensor::<B, 3>::from_data(TensorData::new(weights, [batch, time, 1]), &device);
+                (y * weights).sum_dim(1).reshape([batch, classes])
+            }
+        }
+    }
+}
+
+/// Configuration of a [`SequenceClassifier`].
+#[derive(Config, Debug)]
+pub struct SequenceClassifierConfig {
+    /// The recurrent stack.
+    pub recurrent: RecurrentConfig,
+    /// Number of classes, the width of `y_t`.
+    pub num_classes: usize,
+    /// Activation on `y_t`; keep `None` for softmax classification.
+    #[config(default = "OutputActivation::None")]
+    pub output_activation: OutputActivation,
+}
+
+impl SequenceClassifierConfig {
+    /// Builds the classifier with fresh weights.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> SequenceClassifier<B> {
+        let recurrent = self.recurrent.init(device);
+        let linear = LinearConfig::new(recurrent.output_size(), self.num_classes).init(device);
+        SequenceClassifier {
+            recurrent,
+            output: OutputLayer {
+                linear,
+                activation: self.output_activation,
+            },
+        }
+    }
+}
+
+/// A recurrent stack followed by the output layer: per-step outputs `y_t` for a softmax.
+#[derive(Module, Debug)]
+pub struct SequenceClassifier<B: Backend> {
+    /// The recurrent layers.
+    pub recurrent: Recurrent<B>,
+    /// `y_t = act(W_y h_t + b)`.
+    pub output: OutputLayer<B>,
+}
+
+impl<B: Backend> SequenceClassifier<B> {
+    /// `[batch, time, features]` → per-step outputs `[batch, time, num_classes]`.
+    pub fn forward(&self, input: Tensor<B, 3>, lengths: Option<&[usize]>) -> Tensor<B, 3> {
+        let (hidden, _) = self.recurrent.forward(input, None, lengths);
+        self.output.forward(hidden)
+    }
+}

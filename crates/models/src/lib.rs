@@ -1,0 +1,39 @@
+//! Recurrent sequence models for burn 0.21, generic over any `B: Backend`.
+//!
+//! Elman RNN, LSTM (with peephole and coupled input–forget variants) and GRU (reset before
+//! or after the recurrent matmul), all driven by one time loop ([`Recurrent`]) that handles
+//! layers, both directions, initial/final states, variable lengths and dropout. Weights are
+//! fused and named as in PyTorch (`weight_ih_l0`, `bias_hh_l1_reverse`, …).
+//!
+//! ```
+//! use burn::tensor::Tensor;
+//! use burn_ndarray::NdArray;
+//! use models::{CellKind, RecurrentConfig};
+//!
+//! let device = Default::default();
+//! let gru = RecurrentConfig::new(CellKind::gru(), 13, 32).init::<NdArray>(&device);
+//! let x = Tensor::<NdArray, 3>::ones([2, 50, 13], &device);
+//! // Two sequences of 50 and 30 valid steps.
+//! let (y, h_n) = gru.forward(x, None, Some(&[50, 30]));
+//! assert_eq!(y.dims(), [2, 50, 32]);
+//! assert_eq!(h_n.hidden.dims(), [1, 2, 32]);
+//! ```
+
+pub mod cell;
+mod error;
+pub mod head;
+pub mod inspect;
+mod pytorch;
+mod recurrent;
+mod state;
+mod weights;
+
+pub use cell::{Cell, CellKind, Nonlinearity};
+pub use error::RecurrentError;
+pub use head::{
+    OutputActivation, OutputLayer, Pooling, SequenceClassifier, SequenceClassifierConfig,
+};
+pub use pytorch::{StateDict, WeightsError, read_safetensors};
+pub use recurrent::{Recurrent, RecurrentConfig};
+pub use state::RecurrentState;
+pub use weights::{FusedWeights, RecurrentInit};

@@ -1,0 +1,356 @@
+//! The one recurrent driver: layers, directions, initial and final states, variable
+//! lengths and dropout, for every cell.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::cell::{Cell, CellKind};
+use crate::error::RecurrentError;
+use crate::state::RecurrentState;
+use crate::weights::RecurrentInit;
+
+/// Configuration of a recurrent stack, with PyTorch's argument names.
+///
+/// ```
+/// use models::{CellKind, RecurrentConfig};
+/// use burn_ndarray::NdArray;
+/// use burn::tensor::Tensor;
+///
+/// let device = Default::default();
+/// let lstm = RecurrentConfig::new(CellKind::lstm(), 40, 128)
+///     .with_num_layers(2)
+///     .with_bidirectional(true)
+///     .init::<NdArray>(&device);
+/// let x = Tensor::<NdArray, 3>::zeros([8, 100, 40], &device); // [batch, time, feature]
+/// let (output, state) = lstm.forward(x, None, None);
+/// assert_eq!(output.dims(), [8, 100, 2 * 128]);
+/// assert_eq!(state.hidden.dims(), [2 * 2, 8, 128]); // [num_layers·num_directions, batch, hidden]
+/// ```
+#[derive(Config, Debug)]
+pub struct RecurrentConfig {
+    /// The cell and its options.
+    pub cell: CellKind,
+    /// Features per input step `D`.
+    pub input_size: usize,
+    /// Hidden units per layer and direction `H`.
+    pub hidden_size: usize,
+    /// Stacked layers; layer k > 0 reads layer k−1's output. PyTorch's default: 1.
+    #[config(default = 1)]
+    pub num_layers: usize,
+    /// Whether the layers have `bias_ih` and `bias_hh`. PyTorch's default: true.
+    #[config(default = true)]
+    pub bias: bool,
+    /// Run a second direction over the reversed sequence and concatenate. Default: false.
+    #[config(default = false)]
+    pub bidirectional: bool,
+    /// Dropout probability on the outputs of every layer but the last, active only while
+    /// training (on an autodiff backend). PyTorch's default: 0.
+    #[config(default = 0.0)]
+    pub dropout: f64,
+    /// How `weight_hh` is initialised. Default: PyTorch's uniform draw.
+    #[config(default = "RecurrentInit::Uniform")]
+    pub recurrent_init: RecurrentInit,
+}
+
+impl RecurrentConfig {
+    /// Builds the stack with fresh weights.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Recurrent<B> {
+        let directions = if self.bidirectional { 2 } else { 1 };
+        let cells = (0..self.num_layers)
+            .flat_map(|layer| (0..directions).map(move |_| layer))
+            .map(|layer| {
+                let input = if layer == 0 {
+                    self.input_size
+                } else {
+                    self.hidden_size * directions
+                };
+                self.cell.init(
+                    input,
+                    self.hidden_size,
+                    self.bias,
+                    self.recurrent_init,
+                    device,
+                )
+            })
+            .collect();
+        Recurrent {
+            cells,
+            dropout: DropoutConfig::new(self.dropout).init(),
+            bidirectional: self.bidirectional,
+            hidden_size: self.hidden_size,
+            input_size: self.input_size,
+        }
+    }
+}
+
+/// A stack of recurrent layers over `[batch, time, feature]` input.
+///
+/// Cells are stored in PyTorch's order: layer 0 forward, layer 0 reverse, layer 1 forward, …
+#[derive(Module, Debug)]
+pub struct Recurrent<B: Backend> {
+    /// One cell per layer and direction.
+    pub cells: Vec<Cell<B>>,
+    /// Dropout between layers.
+    pub dropout: Dropout,
+    /// Two directions per layer.
+    pub bidirectional: bool,
+    /// `H`.
+    pub hidden_size: usize,
+    /// `D` of the first layer.
+    pub input_size: usize,
+}
+
+impl<B: Backend> Recurrent<B> {
+    /// 1 or 2.
+    pub fn num_directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// Number of stacked layers.
+    pub fn num_layers(&self) -> usize {
+        self.cells.len() / self.num_directions()
+    }
+
+    /// Features per output step: `num_directions · H`.
+    pub fn output_size(&self) -> usize {
+        self.num_directions() * self.hidden_size
+    }
+
+    /// Runs the stack.
+    ///
+    /// - `input`: `[batch, time, input_size]`.
+    /// - `state`: initial `h_0` (and `c_0`) as `[num_layers·num_directions, batch, H]`; zeros when `None`.
+    /// - `lengths`: each sequence's valid steps (PyTorch's packed-sequence meaning): outputs past
+    ///   a sequence's length are zero, its final state is taken at its own last step, and the
+    ///   reverse direction starts at its own end. `None` means every sequence is full length.
+    ///
+    /// Returns the output `[batch, time, num_directions·H]` and the final state, laid out as the
+    /// initial one. Feeding a sequence in chunks, passing each call's final state to the next,
+    /// gives the same outputs as feeding it whole (unidirectional stacks).
+    ///
+    /// # Panics
+    /// On inputs that [`Recurrent::try_forward`] rejects, with its message.
+    pub fn forward(
+        &self,
+        input: Tensor<B, 3>,
+        state: Option<RecurrentState<B, 3>>,
+        lengths: Option<&[usize]>,
+    ) -> (Tensor<B, 3>, RecurrentState<B, 3>) {
+        self.try_forward(input, state, lengths)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// [`Recurrent::forward`] with the shapes checked first.
+    pub fn try_forward(
+        &self,
+        input: Tensor<B, 3>,
+        state: Option<RecurrentState<B, 3>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<(Tensor<B, 3>, RecurrentState<B, 3>), RecurrentError> {
+        let [batch, time, features] = input.dims();
+        if features != self.input_size {
+            return Err(RecurrentError::InputSize {
+                expected: self.input_size,
+                got: features,
+            });
+        }
+        if let Some(lengths) = lengths {
+            check_lengths(lengths, batch, time)?;
+        }
+        let has_cell = self.cells[0].has_cell_state();
+        let stack_shape = [self.cells.len(), batch, self.hidden_size];
+        if let Some(state) = &state {
+            check_state_shape("hidden", state.hidden.dims(), stack_shape)?;
+            match (&state.cell, has_cell) {
+                (Some(cell), true) => check_state_shape("cell", cell.dims(), stack_shape)?,
+                (None, true) => return Err(RecurrentError::MissingCellState),
+                (Some(_), false) => return Err(RecurrentError::UnexpectedCellState),
+                (None, false) => {}
+            }
+        }
+
+        let device = input.device();
+        let masks = StepMasks::new(lengths, batch, time, &device);
+        let reversal = self
+            .bidirectional
+            .then(|| reversal_index::<B>(lengths, batch, time, &device));
+
+        let mut layer_input = input;
+        let mut final_hidden = Vec::with_capacity(self.cells.len());
+        let mut final_cell = Vec::with_capacity(self.cells.len());
+        for layer in 0..self.num_layers() {
+            let mut outputs = Vec::with_capacity(self.num_directions());
+            for direction in 0..self.num_directions() {
+                let index = layer * self.num_directions() + direction;
+                let initial = match &state {
+                    Some(state) => RecurrentState {
+                        hidden: pick(&state.hidden, index),
+                        cell: state.cell.as_ref().map(|c| pick(c, index)),
+                    },
+                    None => {
+                        let zeros = Tensor::zeros([batch, self.hidden_size], &device);
+                        RecurrentState {
+                            cell: has_cell.then(|| zeros.clone()),
+                            hidden: zeros,
+                        }
+                    }
+                };
+                let cell = &self.cells[index];
+                let (output, last) = match (direction, &reversal) {
+                    (1, Some(reversal)) => {
+                        let reversed = permute_steps(layer_input.clone(), reversal);
+                        let (output, last) = run_direction(cell, reversed, initial, &masks);
+                        (permute_steps(output, reversal), last)
+                    }
+                    _ => run_direction(cell, layer_input.clone(), initial, &masks),
+                };
+                outputs.push(output);
+                final_hidden.push(last.hidden);
+                final_cell.extend(last.cell);
+            }
+            let output = if outputs.len() == 1 {
+                outputs.pop().expect("one direction")
+            } else {
+                Tensor::cat(outputs, 2)
+            };
+            let is_last = layer + 1 == self.num_layers();
+            layer_input = if is_last {
+                output
+            } else {
+                self.dropout.forward(output)
+            };
+        }
+        let final_state = RecurrentState {
+            hidden: Tensor::stack(final_hidden, 0),
+            cell: has_cell.then(|| Tensor::stack(final_cell, 0)),
+        };
+        Ok((layer_input, final_state))
+    }
+}
+
+/// The shared time loop for one layer-direction.
+fn run_direction<B: Backend>(
+    cell: &Cell<B>,
+    input: Tensor<B, 3>,
+    initial: RecurrentState<B, 2>,
+    masks: &StepMasks<B>,
+) -> (Tensor<B, 3>, RecurrentState<B, 2>) {
+    let [batch, time, _] = input.dims();
+    let projected = cell.project_input(input);
+    let gate_width = projected.dims()[2];
+    let weights = cell.step_weights();
+    let mut state = initial;
+    let mut outputs = Vec::with_capacity(time);
+    for (t, projected_t) in projected.chunk(time, 1).into_iter().enumerate() {
+        let next = cell.step(&weights, projected_t.reshape([batch, gate_width]), &state);
+        state = match masks.at(t) {
+            None => {
+                outputs.push(next.hidden.clone());
+                next
+            }
+            Some(keep) => {
+                outputs.push(next.hidden.clone() * keep.clone());
+                next.blend(&state, keep)
+            }
+        };
+    }
+    (Tensor::stack(outputs, 1), state)
+}
+
+/// Per-step `[batch, 1]` masks (1 where the step is inside the sequence); `None` for steps
+/// that every sequence reaches, so full batches pay nothing.
+struct StepMasks<B: Backend> {
+    masks: Vec<Option<Tensor<B, 2>>>,
+}
+
+impl<B: Backend> StepMasks<B> {
+    fn new(lengths: Option<&[usize]>, batch: usize, time: usize, device: &B::Device) -> Self {
+        let masks = match lengths {
+            None => Vec::new(),
+            Some(lengths) => (0..time)
+                .map(|t| {
+                    lengths.iter().any(|&len| t >= len).then(|| {
+                        let keep: Vec<f32> = lengths
+                            .iter()
+                            .map(|&len| if t < len { 1.0 } else { 0.0 })
+                            .collect();
+                        Tensor::from_data(TensorData::new(keep, [batch, 1]), device)
+                    })
+                })
+                .collect(),
+        };
+        Self { masks }
+    }
+
+    fn at(&self, t: usize) -> Option<&Tensor<B, 2>> {
+        self.masks.get(t).and_then(Option::as_ref)
+    }
+}
+
+/// Row index into `[batch·time]` that reverses each sequence within its own length and
+/// leaves its padding in place. It is its own inverse.
+fn reversal_index<B: Backend>(
+    lengths: Option<&[usize]>,
+    batch: usize,
+    time: usize,
+    device: &B::Device,
+) -> Tensor<B, 1, Int> {
+    let index: Vec<i64> = (0..batch)
+        .flat_map(|b| {
+            let len = lengths.map_or(time, |l| l[b]);
+            (0..time).map(move |t| {
+                let source = if t < len { len - 1 - t } else { t };
+                (b * time + source) as i64
+            })
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(index, [batch * time]), device)
+}
+
+fn permute_steps<B: Backend>(x: Tensor<B, 3>, index: &Tensor<B, 1, Int>) -> Tensor<B, 3> {
+    let [batch, time, features] = x.dims();
+    x.reshape([batch * time, features])
+        .select(0, index.clone())
+        .reshape([batch, time, features])
+}
+
+fn pick<B: Backend>(stack: &Tensor<B, 3>, index: usize) -> Tensor<B, 2> {
+    let [_, batch, hidden] = stack.dims();
+    stack.clone().narrow(0, index, 1).reshape([batch, hidden])
+}
+
+fn check_lengths(lengths: &[usize], batch: usize, time: usize) -> Result<(), RecurrentError> {
+    if lengths.len() != batch {
+        return Err(RecurrentError::LengthsCount {
+            expected: batch,
+            got: lengths.len(),
+        });
+    }
+    match lengths.iter().position(|&len| len == 0 || len > time) {
+        Some(index) => Err(RecurrentError::LengthOutOfRange {
+            index,
+            length: lengths[index],
+            time,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_state_shape(
+    which: &'static str,
+    got: [usize; 3],
+    expected: [usize; 3],
+) -> Result<(), RecurrentError> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(RecurrentError::StateShape {
+            which,
+            expected,
+            got,
+        })
+    }
+}

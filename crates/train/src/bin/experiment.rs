@@ -1,0 +1,141 @@
+//! `experiment`: train the recurrent classifiers described in `experiments/*.toml`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use train::backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
+use train::config::ExperimentConfig;
+use train::output::{metrics_csv, write_atomic};
+use train::trainer::{EpochMetrics, TrainError, train};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Train recurrent sequence classifiers (RNN, LSTM, GRU) on CPU or GPU."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the experiment described by a TOML file and report validation accuracy.
+    Train {
+        /// The experiment, e.g. experiments/temporal-order-smoke.toml.
+        config: PathBuf,
+        /// Backend: ndarray (CPU) or wgpu (GPU; lavapipe where there is no GPU).
+        /// Overrides the file's `backend`.
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+        /// Override any field, as key.path=value in TOML syntax (repeatable),
+        /// e.g. --set training.epochs=3 --set model.cell.kind=gru.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Folder for runs; this run writes to OUT_DIR/NAME/.
+        #[arg(long, default_value = "runs")]
+        out_dir: PathBuf,
+    },
+    /// List the backends and the GPU adapter wgpu would use.
+    Backends,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Backends => {
+            println!("ndarray: CPU");
+            match wgpu_adapter() {
+                Some(name) => println!("wgpu: {name}"),
+                None => println!("wgpu: no adapter (install mesa-vulkan-drivers for lavapipe)"),
+            }
+            Ok(())
+        }
+        Command::Train {
+            config,
+            backend,
+            overrides,
+            out_dir,
+        } => {
+            let mut config =
+                ExperimentConfig::load(&config, &overrides).map_err(|e| e.to_string())?;
+            if let Some(backend) = backend {
+                config.backend = backend;
+            }
+            let run_dir = out_dir.join(&config.name);
+            write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", run_dir.display()))?;
+            println!(
+                "experiment {} on {} ({} cell, hidden {})",
+                config.name,
+                config.backend,
+                config.model.cell.name(),
+                config.model.hidden_size
+            );
+            let history = run_on(config.backend, TrainJob { config: &config })
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            write_atomic(
+                &run_dir.join("metrics.csv"),
+                metrics_csv(&history).as_bytes(),
+            )
+            .map_err(|e| format!("cannot write metrics: {e}"))?;
+            let last = history.last().expect("at least one epoch");
+            println!(
+                "final validation accuracy {:.1}% (chance {:.1}%); metrics in {}",
+                100.0 * last.valid_accuracy,
+                100.0 / 4.0,
+                run_dir.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+struct TrainJob<'a> {
+    config: &'a ExperimentConfig,
+}
+
+impl OnBackend for TrainJob<'_> {
+    type Output = Result<Vec<EpochMetrics>, TrainError>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let t = &self.config.training;
+        let bar = ProgressBar::new((t.epochs * t.steps_per_epoch) as u64).with_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} steps, {elapsed} elapsed, ETA {eta} {msg}",
+            )
+            .expect("valid template"),
+        );
+        let result = train::<B>(
+            self.config,
+            &device,
+            |_, _| bar.inc(1),
+            |m| {
+                bar.suspend(|| println!(
+                    "epoch {:>3}  train loss {:.4} acc {:.1}%  valid loss {:.4} acc {:.1}%  ({:.1} s)",
+                    m.epoch,
+                    m.train_loss,
+                    100.0 * m.train_accuracy,
+                    m.valid_loss,
+                    100.0 * m.valid_accuracy,
+                    m.seconds
+                ))
+            },
+        );
+        bar.finish_and_clear();
+        result.map(|(_, history)| history)
+    }
+}

@@ -1,0 +1,179 @@
+//! Experiment configuration: one TOML file per experiment, any field overridable.
+
+use std::path::Path;
+
+use models::CellKind;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendKind;
+use crate::task::TemporalOrder;
+
+/// A whole experiment, as written in `experiments/*.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name used for the run folder.
+    pub name: String,
+    /// Seed for weights, data and dropout; the same seed gives the same run on ndarray.
+    pub seed: u64,
+    /// `ndarray` (CPU) or `wgpu` (GPU); `--backend` overrides it.
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// The data.
+    pub task: TaskConfig,
+    /// The network.
+    pub model: ModelConfig,
+    /// The optimisation.
+    pub training: TrainingConfig,
+}
+
+/// Which task generates the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TaskConfig {
+    /// Hochreiter & Schmidhuber (1997) experiment 6a.
+    TemporalOrder(TemporalOrder),
+}
+
+/// The recurrent classifier: recurrent stack, then `y_t = W_y h_t + b`, softmax over classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The cell, e.g. `{ kind = "lstm" }`, `{ kind = "gru", reset_after = false }`,
+    /// `{ kind = "rnn", nonlinearity = "tanh" }`.
+    pub cell: CellKind,
+    /// Hidden units per layer and direction.
+    pub hidden_size: usize,
+    /// Stacked layers (default 1).
+    #[serde(default = "one")]
+    pub num_layers: usize,
+    /// Both directions (default false).
+    #[serde(default)]
+    pub bidirectional: bool,
+    /// Dropout between layers while training (default 0).
+    #[serde(default)]
+    pub dropout: f64,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Optimiser and schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Passes of `steps_per_epoch` batches.
+    pub epochs: usize,
+    /// Batches per epoch (synthetic tasks draw fresh sequences every batch).
+    pub steps_per_epoch: usize,
+    /// Sequences per batch.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Clip gradients to this global L2 norm (none when absent).
+    #[serde(default)]
+    pub clip_grad_norm: Option<f32>,
+    /// Held-out sequences scored after every epoch, drawn once from `seed + 1`.
+    pub validation_size: usize,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML or an override did not parse, or a field is wrong.
+    #[error("invalid configuration {origin}: {message}")]
+    Invalid {
+        /// The file or override.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl ExperimentConfig {
+    /// Reads a TOML file and applies `key.path=value` overrides (values in TOML syntax; bare
+    /// words are taken as strings), e.g. `training.epochs=3`, `model.cell.kind=gru`.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Like [`ExperimentConfig::load`], from text.
+    pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
+        let invalid = |origin: &str, message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| invalid(origin, e.to_string()))?;
+        for item in overrides {
+            apply_override(&mut table, item).map_err(|m| invalid(item, m))?;
+        }
+        let config: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(origin, e.to_string()))?;
+        config.validate().map_err(|m| invalid(origin, m))?;
+        Ok(config)
+    }
+
+    /// The configuration as TOML (saved beside every run).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configuration serialises")
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let TaskConfig::TemporalOrder(task) = &self.task;
+        task.validate()?;
+        let t = &self.training;
+        if t.epochs == 0 || t.steps_per_epoch == 0 || t.batch_size == 0 || t.validation_size == 0 {
+            return Err(
+                "training.epochs, steps_per_epoch, batch_size and validation_size must be ≥ 1"
+                    .into(),
+            );
+        }
+        if self.model.hidden_size == 0 || self.model.num_layers == 0 {
+            return Err("model.hidden_size and model.num_layers must be ≥ 1".into());
+        }
+        if !(0.0..1.0).contains(&self.model.dropout) {
+            return Err(format!(
+                "model.dropout must be in [0, 1), got {}",
+                self.model.dropout
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), String> {
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| "expected key.path=value".to_string())?;
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    let (last, parents) = parts.split_last().ok_or("empty key")?;
+    let mut node = table;
+    for part in parents {
+        node = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| format!("{part} is not a table"))?;
+    }
+    node.insert(last.to_string(), value);
+    Ok(())
+}

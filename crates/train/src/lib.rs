@@ -1,0 +1,14 @@
+//! Experiment runner: sequence classification with a softmax over the per-step outputs
+//! `y_t` of the [`models`] crate, on CPU (`ndarray`) or GPU (`wgpu`) by one flag.
+//!
+//! The [`experiment`](../experiment/index.html) binary reads an experiment's TOML file,
+//! trains, and writes the resolved configuration and per-epoch metrics beside each other.
+
+pub mod backend;
+pub mod config;
+pub mod output;
+pub mod task;
+pub mod trainer;
+
+pub use backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
+pub use config::ExperimentConfig;

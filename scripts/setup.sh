@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the main job and the tests need beyond the Rust toolchain:
+# Mesa's software Vulkan driver (lavapipe), so burn-wgpu finds an adapter on machines
+# without a GPU. Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+packages=(mesa-vulkan-drivers)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

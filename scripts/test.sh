@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Every check CI runs: formatting, clippy, then all tests (unit, doc, end-to-end in tests/)
+# in the release profile that the main job uses, so both share compiled dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+# lavapipe compiles every kernel on the CPU; minimal autotuning keeps the wgpu tests short.
+export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
+cargo fmt --all --check
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+cargo test --release --locked --workspace
