@@ -4,7 +4,6 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -40,7 +39,7 @@ impl<B: Backend> OutputLayer<B> {
         match self.activation {
             OutputActivation::None => y,
             OutputActivation::Tanh => y.tanh(),
-            OutputActivation::Sigmoid => activation::sigmoid(y),
+            OutputActivation::Sigmoid => crate::cell::sigmoid(y),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use burn::module::Param;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 
 use crate::cell::Cell;
@@ -52,13 +52,46 @@ fn suffix(index: usize, directions: usize) -> String {
     format!("_l{}{reverse}", index / directions)
 }
 
-/// A tensor parameter of rank 1 or 2, borrowed for export or taken for import.
-fn export<B: Backend, const D: usize>(
+/// Reads one value per parameter on export: its value, or its gradient.
+trait Reader<B: Backend> {
+    fn read<const D: usize>(&self, param: &Param<Tensor<B, D>>) -> Option<TensorData>;
+}
+
+struct Values;
+
+impl<B: Backend> Reader<B> for Values {
+    fn read<const D: usize>(&self, param: &Param<Tensor<B, D>>) -> Option<TensorData> {
+        Some(param.val().into_data())
+    }
+}
+
+struct Grads<'a, B: AutodiffBackend>(&'a B::Gradients);
+
+impl<B: AutodiffBackend> Reader<B> for Grads<'_, B> {
+    fn read<const D: usize>(&self, param: &Param<Tensor<B, D>>) -> Option<TensorData> {
+        param.val().grad(self.0).map(|g| g.into_data())
+    }
+}
+
+fn export<B: Backend, R: Reader<B>, const D: usize>(
     dict: &mut StateDict,
+    reader: &R,
     key: String,
     param: &Param<Tensor<B, D>>,
 ) {
-    dict.insert(key, param.val().into_data().convert::<f32>());
+    if let Some(data) = reader.read(param) {
+        dict.insert(key, data);
+    }
+}
+
+/// The transpose of a row-major matrix.
+fn transposed(data: TensorData) -> TensorData {
+    let [rows, cols] = [data.shape[0], data.shape[1]];
+    let values: Vec<f64> = data.iter::<f64>().collect();
+    let out: Vec<f64> = (0..cols * rows)
+        .map(|k| values[(k % rows) * cols + k / rows])
+        .collect();
+    TensorData::new(out, [cols, rows]).convert_dtype(data.dtype)
 }
 
 fn import<B: Backend, const D: usize>(
@@ -106,7 +139,7 @@ impl<B: Backend> Recurrent<B> {
     /// are `weight_peephole_l{k}` (`[3·H]`, order i, f, o).
     pub fn state_dict(&self) -> StateDict {
         let mut dict = StateDict::new();
-        self.export_into(&mut dict, "");
+        self.export_into(&mut dict, &Values, "");
         dict
     }
 
@@ -126,23 +159,23 @@ impl<B: Backend> Recurrent<B> {
         self.load_state_dict(&dict)
     }
 
-    fn export_into(&self, dict: &mut StateDict, prefix: &str) {
+    fn export_into<R: Reader<B>>(&self, dict: &mut StateDict, reader: &R, prefix: &str) {
         let directions = self.num_directions();
         for (index, cell) in self.cells.iter().enumerate() {
             let s = suffix(index, directions);
             let w = cell.weights();
-            export(dict, format!("{prefix}weight_ih{s}"), &w.weight_ih);
-            export(dict, format!("{prefix}weight_hh{s}"), &w.weight_hh);
+            export(dict, reader, format!("{prefix}weight_ih{s}"), &w.weight_ih);
+            export(dict, reader, format!("{prefix}weight_hh{s}"), &w.weight_hh);
             if let Some(b) = &w.bias_ih {
-                export(dict, format!("{prefix}bias_ih{s}"), b);
+                export(dict, reader, format!("{prefix}bias_ih{s}"), b);
             }
             if let Some(b) = &w.bias_hh {
-                export(dict, format!("{prefix}bias_hh{s}"), b);
+                export(dict, reader, format!("{prefix}bias_hh{s}"), b);
             }
             if let Cell::Lstm(lstm) = cell
                 && let Some(p) = &lstm.peephole
             {
-                export(dict, format!("{prefix}weight_peephole{s}"), p);
+                export(dict, reader, format!("{prefix}weight_peephole{s}"), p);
             }
         }
     }
@@ -197,15 +230,19 @@ impl<B: Backend> SequenceClassifier<B> {
     /// The recurrent weights under `recurrent.` + PyTorch's names, and the output layer as a
     /// PyTorch `nn.Linear`: `output.weight` `[classes, features]`, `output.bias` `[classes]`.
     pub fn state_dict(&self) -> StateDict {
+        self.export(&Values)
+    }
+
+    fn export<R: Reader<B>>(&self, reader: &R) -> StateDict {
         let mut dict = StateDict::new();
-        self.recurrent.export_into(&mut dict, "recurrent.");
+        self.recurrent.export_into(&mut dict, reader, "recurrent.");
         let linear = &self.output.linear;
-        dict.insert(
-            "output.weight".into(),
-            linear.weight.val().transpose().into_data().convert::<f32>(),
-        );
+        // burn's Linear stores [in, out]; PyTorch's nn.Linear stores [out, in].
+        if let Some(weight) = reader.read(&linear.weight) {
+            dict.insert("output.weight".into(), transposed(weight));
+        }
         if let Some(b) = &linear.bias {
-            export(&mut dict, "output.bias".into(), b);
+            export(&mut dict, reader, "output.bias".into(), b);
         }
         dict
     }
@@ -241,6 +278,23 @@ impl<B: Backend> SequenceClassifier<B> {
         }
         check_unexpected(dict, &used, "")?;
         Ok(self)
+    }
+}
+
+impl<B: AutodiffBackend> Recurrent<B> {
+    /// The gradients in `grads` under the same names as [`Recurrent::state_dict`]; parameters
+    /// that received no gradient are left out.
+    pub fn gradient_dict(&self, grads: &B::Gradients) -> StateDict {
+        let mut dict = StateDict::new();
+        self.export_into(&mut dict, &Grads::<B>(grads), "");
+        dict
+    }
+}
+
+impl<B: AutodiffBackend> SequenceClassifier<B> {
+    /// The gradients in `grads` under the names of [`SequenceClassifier::state_dict`].
+    pub fn gradient_dict(&self, grads: &B::Gradients) -> StateDict {
+        self.export(&Grads::<B>(grads))
     }
 }
 

@@ -1,6 +1,6 @@
+use super::sigmoid;
 use burn::module::Module;
 use burn::tensor::Tensor;
-use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 
 use super::StepWeights;

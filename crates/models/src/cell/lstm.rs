@@ -1,6 +1,6 @@
+use super::sigmoid;
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::Tensor;
-use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 
 use super::{StepWeights, plain_step_weights};

@@ -227,3 +227,10 @@ pub(crate) fn plain_step_weights<B: Backend>(weights: &FusedWeights<B>) -> StepW
         peephole: None,
     }
 }
+
+/// The logistic sigmoid as `½·(1 + tanh(x/2))`: exact, free of overflow, and computed in the
+/// backend's own float type (burn 0.21's `activation::sigmoid` rounds through f32, which
+/// spoils f64 gradient checks), with fewer kernels than `exp`/`log` formulations.
+pub(crate) fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    x.mul_scalar(0.5).tanh().mul_scalar(0.5).add_scalar(0.5)
+}

@@ -26,7 +26,7 @@ impl Nonlinearity {
         match self {
             Self::Tanh => x.tanh(),
             Self::Relu => activation::relu(x),
-            Self::Sigmoid => activation::sigmoid(x),
+            Self::Sigmoid => super::sigmoid(x),
         }
     }
 }

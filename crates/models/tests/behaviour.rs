@@ -1,0 +1,362 @@
+//! Shapes, parameter counts, trainability, streaming, variable lengths, bad input, and
+//! equality with burn's own `nn::Lstm` / `nn::Gru`.
+
+mod common;
+
+use burn::module::Module;
+use burn::nn::{GruConfig, Linear, LstmConfig};
+use burn::tensor::Tensor;
+use burn_autodiff::Autodiff;
+use burn_ndarray::NdArray;
+use common::{all_cells, max_abs_diff, tensor};
+use models::{CellKind, RecurrentConfig, RecurrentError, RecurrentState, StateDict};
+
+type B = NdArray;
+type AB = Autodiff<NdArray>;
+
+#[test]
+fn shapes_of_every_cell_stacked_and_bidirectional() {
+    let device = Default::default();
+    for (name, cell) in all_cells() {
+        let has_cell = cell.has_cell_state();
+        let rnn = RecurrentConfig::new(cell, 5, 7)
+            .with_num_layers(3)
+            .with_bidirectional(true)
+            .init::<B>(&device);
+        let (y, state) = rnn.forward(tensor([4, 6, 5], 1, &device), None, None);
+        assert_eq!(y.dims(), [4, 6, 14], "{name}");
+        assert_eq!(state.hidden.dims(), [6, 4, 7], "{name}");
+        assert_eq!(
+            state.cell.map(|c| c.dims()),
+            has_cell.then_some([6, 4, 7]),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn parameter_counts_follow_pytorch() {
+    let device = Default::default();
+    for (name, cell) in all_cells() {
+        let (d, h, layers, dirs) = (5, 7, 2, 2);
+        let g = cell.gates();
+        let peephole = matches!(cell, CellKind::Lstm { peephole: true, .. });
+        let per_cell =
+            |input: usize| g * h * (input + h) + 2 * g * h + if peephole { 3 * h } else { 0 };
+        let expected = dirs * per_cell(d) + (layers - 1) * dirs * per_cell(dirs * h);
+        let rnn = RecurrentConfig::new(cell, d, h)
+            .with_num_layers(layers)
+            .with_bidirectional(true)
+            .init::<B>(&device);
+        assert_eq!(rnn.num_params(), expected, "{name}");
+        let keys: Vec<String> = rnn.state_dict().into_keys().collect();
+        assert!(
+            keys.contains(&"weight_hh_l1_reverse".to_string()),
+            "{name}: {keys:?}"
+        );
+        assert_eq!(
+            keys.len(),
+            layers * dirs * (4 + peephole as usize),
+            "{name}: {keys:?}"
+        );
+    }
+}
+
+#[test]
+fn without_bias_there_are_no_bias_parameters() {
+    let device = Default::default();
+    let rnn = RecurrentConfig::new(CellKind::lstm(), 3, 4)
+        .with_bias(false)
+        .init::<B>(&device);
+    assert_eq!(rnn.num_params(), 16 * 3 + 16 * 4);
+    assert!(rnn.state_dict().keys().all(|k| k.starts_with("weight_")));
+}
+
+#[test]
+fn every_parameter_receives_a_nonzero_gradient() {
+    let device = Default::default();
+    for (name, cell) in all_cells() {
+        let rnn = RecurrentConfig::new(cell, 3, 4)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init::<AB>(&device);
+        let (y, state) = rnn.forward(tensor([2, 5, 3], 2, &device), None, Some(&[5, 3]));
+        let loss = (y * tensor([2, 5, 8], 3, &device)).sum() + state.hidden.sum();
+        let grads = rnn.gradient_dict(&loss.backward());
+        let params = rnn.state_dict();
+        assert_eq!(
+            grads.keys().collect::<Vec<_>>(),
+            params.keys().collect::<Vec<_>>(),
+            "{name}: parameters without gradient"
+        );
+        for (key, grad) in grads {
+            let norm: f64 = grad.iter::<f64>().map(|g| g * g).sum();
+            assert!(norm > 0.0, "{name}: {key} has an all-zero gradient");
+        }
+    }
+}
+
+#[test]
+fn unit_forget_bias_sums_to_one_on_the_forget_block() {
+    let device = Default::default();
+    let cell = CellKind::Lstm {
+        peephole: false,
+        coupled_input_forget: false,
+        unit_forget_bias: true,
+    };
+    let dict = RecurrentConfig::new(cell, 3, 4)
+        .init::<B>(&device)
+        .state_dict();
+    let sum: Vec<f32> = dict["bias_ih_l0"]
+        .iter::<f32>()
+        .zip(dict["bias_hh_l0"].iter::<f32>())
+        .map(|(a, b)| a + b)
+        .collect();
+    assert!(sum[4..8].iter().all(|&s| s == 1.0), "{sum:?}");
+    assert!(sum[0..4].iter().any(|&s| s != 1.0));
+}
+
+#[test]
+fn orthogonal_recurrent_blocks_are_orthogonal() {
+    let device = Default::default();
+    let rnn = RecurrentConfig::new(CellKind::gru(), 3, 6)
+        .with_recurrent_init(models::RecurrentInit::Orthogonal)
+        .init::<B>(&device);
+    let w: Tensor<B, 2> = Tensor::from_data(rnn.state_dict()["weight_hh_l0"].clone(), &device);
+    for k in 0..3 {
+        let block = w.clone().slice([k * 6..(k + 1) * 6, 0..6]);
+        let gram = block.clone().matmul(block.transpose());
+        assert!(
+            max_abs_diff(gram, Tensor::eye(6, &device)) < 1e-5,
+            "block {k}"
+        );
+    }
+}
+
+#[test]
+fn feeding_in_chunks_equals_feeding_whole() {
+    let device = Default::default();
+    for (name, cell) in all_cells() {
+        let rnn = RecurrentConfig::new(cell, 3, 5)
+            .with_num_layers(2)
+            .init::<B>(&device);
+        let x = tensor::<B, 3>([2, 9, 3], 4, &device);
+        let (whole, whole_state) = rnn.forward(x.clone(), None, None);
+        let mut state: Option<RecurrentState<B, 3>> = None;
+        let mut pieces = Vec::new();
+        for (start, len) in [(0, 4), (4, 1), (5, 4)] {
+            let (y, s) = rnn.forward(x.clone().narrow(1, start, len), state, None);
+            pieces.push(y);
+            state = Some(s);
+        }
+        let state = state.expect("state");
+        assert!(max_abs_diff(whole, Tensor::cat(pieces, 1)) < 1e-6, "{name}");
+        assert!(
+            max_abs_diff(whole_state.hidden, state.hidden) < 1e-6,
+            "{name}"
+        );
+        if let (Some(a), Some(b)) = (whole_state.cell, state.cell) {
+            assert!(max_abs_diff(a, b) < 1e-6, "{name}");
+        }
+    }
+}
+
+/// PyTorch's packed-sequence meaning: a padded sequence gives exactly what it gives alone.
+#[test]
+fn lengths_give_each_sequence_what_it_gives_alone() {
+    let device = Default::default();
+    for (name, cell) in all_cells() {
+        let rnn = RecurrentConfig::new(cell, 3, 4)
+            .with_num_layers(2)
+            .with_bidirectional(true)
+            .init::<B>(&device);
+        // Padding holds non-zero garbage: masking, not zero input, must make it harmless.
+        let x = tensor::<B, 3>([3, 7, 3], 5, &device);
+        let lengths = [7, 4, 1];
+        let (y, state) = rnn.forward(x.clone(), None, Some(&lengths));
+        for (b, &len) in lengths.iter().enumerate() {
+            let alone = x.clone().narrow(0, b, 1).narrow(1, 0, len);
+            let (y_alone, state_alone) = rnn.forward(alone, None, None);
+            let y_b = y.clone().narrow(0, b, 1);
+            assert!(
+                max_abs_diff(y_b.clone().narrow(1, 0, len), y_alone) < 1e-6,
+                "{name} seq {b}"
+            );
+            if len < 7 {
+                let padding = y_b.narrow(1, len, 7 - len);
+                assert_eq!(padding.abs().max().into_scalar(), 0.0, "{name} seq {b}");
+            }
+            let h_b = state.hidden.clone().narrow(1, b, 1);
+            assert!(
+                max_abs_diff(h_b, state_alone.hidden) < 1e-6,
+                "{name} seq {b}"
+            );
+            if let (Some(c), Some(c_alone)) = (&state.cell, state_alone.cell) {
+                assert!(
+                    max_abs_diff(c.clone().narrow(1, b, 1), c_alone) < 1e-6,
+                    "{name} seq {b}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_input_gives_typed_errors() {
+    let device = Default::default();
+    let lstm = RecurrentConfig::new(CellKind::lstm(), 3, 4).init::<B>(&device);
+    let x = tensor::<B, 3>([2, 5, 3], 6, &device);
+    let err = |r: Result<_, RecurrentError>| r.err().expect("an error");
+    assert_eq!(
+        err(lstm.try_forward(tensor([2, 5, 2], 6, &device), None, None)),
+        RecurrentError::InputSize {
+            expected: 3,
+            got: 2
+        }
+    );
+    assert_eq!(
+        err(lstm.try_forward(x.clone(), None, Some(&[5]))),
+        RecurrentError::LengthsCount {
+            expected: 2,
+            got: 1
+        }
+    );
+    assert_eq!(
+        err(lstm.try_forward(x.clone(), None, Some(&[5, 6]))),
+        RecurrentError::LengthOutOfRange {
+            index: 1,
+            length: 6,
+            time: 5
+        }
+    );
+    let h = Tensor::zeros([1, 2, 4], &device);
+    assert_eq!(
+        err(lstm.try_forward(
+            x.clone(),
+            Some(RecurrentState {
+                hidden: h.clone(),
+                cell: None
+            }),
+            None
+        )),
+        RecurrentError::MissingCellState
+    );
+    assert_eq!(
+        err(lstm.try_forward(
+            x,
+            Some(RecurrentState {
+                hidden: Tensor::zeros([2, 2, 4], &device),
+                cell: Some(h)
+            }),
+            None
+        )),
+        RecurrentError::StateShape {
+            which: "hidden",
+            expected: [1, 2, 4],
+            got: [2, 2, 4]
+        }
+    );
+}
+
+#[test]
+fn state_dict_import_names_missing_and_misshapen_keys() {
+    let device = Default::default();
+    let lstm = RecurrentConfig::new(CellKind::lstm(), 3, 4).init::<B>(&device);
+    let mut dict = lstm.state_dict();
+    dict.remove("bias_hh_l0");
+    let err = lstm
+        .clone()
+        .load_state_dict(&dict)
+        .err()
+        .expect("missing key");
+    assert_eq!(err.to_string(), "missing key \"bias_hh_l0\" in state_dict");
+    let mut dict = lstm.state_dict();
+    dict.insert(
+        "weight_ih_l0".into(),
+        burn::tensor::TensorData::new(vec![0.0f32; 12], [4, 3]),
+    );
+    let err = lstm
+        .clone()
+        .load_state_dict(&dict)
+        .err()
+        .expect("wrong shape");
+    assert_eq!(
+        err.to_string(),
+        "size mismatch for weight_ih_l0: expected [16, 3], got [4, 3]"
+    );
+    let mut dict = lstm.state_dict();
+    dict.insert(
+        "weight_ih_l1".into(),
+        burn::tensor::TensorData::new(vec![0.0f32; 48], [16, 3]),
+    );
+    let err = lstm.load_state_dict(&dict).err().expect("unexpected key");
+    assert_eq!(
+        err.to_string(),
+        "unexpected key \"weight_ih_l1\" in state_dict"
+    );
+}
+
+/// PyTorch layout `[out, in]` of a burn `Linear` (which stores `[in, out]`).
+fn torch_weight(linear: &Linear<B>) -> Tensor<B, 2> {
+    linear.weight.val().transpose()
+}
+
+fn fused(gates: &[&burn::nn::GateController<B>]) -> StateDict {
+    let cat_w = |f: fn(&burn::nn::GateController<B>) -> &Linear<B>| {
+        Tensor::cat(gates.iter().map(|g| torch_weight(f(g))).collect(), 0).into_data()
+    };
+    let cat_b = |f: fn(&burn::nn::GateController<B>) -> &Linear<B>| {
+        Tensor::cat(
+            gates
+                .iter()
+                .map(|g| f(g).bias.as_ref().expect("bias").val())
+                .collect(),
+            0,
+        )
+        .into_data()
+    };
+    StateDict::from([
+        ("weight_ih_l0".into(), cat_w(|g| &g.input_transform)),
+        ("weight_hh_l0".into(), cat_w(|g| &g.hidden_transform)),
+        ("bias_ih_l0".into(), cat_b(|g| &g.input_transform)),
+        ("bias_hh_l0".into(), cat_b(|g| &g.hidden_transform)),
+    ])
+}
+
+#[test]
+fn lstm_equals_burns_nn_lstm() {
+    let device = Default::default();
+    let reference = LstmConfig::new(6, 5, true).init::<B>(&device);
+    let g = &reference;
+    let dict = fused(&[&g.input_gate, &g.forget_gate, &g.cell_gate, &g.output_gate]);
+    let ours = RecurrentConfig::new(CellKind::lstm(), 6, 5)
+        .init::<B>(&device)
+        .load_state_dict(&dict)
+        .expect("weights fit");
+    let x = tensor::<B, 3>([3, 8, 6], 7, &device);
+    let (y_ref, state_ref) = reference.forward(x.clone(), None);
+    let (y, state) = ours.forward(x, None, None);
+    assert!(max_abs_diff(y, y_ref) < 1e-6);
+    assert!(max_abs_diff(state.hidden.squeeze_dim(0), state_ref.hidden) < 1e-6);
+    assert!(max_abs_diff(state.cell.expect("cell").squeeze_dim(0), state_ref.cell) < 1e-6);
+}
+
+#[test]
+fn gru_equals_burns_nn_gru_in_both_reset_forms() {
+    let device = Default::default();
+    for reset_after in [true, false] {
+        let reference = GruConfig::new(6, 5, true)
+            .with_reset_after(reset_after)
+            .init::<B>(&device);
+        let g = &reference;
+        let dict = fused(&[&g.reset_gate, &g.update_gate, &g.new_gate]);
+        let ours = RecurrentConfig::new(CellKind::Gru { reset_after }, 6, 5)
+            .init::<B>(&device)
+            .load_state_dict(&dict)
+            .expect("weights fit");
+        let x = tensor::<B, 3>([3, 8, 6], 8, &device);
+        let y_ref = reference.forward(x.clone(), None);
+        let (y, _) = ours.forward(x, None, None);
+        assert!(max_abs_diff(y, y_ref) < 1e-6, "reset_after = {reset_after}");
+    }
+}
