@@ -206,7 +206,7 @@ fn bad_input_gives_typed_errors() {
     let device = Default::default();
     let lstm = RecurrentConfig::new(CellKind::lstm(), 3, 4).init::<B>(&device);
     let x = tensor::<B, 3>([2, 5, 3], 6, &device);
-    let err = |r: Result<_, RecurrentError>| r.err().expect("an error");
+    let err = |r: Result<_, RecurrentError>| r.expect_err("an error");
     assert_eq!(
         err(lstm.try_forward(tensor([2, 5, 2], 6, &device), None, None)),
         RecurrentError::InputSize {
@@ -267,8 +267,7 @@ fn state_dict_import_names_missing_and_misshapen_keys() {
     let err = lstm
         .clone()
         .load_state_dict(&dict)
-        .err()
-        .expect("missing key");
+        .expect_err("missing key");
     assert_eq!(err.to_string(), "missing key \"bias_hh_l0\" in state_dict");
     let mut dict = lstm.state_dict();
     dict.insert(
@@ -278,8 +277,7 @@ fn state_dict_import_names_missing_and_misshapen_keys() {
     let err = lstm
         .clone()
         .load_state_dict(&dict)
-        .err()
-        .expect("wrong shape");
+        .expect_err("wrong shape");
     assert_eq!(
         err.to_string(),
         "size mismatch for weight_ih_l0: expected [16, 3], got [4, 3]"
@@ -289,7 +287,7 @@ fn state_dict_import_names_missing_and_misshapen_keys() {
         "weight_ih_l1".into(),
         burn::tensor::TensorData::new(vec![0.0f32; 48], [16, 3]),
     );
-    let err = lstm.load_state_dict(&dict).err().expect("unexpected key");
+    let err = lstm.load_state_dict(&dict).expect_err("unexpected key");
     assert_eq!(
         err.to_string(),
         "unexpected key \"weight_ih_l1\" in state_dict"
