@@ -18,6 +18,9 @@ const TIME: usize = 100;
 const INPUT: usize = 40;
 const HIDDEN: usize = 128;
 
+/// A module's forward pass over the shared input, by name.
+type Row<'a> = (&'static str, Box<dyn Fn() -> Tensor<AB, 3> + 'a>);
+
 fn median_ms(repeats: usize, mut run: impl FnMut()) -> f64 {
     run(); // warm-up
     let mut times: Vec<f64> = (0..repeats)
@@ -44,7 +47,7 @@ fn main() {
     let burn_lstm = LstmConfig::new(INPUT, HIDDEN, true).init::<AB>(&device);
     let burn_gru = GruConfig::new(INPUT, HIDDEN, true).init::<AB>(&device);
 
-    let rows: Vec<(&str, Box<dyn Fn() -> Tensor<AB, 3>>)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "lstm (ours)",
             Box::new(|| ours_lstm.forward(x.clone(), None, None).0),
