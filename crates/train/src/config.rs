@@ -111,6 +111,23 @@ impl ExperimentConfig {
     }
 
     /// Like [`ExperimentConfig::load`], from text.
+    ///
+    /// ```
+    /// use train::ExperimentConfig;
+    ///
+    /// let text = std::fs::read_to_string(concat!(
+    ///     env!("CARGO_MANIFEST_DIR"),
+    ///     "/../../experiments/temporal-order-smoke.toml"
+    /// ))
+    /// .unwrap();
+    /// let overrides = ["training.epochs=2".to_string(), "model.cell.kind=gru".to_string()];
+    /// let config = ExperimentConfig::parse(&text, "smoke", &overrides).unwrap();
+    /// assert_eq!(config.training.epochs, 2);
+    /// assert_eq!(config.model.cell.name(), "gru");
+    /// // Unknown fields are refused rather than ignored.
+    /// let typo = ["training.epoch=2".to_string()];
+    /// assert!(ExperimentConfig::parse(&text, "smoke", &typo).is_err());
+    /// ```
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
         let invalid = |origin: &str, message: String| ConfigError::Invalid {
             origin: origin.to_string(),
