@@ -9,7 +9,6 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use burn_ndarray::NdArrayDevice;
 use burn_wgpu::WgpuDevice;
 use libtest_mimic::{Arguments, Failed, Trial};
-use models::inspect::named_gradients;
 use models::{CellKind, Pooling, RecurrentConfig, SequenceClassifierConfig, StateDict};
 use train::backend::{CpuBackend, GpuBackend, wgpu_adapter};
 
@@ -24,12 +23,12 @@ fn config(cell: CellKind) -> SequenceClassifierConfig {
     SequenceClassifierConfig::new(RecurrentConfig::new(cell, FEATURES, 6), CLASSES)
 }
 
-/// Loss and named gradients of one forward and backward pass.
+/// Loss and gradients (by PyTorch's names) of one forward and backward pass.
 fn loss_and_gradients<B: AutodiffBackend>(
     cell: CellKind,
     weights: &StateDict,
     device: &B::Device,
-) -> (f32, Vec<(String, Option<TensorData>)>) {
+) -> (f32, StateDict) {
     let model = config(cell)
         .init::<B>(device)
         .load_state_dict(weights)
@@ -47,7 +46,7 @@ fn loss_and_gradients<B: AutodiffBackend>(
         .forward(logits, targets);
     let grads = loss.backward();
     let value = loss.into_scalar().elem::<f32>();
-    (value, named_gradients(&model, &grads))
+    (value, model.gradient_dict(&grads))
 }
 
 fn compare_backends(cell: CellKind) -> Result<(), Failed> {
@@ -59,15 +58,20 @@ fn compare_backends(cell: CellKind) -> Result<(), Failed> {
     if (cpu_loss - gpu_loss).abs() > TOLERANCE {
         return Err(format!("loss: ndarray {cpu_loss} vs wgpu {gpu_loss}").into());
     }
-    if cpu_grads.len() != gpu_grads.len() || cpu_grads.is_empty() {
-        return Err(format!("{} vs {} gradients", cpu_grads.len(), gpu_grads.len()).into());
+    // Every parameter must have a gradient on both backends.
+    let names = |dict: &StateDict| dict.keys().cloned().collect::<Vec<_>>();
+    if names(&cpu_grads) != names(&weights) || names(&gpu_grads) != names(&weights) {
+        return Err(format!(
+            "parameters with gradients: ndarray {:?}, wgpu {:?}, expected {:?}",
+            names(&cpu_grads),
+            names(&gpu_grads),
+            names(&weights)
+        )
+        .into());
     }
-    for ((name, cpu), (_, gpu)) in cpu_grads.iter().zip(&gpu_grads) {
-        let (Some(cpu), Some(gpu)) = (cpu, gpu) else {
-            return Err(format!("{name}: no gradient on one backend").into());
-        };
-        let (cpu, gpu) = (cpu.iter::<f32>(), gpu.iter::<f32>().collect::<Vec<_>>());
-        for (i, (a, b)) in cpu.zip(gpu).enumerate() {
+    for (name, cpu) in &cpu_grads {
+        let gpu: Vec<f32> = gpu_grads[name].iter::<f32>().collect();
+        for (i, (a, b)) in cpu.iter::<f32>().zip(gpu).enumerate() {
             if (a - b).abs() > TOLERANCE {
                 return Err(format!("{name}[{i}]: ndarray {a} vs wgpu {b}").into());
             }

@@ -22,7 +22,6 @@
 pub mod cell;
 mod error;
 pub mod head;
-pub mod inspect;
 mod pytorch;
 mod recurrent;
 mod state;

@@ -94,16 +94,29 @@ fn transposed(data: TensorData) -> TensorData {
     TensorData::new(out, [cols, rows]).convert_dtype(data.dtype)
 }
 
+/// How a matrix is laid out in the file relative to the parameter.
+#[derive(Clone, Copy, PartialEq)]
+enum FileLayout {
+    /// Same shape as the parameter.
+    AsStored,
+    /// The transpose of the parameter (PyTorch's `nn.Linear` `[out, in]` for burn's `[in, out]`).
+    Transposed,
+}
+
 fn import<B: Backend, const D: usize>(
     dict: &StateDict,
     used: &mut Vec<String>,
     key: String,
     param: Param<Tensor<B, D>>,
+    layout: FileLayout,
 ) -> Result<Param<Tensor<B, D>>, WeightsError> {
     let data = dict
         .get(&key)
         .ok_or_else(|| WeightsError::MissingKey(key.clone()))?;
-    let expected = param.dims().to_vec();
+    let mut expected = param.dims().to_vec();
+    if layout == FileLayout::Transposed {
+        expected.reverse();
+    }
     if data.shape.as_slice() != expected.as_slice() {
         return Err(WeightsError::Shape {
             key,
@@ -112,7 +125,10 @@ fn import<B: Backend, const D: usize>(
         });
     }
     used.push(key);
-    let data = data.clone();
+    let data = match layout {
+        FileLayout::AsStored => data.clone(),
+        FileLayout::Transposed => transposed(data.clone()),
+    };
     Ok(param.map(|tensor| {
         let device = tensor.device();
         let loaded = Tensor::from_data(data, &device);
@@ -196,22 +212,56 @@ impl<B: Backend> Recurrent<B> {
                 Cell::Gru(c) => &mut c.weights,
             };
             replace(&mut w.weight_ih, |p| {
-                import(dict, used, format!("{prefix}weight_ih{s}"), p)
+                import(
+                    dict,
+                    used,
+                    format!("{prefix}weight_ih{s}"),
+                    p,
+                    FileLayout::AsStored,
+                )
             })?;
             replace(&mut w.weight_hh, |p| {
-                import(dict, used, format!("{prefix}weight_hh{s}"), p)
+                import(
+                    dict,
+                    used,
+                    format!("{prefix}weight_hh{s}"),
+                    p,
+                    FileLayout::AsStored,
+                )
             })?;
             if let Some(b) = &mut w.bias_ih {
-                replace(b, |p| import(dict, used, format!("{prefix}bias_ih{s}"), p))?;
+                replace(b, |p| {
+                    import(
+                        dict,
+                        used,
+                        format!("{prefix}bias_ih{s}"),
+                        p,
+                        FileLayout::AsStored,
+                    )
+                })?;
             }
             if let Some(b) = &mut w.bias_hh {
-                replace(b, |p| import(dict, used, format!("{prefix}bias_hh{s}"), p))?;
+                replace(b, |p| {
+                    import(
+                        dict,
+                        used,
+                        format!("{prefix}bias_hh{s}"),
+                        p,
+                        FileLayout::AsStored,
+                    )
+                })?;
             }
             if let Cell::Lstm(lstm) = &mut cell
                 && let Some(p) = &mut lstm.peephole
             {
                 replace(p, |p| {
-                    import(dict, used, format!("{prefix}weight_peephole{s}"), p)
+                    import(
+                        dict,
+                        used,
+                        format!("{prefix}weight_peephole{s}"),
+                        p,
+                        FileLayout::AsStored,
+                    )
                 })?;
             }
             self.cells.push(cell);
@@ -251,30 +301,25 @@ impl<B: Backend> SequenceClassifier<B> {
     pub fn load_state_dict(mut self, dict: &StateDict) -> Result<Self, WeightsError> {
         let mut used = Vec::new();
         self.recurrent = self.recurrent.import_from(dict, &mut used, "recurrent.")?;
-        let key = "output.weight".to_string();
-        let data = dict
-            .get(&key)
-            .ok_or_else(|| WeightsError::MissingKey(key.clone()))?;
-        let [d_in, d_out] = self.output.linear.weight.dims();
-        if data.shape.as_slice() != [d_out, d_in] {
-            return Err(WeightsError::Shape {
-                key,
-                expected: vec![d_out, d_in],
-                got: data.shape.to_vec(),
-            });
-        }
-        let data = data.clone();
-        self.output.linear.weight = self.output.linear.weight.map(|w| {
-            let loaded = Tensor::<B, 2>::from_data(data, &w.device()).transpose();
-            if w.is_require_grad() {
-                loaded.require_grad()
-            } else {
-                loaded
-            }
-        });
-        used.push(key);
+        replace(&mut self.output.linear.weight, |p| {
+            import(
+                dict,
+                &mut used,
+                "output.weight".into(),
+                p,
+                FileLayout::Transposed,
+            )
+        })?;
         if let Some(b) = &mut self.output.linear.bias {
-            replace(b, |p| import(dict, &mut used, "output.bias".into(), p))?;
+            replace(b, |p| {
+                import(
+                    dict,
+                    &mut used,
+                    "output.bias".into(),
+                    p,
+                    FileLayout::AsStored,
+                )
+            })?;
         }
         check_unexpected(dict, &used, "")?;
         Ok(self)
