@@ -8,7 +8,7 @@ use burn::nn::{GruConfig, Linear, LstmConfig};
 use burn::tensor::Tensor;
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
-use common::{all_cells, max_abs_diff, tensor};
+use common::{all_cells, fixed_weights, max_abs_diff, tensor};
 use models::{CellKind, RecurrentConfig, RecurrentError, RecurrentState, StateDict};
 
 type B = NdArray;
@@ -80,6 +80,8 @@ fn every_parameter_receives_a_nonzero_gradient() {
             .with_num_layers(2)
             .with_bidirectional(true)
             .init::<AB>(&device);
+        let weights = fixed_weights(&rnn.state_dict(), 0.5);
+        let rnn = rnn.load_state_dict(&weights).expect("same keys");
         let (y, state) = rnn.forward(tensor([2, 5, 3], 2, &device), None, Some(&[5, 3]));
         let loss = (y * tensor([2, 5, 8], 3, &device)).sum() + state.hidden.sum();
         let grads = rnn.gradient_dict(&loss.backward());

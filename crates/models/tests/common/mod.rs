@@ -60,3 +60,21 @@ pub fn max_abs_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>
         .parse()
         .expect("a number")
 }
+
+/// A state dict of the same keys and shapes as `dict`, filled with fixed values in
+/// `[-scale, scale)`, so tests do not depend on the random initialiser's draw.
+pub fn fixed_weights(dict: &models::StateDict, scale: f32) -> models::StateDict {
+    dict.iter()
+        .enumerate()
+        .map(|(index, (key, data))| {
+            let shape = data.shape.clone();
+            let n = shape.iter().product();
+            let filled: Vec<f32> = values(n, 1000 + index as u64)
+                .into_iter()
+                .map(|v| v * scale)
+                .collect();
+            let fixed = TensorData::new(filled, shape).convert_dtype(data.dtype);
+            (key.clone(), fixed)
+        })
+        .collect()
+}
