@@ -1,0 +1,516 @@
+//! The MFCC / log-mel pipeline: built once per configuration, then applied frame
+//! by frame with no allocation inside the loop.
+
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{RealFftPlanner, RealToComplex};
+
+use crate::mel::{dct_matrix, lifter_weights, MelFilterbank};
+use crate::{
+    window, Energy, FeatureError, FeatureOptions, Framing, LogScale, Padding, Preemphasis,
+    Spectrum,
+};
+
+/// A `[frames, dim]` row-major matrix of features.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Features {
+    /// Number of frames (rows).
+    pub num_frames: usize,
+    /// Values per frame (columns).
+    pub dim: usize,
+    /// `num_frames · dim` values, frame after frame.
+    pub data: Vec<f32>,
+}
+
+impl Features {
+    /// An empty matrix with `dim` columns.
+    pub fn empty(dim: usize) -> Self {
+        Features {
+            num_frames: 0,
+            dim,
+            data: Vec::new(),
+        }
+    }
+
+    /// Frame `t` as a slice.
+    pub fn frame(&self, t: usize) -> &[f32] {
+        &self.data[t * self.dim..(t + 1) * self.dim]
+    }
+
+    /// Iterates over frames.
+    pub fn frames(&self) -> impl Iterator<Item = &[f32]> {
+        self.data.chunks_exact(self.dim.max(1)).take(self.num_frames)
+    }
+
+    /// Appends the frames of `other` (same `dim`).
+    pub fn append(&mut self, other: &Features) {
+        assert_eq!(self.dim, other.dim, "appending features of another width");
+        self.data.extend_from_slice(&other.data);
+        self.num_frames += other.num_frames;
+    }
+}
+
+/// Which matrix a computation returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Cepstra: DCT of the log-mel energies, liftered, c0 optionally replaced by energy.
+    Mfcc,
+    /// The log-mel energies themselves (Kaldi's fbank, librosa's dB mel spectrogram).
+    LogMel,
+    /// The power (or magnitude) spectrum, n_fft/2 + 1 bins (librosa's `abs(stft)**2`).
+    Spectrum,
+}
+
+/// Computes MFCC or log-mel frames for one configuration.
+///
+/// Building one prepares the window, the mel filterbank, the DCT matrix, the
+/// lifter and the FFT plan; computing reuses them for every frame.
+///
+/// ```
+/// use features::{FeatureExtractor, FeatureOptions, Preset};
+/// let extractor = FeatureExtractor::new(FeatureOptions::preset(Preset::Kaldi))?;
+/// let one_second: Vec<f32> = (0..16000).map(|n| (n as f32 * 0.05).sin() * 0.1).collect();
+/// let mfcc = extractor.mfcc(&one_second)?;
+/// assert_eq!((mfcc.num_frames, mfcc.dim), (98, 13));
+/// # Ok::<(), features::FeatureError>(())
+/// ```
+#[derive(Clone)]
+pub struct FeatureExtractor {
+    options: FeatureOptions,
+    win: usize,
+    hop: usize,
+    n_fft: usize,
+    window: Vec<f32>,
+    filterbank: MelFilterbank,
+    dct: Vec<f32>,
+    lifter: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+}
+
+impl std::fmt::Debug for FeatureExtractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureExtractor")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FeatureExtractor {
+    /// Validates the options and precomputes everything that does not depend on the audio.
+    pub fn new(options: FeatureOptions) -> Result<Self, FeatureError> {
+        options.validate()?;
+        let (win, hop, n_fft) = (options.win_length()?, options.hop_length()?, options.n_fft()?);
+        let filterbank = MelFilterbank::new(&options)?;
+        let dct = dct_matrix(options.cepstral.n_mfcc, options.mel.n_mels);
+        let lifter = lifter_weights(options.cepstral.n_mfcc, options.cepstral.lifter);
+        Ok(FeatureExtractor {
+            window: window(options.frame.window, win),
+            fft: RealFftPlanner::<f32>::new().plan_fft_forward(n_fft),
+            options,
+            win,
+            hop,
+            n_fft,
+            filterbank,
+            dct,
+            lifter,
+        })
+    }
+
+    /// The options this extractor was built from.
+    pub fn options(&self) -> &FeatureOptions {
+        &self.options
+    }
+
+    /// The analysis window.
+    pub fn window(&self) -> &[f32] {
+        &self.window
+    }
+
+    /// The mel filterbank.
+    pub fn filterbank(&self) -> &MelFilterbank {
+        &self.filterbank
+    }
+
+    /// Width of a frame of the given output.
+    pub fn dim(&self, output: Output) -> usize {
+        match output {
+            Output::Mfcc => self.options.cepstral.n_mfcc,
+            Output::LogMel => self.options.mel.n_mels,
+            Output::Spectrum => self.n_fft / 2 + 1,
+        }
+    }
+
+    /// Number of frames `n_samples` samples give (the references' formulas exactly).
+    pub fn num_frames(&self, n_samples: usize) -> usize {
+        let (win, hop) = (self.win, self.hop);
+        match self.options.frame.framing {
+            Framing::SnipEdges if n_samples < win => 0,
+            Framing::SnipEdges => 1 + (n_samples - win) / hop,
+            Framing::Centered { .. } => {
+                let padded = n_samples + 2 * (self.n_fft / 2);
+                if padded < self.n_fft {
+                    0
+                } else {
+                    1 + (padded - self.n_fft) / hop
+                }
+            }
+            Framing::PadLast if n_samples <= win => 1,
+            Framing::PadLast => 1 + (n_samples - win).div_ceil(hop),
+        }
+    }
+
+    /// MFCC frames of a whole signal (±1 samples at the configured rate).
+    pub fn mfcc(&self, samples: &[f32]) -> Result<Features, FeatureError> {
+        self.compute(samples, Output::Mfcc)
+    }
+
+    /// Log-mel frames of a whole signal.
+    pub fn log_mel(&self, samples: &[f32]) -> Result<Features, FeatureError> {
+        self.compute(samples, Output::LogMel)
+    }
+
+    /// Frames of the chosen output for a whole signal.
+    pub fn compute(&self, samples: &[f32], output: Output) -> Result<Features, FeatureError> {
+        if let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(FeatureError::NonFiniteSample { index, value });
+        }
+        if output == Output::Spectrum {
+            let mut stream = Stream::new_unchecked(self, output);
+            let mut spectrum = stream.push(samples);
+            spectrum.append(&stream.finish_in_place());
+            return Ok(spectrum);
+        }
+        let mut stream = Stream::new_unchecked(self, Output::LogMel);
+        stream.buffer.reserve(samples.len());
+        let mut log_mel = stream.push(samples);
+        log_mel.append(&stream.finish_in_place());
+        if let LogScale::Decibel {
+            top_db: Some(top_db),
+            ..
+        } = self.options.mel.log
+        {
+            let peak = log_mel.data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            log_mel.data.iter_mut().for_each(|v| *v = v.max(peak - top_db));
+        }
+        Ok(match output {
+            Output::LogMel | Output::Spectrum => log_mel,
+            Output::Mfcc => {
+                let n_mfcc = self.options.cepstral.n_mfcc;
+                let mut mfcc = Features {
+                    num_frames: log_mel.num_frames,
+                    dim: n_mfcc,
+                    data: vec![0.0; log_mel.num_frames * n_mfcc],
+                };
+                for (t, (mel, out)) in log_mel.frames().zip(mfcc.data.chunks_exact_mut(n_mfcc)).enumerate() {
+                    self.cepstra(mel, stream.energies[t], out);
+                }
+                mfcc
+            }
+        })
+    }
+
+    /// A streaming computation: feed audio in chunks of any size and receive the
+    /// frames that are complete; [`Stream::finish`] returns the rest. The frames
+    /// equal those of the whole-signal call.
+    ///
+    /// ```
+    /// use features::{FeatureExtractor, FeatureOptions, Output, Preset};
+    /// let extractor = FeatureExtractor::new(FeatureOptions::preset(Preset::Kaldi))?;
+    /// let audio: Vec<f32> = (0..8000).map(|n| (n as f32 * 0.01).sin() * 0.1).collect();
+    /// let mut stream = extractor.stream(Output::Mfcc)?;
+    /// let mut frames = stream.push(&audio[..3000]);
+    /// frames.append(&stream.push(&audio[3000..]));
+    /// frames.append(&stream.finish());
+    /// assert_eq!(frames, extractor.mfcc(&audio)?);
+    /// # Ok::<(), features::FeatureError>(())
+    /// ```
+    pub fn stream(&self, output: Output) -> Result<Stream<'_>, FeatureError> {
+        if let LogScale::Decibel {
+            top_db: Some(_), ..
+        } = self.options.mel.log
+        {
+            return Err(FeatureError::NeedsWholeInput("top_db (relative to the whole input's maximum)"));
+        }
+        Ok(Stream::new_unchecked(self, output))
+    }
+
+    /// First sample index of frame `t` (negative when the frame starts in the padding).
+    fn frame_start(&self, t: usize) -> isize {
+        let start = (t * self.hop) as isize;
+        match self.options.frame.framing {
+            Framing::Centered { .. } => {
+                start + ((self.n_fft - self.win) / 2) as isize - (self.n_fft / 2) as isize
+            }
+            Framing::SnipEdges | Framing::PadLast => start,
+        }
+    }
+
+    /// Turns a filled frame (`scratch.frame[..win]`) into log-mel energies; returns the log energy.
+    fn process_frame(&self, scratch: &mut Scratch, log_mel: &mut [f32]) -> f32 {
+        let options = &self.options;
+        let frame = &mut scratch.frame[..self.win];
+        if options.frame.dither != 0.0 {
+            for x in frame.iter_mut() {
+                *x += scratch.gauss.next() * options.frame.dither;
+            }
+        }
+        if options.frame.remove_dc_offset {
+            let mean = frame.iter().sum::<f32>() / self.win as f32;
+            frame.iter_mut().for_each(|x| *x -= mean);
+        }
+        let sum_squares = |frame: &[f32]| frame.iter().map(|x| x * x).sum::<f32>();
+        let mut energy = match options.cepstral.energy {
+            Energy::RawFrame => sum_squares(frame),
+            _ => 0.0,
+        };
+        if let Preemphasis::PerFrame(k) = options.frame.preemphasis {
+            for i in (1..frame.len()).rev() {
+                frame[i] -= k * frame[i - 1];
+            }
+            frame[0] -= k * frame[0];
+        }
+        frame.iter_mut().zip(&self.window).for_each(|(x, w)| *x *= w);
+        if options.cepstral.energy == Energy::WindowedFrame {
+            energy = sum_squares(frame);
+        }
+        scratch.frame[self.win..].fill(0.0);
+        self.fft
+            .process_with_scratch(&mut scratch.frame, &mut scratch.spectrum, &mut scratch.fft_scratch)
+            .expect("buffers are made by the plan");
+        let scale = if options.mel.divide_by_n_fft { 1.0 / self.n_fft as f32 } else { 1.0 };
+        for (power, bin) in scratch.power.iter_mut().zip(&scratch.spectrum) {
+            let squared = bin.norm_sqr();
+            *power = match options.mel.spectrum {
+                Spectrum::Power => squared * scale,
+                Spectrum::Magnitude => squared.sqrt() * scale,
+            };
+        }
+        let log_energy = match options.cepstral.energy {
+            Energy::None => 0.0,
+            Energy::RawFrame | Energy::WindowedFrame => energy.max(f32::EPSILON).ln(),
+            Energy::SpectrumSum => {
+                let total = scratch.power.iter().sum::<f32>();
+                if total == 0.0 { f64::EPSILON as f32 } else { total }.ln()
+            }
+        };
+        let floor = options.cepstral.energy_floor;
+        let log_energy = if floor > 0.0 { log_energy.max(floor.ln()) } else { log_energy };
+        self.filterbank.apply(&scratch.power, log_mel);
+        match options.mel.log {
+            LogScale::Natural { floor } => log_mel.iter_mut().for_each(|v| *v = v.max(floor).ln()),
+            LogScale::Decibel { amin, .. } => {
+                log_mel.iter_mut().for_each(|v| *v = 10.0 * v.max(amin).log10())
+            }
+        }
+        log_energy
+    }
+
+    /// DCT, lifter and energy: one log-mel frame to one cepstral frame.
+    fn cepstra(&self, log_mel: &[f32], log_energy: f32, out: &mut [f32]) {
+        let n_mels = log_mel.len();
+        for ((c, row), lifter) in out.iter_mut().zip(self.dct.chunks_exact(n_mels)).zip(&self.lifter) {
+            *c = row.iter().zip(log_mel).map(|(d, m)| d * m).sum::<f32>() * lifter;
+        }
+        if self.options.cepstral.energy != Energy::None {
+            out[0] = log_energy;
+        }
+    }
+}
+
+/// Per-stream working memory, allocated once.
+struct Scratch {
+    frame: Vec<f32>,
+    spectrum: Vec<Complex<f32>>,
+    fft_scratch: Vec<Complex<f32>>,
+    power: Vec<f32>,
+    gauss: Gaussian,
+}
+
+/// An incremental computation over audio that arrives in chunks; see [`FeatureExtractor::stream`].
+pub struct Stream<'a> {
+    extractor: &'a FeatureExtractor,
+    output: Output,
+    /// Samples kept for frames not yet emitted (scaled, whole-signal pre-emphasis applied).
+    buffer: Vec<f32>,
+    /// Stream index of `buffer[0]`.
+    buffer_start: usize,
+    /// Samples received so far.
+    received: usize,
+    /// Last raw sample, for whole-signal pre-emphasis across chunks.
+    previous: Option<f32>,
+    next_frame: usize,
+    scratch: Scratch,
+    log_mel: Vec<f32>,
+    energies: Vec<f32>,
+}
+
+impl<'a> Stream<'a> {
+    fn new_unchecked(extractor: &'a FeatureExtractor, output: Output) -> Self {
+        let fft = &extractor.fft;
+        Stream {
+            extractor,
+            output,
+            buffer: Vec::new(),
+            buffer_start: 0,
+            received: 0,
+            previous: None,
+            next_frame: 0,
+            scratch: Scratch {
+                frame: fft.make_input_vec(),
+                spectrum: fft.make_output_vec(),
+                fft_scratch: fft.make_scratch_vec(),
+                power: vec![0.0; extractor.n_fft / 2 + 1],
+                gauss: Gaussian::new(extractor.options.frame.dither_seed),
+            },
+            log_mel: vec![0.0; extractor.options.mel.n_mels],
+            energies: Vec::new(),
+        }
+    }
+
+    /// Adds samples (±1 scale); returns the frames completed by them.
+    ///
+    /// Non-finite samples are not checked here (the whole-signal call and the
+    /// WAV reader check them); they propagate as NaN.
+    pub fn push(&mut self, samples: &[f32]) -> Features {
+        let options = &self.extractor.options.frame;
+        let scale = options.sample_scale;
+        match options.preemphasis {
+            Preemphasis::WholeSignal(k) => {
+                for &x in samples {
+                    let x = x * scale;
+                    self.buffer.push(match self.previous {
+                        Some(p) => x - k * p,
+                        None => x,
+                    });
+                    self.previous = Some(x);
+                }
+            }
+            _ => self.buffer.extend(samples.iter().map(|x| x * scale)),
+        }
+        self.received += samples.len();
+        let mut out = Features::empty(self.extractor.dim(self.output));
+        while self.ready(self.next_frame) {
+            self.emit(None, &mut out);
+        }
+        self.trim();
+        out
+    }
+
+    /// Ends the input and returns the remaining frames (those that reach past the end).
+    pub fn finish(mut self) -> Features {
+        self.finish_in_place()
+    }
+
+    fn finish_in_place(&mut self) -> Features {
+        let total = self.extractor.num_frames(self.received);
+        let mut out = Features::empty(self.extractor.dim(self.output));
+        while self.next_frame < total {
+            self.emit(Some(self.received), &mut out);
+        }
+        out
+    }
+
+    /// Whether frame `t` can be computed before the input ends.
+    fn ready(&self, t: usize) -> bool {
+        let start = self.extractor.frame_start(t);
+        let end = start + self.extractor.win as isize;
+        end <= self.received as isize && -start < self.received as isize
+    }
+
+    fn emit(&mut self, total: Option<usize>, out: &mut Features) {
+        let extractor = self.extractor;
+        let (start, win) = (extractor.frame_start(self.next_frame), extractor.win);
+        let buffer_end = (self.buffer_start + self.buffer.len()) as isize;
+        if start >= self.buffer_start as isize && start + win as isize <= buffer_end {
+            let from = start as usize - self.buffer_start;
+            self.scratch.frame[..win].copy_from_slice(&self.buffer[from..from + win]);
+        } else {
+            for i in 0..win {
+                self.scratch.frame[i] = self.sample_at(start + i as isize, total);
+            }
+        }
+        let energy = extractor.process_frame(&mut self.scratch, &mut self.log_mel);
+        self.energies.push(energy);
+        match self.output {
+            Output::LogMel => out.data.extend_from_slice(&self.log_mel),
+            Output::Spectrum => out.data.extend_from_slice(&self.scratch.power),
+            Output::Mfcc => {
+                let at = out.data.len();
+                out.data.resize(at + extractor.options.cepstral.n_mfcc, 0.0);
+                extractor.cepstra(&self.log_mel, energy, &mut out.data[at..]);
+            }
+        }
+        out.num_frames += 1;
+        self.next_frame += 1;
+    }
+
+    /// A sample by stream index, with the framing's padding outside `0..total`.
+    fn sample_at(&self, index: isize, total: Option<usize>) -> f32 {
+        let reflect = matches!(
+            self.extractor.options.frame.framing,
+            Framing::Centered { pad: Padding::Reflect }
+        );
+        let n = total.unwrap_or(self.received) as isize;
+        let index = if reflect && n > 1 {
+            let period = 2 * (n - 1);
+            let folded = index.rem_euclid(period);
+            if folded >= n { period - folded } else { folded }
+        } else if reflect {
+            0
+        } else {
+            index
+        };
+        if index < 0 || index >= n {
+            return 0.0;
+        }
+        self.buffer[index as usize - self.buffer_start]
+    }
+
+    /// Drops samples no later frame can need (a margin of n_fft covers reflection).
+    fn trim(&mut self) {
+        let keep_from = (self.extractor.frame_start(self.next_frame) - self.extractor.n_fft as isize).max(0) as usize;
+        let reflect_start = matches!(
+            self.extractor.options.frame.framing,
+            Framing::Centered { pad: Padding::Reflect }
+        ) && keep_from < 2 * self.extractor.n_fft;
+        if keep_from > self.buffer_start && !reflect_start {
+            self.buffer.drain(..keep_from - self.buffer_start);
+            self.buffer_start = keep_from;
+        }
+    }
+}
+
+/// Seeded standard normal numbers (xorshift64* and Box–Muller) for dither.
+struct Gaussian {
+    state: u64,
+    spare: Option<f32>,
+}
+
+impl Gaussian {
+    fn new(seed: u64) -> Self {
+        Gaussian {
+            state: seed ^ 0x9E37_79B9_7F4A_7C15 | 1,
+            spare: None,
+        }
+    }
+
+    fn uniform(&mut self) -> f64 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let bits = self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11;
+        (bits as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn next(&mut self) -> f32 {
+        if let Some(spare) = self.spare.take() {
+            return spare;
+        }
+        let (u, v) = (self.uniform(), self.uniform());
+        let radius = (-2.0 * u.ln()).sqrt();
+        let angle = 2.0 * std::f64::consts::PI * v;
+        self.spare = Some((radius * angle.sin()) as f32);
+        (radius * angle.cos()) as f32
+    }
+}

@@ -1,0 +1,157 @@
+//! Whole-utterance post-processing: deltas and cepstral mean (and variance) normalisation.
+
+use crate::{FeatureError, Features};
+
+/// Appends regression deltas up to `order` (Kaldi's `add-deltas`, HTK's formula).
+///
+/// The first-order window is j / (2 Σ_{k=1..N} k²) for j = −N..N; each higher
+/// order's window is the previous one convolved with it. Frames beyond the
+/// edges repeat the first and last frame. Output rows are `[x, Δx, Δ²x, …]`.
+///
+/// ```
+/// use features::{add_deltas, Features};
+/// let ramp = Features { num_frames: 5, dim: 1, data: vec![0.0, 1.0, 2.0, 3.0, 4.0] };
+/// let with_deltas = add_deltas(&ramp, 1, 2);
+/// assert_eq!(with_deltas.frame(2), &[2.0, 1.0]); // slope 1 in the middle
+/// ```
+pub fn add_deltas(features: &Features, order: usize, window: usize) -> Features {
+    let (frames, dim) = (features.num_frames, features.dim);
+    let normaliser: f64 = 2.0 * (1..=window).map(|k| (k * k) as f64).sum::<f64>();
+    let mut kernels: Vec<Vec<f64>> = vec![vec![1.0]];
+    for _ in 0..order {
+        let previous = kernels.last().expect("order 0 kernel");
+        let mut next = vec![0.0; previous.len() + 2 * window];
+        for (k, p) in previous.iter().enumerate() {
+            for j in 0..=2 * window {
+                next[k + j] += (j as f64 - window as f64) / normaliser * p;
+            }
+        }
+        kernels.push(next);
+    }
+    let out_dim = dim * (order + 1);
+    let mut data = vec![0.0f32; frames * out_dim];
+    for t in 0..frames {
+        for (block, kernel) in kernels.iter().enumerate() {
+            let half = (kernel.len() / 2) as isize;
+            let out = &mut data[t * out_dim + block * dim..t * out_dim + (block + 1) * dim];
+            let mut sum = vec![0.0f64; dim];
+            for (j, weight) in kernel.iter().enumerate() {
+                if *weight == 0.0 {
+                    continue;
+                }
+                let source = (t as isize + j as isize - half).clamp(0, frames as isize - 1) as usize;
+                for (s, x) in sum.iter_mut().zip(features.frame(source)) {
+                    *s += weight * *x as f64;
+                }
+            }
+            out.iter_mut().zip(&sum).for_each(|(o, s)| *o = *s as f32);
+        }
+    }
+    Features {
+        num_frames: frames,
+        dim: out_dim,
+        data,
+    }
+}
+
+/// Cepstral mean (and variance) normalisation.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", deny_unknown_fields)]
+pub enum Cmvn {
+    /// Over the whole utterance (Kaldi's `apply-cmvn` with per-utterance stats).
+    Utterance { variance: bool },
+    /// Over a sliding window of frames (Kaldi's `apply-cmvn-sliding`: window 600,
+    /// `center` false, `min_window` 100 by default there).
+    Sliding {
+        window: usize,
+        center: bool,
+        min_window: usize,
+        variance: bool,
+    },
+}
+
+/// Applies [`Cmvn`] to features, in place.
+///
+/// ```
+/// use features::{apply_cmvn, Cmvn, Features};
+/// let mut f = Features { num_frames: 2, dim: 1, data: vec![1.0, 3.0] };
+/// features::apply_cmvn(&mut f, Cmvn::Utterance { variance: true })?;
+/// assert_eq!(f.data, vec![-1.0, 1.0]);
+/// # Ok::<(), features::FeatureError>(())
+/// ```
+pub fn apply_cmvn(features: &mut Features, cmvn: Cmvn) -> Result<(), FeatureError> {
+    let (frames, dim) = (features.num_frames, features.dim);
+    if frames == 0 {
+        return Ok(());
+    }
+    let stats = |from: usize, to: usize, data: &[f32]| -> (Vec<f64>, Vec<f64>) {
+        let mut sum = vec![0.0f64; dim];
+        let mut squares = vec![0.0f64; dim];
+        for row in data[from * dim..to * dim].chunks_exact(dim) {
+            for d in 0..dim {
+                sum[d] += row[d] as f64;
+                squares[d] += (row[d] as f64).powi(2);
+            }
+        }
+        (sum, squares)
+    };
+    let normalise = |row: &mut [f32], sum: &[f64], squares: &[f64], count: usize, variance: bool| {
+        for d in 0..dim {
+            let mean = sum[d] / count as f64;
+            let mut value = row[d] as f64 - mean;
+            if variance {
+                let var = (squares[d] / count as f64 - mean * mean).max(1e-20);
+                value /= var.sqrt();
+            }
+            row[d] = value as f32;
+        }
+    };
+    match cmvn {
+        Cmvn::Utterance { variance } => {
+            let (sum, squares) = stats(0, frames, &features.data);
+            for row in features.data.chunks_exact_mut(dim) {
+                normalise(row, &sum, &squares, frames, variance);
+            }
+        }
+        Cmvn::Sliding {
+            window,
+            center,
+            min_window,
+            variance,
+        } => {
+            if window == 0 {
+                return Err(FeatureError::InvalidOptions("CMVN window must be positive".into()));
+            }
+            let original = features.data.clone();
+            for t in 0..frames {
+                let (start, end) = sliding_window(t, frames, window, center, min_window);
+                let (sum, squares) = stats(start, end, &original);
+                normalise(&mut features.data[t * dim..(t + 1) * dim], &sum, &squares, end - start, variance);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The frames `[start, end)` Kaldi's sliding CMN averages for frame `t`.
+fn sliding_window(t: usize, frames: usize, window: usize, center: bool, min_window: usize) -> (usize, usize) {
+    let (t, frames, window) = (t as isize, frames as isize, window as isize);
+    let (mut start, mut end) = if center {
+        (t - window / 2, t - window / 2 + window)
+    } else {
+        (t - window, t + 1)
+    };
+    if start < 0 {
+        end -= start;
+        start = 0;
+    }
+    if !center && end > t {
+        end = (t + 1).max(min_window as isize);
+    }
+    if end > frames {
+        start -= end - frames;
+        end = frames;
+        start = start.max(0);
+    }
+    (start as usize, end as usize)
+}
