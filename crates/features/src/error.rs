@@ -19,7 +19,9 @@ pub enum FeatureError {
     #[error("not a readable WAV file: {0}")]
     NotWav(String),
     /// The header promises more sample data than the file holds.
-    #[error("truncated WAV data: the header promises {expected} bytes of samples, the file has {found}")]
+    #[error(
+        "truncated WAV data: the header promises {expected} bytes of samples, the file has {found}"
+    )]
     Truncated { expected: usize, found: usize },
     /// A sample encoding this crate does not decode (ADPCM, A-law, µ-law, 64-bit float, …).
     #[error("unsupported WAV encoding: {0}")]
@@ -37,7 +39,9 @@ pub enum FeatureError {
     #[error("channel {index} requested, the file has {channels}")]
     NoSuchChannel { index: usize, channels: usize },
     /// The file's rate differs from the configured one and resampling was not allowed.
-    #[error("the file is sampled at {file} Hz but the features are configured for {configured} Hz (allow resampling, or set the sample rate to {file})")]
+    #[error(
+        "the file is sampled at {file} Hz but the features are configured for {configured} Hz (allow resampling, or set the sample rate to {file})"
+    )]
     SampleRateMismatch { file: u32, configured: u32 },
     /// The options contradict each other or are out of range.
     #[error("invalid feature options: {0}")]

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::mel::{dct_matrix, lifter_weights, MelFilterbank};
+use crate::mel::{MelFilterbank, dct_matrix, lifter_weights};
 use crate::{
-    window, Energy, FeatureError, FeatureOptions, Framing, LogScale, Padding, Preemphasis,
-    Spectrum,
+    Energy, FeatureError, FeatureOptions, Framing, LogScale, Padding, Preemphasis, Spectrum, window,
 };
 
 /// A `[frames, dim]` row-major matrix of features.
@@ -40,7 +39,9 @@ impl Features {
 
     /// Iterates over frames.
     pub fn frames(&self) -> impl Iterator<Item = &[f32]> {
-        self.data.chunks_exact(self.dim.max(1)).take(self.num_frames)
+        self.data
+            .chunks_exact(self.dim.max(1))
+            .take(self.num_frames)
     }
 
     /// Appends the frames of `other` (same `dim`).
@@ -100,7 +101,11 @@ impl FeatureExtractor {
     /// Validates the options and precomputes everything that does not depend on the audio.
     pub fn new(options: FeatureOptions) -> Result<Self, FeatureError> {
         options.validate()?;
-        let (win, hop, n_fft) = (options.win_length()?, options.hop_length()?, options.n_fft()?);
+        let (win, hop, n_fft) = (
+            options.win_length()?,
+            options.hop_length()?,
+            options.n_fft()?,
+        );
         let filterbank = MelFilterbank::new(&options)?;
         let dct = dct_matrix(options.cepstral.n_mfcc, options.mel.n_mels);
         let lifter = lifter_weights(options.cepstral.n_mfcc, options.cepstral.lifter);
@@ -190,8 +195,15 @@ impl FeatureExtractor {
             ..
         } = self.options.mel.log
         {
-            let peak = log_mel.data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            log_mel.data.iter_mut().for_each(|v| *v = v.max(peak - top_db));
+            let peak = log_mel
+                .data
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
+            log_mel
+                .data
+                .iter_mut()
+                .for_each(|v| *v = v.max(peak - top_db));
         }
         Ok(match output {
             Output::LogMel | Output::Spectrum => log_mel,
@@ -202,7 +214,11 @@ impl FeatureExtractor {
                     dim: n_mfcc,
                     data: vec![0.0; log_mel.num_frames * n_mfcc],
                 };
-                for (t, (mel, out)) in log_mel.frames().zip(mfcc.data.chunks_exact_mut(n_mfcc)).enumerate() {
+                for (t, (mel, out)) in log_mel
+                    .frames()
+                    .zip(mfcc.data.chunks_exact_mut(n_mfcc))
+                    .enumerate()
+                {
                     self.cepstra(mel, stream.energies[t], out);
                 }
                 mfcc
@@ -230,7 +246,9 @@ impl FeatureExtractor {
             top_db: Some(_), ..
         } = self.options.mel.log
         {
-            return Err(FeatureError::NeedsWholeInput("top_db (relative to the whole input's maximum)"));
+            return Err(FeatureError::NeedsWholeInput(
+                "top_db (relative to the whole input's maximum)",
+            ));
         }
         Ok(Stream::new_unchecked(self, output))
     }
@@ -270,15 +288,26 @@ impl FeatureExtractor {
             }
             frame[0] -= k * frame[0];
         }
-        frame.iter_mut().zip(&self.window).for_each(|(x, w)| *x *= w);
+        frame
+            .iter_mut()
+            .zip(&self.window)
+            .for_each(|(x, w)| *x *= w);
         if options.cepstral.energy == Energy::WindowedFrame {
             energy = sum_squares(frame);
         }
         scratch.frame[self.win..].fill(0.0);
         self.fft
-            .process_with_scratch(&mut scratch.frame, &mut scratch.spectrum, &mut scratch.fft_scratch)
+            .process_with_scratch(
+                &mut scratch.frame,
+                &mut scratch.spectrum,
+                &mut scratch.fft_scratch,
+            )
             .expect("buffers are made by the plan");
-        let scale = if options.mel.divide_by_n_fft { 1.0 / self.n_fft as f32 } else { 1.0 };
+        let scale = if options.mel.divide_by_n_fft {
+            1.0 / self.n_fft as f32
+        } else {
+            1.0
+        };
         for (power, bin) in scratch.power.iter_mut().zip(&scratch.spectrum) {
             let squared = bin.norm_sqr();
             *power = match options.mel.spectrum {
@@ -291,17 +320,26 @@ impl FeatureExtractor {
             Energy::RawFrame | Energy::WindowedFrame => energy.max(f32::EPSILON).ln(),
             Energy::SpectrumSum => {
                 let total = scratch.power.iter().sum::<f32>();
-                if total == 0.0 { f64::EPSILON as f32 } else { total }.ln()
+                if total == 0.0 {
+                    f64::EPSILON as f32
+                } else {
+                    total
+                }
+                .ln()
             }
         };
         let floor = options.cepstral.energy_floor;
-        let log_energy = if floor > 0.0 { log_energy.max(floor.ln()) } else { log_energy };
+        let log_energy = if floor > 0.0 {
+            log_energy.max(floor.ln())
+        } else {
+            log_energy
+        };
         self.filterbank.apply(&scratch.power, log_mel);
         match options.mel.log {
             LogScale::Natural { floor } => log_mel.iter_mut().for_each(|v| *v = v.max(floor).ln()),
-            LogScale::Decibel { amin, .. } => {
-                log_mel.iter_mut().for_each(|v| *v = 10.0 * v.max(amin).log10())
-            }
+            LogScale::Decibel { amin, .. } => log_mel
+                .iter_mut()
+                .for_each(|v| *v = 10.0 * v.max(amin).log10()),
         }
         log_energy
     }
@@ -309,7 +347,11 @@ impl FeatureExtractor {
     /// DCT, lifter and energy: one log-mel frame to one cepstral frame.
     fn cepstra(&self, log_mel: &[f32], log_energy: f32, out: &mut [f32]) {
         let n_mels = log_mel.len();
-        for ((c, row), lifter) in out.iter_mut().zip(self.dct.chunks_exact(n_mels)).zip(&self.lifter) {
+        for ((c, row), lifter) in out
+            .iter_mut()
+            .zip(self.dct.chunks_exact(n_mels))
+            .zip(&self.lifter)
+        {
             *c = row.iter().zip(log_mel).map(|(d, m)| d * m).sum::<f32>() * lifter;
         }
         if self.options.cepstral.energy != Energy::None {
@@ -449,7 +491,9 @@ impl<'a> Stream<'a> {
     fn sample_at(&self, index: isize, total: Option<usize>) -> f32 {
         let reflect = matches!(
             self.extractor.options.frame.framing,
-            Framing::Centered { pad: Padding::Reflect }
+            Framing::Centered {
+                pad: Padding::Reflect
+            }
         );
         let n = total.unwrap_or(self.received) as isize;
         let index = if reflect && n > 1 {
@@ -469,10 +513,14 @@ impl<'a> Stream<'a> {
 
     /// Drops samples no later frame can need (a margin of n_fft covers reflection).
     fn trim(&mut self) {
-        let keep_from = (self.extractor.frame_start(self.next_frame) - self.extractor.n_fft as isize).max(0) as usize;
+        let keep_from = (self.extractor.frame_start(self.next_frame)
+            - self.extractor.n_fft as isize)
+            .max(0) as usize;
         let reflect_start = matches!(
             self.extractor.options.frame.framing,
-            Framing::Centered { pad: Padding::Reflect }
+            Framing::Centered {
+                pad: Padding::Reflect
+            }
         ) && keep_from < 2 * self.extractor.n_fft;
         if keep_from > self.buffer_start && !reflect_start {
             self.buffer.drain(..keep_from - self.buffer_start);

@@ -24,12 +24,16 @@
 //! | [`extractor`] | the per-frame pipeline, whole-signal and streaming |
 //! | [`post`] | deltas and CMVN |
 //! | [`npy`] | `.npy` reading and atomic writing |
+//! | [`pipeline`] | one WAV file to features: read, resample, compute, deltas, CMVN |
+//! | [`plot`] | a feature matrix as a PNG image |
 
 pub mod error;
 pub mod extractor;
 pub mod mel;
 pub mod npy;
 pub mod options;
+pub mod pipeline;
+pub mod plot;
 pub mod post;
 pub mod resample;
 pub mod wav;
@@ -37,13 +41,15 @@ pub mod window;
 
 pub use error::FeatureError;
 pub use extractor::{FeatureExtractor, Features, Output, Stream};
-pub use mel::{dct_matrix, hz_to_mel, lifter_weights, mel_to_hz, MelFilterbank};
-pub use npy::{read_npy, write_npy, NpyArray};
+pub use mel::{MelFilterbank, dct_matrix, hz_to_mel, lifter_weights, mel_to_hz};
+pub use npy::{NpyArray, read_npy, write_npy};
 pub use options::{
     CepstralOptions, Energy, FeatureOptions, FilterShape, FrameOptions, Framing, LogScale, MelNorm,
     MelOptions, MelScale, Padding, Preemphasis, Preset, Rounding, Span, Spectrum, Window,
 };
-pub use post::{add_deltas, apply_cmvn, Cmvn};
+pub use pipeline::FilePipeline;
+pub use plot::write_png;
+pub use post::{Cmvn, add_deltas, apply_cmvn};
 pub use resample::resample;
-pub use wav::{decode_wav, read_wav, Audio, Channel};
+pub use wav::{Audio, Channel, decode_wav, read_wav};
 pub use window::window;

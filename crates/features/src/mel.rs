@@ -64,12 +64,18 @@ impl MelFilterbank {
         let mel_points: Vec<f64> = (0..mel.n_mels + 2)
             .map(|i| low + (high - low) * i as f64 / (mel.n_mels + 1) as f64)
             .collect();
-        let hz_points: Vec<f64> = mel_points.iter().map(|&m| mel_to_hz(m, mel.scale)).collect();
+        let hz_points: Vec<f64> = mel_points
+            .iter()
+            .map(|&m| mel_to_hz(m, mel.scale))
+            .collect();
         match mel.shape {
             FilterShape::MelDomain => {
                 // Kaldi: bins 0..n_fft/2 (the Nyquist bin is left out), weighted in mel,
                 // in f32 arithmetic as Kaldi's `MelBanks` does it.
-                let mel32 = |hz: f32| hz_to_mel(hz as f64, mel.scale) as f32;
+                let mel32 = |hz: f32| match mel.scale {
+                    MelScale::Htk => 1127.0f32 * (1.0f32 + hz / 700.0f32).ln(),
+                    MelScale::Slaney => hz_to_mel(hz as f64, mel.scale) as f32,
+                };
                 let bin_width = rate as f32 / n_fft as f32;
                 let (low, high) = (mel32(fmin as f32), mel32(fmax as f32));
                 let delta = (high - low) / (mel.n_mels + 1) as f32;
@@ -110,11 +116,12 @@ impl MelFilterbank {
                     .collect();
                 for (band, row) in dense.iter_mut().enumerate() {
                     let (a, b, c) = (edges[band], edges[band + 1], edges[band + 2]);
-                    for bin in a..b.min(n_bins) {
-                        row[bin] = (bin - a) as f64 / (b - a) as f64;
-                    }
-                    for bin in b..c.min(n_bins) {
-                        row[bin] = (c - bin) as f64 / (c - b) as f64;
+                    for (bin, weight) in row.iter_mut().enumerate().take(c).skip(a) {
+                        *weight = if bin < b {
+                            (bin - a) as f64 / (b - a) as f64
+                        } else {
+                            (c - bin) as f64 / (c - b) as f64
+                        };
                     }
                 }
             }
@@ -145,7 +152,8 @@ impl MelFilterbank {
             .iter()
             .map(|filter| {
                 let mut row = vec![0.0; self.n_bins];
-                row[filter.first..filter.first + filter.weights.len()].copy_from_slice(&filter.weights);
+                row[filter.first..filter.first + filter.weights.len()]
+                    .copy_from_slice(&filter.weights);
                 row
             })
             .collect()
@@ -173,8 +181,13 @@ pub fn dct_matrix(n_mfcc: usize, n_mels: usize) -> Vec<f32> {
     (0..n_mfcc)
         .flat_map(|k| {
             (0..n_mels).map(move |m| {
-                let scale = if k == 0 { (1.0 / n).sqrt() } else { (2.0 / n).sqrt() };
-                (scale * (std::f64::consts::PI * k as f64 * (2 * m + 1) as f64 / (2.0 * n)).cos()) as f32
+                let scale = if k == 0 {
+                    (1.0 / n).sqrt()
+                } else {
+                    (2.0 / n).sqrt()
+                };
+                (scale * (std::f64::consts::PI * k as f64 * (2 * m + 1) as f64 / (2.0 * n)).cos())
+                    as f32
             })
         })
         .collect()

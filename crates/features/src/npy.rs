@@ -30,7 +30,10 @@ pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
 /// Writes bytes to `path` atomically: a temporary file beside it, then a rename,
 /// so a crash never leaves a half-written file under the final name.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FeatureError> {
-    let directory = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let directory = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let io = |e| FeatureError::io(path, e);
     let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(io)?;
     temporary.write_all(bytes).map_err(io)?;
@@ -40,7 +43,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FeatureError> {
 
 /// Saves features as a float32 `[frames, dim]` `.npy` file, atomically.
 pub fn write_npy(path: impl AsRef<Path>, features: &Features) -> Result<(), FeatureError> {
-    write_atomic(path.as_ref(), &npy_bytes(&[features.num_frames, features.dim], &features.data))
+    write_atomic(
+        path.as_ref(),
+        &npy_bytes(&[features.num_frames, features.dim], &features.data),
+    )
 }
 
 /// A float array read from `.npy`: its shape and values (float64 files are narrowed).
@@ -65,7 +71,10 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, FeatureError> {
     }
     let (header_len, offset) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         _ => return Err(bad("unknown version")),
     };
     let header = bytes
@@ -100,7 +109,9 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, FeatureError> {
         return Err(bad("data length does not match the shape"));
     }
     let data = if width == 4 {
-        body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        body.chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
     } else {
         body.chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)

@@ -299,7 +299,9 @@ impl FeatureOptions {
                     shape: FilterShape::MelDomain,
                     spectrum: Spectrum::Power,
                     divide_by_n_fft: false,
-                    log: LogScale::Natural { floor: f32::EPSILON },
+                    log: LogScale::Natural {
+                        floor: f32::EPSILON,
+                    },
                 },
                 cepstral: CepstralOptions {
                     n_mfcc: 13,
@@ -441,7 +443,9 @@ impl FeatureOptions {
         }
         let (win, hop, n_fft) = (self.win_length()?, self.hop_length()?, self.n_fft()?);
         if win == 0 || hop == 0 {
-            return bad(format!("win_length {win} and hop_length {hop} must be positive"));
+            return bad(format!(
+                "win_length {win} and hop_length {hop} must be positive"
+            ));
         }
         if win > n_fft {
             return bad(format!("win_length {win} is longer than n_fft {n_fft}"));

@@ -39,7 +39,8 @@ pub fn add_deltas(features: &Features, order: usize, window: usize) -> Features 
                 if *weight == 0.0 {
                     continue;
                 }
-                let source = (t as isize + j as isize - half).clamp(0, frames as isize - 1) as usize;
+                let source =
+                    (t as isize + j as isize - half).clamp(0, frames as isize - 1) as usize;
                 for (s, x) in sum.iter_mut().zip(features.frame(source)) {
                     *s += weight * *x as f64;
                 }
@@ -95,17 +96,18 @@ pub fn apply_cmvn(features: &mut Features, cmvn: Cmvn) -> Result<(), FeatureErro
         }
         (sum, squares)
     };
-    let normalise = |row: &mut [f32], sum: &[f64], squares: &[f64], count: usize, variance: bool| {
-        for d in 0..dim {
-            let mean = sum[d] / count as f64;
-            let mut value = row[d] as f64 - mean;
-            if variance {
-                let var = (squares[d] / count as f64 - mean * mean).max(1e-20);
-                value /= var.sqrt();
+    let normalise =
+        |row: &mut [f32], sum: &[f64], squares: &[f64], count: usize, variance: bool| {
+            for d in 0..dim {
+                let mean = sum[d] / count as f64;
+                let mut value = row[d] as f64 - mean;
+                if variance {
+                    let var = (squares[d] / count as f64 - mean * mean).max(1e-20);
+                    value /= var.sqrt();
+                }
+                row[d] = value as f32;
             }
-            row[d] = value as f32;
-        }
-    };
+        };
     match cmvn {
         Cmvn::Utterance { variance } => {
             let (sum, squares) = stats(0, frames, &features.data);
@@ -120,13 +122,21 @@ pub fn apply_cmvn(features: &mut Features, cmvn: Cmvn) -> Result<(), FeatureErro
             variance,
         } => {
             if window == 0 {
-                return Err(FeatureError::InvalidOptions("CMVN window must be positive".into()));
+                return Err(FeatureError::InvalidOptions(
+                    "CMVN window must be positive".into(),
+                ));
             }
             let original = features.data.clone();
             for t in 0..frames {
                 let (start, end) = sliding_window(t, frames, window, center, min_window);
                 let (sum, squares) = stats(start, end, &original);
-                normalise(&mut features.data[t * dim..(t + 1) * dim], &sum, &squares, end - start, variance);
+                normalise(
+                    &mut features.data[t * dim..(t + 1) * dim],
+                    &sum,
+                    &squares,
+                    end - start,
+                    variance,
+                );
             }
         }
     }
@@ -134,7 +144,13 @@ pub fn apply_cmvn(features: &mut Features, cmvn: Cmvn) -> Result<(), FeatureErro
 }
 
 /// The frames `[start, end)` Kaldi's sliding CMN averages for frame `t`.
-fn sliding_window(t: usize, frames: usize, window: usize, center: bool, min_window: usize) -> (usize, usize) {
+fn sliding_window(
+    t: usize,
+    frames: usize,
+    window: usize,
+    center: bool,
+    min_window: usize,
+) -> (usize, usize) {
     let (t, frames, window) = (t as isize, frames as isize, window as isize);
     let (mut start, mut end) = if center {
         (t - window / 2, t - window / 2 + window)

@@ -27,10 +27,16 @@ pub fn resample(audio: &Audio, sample_rate: u32) -> Result<Audio, FeatureError> 
             audio.sample_rate
         ))
     };
-    let mut resampler =
-        FftFixedIn::<f32>::new(audio.sample_rate as usize, sample_rate as usize, CHUNK, 1, 1)
-            .map_err(|e| failed(&e))?;
-    let wanted = (audio.samples.len() as u64 * sample_rate as u64).div_ceil(audio.sample_rate as u64) as usize;
+    let mut resampler = FftFixedIn::<f32>::new(
+        audio.sample_rate as usize,
+        sample_rate as usize,
+        CHUNK,
+        1,
+        1,
+    )
+    .map_err(|e| failed(&e))?;
+    let wanted = (audio.samples.len() as u64 * sample_rate as u64)
+        .div_ceil(audio.sample_rate as u64) as usize;
     let delay = resampler.output_delay();
     let mut output = Vec::with_capacity(wanted + delay + 2 * CHUNK);
     let mut chunks = audio.samples.chunks_exact(resampler.input_frames_next());
@@ -39,10 +45,18 @@ pub fn resample(audio: &Audio, sample_rate: u32) -> Result<Audio, FeatureError> 
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        output.extend_from_slice(&resampler.process_partial(Some(&[rest]), None).map_err(|e| failed(&e))?[0]);
+        output.extend_from_slice(
+            &resampler
+                .process_partial(Some(&[rest]), None)
+                .map_err(|e| failed(&e))?[0],
+        );
     }
     while output.len() < wanted + delay {
-        output.extend_from_slice(&resampler.process_partial::<&[f32]>(None, None).map_err(|e| failed(&e))?[0]);
+        output.extend_from_slice(
+            &resampler
+                .process_partial::<&[f32]>(None, None)
+                .map_err(|e| failed(&e))?[0],
+        );
     }
     output.drain(..delay);
     output.truncate(wanted);

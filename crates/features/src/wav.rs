@@ -80,13 +80,13 @@ pub fn decode_wav<R: Read>(reader: R, channel: Channel) -> Result<Audio, Feature
     if format.sample_rate == 0 || format.sample_rate > MAX_SAMPLE_RATE {
         return Err(FeatureError::BadSampleRate(format.sample_rate));
     }
-    if let Channel::Index(index) = channel {
-        if index >= format.channels {
-            return Err(FeatureError::NoSuchChannel {
-                index,
-                channels: format.channels,
-            });
-        }
+    if let Channel::Index(index) = channel
+        && index >= format.channels
+    {
+        return Err(FeatureError::NoSuchChannel {
+            index,
+            channels: format.channels,
+        });
     }
     let width = match (format.float, format.bits_per_sample) {
         (false, 8) => 1,
@@ -95,7 +95,9 @@ pub fn decode_wav<R: Read>(reader: R, channel: Channel) -> Result<Audio, Feature
         (false, 32) | (true, 32) => 4,
         (float, bits) => {
             let kind = if float { "float" } else { "integer PCM" };
-            return Err(FeatureError::UnsupportedEncoding(format!("{bits}-bit {kind}")));
+            return Err(FeatureError::UnsupportedEncoding(format!(
+                "{bits}-bit {kind}"
+            )));
         }
     };
     let expected = wav.len() as usize * width;
@@ -119,9 +121,9 @@ pub fn decode_wav<R: Read>(reader: R, channel: Channel) -> Result<Audio, Feature
 
 fn hound_error(error: hound::Error) -> FeatureError {
     match error {
-        hound::Error::Unsupported => {
-            FeatureError::UnsupportedEncoding("compressed or non-PCM format tag (ADPCM, A-law, µ-law, …)".into())
-        }
+        hound::Error::Unsupported => FeatureError::UnsupportedEncoding(
+            "compressed or non-PCM format tag (ADPCM, A-law, µ-law, …)".into(),
+        ),
         hound::Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             FeatureError::NotWav("the header ends early".into())
         }
@@ -149,10 +151,10 @@ fn decode_samples(bytes: &[u8], format: WavFormat) -> Result<Vec<f32>, FeatureEr
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect(),
     };
-    if format.float {
-        if let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(FeatureError::NonFiniteSample { index, value });
-        }
+    if format.float
+        && let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite())
+    {
+        return Err(FeatureError::NonFiniteSample { index, value });
     }
     Ok(samples)
 }
@@ -160,7 +162,12 @@ fn decode_samples(bytes: &[u8], format: WavFormat) -> Result<Vec<f32>, FeatureEr
 fn to_mono(interleaved: &[f32], channels: usize, channel: Channel) -> Vec<f32> {
     match (channels, channel) {
         (1, _) => interleaved.to_vec(),
-        (_, Channel::Index(index)) => interleaved.iter().skip(index).step_by(channels).copied().collect(),
+        (_, Channel::Index(index)) => interleaved
+            .iter()
+            .skip(index)
+            .step_by(channels)
+            .copied()
+            .collect(),
         (_, Channel::Mean) => interleaved
             .chunks_exact(channels)
             .map(|frame| frame.iter().sum::<f32>() / channels as f32)

@@ -12,7 +12,13 @@ use crate::Window;
 /// assert_eq!(w, vec![0.0, 0.5, 1.0, 0.5, 0.0]);
 /// ```
 pub fn window(kind: Window, length: usize) -> Vec<f32> {
-    let denominator = |periodic: bool| if periodic { length } else { length.saturating_sub(1) };
+    let denominator = |periodic: bool| {
+        if periodic {
+            length
+        } else {
+            length.saturating_sub(1)
+        }
+    };
     let cosine_sum = |periodic: bool, a: &[f64]| -> Vec<f32> {
         let m = denominator(periodic);
         (0..length)

@@ -1,0 +1,248 @@
+//! `mfcc`: WAV files to MFCC or log-mel `.npy` matrices, matching Kaldi, librosa or HTK.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use features::{
+    Channel, Cmvn, FeatureError, FeatureOptions, FilePipeline, Output, Preset, Span, write_npy,
+    write_png,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum PresetArg {
+    /// Kaldi's compute-mfcc-feats / compute-fbank-feats with --dither=0 (int16 scale, povey window, 23 mels, snip edges).
+    Kaldi,
+    /// librosa.feature.mfcc / power_to_db(melspectrogram) (centred frames, Hann, Slaney mels, dB with top_db 80).
+    Librosa,
+    /// python_speech_features.mfcc / logfbank (HTK-style: whole-signal pre-emphasis, rectangular window, 26 mels).
+    Htk,
+}
+
+/// Computes MFCC (or log-mel) features of WAV files and writes float32 `.npy` matrices
+/// of shape [frames, coefficients].
+///
+/// One input file: OUT is the `.npy` file. Several inputs or a directory: OUT is a
+/// directory mirroring the inputs (`a/b.wav` → `OUT/a/b.npy`), processed in parallel
+/// on all cores. Files that cannot be read are reported and counted; the exit status
+/// is 1 if any failed. Outputs are written atomically (no partial files).
+#[derive(Debug, Parser)]
+#[command(name = "mfcc", version)]
+struct Args {
+    /// Which reference to reproduce; every option below overrides one of its values.
+    #[arg(long, value_enum, default_value = "kaldi")]
+    preset: PresetArg,
+    /// Compute at this rate (Hz), resampling files at other rates. Default: each file's own rate.
+    #[arg(long, value_name = "HZ")]
+    sample_rate: Option<u32>,
+    /// Refuse files whose rate differs from --sample-rate instead of resampling them.
+    #[arg(long, requires = "sample_rate")]
+    no_resample: bool,
+    /// FFT size (default: the preset's; Kaldi: next power of two above the window).
+    #[arg(long, value_name = "N")]
+    n_fft: Option<usize>,
+    /// Window length in samples (default: the preset's, 25 ms for kaldi and htk, n_fft for librosa).
+    #[arg(long, value_name = "N")]
+    win_length: Option<usize>,
+    /// Hop length in samples (default: 10 ms for kaldi and htk, win_length/4 for librosa).
+    #[arg(long, value_name = "N")]
+    hop_length: Option<usize>,
+    /// Number of mel bands.
+    #[arg(long, value_name = "N")]
+    n_mels: Option<usize>,
+    /// Number of cepstral coefficients.
+    #[arg(long, value_name = "N")]
+    n_mfcc: Option<usize>,
+    /// Lowest mel band edge (Hz).
+    #[arg(long, value_name = "HZ")]
+    fmin: Option<f32>,
+    /// Highest mel band edge (Hz); negative: offset below Nyquist (Kaldi).
+    #[arg(long, value_name = "HZ", allow_negative_numbers = true)]
+    fmax: Option<f32>,
+    /// Cepstral lifter L (0 turns it off).
+    #[arg(long, value_name = "L")]
+    lifter: Option<f32>,
+    /// Append first and second order deltas (window 2, Kaldi's add-deltas).
+    #[arg(long)]
+    deltas: bool,
+    /// Per-utterance mean and variance normalisation, applied last.
+    #[arg(long)]
+    cmvn: bool,
+    /// Write log-mel energies instead of MFCC.
+    #[arg(long)]
+    log_mel: bool,
+    /// Use this channel (from 0) instead of the mean of all channels.
+    #[arg(long, value_name = "N")]
+    channel: Option<usize>,
+    /// Also draw the features of the (single) input as a PNG image.
+    #[arg(long, value_name = "PNG")]
+    plot: Option<PathBuf>,
+    /// WAV files or directories (searched recursively for .wav files).
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+    /// Output `.npy` file (one input) or directory (several inputs or a directory).
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+}
+
+fn pipeline(args: &Args) -> Result<FilePipeline, FeatureError> {
+    let preset = match args.preset {
+        PresetArg::Kaldi => Preset::Kaldi,
+        PresetArg::Librosa => Preset::Librosa,
+        PresetArg::Htk => Preset::Htk,
+    };
+    let mut options = FeatureOptions::preset(preset);
+    if let Some(rate) = args.sample_rate {
+        options.frame.sample_rate = rate;
+    }
+    if let Some(n) = args.n_fft {
+        options.frame.n_fft = Some(n);
+    }
+    if let Some(n) = args.win_length {
+        options.frame.win_length = Some(Span::Samples(n));
+    }
+    if let Some(n) = args.hop_length {
+        options.frame.hop_length = Some(Span::Samples(n));
+    }
+    if let Some(n) = args.n_mels {
+        options.mel.n_mels = n;
+    }
+    if let Some(n) = args.n_mfcc {
+        options.cepstral.n_mfcc = n;
+    }
+    if let Some(f) = args.fmin {
+        options.mel.fmin = f;
+    }
+    if args.fmax.is_some() {
+        options.mel.fmax = args.fmax;
+    }
+    if let Some(l) = args.lifter {
+        options.cepstral.lifter = l;
+    }
+    let mut pipeline = FilePipeline::new(options);
+    pipeline.fixed_rate = args.sample_rate.is_some();
+    pipeline.allow_resampling = !args.no_resample;
+    pipeline.output = if args.log_mel {
+        Output::LogMel
+    } else {
+        Output::Mfcc
+    };
+    pipeline.channel = args.channel.map_or(Channel::Mean, Channel::Index);
+    pipeline.deltas = args.deltas.then_some((2, 2));
+    pipeline.cmvn = args.cmvn.then_some(Cmvn::Utterance { variance: true });
+    Ok(pipeline)
+}
+
+/// Every input as (path to read, path relative to the output directory).
+fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, FeatureError> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            walk(input, input, &mut files)?;
+        } else {
+            let name = input
+                .file_name()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| input.clone());
+            files.push((input.clone(), name));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn walk(
+    root: &Path,
+    directory: &Path,
+    files: &mut Vec<(PathBuf, PathBuf)>,
+) -> Result<(), FeatureError> {
+    let entries = std::fs::read_dir(directory).map_err(|e| FeatureError::io(directory, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| FeatureError::io(directory, e))?.path();
+        if path.is_dir() {
+            walk(root, &path, files)?;
+        } else if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("wav"))
+        {
+            let relative = path
+                .strip_prefix(root)
+                .expect("walked from root")
+                .to_path_buf();
+            files.push((path, relative));
+        }
+    }
+    Ok(())
+}
+
+fn run(args: Args) -> Result<ExitCode, FeatureError> {
+    let pipeline = pipeline(&args)?;
+    let single = args.inputs.len() == 1 && !args.inputs[0].is_dir();
+    if single {
+        let features = pipeline.run(&args.inputs[0])?;
+        write_npy(&args.output, &features)?;
+        if let Some(plot) = &args.plot {
+            write_png(plot, &features)?;
+        }
+        eprintln!(
+            "{}: {} frames × {}",
+            args.output.display(),
+            features.num_frames,
+            features.dim
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.plot.is_some() {
+        return Err(FeatureError::InvalidOptions(
+            "--plot needs a single input file".into(),
+        ));
+    }
+    let files = collect_inputs(&args.inputs)?;
+    let progress = ProgressBar::new(files.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} files, {per_sec}, ETA {eta}")
+            .expect("template"),
+    );
+    let failures: Vec<String> = files
+        .par_iter()
+        .filter_map(|(input, relative)| {
+            let target = args.output.join(relative).with_extension("npy");
+            let result = target
+                .parent()
+                .map_or(Ok(()), |dir| {
+                    std::fs::create_dir_all(dir).map_err(|e| FeatureError::io(dir, e))
+                })
+                .and_then(|()| pipeline.run(input))
+                .and_then(|features| write_npy(&target, &features));
+            progress.inc(1);
+            result.err().map(|e| format!("{}: {e}", input.display()))
+        })
+        .collect();
+    progress.finish_and_clear();
+    for failure in &failures {
+        eprintln!("skipped {failure}");
+    }
+    eprintln!(
+        "{} of {} files written to {}; {} skipped",
+        files.len() - failures.len(),
+        files.len(),
+        args.output.display(),
+        failures.len()
+    );
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("mfcc: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! One file in, one feature matrix out: reading, channel choice, resampling,
+//! features, deltas and CMVN in the order Kaldi's recipes apply them.
+
+use std::path::Path;
+
+use crate::{
+    Channel, Cmvn, FeatureError, FeatureExtractor, FeatureOptions, Features, Output, add_deltas,
+    apply_cmvn, read_wav, resample,
+};
+
+/// Everything needed to turn a WAV file into features.
+///
+/// ```no_run
+/// use features::{FeatureOptions, FilePipeline, Output, Preset};
+/// let pipeline = FilePipeline::new(FeatureOptions::preset(Preset::Kaldi)).with_deltas(2, 2);
+/// let features = pipeline.run("speech.wav")?; // [frames, 39]
+/// # Ok::<(), features::FeatureError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct FilePipeline {
+    /// Feature options; `frame.sample_rate` is the rate features are computed at.
+    pub options: FeatureOptions,
+    /// MFCC or log-mel.
+    pub output: Output,
+    /// Channel choice for multi-channel files.
+    pub channel: Channel,
+    /// Resample files at another rate (otherwise they are refused).
+    pub allow_resampling: bool,
+    /// When false, each file is processed at its own rate and `options.frame.sample_rate` is ignored.
+    pub fixed_rate: bool,
+    /// Delta order and window, if any.
+    pub deltas: Option<(usize, usize)>,
+    /// Normalisation applied last, if any.
+    pub cmvn: Option<Cmvn>,
+}
+
+impl FilePipeline {
+    /// MFCC at the options' rate, channels averaged, resampling allowed, no deltas or CMVN.
+    pub fn new(options: FeatureOptions) -> Self {
+        FilePipeline {
+            options,
+            output: Output::Mfcc,
+            channel: Channel::Mean,
+            allow_resampling: true,
+            fixed_rate: true,
+            deltas: None,
+            cmvn: None,
+        }
+    }
+
+    /// Adds deltas up to `order` with regression window `window`.
+    pub fn with_deltas(mut self, order: usize, window: usize) -> Self {
+        self.deltas = Some((order, window));
+        self
+    }
+
+    /// Features of one file.
+    pub fn run(&self, path: impl AsRef<Path>) -> Result<Features, FeatureError> {
+        let mut audio = read_wav(path, self.channel)?;
+        let mut options = self.options.clone();
+        if !self.fixed_rate {
+            options.frame.sample_rate = audio.sample_rate;
+        } else if audio.sample_rate != options.frame.sample_rate {
+            if !self.allow_resampling {
+                return Err(FeatureError::SampleRateMismatch {
+                    file: audio.sample_rate,
+                    configured: options.frame.sample_rate,
+                });
+            }
+            audio = resample(&audio, options.frame.sample_rate)?;
+        }
+        let mut features = FeatureExtractor::new(options)?.compute(&audio.samples, self.output)?;
+        if let Some((order, window)) = self.deltas {
+            features = add_deltas(&features, order, window);
+        }
+        if let Some(cmvn) = self.cmvn {
+            apply_cmvn(&mut features, cmvn)?;
+        }
+        Ok(features)
+    }
+}

@@ -1,0 +1,380 @@
+//! Reading every WAV encoding, refusing bad input with typed errors, streaming
+//! equal to whole-signal computation, resampling, `.npy` files and CMVN.
+
+use std::path::{Path, PathBuf};
+
+use features::{
+    Audio, Channel, Cmvn, FeatureError, FeatureExtractor, FeatureOptions, Features, Framing,
+    LogScale, Output, Padding, Preset, apply_cmvn, decode_wav, read_npy, read_wav, resample,
+    write_npy,
+};
+
+fn audio_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/audio")
+        .join(name)
+}
+
+fn digit(name: &str, channel: Channel) -> Audio {
+    read_wav(audio_path(name), channel).expect("readable test file")
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn every_pcm_width_and_float_decodes_to_the_same_samples() {
+    let reference = digit("digit7_8k.wav", Channel::Mean);
+    assert_eq!(
+        (reference.sample_rate, reference.samples.len()),
+        (8000, 6561)
+    );
+    for exact in [
+        "digit7_s24_extensible.wav",
+        "digit7_s32.wav",
+        "digit7_f32.wav",
+    ] {
+        let audio = digit(exact, Channel::Mean);
+        assert_eq!(audio.sample_rate, 8000, "{exact}");
+        assert_eq!(max_diff(&audio.samples, &reference.samples), 0.0, "{exact}");
+    }
+    let u8 = digit("digit7_u8.wav", Channel::Mean);
+    assert!(
+        max_diff(&u8.samples, &reference.samples) <= 1.0 / 128.0,
+        "8-bit within one step"
+    );
+}
+
+#[test]
+fn channels_are_picked_or_averaged() {
+    let mono = digit("digit7_8k.wav", Channel::Mean).samples;
+    let left = digit("digit7_stereo.wav", Channel::Index(0)).samples;
+    assert!(
+        max_diff(&left, &mono) <= 1.0 / 32768.0,
+        "sox's remix dithers by one step"
+    );
+    let right = digit("digit7_stereo.wav", Channel::Index(1)).samples;
+    let half: Vec<f32> = mono.iter().map(|x| x * 0.5).collect();
+    assert!(max_diff(&right, &half) <= 1.0 / 32768.0);
+    let mean = digit("digit7_stereo.wav", Channel::Mean).samples;
+    let expected: Vec<f32> = left
+        .iter()
+        .zip(&right)
+        .map(|(l, r)| (l + r) / 2.0)
+        .collect();
+    assert!(max_diff(&mean, &expected) < 1e-7);
+    let missing = read_wav(audio_path("digit7_stereo.wav"), Channel::Index(2));
+    assert!(
+        matches!(
+            missing,
+            Err(FeatureError::NoSuchChannel {
+                index: 2,
+                channels: 2
+            })
+        ),
+        "{missing:?}"
+    );
+}
+
+fn wav_bytes(
+    spec: hound::WavSpec,
+    write: impl FnOnce(&mut hound::WavWriter<std::io::Cursor<&mut Vec<u8>>>),
+) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut writer = hound::WavWriter::new(std::io::Cursor::new(&mut bytes), spec).expect("writer");
+    write(&mut writer);
+    writer.finalize().expect("finalize");
+    bytes
+}
+
+#[test]
+fn bad_files_give_typed_errors() {
+    let good = std::fs::read(audio_path("digit7_8k.wav")).expect("file");
+    let decode = |bytes: &[u8]| decode_wav(bytes, Channel::Mean);
+
+    assert!(matches!(
+        decode(b"this is not audio at all, just text"),
+        Err(FeatureError::NotWav(_))
+    ));
+    assert!(
+        matches!(decode(&good[..20]), Err(FeatureError::NotWav(_))),
+        "cut inside the header"
+    );
+    assert!(matches!(decode(&[]), Err(FeatureError::NotWav(_))), "empty");
+    let truncated = decode(&good[..good.len() - 1000]);
+    assert!(
+        matches!(truncated, Err(FeatureError::Truncated { expected, found }) if expected == found + 1000),
+        "{truncated:?}"
+    );
+    let alaw = read_wav(audio_path("alaw.wav"), Channel::Mean);
+    assert!(
+        matches!(alaw, Err(FeatureError::UnsupportedEncoding(_))),
+        "{alaw:?}"
+    );
+    let missing = read_wav(audio_path("no-such-file.wav"), Channel::Mean);
+    assert!(
+        matches!(missing, Err(FeatureError::Io { .. })),
+        "{missing:?}"
+    );
+
+    let mut zero_rate = good.clone();
+    zero_rate[24..28].copy_from_slice(&0u32.to_le_bytes());
+    assert!(decode(&zero_rate).is_err(), "zero sample rate");
+    let mut absurd_rate = good.clone();
+    absurd_rate[24..28].copy_from_slice(&4_000_000_000u32.to_le_bytes());
+    let absurd = decode(&absurd_rate);
+    assert!(
+        matches!(
+            absurd,
+            Err(FeatureError::BadSampleRate(_) | FeatureError::NotWav(_))
+        ),
+        "{absurd:?}"
+    );
+    let mut zero_channels = good.clone();
+    zero_channels[22..24].copy_from_slice(&0u16.to_le_bytes());
+    assert!(decode(&zero_channels).is_err(), "zero channels");
+
+    let float = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    for bad in [f32::NAN, f32::INFINITY] {
+        let bytes = wav_bytes(float, |w| {
+            for v in [0.0, 0.5, bad, 0.1] {
+                w.write_sample(v).expect("sample");
+            }
+        });
+        assert!(matches!(
+            decode(&bytes),
+            Err(FeatureError::NonFiniteSample { index: 2, .. })
+        ));
+    }
+}
+
+fn speech() -> Vec<f32> {
+    digit("goforward_16k.wav", Channel::Mean).samples
+}
+
+fn chunked(
+    extractor: &FeatureExtractor,
+    samples: &[f32],
+    output: Output,
+    sizes: &[usize],
+) -> Features {
+    let mut stream = extractor.stream(output).expect("streamable");
+    let mut frames = Features::empty(extractor.dim(output));
+    let (mut at, mut i) = (0, 0);
+    while at < samples.len() {
+        let size = sizes[i % sizes.len()].min(samples.len() - at);
+        frames.append(&stream.push(&samples[at..at + size]));
+        at += size;
+        i += 1;
+    }
+    frames.append(&stream.finish());
+    frames
+}
+
+#[test]
+fn streaming_in_any_chunks_equals_the_whole_signal() {
+    let samples = &speech()[..12345];
+    let mut librosa = FeatureOptions::preset(Preset::Librosa);
+    librosa.frame.sample_rate = 16000;
+    librosa.mel.log = LogScale::Decibel {
+        amin: 1e-10,
+        top_db: None,
+    };
+    let mut reflect = librosa.clone();
+    reflect.frame.framing = Framing::Centered {
+        pad: Padding::Reflect,
+    };
+    let mut dithered = FeatureOptions::preset(Preset::Kaldi);
+    dithered.frame.dither = 1.0;
+    for (name, options) in [
+        ("kaldi", FeatureOptions::preset(Preset::Kaldi)),
+        ("htk", FeatureOptions::preset(Preset::Htk)),
+        ("librosa", librosa),
+        ("librosa reflect", reflect),
+        ("kaldi dithered", dithered),
+    ] {
+        let extractor = FeatureExtractor::new(options).expect("valid");
+        for output in [Output::Mfcc, Output::LogMel] {
+            let whole = extractor.compute(samples, output).expect("computes");
+            assert_eq!(
+                whole.num_frames,
+                extractor.num_frames(samples.len()),
+                "{name}"
+            );
+            for sizes in [&[1usize][..], &[7, 160, 1], &[399, 401], &[5000]] {
+                let streamed = chunked(&extractor, samples, output, sizes);
+                assert_eq!(streamed.num_frames, whole.num_frames, "{name} {sizes:?}");
+                let diff = max_diff(&streamed.data, &whole.data);
+                assert!(
+                    diff <= 1e-6,
+                    "{name} {output:?} chunks {sizes:?}: differs by {diff}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn top_db_refuses_to_stream() {
+    let mut options = FeatureOptions::preset(Preset::Librosa);
+    options.frame.sample_rate = 16000;
+    let extractor = FeatureExtractor::new(options).expect("valid");
+    assert!(matches!(
+        extractor.stream(Output::Mfcc),
+        Err(FeatureError::NeedsWholeInput(_))
+    ));
+}
+
+#[test]
+fn dither_is_seeded() {
+    let samples = &speech()[..4000];
+    let mut options = FeatureOptions::preset(Preset::Kaldi);
+    let plain = FeatureExtractor::new(options.clone())
+        .expect("valid")
+        .mfcc(samples)
+        .expect("mfcc");
+    options.frame.dither = 1.0;
+    let once = FeatureExtractor::new(options.clone())
+        .expect("valid")
+        .mfcc(samples)
+        .expect("mfcc");
+    let again = FeatureExtractor::new(options.clone())
+        .expect("valid")
+        .mfcc(samples)
+        .expect("mfcc");
+    options.frame.dither_seed = 7;
+    let other = FeatureExtractor::new(options)
+        .expect("valid")
+        .mfcc(samples)
+        .expect("mfcc");
+    assert_eq!(once, again);
+    assert_ne!(once, plain);
+    assert_ne!(once, other);
+}
+
+#[test]
+fn non_finite_samples_and_bad_options_are_refused() {
+    let extractor = FeatureExtractor::new(FeatureOptions::default()).expect("valid");
+    let mut samples = vec![0.0f32; 1000];
+    samples[500] = f32::NAN;
+    assert!(matches!(
+        extractor.mfcc(&samples),
+        Err(FeatureError::NonFiniteSample { index: 500, .. })
+    ));
+
+    let mut too_long = FeatureOptions::default();
+    too_long.frame.n_fft = Some(256);
+    let mut too_many = FeatureOptions::default();
+    too_many.cepstral.n_mfcc = 40;
+    let mut above_nyquist = FeatureOptions::default();
+    above_nyquist.mel.fmax = Some(9000.0);
+    for options in [too_long, too_many, above_nyquist] {
+        assert!(matches!(
+            FeatureExtractor::new(options),
+            Err(FeatureError::InvalidOptions(_))
+        ));
+    }
+}
+
+#[test]
+fn resampling_keeps_a_tone_and_the_duration() {
+    let tone = |rate: u32, n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin() * 0.5)
+            .collect()
+    };
+    let audio = Audio {
+        sample_rate: 8000,
+        samples: tone(8000, 8000),
+    };
+    let up = resample(&audio, 16000).expect("resamples");
+    assert_eq!((up.sample_rate, up.samples.len()), (16000, 16000));
+    let expected = tone(16000, 16000);
+    let middle = 2000..14000;
+    let diff = max_diff(&up.samples[middle.clone()], &expected[middle]);
+    assert!(diff < 1e-2, "440 Hz tone after 8→16 kHz differs by {diff}");
+    let down = resample(
+        &Audio {
+            sample_rate: 44100,
+            samples: tone(44100, 44100),
+        },
+        16000,
+    )
+    .expect("resamples");
+    assert_eq!(down.samples.len(), 16000);
+    let diff = max_diff(&down.samples[2000..14000], &tone(16000, 16000)[2000..14000]);
+    // rubato reports its delay in whole output samples; a fraction of a sample remains.
+    assert!(
+        diff < 3e-2,
+        "440 Hz tone after 44.1→16 kHz differs by {diff}"
+    );
+}
+
+#[test]
+fn npy_round_trips_and_leaves_no_temporary_file() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("features.npy");
+    let features = Features {
+        num_frames: 3,
+        dim: 2,
+        data: vec![1.0, -2.0, 3.5, 0.25, 1e-8, -7.0],
+    };
+    write_npy(&path, &features).expect("writes");
+    let read = read_npy(&path).expect("reads");
+    assert_eq!(read.shape, vec![3, 2]);
+    assert_eq!(read.data, features.data);
+    let names: Vec<_> = std::fs::read_dir(directory.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("features.npy")]);
+    assert!(write_npy(directory.path().join("missing/dir/x.npy"), &features).is_err());
+}
+
+#[test]
+fn sliding_cmvn_over_the_whole_utterance_equals_utterance_cmvn() {
+    let extractor = FeatureExtractor::new(FeatureOptions::default()).expect("valid");
+    let mfcc = extractor.mfcc(&speech()).expect("mfcc");
+    for variance in [false, true] {
+        let mut utterance = mfcc.clone();
+        apply_cmvn(&mut utterance, Cmvn::Utterance { variance }).expect("cmvn");
+        let mut sliding = mfcc.clone();
+        let window = 2 * mfcc.num_frames;
+        apply_cmvn(
+            &mut sliding,
+            Cmvn::Sliding {
+                window,
+                center: true,
+                min_window: 100,
+                variance,
+            },
+        )
+        .expect("cmvn");
+        assert!(max_diff(&utterance.data, &sliding.data) < 1e-4);
+        let mut short = mfcc.clone();
+        apply_cmvn(
+            &mut short,
+            Cmvn::Sliding {
+                window: 50,
+                center: false,
+                min_window: 10,
+                variance,
+            },
+        )
+        .expect("cmvn");
+        assert!(
+            max_diff(&utterance.data, &short.data) > 1e-2,
+            "a short window normalises locally"
+        );
+    }
+}
