@@ -1,11 +1,11 @@
 //! The MFCC / log-mel pipeline: built once per configuration, then applied frame
 //! by frame with no allocation inside the loop.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use realfft::num_complex::Complex;
-use realfft::{RealFftPlanner, RealToComplex};
-
+use crate::fft::{FftBuffers, PowerSpectrum};
+use crate::kernels::{dot, squared_deviation, sum};
 use crate::mel::{MelFilterbank, dct_matrix, lifter_weights};
 use crate::{
     Energy, FeatureError, FeatureOptions, Framing, LogScale, Padding, Preemphasis, Spectrum, window,
@@ -86,7 +86,7 @@ pub struct FeatureExtractor {
     filterbank: MelFilterbank,
     dct: Vec<f32>,
     lifter: Vec<f32>,
-    fft: Arc<dyn RealToComplex<f32>>,
+    fft: Arc<PowerSpectrum>,
 }
 
 impl std::fmt::Debug for FeatureExtractor {
@@ -111,7 +111,7 @@ impl FeatureExtractor {
         let lifter = lifter_weights(options.cepstral.n_mfcc, options.cepstral.lifter);
         Ok(FeatureExtractor {
             window: window(options.frame.window, win),
-            fft: RealFftPlanner::<f32>::new().plan_fft_forward(n_fft),
+            fft: Arc::new(PowerSpectrum::new(n_fft)),
             options,
             win,
             hop,
@@ -177,19 +177,31 @@ impl FeatureExtractor {
 
     /// Frames of the chosen output for a whole signal.
     pub fn compute(&self, samples: &[f32], output: Output) -> Result<Features, FeatureError> {
-        if let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        // A vectorised sum is finite exactly when every sample is (audio cannot overflow it).
+        if !sum(samples).is_finite()
+            && let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite())
+        {
             return Err(FeatureError::NonFiniteSample { index, value });
         }
+        let inner = if output == Output::Spectrum {
+            output
+        } else {
+            Output::LogMel
+        };
+        let mut stream = Stream::new_unchecked(self, inner);
+        let mut frames = if matches!(self.options.frame.preemphasis, Preemphasis::WholeSignal(_)) {
+            stream.push(samples)
+        } else {
+            // Frames are read straight from the caller's samples: no copy of the signal.
+            stream.buffer = Cow::Borrowed(samples);
+            stream.received = samples.len();
+            Features::empty(self.dim(inner))
+        };
+        frames.append(&stream.finish_in_place());
         if output == Output::Spectrum {
-            let mut stream = Stream::new_unchecked(self, output);
-            let mut spectrum = stream.push(samples);
-            spectrum.append(&stream.finish_in_place());
-            return Ok(spectrum);
+            return Ok(frames);
         }
-        let mut stream = Stream::new_unchecked(self, Output::LogMel);
-        stream.buffer.reserve(samples.len());
-        let mut log_mel = stream.push(samples);
-        log_mel.append(&stream.finish_in_place());
+        let mut log_mel = frames;
         if let LogScale::Decibel {
             top_db: Some(top_db),
             ..
@@ -264,62 +276,96 @@ impl FeatureExtractor {
         }
     }
 
-    /// Turns a filled frame (`scratch.frame[..win]`) into log-mel energies; returns the log energy.
-    fn process_frame(&self, scratch: &mut Scratch, log_mel: &mut [f32]) -> f32 {
+    /// Turns one frame of `win` source samples into log-mel energies (the power
+    /// spectrum is left in `scratch.power`); returns the log energy.
+    ///
+    /// On x86-64 CPUs with AVX2 and FMA the same code is compiled a second time
+    /// for them (8-lane vectors instead of SSE's 4) and chosen at run time; the
+    /// arithmetic and its order are the same, so the results are too.
+    fn process_frame(&self, source: &[f32], scratch: &mut Scratch, log_mel: &mut [f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has the features `process_frame_avx2` is compiled for.
+            return unsafe { self.process_frame_avx2(source, scratch, log_mel) };
+        }
+        self.process_frame_portable(source, scratch, log_mel)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn process_frame_avx2(
+        &self,
+        source: &[f32],
+        scratch: &mut Scratch,
+        log_mel: &mut [f32],
+    ) -> f32 {
+        self.process_frame_portable(source, scratch, log_mel)
+    }
+
+    #[inline(always)]
+    fn process_frame_portable(
+        &self,
+        source: &[f32],
+        scratch: &mut Scratch,
+        log_mel: &mut [f32],
+    ) -> f32 {
         let options = &self.options;
-        let frame = &mut scratch.frame[..self.win];
-        if options.frame.dither != 0.0 {
-            for x in frame.iter_mut() {
-                *x += scratch.gauss.next() * options.frame.dither;
+        let mut scale = options.frame.sample_scale;
+        let source = if options.frame.dither != 0.0 {
+            let dithered = &mut scratch.raw[..self.win];
+            for (d, x) in dithered.iter_mut().zip(source) {
+                *d = x * scale + scratch.gauss.next() * options.frame.dither;
             }
-        }
-        if options.frame.remove_dc_offset {
-            let mean = frame.iter().sum::<f32>() / self.win as f32;
-            frame.iter_mut().for_each(|x| *x -= mean);
-        }
-        let sum_squares = |frame: &[f32]| frame.iter().map(|x| x * x).sum::<f32>();
+            scale = 1.0;
+            &*dithered
+        } else {
+            source
+        };
+        // Scaling, DC removal, pre-emphasis and the window are applied in one pass
+        // from the source samples into the FFT buffer (no intermediate copies).
+        let mean = if options.frame.remove_dc_offset {
+            sum(source) * scale / self.win as f32
+        } else {
+            0.0
+        };
         let mut energy = match options.cepstral.energy {
-            Energy::RawFrame => sum_squares(frame),
+            Energy::RawFrame => squared_deviation(source, scale, mean),
             _ => 0.0,
         };
+        let frame = &mut scratch.frame[..self.win];
         if let Preemphasis::PerFrame(k) = options.frame.preemphasis {
-            for i in (1..frame.len()).rev() {
-                frame[i] -= k * frame[i - 1];
+            // (x[i] − m) − k·(x[i−1] − m); the first sample uses itself as its predecessor (Kaldi).
+            frame[0] = (source[0] * scale - mean) * (1.0 - k) * self.window[0];
+            let terms = source[1..].iter().zip(source).zip(&self.window[1..]);
+            for (y, ((x, previous), w)) in frame[1..].iter_mut().zip(terms) {
+                *y = ((x * scale - mean) - k * (previous * scale - mean)) * w;
             }
-            frame[0] -= k * frame[0];
+        } else {
+            for ((y, x), w) in frame.iter_mut().zip(source).zip(&self.window) {
+                *y = (x * scale - mean) * w;
+            }
         }
-        frame
-            .iter_mut()
-            .zip(&self.window)
-            .for_each(|(x, w)| *x *= w);
         if options.cepstral.energy == Energy::WindowedFrame {
-            energy = sum_squares(frame);
+            energy = dot(frame, frame);
         }
         scratch.frame[self.win..].fill(0.0);
         self.fft
-            .process_with_scratch(
-                &mut scratch.frame,
-                &mut scratch.spectrum,
-                &mut scratch.fft_scratch,
-            )
-            .expect("buffers are made by the plan");
+            .compute(&scratch.frame, &mut scratch.fft, &mut scratch.power);
         let scale = if options.mel.divide_by_n_fft {
             1.0 / self.n_fft as f32
         } else {
             1.0
         };
-        for (power, bin) in scratch.power.iter_mut().zip(&scratch.spectrum) {
-            let squared = bin.norm_sqr();
-            *power = match options.mel.spectrum {
-                Spectrum::Power => squared * scale,
-                Spectrum::Magnitude => squared.sqrt() * scale,
-            };
+        match options.mel.spectrum {
+            Spectrum::Power if scale == 1.0 => {}
+            Spectrum::Power => scratch.power.iter_mut().for_each(|p| *p *= scale),
+            Spectrum::Magnitude => scratch.power.iter_mut().for_each(|p| *p = p.sqrt() * scale),
         }
         let log_energy = match options.cepstral.energy {
             Energy::None => 0.0,
             Energy::RawFrame | Energy::WindowedFrame => energy.max(f32::EPSILON).ln(),
             Energy::SpectrumSum => {
-                let total = scratch.power.iter().sum::<f32>();
+                let total = sum(&scratch.power);
                 if total == 0.0 {
                     f64::EPSILON as f32
                 } else {
@@ -352,7 +398,7 @@ impl FeatureExtractor {
             .zip(self.dct.chunks_exact(n_mels))
             .zip(&self.lifter)
         {
-            *c = row.iter().zip(log_mel).map(|(d, m)| d * m).sum::<f32>() * lifter;
+            *c = dot(row, log_mel) * lifter;
         }
         if self.options.cepstral.energy != Energy::None {
             out[0] = log_energy;
@@ -362,9 +408,11 @@ impl FeatureExtractor {
 
 /// Per-stream working memory, allocated once.
 struct Scratch {
+    /// The frame being processed, n_fft long (zero-padded past the window).
     frame: Vec<f32>,
-    spectrum: Vec<Complex<f32>>,
-    fft_scratch: Vec<Complex<f32>>,
+    /// The frame with dither added, when dither is on.
+    raw: Vec<f32>,
+    fft: FftBuffers,
     power: Vec<f32>,
     gauss: Gaussian,
 }
@@ -373,8 +421,9 @@ struct Scratch {
 pub struct Stream<'a> {
     extractor: &'a FeatureExtractor,
     output: Output,
-    /// Samples kept for frames not yet emitted (scaled, whole-signal pre-emphasis applied).
-    buffer: Vec<f32>,
+    /// Samples kept for frames not yet emitted (whole-signal pre-emphasis applied,
+    /// not yet scaled); borrowed from the caller by the whole-signal computation.
+    buffer: Cow<'a, [f32]>,
     /// Stream index of `buffer[0]`.
     buffer_start: usize,
     /// Samples received so far.
@@ -383,28 +432,30 @@ pub struct Stream<'a> {
     previous: Option<f32>,
     next_frame: usize,
     scratch: Scratch,
+    /// A frame that reaches into the padding, assembled sample by sample.
+    padded: Vec<f32>,
     log_mel: Vec<f32>,
     energies: Vec<f32>,
 }
 
 impl<'a> Stream<'a> {
     fn new_unchecked(extractor: &'a FeatureExtractor, output: Output) -> Self {
-        let fft = &extractor.fft;
         Stream {
             extractor,
             output,
-            buffer: Vec::new(),
+            buffer: Cow::Owned(Vec::new()),
             buffer_start: 0,
             received: 0,
             previous: None,
             next_frame: 0,
             scratch: Scratch {
-                frame: fft.make_input_vec(),
-                spectrum: fft.make_output_vec(),
-                fft_scratch: fft.make_scratch_vec(),
+                frame: vec![0.0; extractor.n_fft],
+                raw: vec![0.0; extractor.win],
+                fft: extractor.fft.buffers(),
                 power: vec![0.0; extractor.n_fft / 2 + 1],
                 gauss: Gaussian::new(extractor.options.frame.dither_seed),
             },
+            padded: vec![0.0; extractor.win],
             log_mel: vec![0.0; extractor.options.mel.n_mels],
             energies: Vec::new(),
         }
@@ -415,20 +466,18 @@ impl<'a> Stream<'a> {
     /// Non-finite samples are not checked here (the whole-signal call and the
     /// WAV reader check them); they propagate as NaN.
     pub fn push(&mut self, samples: &[f32]) -> Features {
-        let options = &self.extractor.options.frame;
-        let scale = options.sample_scale;
-        match options.preemphasis {
+        let buffer = self.buffer.to_mut();
+        match self.extractor.options.frame.preemphasis {
             Preemphasis::WholeSignal(k) => {
                 for &x in samples {
-                    let x = x * scale;
-                    self.buffer.push(match self.previous {
+                    buffer.push(match self.previous {
                         Some(p) => x - k * p,
                         None => x,
                     });
                     self.previous = Some(x);
                 }
             }
-            _ => self.buffer.extend(samples.iter().map(|x| x * scale)),
+            _ => buffer.extend_from_slice(samples),
         }
         self.received += samples.len();
         let mut out = Features::empty(self.extractor.dim(self.output));
@@ -464,15 +513,22 @@ impl<'a> Stream<'a> {
         let extractor = self.extractor;
         let (start, win) = (extractor.frame_start(self.next_frame), extractor.win);
         let buffer_end = (self.buffer_start + self.buffer.len()) as isize;
-        if start >= self.buffer_start as isize && start + win as isize <= buffer_end {
+        let energy = if start >= self.buffer_start as isize && start + win as isize <= buffer_end {
             let from = start as usize - self.buffer_start;
-            self.scratch.frame[..win].copy_from_slice(&self.buffer[from..from + win]);
+            extractor.process_frame(
+                &self.buffer[from..from + win],
+                &mut self.scratch,
+                &mut self.log_mel,
+            )
         } else {
-            for i in 0..win {
-                self.scratch.frame[i] = self.sample_at(start + i as isize, total);
+            let mut padded = std::mem::take(&mut self.padded);
+            for (i, sample) in padded.iter_mut().enumerate() {
+                *sample = self.sample_at(start + i as isize, total);
             }
-        }
-        let energy = extractor.process_frame(&mut self.scratch, &mut self.log_mel);
+            let energy = extractor.process_frame(&padded, &mut self.scratch, &mut self.log_mel);
+            self.padded = padded;
+            energy
+        };
         self.energies.push(energy);
         match self.output {
             Output::LogMel => out.data.extend_from_slice(&self.log_mel),
@@ -523,7 +579,7 @@ impl<'a> Stream<'a> {
             }
         ) && keep_from < 2 * self.extractor.n_fft;
         if keep_from > self.buffer_start && !reflect_start {
-            self.buffer.drain(..keep_from - self.buffer_start);
+            self.buffer.to_mut().drain(..keep_from - self.buffer_start);
             self.buffer_start = keep_from;
         }
     }

@@ -1,5 +1,5 @@
 //! WAV → MFCC and log-mel frames that match Kaldi, librosa and HTK
-//! (python_speech_features), computed with hound and realfft.
+//! (python_speech_features), computed with hound and rustfft.
 //!
 //! The pipeline is configured by [`FeatureOptions`] (frame, mel and cepstral
 //! options shaped like Kaldi's) and built once into a [`FeatureExtractor`];
@@ -29,6 +29,8 @@
 
 pub mod error;
 pub mod extractor;
+mod fft;
+mod kernels;
 pub mod mel;
 pub mod npy;
 pub mod options;

@@ -160,11 +160,11 @@ impl MelFilterbank {
     }
 
     /// Applies the filters to one spectrum frame.
-    #[inline]
+    #[inline(always)]
     pub fn apply(&self, spectrum: &[f32], out: &mut [f32]) {
         for (filter, out) in self.filters.iter().zip(out) {
             let span = &spectrum[filter.first..filter.first + filter.weights.len()];
-            *out = span.iter().zip(&filter.weights).map(|(s, w)| s * w).sum();
+            *out = crate::kernels::dot(span, &filter.weights);
         }
     }
 }

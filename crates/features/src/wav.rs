@@ -115,7 +115,7 @@ pub fn decode_wav<R: Read>(reader: R, channel: Channel) -> Result<Audio, Feature
     let interleaved = decode_samples(&bytes, format)?;
     Ok(Audio {
         sample_rate: format.sample_rate,
-        samples: to_mono(&interleaved, format.channels, channel),
+        samples: to_mono(interleaved, format.channels, channel),
     })
 }
 
@@ -133,22 +133,33 @@ fn hound_error(error: hound::Error) -> FeatureError {
 
 fn decode_samples(bytes: &[u8], format: WavFormat) -> Result<Vec<f32>, FeatureError> {
     let samples: Vec<f32> = match (format.float, format.bits_per_sample) {
-        (false, 8) => bytes.iter().map(|&b| (b as f32 - 128.0) / 128.0).collect(),
+        (false, 8) => bytes
+            .iter()
+            .map(|&b| (b as f32 - 128.0) * (1.0 / 128.0))
+            .collect(),
         (false, 16) => bytes
-            .chunks_exact(2)
-            .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+            .as_chunks::<2>()
+            .0
+            .iter()
+            .map(|&b| i16::from_le_bytes(b) as f32 * (1.0 / 32768.0))
             .collect(),
         (false, 24) => bytes
-            .chunks_exact(3)
-            .map(|b| (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as f32 / 8_388_608.0)
+            .as_chunks::<3>()
+            .0
+            .iter()
+            .map(|&[a, b, c]| (i32::from_le_bytes([0, a, b, c]) >> 8) as f32 * (1.0 / 8_388_608.0))
             .collect(),
         (false, _) => bytes
-            .chunks_exact(4)
-            .map(|b| (i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64 / 2_147_483_648.0) as f32)
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|&b| (i32::from_le_bytes(b) as f64 * (1.0 / 2_147_483_648.0)) as f32)
             .collect(),
         (true, _) => bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|&b| f32::from_le_bytes(b))
             .collect(),
     };
     if format.float
@@ -159,9 +170,9 @@ fn decode_samples(bytes: &[u8], format: WavFormat) -> Result<Vec<f32>, FeatureEr
     Ok(samples)
 }
 
-fn to_mono(interleaved: &[f32], channels: usize, channel: Channel) -> Vec<f32> {
+fn to_mono(interleaved: Vec<f32>, channels: usize, channel: Channel) -> Vec<f32> {
     match (channels, channel) {
-        (1, _) => interleaved.to_vec(),
+        (1, _) => interleaved,
         (_, Channel::Index(index)) => interleaved
             .iter()
             .skip(index)
