@@ -30,7 +30,7 @@ pub(crate) struct FftBuffers {
 
 impl PowerSpectrum {
     pub(crate) fn new(n: usize) -> Self {
-        let even = n % 2 == 0;
+        let even = n.is_multiple_of(2);
         let fft = FftPlanner::new().plan_fft_forward(if even { n / 2 } else { n });
         let angles = (0..if even { n / 2 } else { 0 })
             .map(|k| -2.0 * std::f64::consts::PI * k as f64 / n as f64);
@@ -51,7 +51,7 @@ impl PowerSpectrum {
     #[inline(always)]
     pub(crate) fn compute(&self, input: &[f32], buffers: &mut FftBuffers, power: &mut [f32]) {
         let values = &mut buffers.values;
-        if self.n % 2 == 1 {
+        if !self.n.is_multiple_of(2) {
             for (v, &x) in values.iter_mut().zip(input) {
                 *v = Complex::new(x, 0.0);
             }
