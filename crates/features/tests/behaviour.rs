@@ -378,3 +378,34 @@ fn sliding_cmvn_over_the_whole_utterance_equals_utterance_cmvn() {
         );
     }
 }
+
+#[test]
+fn power_spectrum_equals_a_direct_dft_for_even_and_odd_sizes() {
+    let samples = &speech()[8000..8000 + 600];
+    for n_fft in [400usize, 401, 512, 255] {
+        let mut options = FeatureOptions::preset(Preset::Kaldi);
+        options.frame.win_length = Some(features::Span::Samples(n_fft.min(400)));
+        options.frame.n_fft = Some(n_fft);
+        options.frame.window = features::Window::Rectangular;
+        options.frame.remove_dc_offset = false;
+        options.frame.preemphasis = features::Preemphasis::None;
+        options.frame.sample_scale = 1.0;
+        let extractor = FeatureExtractor::new(options).expect("valid");
+        let spectrum = extractor.compute(samples, Output::Spectrum).expect("computes");
+        assert_eq!(spectrum.dim, n_fft / 2 + 1);
+        let frame = &samples[..n_fft.min(400)];
+        for (k, &ours) in spectrum.frame(0).iter().enumerate() {
+            let (mut re, mut im) = (0.0f64, 0.0f64);
+            for (n, &x) in frame.iter().enumerate() {
+                let angle = -2.0 * std::f64::consts::PI * (k * n) as f64 / n_fft as f64;
+                re += x as f64 * angle.cos();
+                im += x as f64 * angle.sin();
+            }
+            let direct = re * re + im * im;
+            assert!(
+                (ours as f64 - direct).abs() <= 1e-4 * direct.max(1e-3),
+                "n_fft {n_fft}, bin {k}: {ours} vs {direct}"
+            );
+        }
+    }
+}
