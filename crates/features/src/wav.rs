@@ -101,7 +101,8 @@ pub fn decode_wav<R: Read>(reader: R, channel: Channel) -> Result<Audio, Feature
         }
     };
     let expected = wav.len() as usize * width;
-    let mut bytes = Vec::with_capacity(expected);
+    // The header is untrusted: reserve at most 64 MiB up front and let reading grow the rest.
+    let mut bytes = Vec::with_capacity(expected.min(64 << 20));
     wav.into_inner()
         .take(expected as u64)
         .read_to_end(&mut bytes)
