@@ -391,7 +391,9 @@ fn power_spectrum_equals_a_direct_dft_for_even_and_odd_sizes() {
         options.frame.preemphasis = features::Preemphasis::None;
         options.frame.sample_scale = 1.0;
         let extractor = FeatureExtractor::new(options).expect("valid");
-        let spectrum = extractor.compute(samples, Output::Spectrum).expect("computes");
+        let spectrum = extractor
+            .compute(samples, Output::Spectrum)
+            .expect("computes");
         assert_eq!(spectrum.dim, n_fft / 2 + 1);
         let frame = &samples[..n_fft.min(400)];
         for (k, &ours) in spectrum.frame(0).iter().enumerate() {
@@ -445,5 +447,8 @@ fn damaged_files_never_panic() {
             Err(_) => refused += 1,
         }
     }
-    assert!(decoded > 100 && refused > 100, "decoded {decoded}, refused {refused}");
+    assert!(
+        decoded > 100 && refused > 100,
+        "decoded {decoded}, refused {refused}"
+    );
 }

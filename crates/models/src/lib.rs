@@ -35,4 +35,4 @@ pub use head::{
 pub use pytorch::{StateDict, WeightsError, read_safetensors};
 pub use recurrent::{Recurrent, RecurrentConfig};
 pub use state::RecurrentState;
-pub use weights::{FusedWeights, RecurrentInit};
+pub use weights::{FusedWeights, InputProjection, RecurrentInit};

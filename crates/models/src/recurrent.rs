@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
 use crate::cell::{Cell, CellKind};
 use crate::error::RecurrentError;
@@ -174,15 +174,19 @@ impl<B: Backend> Recurrent<B> {
 
         let device = input.device();
         let masks = StepMasks::new(lengths, batch, time, &device);
-        let reversal = self
-            .bidirectional
-            .then(|| reversal_index::<B>(lengths, batch, time, &device));
 
-        let mut layer_input = input;
+        // The sequence travels between layers as one `[batch, F]` tensor per step and is
+        // stacked only at the end: slicing a stacked, tracked tensor per step costs
+        // O(T²) in burn-autodiff 0.21's backward (see `InputProjection`).
+        let mut steps: Vec<Tensor<B, 2>> = input
+            .chunk(time, 1)
+            .into_iter()
+            .map(|step| step.reshape([batch, features]))
+            .collect();
         let mut final_hidden = Vec::with_capacity(self.cells.len());
         let mut final_cell = Vec::with_capacity(self.cells.len());
         for layer in 0..self.num_layers() {
-            let mut outputs = Vec::with_capacity(self.num_directions());
+            let mut directions = Vec::with_capacity(self.num_directions());
             for direction in 0..self.num_directions() {
                 let index = layer * self.num_directions() + direction;
                 let initial = match &state {
@@ -198,66 +202,79 @@ impl<B: Backend> Recurrent<B> {
                         }
                     }
                 };
-                let cell = &self.cells[index];
-                let (output, last) = match (direction, &reversal) {
-                    (1, Some(reversal)) => {
-                        let reversed = permute_steps(layer_input.clone(), reversal);
-                        let (output, last) = run_direction(cell, reversed, initial, &masks);
-                        (permute_steps(output, reversal), last)
-                    }
-                    _ => run_direction(cell, layer_input.clone(), initial, &masks),
-                };
-                outputs.push(output);
+                let reverse = direction == 1;
+                let (outputs, last) =
+                    run_direction(&self.cells[index], &steps, initial, &masks, reverse);
+                directions.push(outputs);
                 final_hidden.push(last.hidden);
                 final_cell.extend(last.cell);
             }
-            let output = if outputs.len() == 1 {
-                outputs.pop().expect("one direction")
+            let outputs: Vec<Tensor<B, 2>> = if directions.len() == 1 {
+                directions.pop().expect("one direction")
             } else {
-                Tensor::cat(outputs, 2)
+                let backward = directions.pop().expect("two directions");
+                let forward = directions.pop().expect("two directions");
+                forward
+                    .into_iter()
+                    .zip(backward)
+                    .map(|(f, b)| Tensor::cat(vec![f, b], 1))
+                    .collect()
             };
             let is_last = layer + 1 == self.num_layers();
-            layer_input = if is_last {
-                output
+            steps = if is_last {
+                outputs
             } else {
-                self.dropout.forward(output)
+                outputs
+                    .into_iter()
+                    .map(|step| self.dropout.forward(step))
+                    .collect()
             };
         }
         let final_state = RecurrentState {
             hidden: Tensor::stack(final_hidden, 0),
             cell: has_cell.then(|| Tensor::stack(final_cell, 0)),
         };
-        Ok((layer_input, final_state))
+        Ok((Tensor::stack(steps, 1), final_state))
     }
 }
 
-/// The shared time loop for one layer-direction.
+/// The shared time loop for one layer-direction. Outputs come back in the input's step
+/// order; the reverse direction walks the steps backwards, and the masks keep each
+/// sequence at its initial state until its own last step (PyTorch's packed sequences).
 fn run_direction<B: Backend>(
     cell: &Cell<B>,
-    input: Tensor<B, 3>,
+    steps: &[Tensor<B, 2>],
     initial: RecurrentState<B, 2>,
     masks: &StepMasks<B>,
-) -> (Tensor<B, 3>, RecurrentState<B, 2>) {
-    let [batch, time, _] = input.dims();
-    let projected = cell.project_input(input);
-    let gate_width = projected.dims()[2];
+    reverse: bool,
+) -> (Vec<Tensor<B, 2>>, RecurrentState<B, 2>) {
+    let projection = cell.input_projection();
     let weights = cell.step_weights();
     let mut state = initial;
-    let mut outputs = Vec::with_capacity(time);
-    for (t, projected_t) in projected.chunk(time, 1).into_iter().enumerate() {
-        let next = cell.step(&weights, projected_t.reshape([batch, gate_width]), &state);
+    let mut outputs: Vec<Option<Tensor<B, 2>>> = vec![None; steps.len()];
+    let order: Box<dyn Iterator<Item = usize>> = if reverse {
+        Box::new((0..steps.len()).rev())
+    } else {
+        Box::new(0..steps.len())
+    };
+    for t in order {
+        let next = cell.step(&weights, projection.apply(steps[t].clone()), &state);
         state = match masks.at(t) {
             None => {
-                outputs.push(next.hidden.clone());
+                outputs[t] = Some(next.hidden.clone());
                 next
             }
             Some(keep) => {
-                outputs.push(next.hidden.clone() * keep.clone());
+                outputs[t] = Some(next.hidden.clone() * keep.clone());
                 next.blend(&state, keep)
             }
         };
     }
-    (Tensor::stack(outputs, 1), state)
+    let outputs = outputs
+        .into_iter()
+        .map(|o| o.expect("every step ran"))
+        .collect();
+    (outputs, state)
 }
 
 /// Per-step `[batch, 1]` masks (1 where the step is inside the sequence); `None` for steps
@@ -288,33 +305,6 @@ impl<B: Backend> StepMasks<B> {
     fn at(&self, t: usize) -> Option<&Tensor<B, 2>> {
         self.masks.get(t).and_then(Option::as_ref)
     }
-}
-
-/// Row index into `[batch·time]` that reverses each sequence within its own length and
-/// leaves its padding in place. It is its own inverse.
-fn reversal_index<B: Backend>(
-    lengths: Option<&[usize]>,
-    batch: usize,
-    time: usize,
-    device: &B::Device,
-) -> Tensor<B, 1, Int> {
-    let index: Vec<i64> = (0..batch)
-        .flat_map(|b| {
-            let len = lengths.map_or(time, |l| l[b]);
-            (0..time).map(move |t| {
-                let source = if t < len { len - 1 - t } else { t };
-                (b * time + source) as i64
-            })
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(index, [batch * time]), device)
-}
-
-fn permute_steps<B: Backend>(x: Tensor<B, 3>, index: &Tensor<B, 1, Int>) -> Tensor<B, 3> {
-    let [batch, time, features] = x.dims();
-    x.reshape([batch * time, features])
-        .select(0, index.clone())
-        .reshape([batch, time, features])
 }
 
 fn pick<B: Backend>(stack: &Tensor<B, 3>, index: usize) -> Tensor<B, 2> {

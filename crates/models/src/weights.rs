@@ -86,20 +86,39 @@ impl<B: Backend> FusedWeights<B> {
         self.weight_ih.dims()[1]
     }
 
-    /// `x · W_ihᵀ + b_ih` for every step at once: `[batch, time, D]` → `[batch, time, G·H]`.
-    /// `extra_bias`, when given, is added too (the part of `b_hh` that commutes with the gates).
-    pub fn project_input(&self, x: Tensor<B, 3>, extra_bias: Option<Tensor<B, 1>>) -> Tensor<B, 3> {
-        let [batch, time, input] = x.dims();
-        let rows = self.weight_ih.dims()[0];
-        let flat = x.reshape([batch * time, input]);
-        let mut projected = flat.matmul(self.weight_ih.val().transpose());
+    /// The input projection `x · W_ihᵀ + b_ih`, prepared once per sequence and applied
+    /// to each step. `extra_bias`, when given, is added too (the part of `b_hh` that
+    /// commutes with the gates).
+    pub fn input_projection(&self, extra_bias: Option<Tensor<B, 1>>) -> InputProjection<B> {
         let bias = match (self.bias_ih.as_ref().map(|b| b.val()), extra_bias) {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),
         };
-        if let Some(bias) = bias {
-            projected = projected + bias.unsqueeze_dim(0);
+        InputProjection {
+            weight_t: self.weight_ih.val().transpose(),
+            bias: bias.map(|b| b.unsqueeze_dim(0)),
         }
-        projected.reshape([batch, time, rows])
+    }
+}
+
+/// `x · W_ihᵀ + bias` for one step at a time; see [`FusedWeights::input_projection`].
+///
+/// Each step is its own matmul rather than a slice of one projection of the whole
+/// sequence: burn-autodiff 0.21 differentiates a slice by writing the gradient into a
+/// zero tensor of the full source shape, which made backward O(T²) in the sequence length.
+#[derive(Clone, Debug)]
+pub struct InputProjection<B: Backend> {
+    weight_t: Tensor<B, 2>,
+    bias: Option<Tensor<B, 2>>,
+}
+
+impl<B: Backend> InputProjection<B> {
+    /// `[batch, D]` → `[batch, G·H]`.
+    pub fn apply(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let projected = x.matmul(self.weight_t.clone());
+        match &self.bias {
+            Some(bias) => projected + bias.clone(),
+            None => projected,
+        }
     }
 }

@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 
 use super::StepWeights;
 use crate::state::RecurrentState;
-use crate::weights::FusedWeights;
+use crate::weights::{FusedWeights, InputProjection};
 
 /// GRU cell, gates r, z, n:
 ///
@@ -25,7 +25,7 @@ pub struct GruCell<B: Backend> {
 }
 
 impl<B: Backend> GruCell<B> {
-    pub(crate) fn project_input(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub(crate) fn input_projection(&self) -> InputProjection<B> {
         // Reset-before: all of b_hh commutes with the gates. Reset-after: b_hn must stay
         // inside r⊙(…), so it is added per step instead (see `step_weights`).
         let folded = if self.reset_after {
@@ -33,7 +33,7 @@ impl<B: Backend> GruCell<B> {
         } else {
             self.weights.bias_hh.as_ref().map(|b| b.val())
         };
-        self.weights.project_input(x, folded)
+        self.weights.input_projection(folded)
     }
 
     pub(crate) fn step_weights(&self) -> StepWeights<B> {

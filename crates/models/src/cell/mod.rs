@@ -15,7 +15,7 @@ use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::state::RecurrentState;
-use crate::weights::{FusedWeights, RecurrentInit};
+use crate::weights::{FusedWeights, InputProjection, RecurrentInit};
 
 /// Which cell a layer uses, with the cell's own options. Serialises as a TOML/JSON table
 /// tagged by `kind`, e.g. `{ kind = "lstm", peephole = true }`.
@@ -180,17 +180,17 @@ impl<B: Backend> Cell<B> {
         matches!(self, Self::Lstm(_))
     }
 
-    /// Input projection for all steps at once: `[batch, time, D]` → `[batch, time, G·H]`,
-    /// with every bias that can be folded in.
-    pub fn project_input(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// The input projection `[batch, D]` → `[batch, G·H]` with every bias that can be
+    /// folded in, prepared once per sequence.
+    pub fn input_projection(&self) -> InputProjection<B> {
         match self {
             Self::Rnn(c) => c
                 .weights
-                .project_input(x, c.weights.bias_hh.as_ref().map(|b| b.val())),
+                .input_projection(c.weights.bias_hh.as_ref().map(|b| b.val())),
             Self::Lstm(c) => c
                 .weights
-                .project_input(x, c.weights.bias_hh.as_ref().map(|b| b.val())),
-            Self::Gru(c) => c.project_input(x),
+                .input_projection(c.weights.bias_hh.as_ref().map(|b| b.val())),
+            Self::Gru(c) => c.input_projection(),
         }
     }
 
@@ -203,7 +203,7 @@ impl<B: Backend> Cell<B> {
         }
     }
 
-    /// One step: `projected` is this step's slice of [`Cell::project_input`], `[batch, G·H]`.
+    /// One step: `projected` is this step's [`Cell::input_projection`], `[batch, G·H]`.
     pub fn step(
         &self,
         weights: &StepWeights<B>,
