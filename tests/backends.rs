@@ -9,7 +9,9 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use burn_ndarray::NdArrayDevice;
 use burn_wgpu::WgpuDevice;
 use libtest_mimic::{Arguments, Failed, Trial};
-use models::{CellKind, Pooling, RecurrentConfig, SequenceClassifierConfig, StateDict};
+use models::{
+    CellKind, Nonlinearity, Pooling, RecurrentConfig, SequenceClassifierConfig, StateDict,
+};
 use train::backend::{CpuBackend, GpuBackend, wgpu_adapter};
 
 const TOLERANCE: f32 = 1e-4;
@@ -90,7 +92,22 @@ fn main() {
              mesa-vulkan-drivers for lavapipe)"
         ),
     }
-    let cases = [("lstm", CellKind::lstm()), ("gru", CellKind::gru())];
+    let lstm = |peephole, coupled_input_forget| CellKind::Lstm {
+        peephole,
+        coupled_input_forget,
+        unit_forget_bias: false,
+    };
+    let cases = [
+        ("rnn_tanh", CellKind::rnn(Nonlinearity::Tanh)),
+        ("rnn_relu", CellKind::rnn(Nonlinearity::Relu)),
+        ("rnn_sigmoid", CellKind::rnn(Nonlinearity::Sigmoid)),
+        ("lstm", CellKind::lstm()),
+        ("lstm_peephole", lstm(true, false)),
+        ("lstm_coupled", lstm(false, true)),
+        ("lstm_peephole_coupled", lstm(true, true)),
+        ("gru", CellKind::gru()),
+        ("gru_reset_before", CellKind::Gru { reset_after: false }),
+    ];
     let trials = cases
         .into_iter()
         .map(|(name, cell)| {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::nn::{GruConfig, Linear, LstmConfig};
 use burn::tensor::Tensor;
 use burn_autodiff::Autodiff;
@@ -359,4 +359,81 @@ fn gru_equals_burns_nn_gru_in_both_reset_forms() {
         let (y, _) = ours.forward(x, None, None);
         assert!(max_abs_diff(y, y_ref) < 1e-6, "reset_after = {reset_after}");
     }
+}
+
+#[test]
+fn burn_recorders_save_and_load_every_cell() {
+    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+    let device = Default::default();
+    let directory = tempfile::tempdir().expect("tempdir");
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    for (name, cell) in all_cells() {
+        let config = models::SequenceClassifierConfig::new(
+            RecurrentConfig::new(cell, 3, 4)
+                .with_num_layers(2)
+                .with_bidirectional(true),
+            5,
+        );
+        let saved = config.init::<B>(&device);
+        // Parameters are initialised lazily, and each clone of an uninitialised module
+        // draws its own values: read them (which initialises them) before saving a clone.
+        let expected = saved.state_dict();
+        let path = directory.path().join(name);
+        saved.clone().save_file(&path, &recorder).expect("saves");
+        let loaded = config
+            .init::<B>(&device)
+            .load_file(&path, &recorder, &device)
+            .expect("loads");
+        assert_eq!(
+            loaded.state_dict(),
+            expected,
+            "{name}: the loaded weights differ"
+        );
+        let x = tensor::<B, 3>([2, 5, 3], 4, &device);
+        let diff = max_abs_diff(saved.forward(x.clone(), None), loaded.forward(x, None));
+        assert_eq!(
+            diff, 0.0,
+            "{name}: the loaded model computes something else"
+        );
+    }
+}
+
+#[test]
+fn dropout_acts_between_layers_only_while_training() {
+    let device = Default::default();
+    let config = RecurrentConfig::new(CellKind::lstm(), 3, 16)
+        .with_num_layers(2)
+        .with_dropout(0.5);
+    let training = config.init::<AB>(&device);
+    let x = tensor::<AB, 3>([4, 6, 3], 5, &device);
+    let (first, _) = training.forward(x.clone(), None, None);
+    let (second, _) = training.forward(x.clone(), None, None);
+    assert!(
+        max_abs_diff(first.clone(), second) > 1e-3,
+        "two training passes draw different masks"
+    );
+    // The same weights without autodiff (inference) and with dropout 0 agree exactly.
+    let inference = training.valid();
+    let without = config
+        .clone()
+        .with_dropout(0.0)
+        .init::<B>(&device)
+        .load_state_dict(&inference.state_dict())
+        .expect("same layout");
+    let x = tensor::<B, 3>([4, 6, 3], 5, &device);
+    let diff = max_abs_diff(
+        inference.forward(x.clone(), None, None).0,
+        without.forward(x, None, None).0,
+    );
+    assert_eq!(diff, 0.0, "no dropout at inference");
+    // One layer: nothing to drop between layers, so training passes are deterministic.
+    let single = RecurrentConfig::new(CellKind::lstm(), 3, 16)
+        .with_dropout(0.5)
+        .init::<AB>(&device);
+    let x = tensor::<AB, 3>([4, 6, 3], 5, &device);
+    let diff = max_abs_diff(
+        single.forward(x.clone(), None, None).0,
+        single.forward(x, None, None).0,
+    );
+    assert_eq!(diff, 0.0, "a single layer has no dropout");
 }
