@@ -6,7 +6,7 @@ use models::CellKind;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::task::TemporalOrder;
+use crate::task::{SpokenDigits, TemporalOrder};
 
 /// A whole experiment, as written in `experiments/*.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,8 @@ pub struct ExperimentConfig {
 pub enum TaskConfig {
     /// Hochreiter & Schmidhuber (1997) experiment 6a.
     TemporalOrder(TemporalOrder),
+    /// Spoken digits from a manifest of WAV files.
+    SpokenDigits(SpokenDigits),
 }
 
 /// The recurrent classifier: recurrent stack, then `y_t = W_y h_t + b`, softmax over classes.
@@ -59,13 +61,23 @@ fn one() -> usize {
     1
 }
 
+fn hundred() -> usize {
+    100
+}
+
+fn five_hundred_twelve() -> usize {
+    512
+}
+
 /// Optimiser and schedule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingConfig {
     /// Passes of `steps_per_epoch` batches.
     pub epochs: usize,
-    /// Batches per epoch (synthetic tasks draw fresh sequences every batch).
+    /// Batches per epoch for generated tasks, which draw fresh sequences every batch
+    /// (datasets take one pass over their training split per epoch; default 100).
+    #[serde(default = "hundred")]
     pub steps_per_epoch: usize,
     /// Sequences per batch.
     pub batch_size: usize,
@@ -74,7 +86,9 @@ pub struct TrainingConfig {
     /// Clip gradients to this global L2 norm (none when absent).
     #[serde(default)]
     pub clip_grad_norm: Option<f32>,
-    /// Held-out sequences scored after every epoch, drawn once from `seed + 1`.
+    /// Held-out sequences of a generated task scored after every epoch, drawn once from
+    /// `seed + 1` (datasets use their `valid` split; default 512).
+    #[serde(default = "five_hundred_twelve")]
     pub validation_size: usize,
 }
 
@@ -151,8 +165,13 @@ impl ExperimentConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let TaskConfig::TemporalOrder(task) = &self.task;
-        task.validate()?;
+        match &self.task {
+            TaskConfig::TemporalOrder(task) => task.validate()?,
+            TaskConfig::SpokenDigits(task) if task.sample_rate == 0 => {
+                return Err("task.sample_rate must be positive".into());
+            }
+            TaskConfig::SpokenDigits(_) => {}
+        }
         let t = &self.training;
         if t.epochs == 0 || t.steps_per_epoch == 0 || t.batch_size == 0 || t.validation_size == 0 {
             return Err(

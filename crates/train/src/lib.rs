@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod datasets;
 pub mod output;
 pub mod task;
 pub mod trainer;

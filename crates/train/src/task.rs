@@ -112,3 +112,78 @@ impl TemporalOrder {
         (symbols, 2 * a as i64 + b as i64)
     }
 }
+
+/// Spoken-digit classification from a manifest of WAV files: MFCC → recurrent stack →
+/// `y_t` → one softmax per utterance (pooled over its valid steps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpokenDigits {
+    /// Manifest CSV (`path,label,speaker,split,…`; labels `0`…`9`), relative to the
+    /// working directory; its paths are relative to the manifest's folder.
+    pub manifest: std::path::PathBuf,
+    /// Feature preset: `kaldi`, `librosa` or `htk`.
+    pub preset: features::Preset,
+    /// Rate the features are computed at (Hz); files at other rates are resampled.
+    pub sample_rate: u32,
+    /// Append Δ and ΔΔ (Kaldi's add-deltas, window 2).
+    #[serde(default)]
+    pub deltas: bool,
+    /// Per-utterance mean and variance normalisation of the features.
+    #[serde(default)]
+    pub cmvn: bool,
+    /// How `y_t` becomes one prediction per utterance: `mean` over valid steps or `last`.
+    #[serde(default)]
+    pub pooling: models::Pooling,
+    /// Folder for cached features (none when absent).
+    #[serde(default)]
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Splits scored once after training, besides `valid` every epoch (e.g. `["test", "real"]`).
+    #[serde(default)]
+    pub report_splits: Vec<String>,
+    /// Stop on an unreadable file instead of skipping it with a report.
+    #[serde(default)]
+    pub strict: bool,
+}
+
+impl SpokenDigits {
+    /// Ten classes, `0`…`9`.
+    pub const NUM_CLASSES: usize = 10;
+
+    /// The class names as the manifest writes them.
+    pub fn labels() -> Vec<String> {
+        (0..Self::NUM_CLASSES).map(|d| d.to_string()).collect()
+    }
+
+    /// The feature pipeline these options describe.
+    pub fn pipeline(&self) -> features::FilePipeline {
+        let mut options = features::FeatureOptions::preset(self.preset);
+        options.frame.sample_rate = self.sample_rate;
+        let mut pipeline = features::FilePipeline::new(options);
+        pipeline.deltas = self.deltas.then_some((2, 2));
+        pipeline.cmvn = self
+            .cmvn
+            .then_some(features::Cmvn::Utterance { variance: true });
+        pipeline
+    }
+}
+
+/// Pads examples into one batch (zeros past each sequence's length).
+pub fn pad_batch(examples: &[&crate::datasets::Example]) -> Batch {
+    let dim = examples.first().map_or(0, |e| e.features.dim);
+    let time = examples
+        .iter()
+        .map(|e| e.features.num_frames)
+        .max()
+        .unwrap_or(0);
+    let mut inputs = vec![0.0; examples.len() * time * dim];
+    for (b, example) in examples.iter().enumerate() {
+        let start = b * time * dim;
+        inputs[start..start + example.features.data.len()].copy_from_slice(&example.features.data);
+    }
+    Batch {
+        inputs,
+        shape: [examples.len(), time, dim],
+        lengths: examples.iter().map(|e| e.features.num_frames).collect(),
+        labels: examples.iter().map(|e| e.label as i64).collect(),
+    }
+}

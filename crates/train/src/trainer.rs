@@ -10,10 +10,12 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use models::{Pooling, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use serde::Serialize;
 
 use crate::config::{ExperimentConfig, TaskConfig};
-use crate::task::{Batch, TemporalOrder};
+use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
+use crate::task::{Batch, SpokenDigits, TemporalOrder, pad_batch};
 
 /// Metrics after one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,33 +47,142 @@ pub enum TrainError {
         /// The loss.
         value: f64,
     },
+    /// The dataset could not be loaded.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// A split the experiment needs has no usable utterance.
+    #[error("split {0:?} has no usable utterances")]
+    EmptySplit(String),
 }
 
-/// Builds the classifier an experiment describes.
+/// The data of an experiment, ready for the loop.
+#[derive(Debug)]
+pub enum TaskData {
+    /// Fresh sequences every batch, and one fixed validation batch.
+    Generated {
+        /// The generator.
+        task: TemporalOrder,
+        /// Drawn once from `seed + 1`.
+        validation: Batch,
+    },
+    /// A fixed corpus, split by speaker.
+    Corpus(Corpus),
+}
+
+/// A corpus's examples by split.
+#[derive(Debug)]
+pub struct Corpus {
+    /// Feature width.
+    pub input_size: usize,
+    /// Training examples.
+    pub train: Vec<Example>,
+    /// Scored after every epoch.
+    pub valid: Vec<Example>,
+    /// Scored once after training, by split name.
+    pub reports: Vec<(String, Vec<Example>)>,
+    /// Files that could not be used, with why.
+    pub skipped: Vec<(std::path::PathBuf, String)>,
+    /// How `y_t` is pooled.
+    pub pooling: Pooling,
+}
+
+impl TaskData {
+    /// Generates or loads the data an experiment describes.
+    pub fn prepare(config: &ExperimentConfig) -> Result<Self, TrainError> {
+        match &config.task {
+            TaskConfig::TemporalOrder(task) => Ok(TaskData::Generated {
+                task: task.clone(),
+                validation: task.sample(
+                    &mut StdRng::seed_from_u64(config.seed + 1),
+                    config.training.validation_size,
+                ),
+            }),
+            TaskConfig::SpokenDigits(task) => load_corpus(task).map(TaskData::Corpus),
+        }
+    }
+
+    /// Input width and number of classes.
+    pub fn sizes(&self) -> (usize, usize) {
+        match self {
+            TaskData::Generated { .. } => (TemporalOrder::INPUT_SIZE, TemporalOrder::NUM_CLASSES),
+            TaskData::Corpus(corpus) => (corpus.input_size, SpokenDigits::NUM_CLASSES),
+        }
+    }
+
+    /// Batches per epoch.
+    pub fn steps_per_epoch(&self, config: &ExperimentConfig) -> usize {
+        match self {
+            TaskData::Generated { .. } => config.training.steps_per_epoch,
+            TaskData::Corpus(corpus) => corpus.train.len().div_ceil(config.training.batch_size),
+        }
+    }
+
+    fn pooling(&self) -> Pooling {
+        match self {
+            TaskData::Generated { .. } => Pooling::Last,
+            TaskData::Corpus(corpus) => corpus.pooling,
+        }
+    }
+}
+
+fn load_corpus(task: &SpokenDigits) -> Result<Corpus, TrainError> {
+    let utterances = read_manifest(&task.manifest)?;
+    let pipeline = task.pipeline();
+    let cache = task.cache_dir.as_ref().map(FeatureCache::new);
+    let labels = SpokenDigits::labels();
+    let mut skipped = Vec::new();
+    let mut load = |split: &str| -> Result<Vec<Example>, TrainError> {
+        let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
+        let loaded = load_examples(&chosen, &labels, &pipeline, cache.as_ref(), task.strict)?;
+        skipped.extend(loaded.skipped);
+        if loaded.examples.is_empty() {
+            return Err(TrainError::EmptySplit(split.to_string()));
+        }
+        Ok(loaded.examples)
+    };
+    let train = load("train")?;
+    let valid = load("valid")?;
+    let reports = task
+        .report_splits
+        .iter()
+        .map(|split| load(split).map(|examples| (split.clone(), examples)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Corpus {
+        input_size: train[0].features.dim,
+        train,
+        valid,
+        reports,
+        skipped,
+        pooling: task.pooling,
+    })
+}
+
+/// Builds the classifier an experiment describes, for `input_size` features and `classes`.
 pub fn build_model<B: Backend>(
     config: &ExperimentConfig,
+    (input_size, classes): (usize, usize),
     device: &B::Device,
 ) -> SequenceClassifier<B> {
-    let TaskConfig::TemporalOrder(_) = &config.task;
     let m = &config.model;
-    let recurrent = RecurrentConfig::new(m.cell.clone(), TemporalOrder::INPUT_SIZE, m.hidden_size)
+    let recurrent = RecurrentConfig::new(m.cell.clone(), input_size, m.hidden_size)
         .with_num_layers(m.num_layers)
         .with_bidirectional(m.bidirectional)
         .with_dropout(m.dropout);
-    SequenceClassifierConfig::new(recurrent, TemporalOrder::NUM_CLASSES).init(device)
+    SequenceClassifierConfig::new(recurrent, classes).init(device)
 }
 
-/// Cross-entropy of the softmax over `y` at each sequence's last valid step, and the number
-/// of sequences whose arg-max is right.
+/// Cross-entropy of the softmax over the pooled `y`, and the number of sequences whose
+/// arg-max is right.
 pub fn batch_loss<B: Backend>(
     model: &SequenceClassifier<B>,
     batch: &Batch,
+    pooling: Pooling,
     device: &B::Device,
 ) -> (Tensor<B, 1>, usize) {
     let inputs =
         Tensor::<B, 3>::from_data(TensorData::new(batch.inputs.clone(), batch.shape), device);
     let y = model.forward(inputs, Some(&batch.lengths));
-    let logits = Pooling::Last.pool(y, Some(&batch.lengths));
+    let logits = pooling.pool(y, Some(&batch.lengths));
     let targets = Tensor::<B, 1, Int>::from_data(
         TensorData::new(batch.labels.clone(), [batch.labels.len()]),
         device,
@@ -88,31 +199,74 @@ pub fn batch_loss<B: Backend>(
     (loss, correct)
 }
 
-/// Trains the experiment on backend `B`, calling `on_epoch` after each epoch.
+/// Mean loss and accuracy of `model` over `examples`, in batches of `batch_size`.
+pub fn evaluate<B: Backend>(
+    model: &SequenceClassifier<B>,
+    examples: &[Example],
+    batch_size: usize,
+    pooling: Pooling,
+    device: &B::Device,
+) -> (f64, f64) {
+    let (mut loss, mut correct) = (0.0, 0);
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let batch = pad_batch(&chunk.iter().collect::<Vec<_>>());
+        let (batch_loss, batch_correct) = batch_loss(model, &batch, pooling, device);
+        loss += batch_loss.into_scalar().elem::<f64>() * chunk.len() as f64;
+        correct += batch_correct;
+    }
+    let n = examples.len().max(1) as f64;
+    (loss / n, correct as f64 / n)
+}
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct TrainOutcome<B: AutodiffBackend> {
+    /// The trained model.
+    pub model: SequenceClassifier<B>,
+    /// One entry per epoch.
+    pub history: Vec<EpochMetrics>,
+    /// Accuracy on each report split: (split, accuracy, utterances).
+    pub reports: Vec<(String, f64, usize)>,
+}
+
+/// Trains the experiment on backend `B`, calling `on_step` after each batch and
+/// `on_epoch` after each epoch.
 pub fn train<B: AutodiffBackend>(
     config: &ExperimentConfig,
+    data: &TaskData,
     device: &B::Device,
     mut on_step: impl FnMut(usize, usize),
     mut on_epoch: impl FnMut(&EpochMetrics),
-) -> Result<(SequenceClassifier<B>, Vec<EpochMetrics>), TrainError> {
+) -> Result<TrainOutcome<B>, TrainError> {
     B::seed(device, config.seed);
-    let TaskConfig::TemporalOrder(task) = &config.task;
     let t = &config.training;
-    let mut model = build_model::<B>(config, device);
+    let pooling = data.pooling();
+    let mut model = build_model::<B>(config, data.sizes(), device);
     let mut optimizer = AdamConfig::new().init();
     let mut rng = StdRng::seed_from_u64(config.seed);
-    let validation = task.sample(
-        &mut StdRng::seed_from_u64(config.seed + 1),
-        t.validation_size,
-    );
     let mut history = Vec::with_capacity(t.epochs);
 
     for epoch in 1..=t.epochs {
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
-        for step in 1..=t.steps_per_epoch {
-            let batch = task.sample(&mut rng, t.batch_size);
-            let (loss, batch_correct) = batch_loss(&model, &batch, device);
+        let batches: Box<dyn Iterator<Item = Batch>> = match data {
+            TaskData::Generated { task, .. } => {
+                let draws: Vec<Batch> = (0..t.steps_per_epoch)
+                    .map(|_| task.sample(&mut rng, t.batch_size))
+                    .collect();
+                Box::new(draws.into_iter())
+            }
+            TaskData::Corpus(corpus) => {
+                let mut order: Vec<&Example> = corpus.train.iter().collect();
+                order.shuffle(&mut rng);
+                let batches: Vec<Batch> = order.chunks(t.batch_size).map(pad_batch).collect();
+                Box::new(batches.into_iter())
+            }
+        };
+        let mut steps = 0;
+        for (index, batch) in batches.enumerate() {
+            let step = index + 1;
+            let (loss, batch_correct) = batch_loss(&model, &batch, pooling, device);
             let value = loss.clone().into_scalar().elem::<f64>();
             if !value.is_finite() {
                 return Err(TrainError::NonFiniteLoss { epoch, step, value });
@@ -122,19 +276,51 @@ pub fn train<B: AutodiffBackend>(
             loss_sum += value;
             correct += batch_correct;
             seen += batch.labels.len();
+            steps += 1;
             on_step(epoch, step);
         }
-        let (valid_loss, valid_correct) = batch_loss(&model.valid(), &validation, device);
+        let inference = model.valid();
+        let (valid_loss, valid_accuracy) = match data {
+            TaskData::Generated { validation, .. } => {
+                let (loss, correct) = batch_loss(&inference, validation, pooling, device);
+                (
+                    loss.into_scalar().elem::<f64>(),
+                    correct as f64 / validation.labels.len() as f64,
+                )
+            }
+            TaskData::Corpus(corpus) => {
+                evaluate(&inference, &corpus.valid, t.batch_size, pooling, device)
+            }
+        };
         let metrics = EpochMetrics {
             epoch,
-            train_loss: loss_sum / t.steps_per_epoch as f64,
-            train_accuracy: correct as f64 / seen as f64,
-            valid_loss: valid_loss.into_scalar().elem::<f64>(),
-            valid_accuracy: valid_correct as f64 / validation.labels.len() as f64,
+            train_loss: loss_sum / steps.max(1) as f64,
+            train_accuracy: correct as f64 / seen.max(1) as f64,
+            valid_loss,
+            valid_accuracy,
             seconds: started.elapsed().as_secs_f64(),
         };
         on_epoch(&metrics);
         history.push(metrics);
     }
-    Ok((model, history))
+    let reports = match data {
+        TaskData::Generated { .. } => Vec::new(),
+        TaskData::Corpus(corpus) => {
+            let inference = model.valid();
+            corpus
+                .reports
+                .iter()
+                .map(|(split, examples)| {
+                    let (_, accuracy) =
+                        evaluate(&inference, examples, t.batch_size, pooling, device);
+                    (split.clone(), accuracy, examples.len())
+                })
+                .collect()
+        }
+    };
+    Ok(TrainOutcome {
+        model,
+        history,
+        reports,
+    })
 }

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use train::backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
 use train::config::ExperimentConfig;
 use train::output::{metrics_csv, write_atomic};
-use train::trainer::{EpochMetrics, TrainError, train};
+use train::trainer::{EpochMetrics, TaskData, TrainError, train};
 
 #[derive(Parser)]
 #[command(
@@ -84,21 +84,51 @@ fn run(cli: Cli) -> Result<(), String> {
                 config.model.cell.name(),
                 config.model.hidden_size
             );
-            let history = run_on(config.backend, TrainJob { config: &config })
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let data = TaskData::prepare(&config).map_err(|e| e.to_string())?;
+            if let TaskData::Corpus(corpus) = &data {
+                for (path, why) in &corpus.skipped {
+                    eprintln!("skipped {}: {why}", path.display());
+                }
+                println!(
+                    "corpus: {} train, {} valid utterances, {} features per frame{}",
+                    corpus.train.len(),
+                    corpus.valid.len(),
+                    corpus.input_size,
+                    if corpus.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} files skipped", corpus.skipped.len())
+                    }
+                );
+            }
+            let (history, reports) = run_on(
+                config.backend,
+                TrainJob {
+                    config: &config,
+                    data: &data,
+                },
+            )
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
             write_atomic(
                 &run_dir.join("metrics.csv"),
                 metrics_csv(&history).as_bytes(),
             )
             .map_err(|e| format!("cannot write metrics: {e}"))?;
             let last = history.last().expect("at least one epoch");
+            let classes = data.sizes().1;
             println!(
                 "final validation accuracy {:.1}% (chance {:.1}%); metrics in {}",
                 100.0 * last.valid_accuracy,
-                100.0 / 4.0,
+                100.0 / classes as f64,
                 run_dir.display()
             );
+            for (split, accuracy, count) in &reports {
+                println!(
+                    "{split} accuracy {:.1}% ({count} utterances)",
+                    100.0 * accuracy
+                );
+            }
             Ok(())
         }
     }
@@ -106,14 +136,15 @@ fn run(cli: Cli) -> Result<(), String> {
 
 struct TrainJob<'a> {
     config: &'a ExperimentConfig,
+    data: &'a TaskData,
 }
 
 impl OnBackend for TrainJob<'_> {
-    type Output = Result<Vec<EpochMetrics>, TrainError>;
+    type Output = Result<(Vec<EpochMetrics>, Vec<(String, f64, usize)>), TrainError>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let t = &self.config.training;
-        let bar = ProgressBar::new((t.epochs * t.steps_per_epoch) as u64).with_style(
+        let steps = self.data.steps_per_epoch(self.config);
+        let bar = ProgressBar::new((self.config.training.epochs * steps) as u64).with_style(
             ProgressStyle::with_template(
                 "{bar:30} {pos}/{len} steps, {elapsed} elapsed, ETA {eta} {msg}",
             )
@@ -121,6 +152,7 @@ impl OnBackend for TrainJob<'_> {
         );
         let result = train::<B>(
             self.config,
+            self.data,
             &device,
             |_, _| bar.inc(1),
             |m| {
@@ -136,6 +168,6 @@ impl OnBackend for TrainJob<'_> {
             },
         );
         bar.finish_and_clear();
-        result.map(|(_, history)| history)
+        result.map(|outcome| (outcome.history, outcome.reports))
     }
 }

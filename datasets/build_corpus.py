@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Builds the synthetic spoken-digit corpus, the real-speaker test set and the small
+embedded default subset, offline, from Debian packages (see build_corpus.sh).
+
+    python3 datasets/build_corpus.py --out datasets/synthetic [--seed 7] [--jobs 2]
+    python3 datasets/build_corpus.py --embedded datasets/default   # also refresh the subset
+
+Deterministic for a given seed: every random choice comes from random.Random(seed).
+Output (under --out):
+  wav/<engine>/<voice>/<digit>_<variant>.wav   16 kHz mono 16-bit
+  manifest.csv   path,label,speaker,engine,split,source,licence
+Splits are by speaker (an engine's voice, e.g. espeak:en-gb+m3): whole voices are held out
+for validation and test. The real recordings (asterisk, one female US speaker) form the
+split "real" and never enter training.
+"""
+
+import argparse
+import csv
+import hashlib
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+                  "en-gb-x-gbcwmd", "en-029"]
+ESPEAK_VARIANTS = [f"m{i}" for i in range(1, 8)] + [f"f{i}" for i in range(1, 6)]
+FLITE_VOICES = ["kal16", "awb", "rms", "slt"]
+FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
+ASTERISK_DIGITS = "usr/share/asterisk/sounds/en_US_f_Allison/digits"
+LICENCES = {
+    "espeak-ng": "GPL-3.0-or-later (espeak-ng output)",
+    "flite": "flite licence (BSD-like)",
+    "festival": "festival/festvox licences (BSD-like)",
+    "asterisk": "CC-BY-SA-3.0 (asterisk-core-sounds-en, Allison Smith / Digium)",
+}
+SPLIT_SHARES = (("valid", 0.1), ("test", 0.1))
+
+
+def run(command, **kwargs):
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+
+
+def split_of(speaker, seed):
+    """Speaker → split by a seeded hash, so adding voices never moves existing ones."""
+    value = int(hashlib.sha256(f"{seed}:{speaker}".encode()).hexdigest()[:8], 16) / 2**32
+    edge = 0.0
+    for name, share in SPLIT_SHARES:
+        edge += share
+        if value < edge:
+            return name
+    return "train"
+
+
+def plan(rng):
+    """Every utterance to synthesise: (engine, voice, digit, variant, settings)."""
+    jobs = []
+    for accent in ESPEAK_ACCENTS:
+        for variant in ESPEAK_VARIANTS:
+            voice = f"{accent}+{variant}"
+            for d, word in enumerate(DIGITS):
+                for k, speed in enumerate((120, 145, 170, 195, 220)):
+                    pitch = rng.choice((35, 50, 65))
+                    jobs.append(("espeak-ng", voice, d, k, {"word": word, "speed": speed, "pitch": pitch}))
+    for voice in FLITE_VOICES:
+        for d, word in enumerate(DIGITS):
+            for k, (stretch, f0) in enumerate((s, f) for s in (0.85, 1.0, 1.15, 1.3) for f in (0, 1, 2)):
+                jobs.append(("flite", voice, d, k, {"word": word, "stretch": stretch, "f0": f0}))
+    for voice in FESTIVAL_VOICES:
+        for d, word in enumerate(DIGITS):
+            for k, stretch in enumerate((0.8, 0.9, 1.0, 1.1, 1.2, 1.35)):
+                jobs.append(("festival", voice, d, k, {"word": word, "stretch": stretch}))
+    return jobs
+
+
+def normalise(source, target, effects=()):
+    """16 kHz mono 16-bit, silence trimmed at both ends, optional sox effects."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    run(["sox", str(source), "-r", "16000", "-c", "1", "-b", "16", "-t", "wavpcm", str(target),
+         *effects, "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%",
+         "reverse", "rate", "16000"])
+
+
+def synthesise(job, out, scratch):
+    engine, voice, digit, variant, s = job
+    target = out / "wav" / engine / voice / f"{digit}_{variant}.wav"
+    raw = scratch / f"{engine}_{voice}_{digit}_{variant}.wav".replace("+", "_")
+    if engine == "espeak-ng":
+        run(["espeak-ng", "-v", voice, "-s", str(s["speed"]), "-p", str(s["pitch"]), "-w", str(raw), s["word"]])
+    elif engine == "flite":
+        f0 = {"kal16": 95, "awb": 105, "rms": 100, "slt": 165}[voice] * (1 + 0.15 * (s["f0"] - 1))
+        run(["flite", "-voice", voice, "--setf", f"duration_stretch={s['stretch']}",
+             "--setf", f"int_f0_target_mean={f0:.0f}", "-t", s["word"], "-o", str(raw)])
+    else:
+        script = scratch / f"{raw.stem}.scm"
+        script.write_text(f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {s['stretch']})\n"
+                          f"(utt.save.wave (SynthText \"{s['word']}\") \"{raw}\" 'riff)\n")
+        run(["festival", "-b", str(script)])
+    normalise(raw, target)
+    raw.unlink(missing_ok=True)
+    return target
+
+
+def augment(rng, source, target):
+    """One of: speed 0.9 or 1.1, light reverb, white noise at 20 or 10 dB SNR."""
+    kind = rng.choice(("speed0.9", "speed1.1", "reverb", "noise20", "noise10"))
+    if kind.startswith("speed"):
+        normalise(source, target, ("speed", kind[5:]))
+    elif kind == "reverb":
+        normalise(source, target, ("reverb", "30", "50", "40"))
+    else:
+        snr = int(kind[5:])
+        with tempfile.TemporaryDirectory() as tmp:
+            noise = Path(tmp) / "noise.wav"
+            duration = subprocess.run(["soxi", "-D", str(source)], capture_output=True, text=True, check=True).stdout.strip()
+            # Noise level relative to the speech's RMS: amplitude ratio 10^(-snr/20).
+            rms = float(subprocess.run(["sox", str(source), "-n", "stat"], capture_output=True, text=True).stderr
+                        .split("RMS     amplitude:")[1].split()[0])
+            run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", duration,
+                 "whitenoise", "vol", f"{rms * 10 ** (-snr / 20):.6f}"])
+            run(["sox", "-m", str(source), str(noise), "-b", "16", "-t", "wavpcm", str(target)])
+    return kind
+
+
+def real_speakers(out):
+    """Allison's digits from asterisk-core-sounds-en-wav (apt-get download, dpkg-deb -x)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        run(["apt-get", "download", "asterisk-core-sounds-en-wav"], cwd=tmp)
+        deb = next(Path(tmp).glob("*.deb"))
+        run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")])
+        for d in range(10):
+            source = Path(tmp) / "x" / ASTERISK_DIGITS / f"{d}.wav"
+            target = out / "wav" / "asterisk" / "en_US_f_Allison" / f"{d}_0.wav"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)  # kept as shipped: 8 kHz, resampled when features are made
+            rows.append((target, d, "asterisk:en_US_f_Allison", "asterisk", "real", "asterisk-core-sounds-en-wav"))
+    return rows
+
+
+def write_manifest(path, rows, root):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "speaker", "engine", "split", "source", "licence"])
+        for target, label, speaker, engine, split, source in rows:
+            writer.writerow([target.relative_to(root).as_posix(), label, speaker, engine, split, source,
+                             LICENCES[engine]])
+
+
+def build(out, seed, jobs):
+    rng = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    work = plan(rng)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
+        targets = list(pool.map(lambda job: synthesise(job, out, Path(tmp)), work))
+    for job, target in zip(work, targets):
+        engine, voice, digit, _, _ = job
+        speaker = f"{engine}:{voice}"
+        rows.append((target, digit, speaker, engine, split_of(speaker, seed), engine))
+    # Augmented copies of a seeded 60% of the utterances, same speaker and split.
+    chosen = [r for r in rows if rng.random() < 0.6]
+
+    def make(row):
+        target, digit, speaker, engine, split, source = row
+        copy = target.with_name(target.stem + "_aug.wav")
+        augment(random.Random(f"{seed}:{copy.relative_to(out)}"), target, copy)
+        return (copy, digit, speaker, engine, split, source)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        rows += list(pool.map(make, chosen))
+    rows += real_speakers(out)
+    rows.sort(key=lambda r: str(r[0]))
+    write_manifest(out / "manifest.csv", rows, out)
+    return rows
+
+
+def embed(corpus, rows, target, seed, per_speaker_split):
+    """A small subset at 8 kHz (half the bytes, many voices): per speaker a few utterances."""
+    rng = random.Random(seed)
+    if target.exists():
+        shutil.rmtree(target)
+    picked = []
+    by_speaker = {}
+    for row in rows:
+        by_speaker.setdefault(row[2], []).append(row)
+    for speaker in sorted(by_speaker):
+        items = by_speaker[speaker]
+        if items[0][4] == "real":
+            picked += items
+            continue
+        picked += rng.sample(items, min(per_speaker_split, len(items)))
+    embedded = []
+    for source, digit, speaker, engine, split, origin in picked:
+        relative = source.relative_to(corpus)
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        run(["sox", str(source), "-r", "8000", "-c", "1", "-b", "16", "-t", "wavpcm", str(destination)])
+        embedded.append((destination, digit, speaker, engine, split, origin))
+    write_manifest(target / "manifest.csv", embedded, target)
+    return embedded
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("datasets/synthetic"))
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--embedded", type=Path, help="also write the small embedded subset here")
+    parser.add_argument("--per-speaker", type=int, default=5, help="utterances per voice in the subset")
+    args = parser.parse_args()
+    rows = build(args.out, args.seed, args.jobs)
+    counts = {}
+    for row in rows:
+        counts[row[4]] = counts.get(row[4], 0) + 1
+    print(f"{len(rows)} utterances: {counts}", file=sys.stderr)
+    if args.embedded:
+        embedded = embed(args.out, rows, args.embedded, args.seed, args.per_speaker)
+        print(f"embedded subset: {len(embedded)} utterances in {args.embedded}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
