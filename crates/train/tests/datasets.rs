@@ -1,0 +1,206 @@
+//! The corpus loaders on layouts the tests build themselves, the shipped manifest's
+//! speaker-disjoint splits, the feature cache and bad-file handling.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use features::{FeatureOptions, FilePipeline, Preset};
+use train::datasets::{
+    DatasetError, FeatureCache, Utterance, free_spoken_digits, load_examples, read_manifest,
+    speech_commands,
+};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn a_wav() -> PathBuf {
+    repo().join("crates/features/tests/audio/digit7_8k.wav")
+}
+
+fn pipeline() -> FilePipeline {
+    let mut options = FeatureOptions::preset(Preset::Kaldi);
+    options.frame.sample_rate = 8000;
+    FilePipeline::new(options)
+}
+
+#[test]
+fn the_embedded_corpus_has_speaker_disjoint_splits() {
+    let utterances =
+        read_manifest(&repo().join("datasets/default/manifest.csv")).expect("manifest");
+    let mut speakers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for u in &utterances {
+        speakers.entry(&u.speaker).or_default().insert(&u.split);
+        assert!(
+            u.path.is_file(),
+            "{} is listed but missing",
+            u.path.display()
+        );
+    }
+    for (speaker, splits) in &speakers {
+        assert_eq!(splits.len(), 1, "{speaker} appears in {splits:?}");
+    }
+    let splits: BTreeSet<&str> = utterances.iter().map(|u| u.split.as_str()).collect();
+    assert_eq!(splits, BTreeSet::from(["real", "test", "train", "valid"]));
+    for u in utterances.iter().filter(|u| u.split == "real") {
+        assert!(
+            u.speaker.starts_with("asterisk:"),
+            "only human recordings are real: {u:?}"
+        );
+    }
+    let train_labels: BTreeSet<&str> = utterances
+        .iter()
+        .filter(|u| u.split == "train")
+        .map(|u| u.label.as_str())
+        .collect();
+    assert_eq!(train_labels.len(), 10, "every digit is trained on");
+    let bytes: u64 = utterances
+        .iter()
+        .map(|u| std::fs::metadata(&u.path).expect("file").len())
+        .sum();
+    assert!(bytes <= 5_000_000, "the embedded audio is {bytes} bytes");
+}
+
+#[test]
+fn free_spoken_digit_layout_and_its_split() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let recordings = root.path().join("recordings");
+    std::fs::create_dir(&recordings).expect("mkdir");
+    for name in [
+        "3_jackson_0.wav",
+        "3_jackson_4.wav",
+        "3_jackson_5.wav",
+        "9_nicolas_49.wav",
+    ] {
+        std::fs::copy(a_wav(), recordings.join(name)).expect("copy");
+    }
+    let utterances = free_spoken_digits(root.path()).expect("lists");
+    let summary: Vec<(&str, &str, &str)> = utterances
+        .iter()
+        .map(|u| (u.label.as_str(), u.speaker.as_str(), u.split.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("3", "jackson", "test"),
+            ("3", "jackson", "test"),
+            ("3", "jackson", "train"),
+            ("9", "nicolas", "train")
+        ]
+    );
+    std::fs::copy(a_wav(), recordings.join("not-fsdd.wav")).expect("copy");
+    assert!(matches!(
+        free_spoken_digits(root.path()),
+        Err(DatasetError::Layout(_))
+    ));
+}
+
+#[test]
+fn speech_commands_layout_lists_and_speakers() {
+    let root = tempfile::tempdir().expect("tempdir");
+    for (word, file) in [
+        ("yes", "0a7c2a8d_nohash_0.wav"),
+        ("yes", "0b09edd3_nohash_1.wav"),
+        ("no", "0a7c2a8d_nohash_2.wav"),
+        ("_background_noise_", "white_noise.wav"),
+    ] {
+        std::fs::create_dir_all(root.path().join(word)).expect("mkdir");
+        std::fs::copy(a_wav(), root.path().join(word).join(file)).expect("copy");
+    }
+    std::fs::write(
+        root.path().join("validation_list.txt"),
+        "yes/0b09edd3_nohash_1.wav\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.path().join("testing_list.txt"),
+        "no/0a7c2a8d_nohash_2.wav\n",
+    )
+    .expect("write");
+    let utterances = speech_commands(root.path()).expect("lists");
+    let summary: Vec<(&str, &str, &str)> = utterances
+        .iter()
+        .map(|u| (u.label.as_str(), u.speaker.as_str(), u.split.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("no", "0a7c2a8d", "test"),
+            ("yes", "0a7c2a8d", "train"),
+            ("yes", "0b09edd3", "valid")
+        ]
+    );
+}
+
+#[test]
+fn manifest_errors_name_the_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("manifest.csv");
+    std::fs::write(
+        &path,
+        "path,label,speaker,split\na.wav,1,alice,train\nb.wav,2,,train\n",
+    )
+    .expect("write");
+    let error = read_manifest(&path).expect_err("empty speaker");
+    assert!(
+        matches!(error, DatasetError::Manifest { line: 3, .. }),
+        "{error}"
+    );
+    std::fs::write(&path, "path,label,split\na.wav,1,train\n").expect("write");
+    let error = read_manifest(&path).expect_err("no speaker column");
+    assert!(error.to_string().contains("speaker"), "{error}");
+}
+
+#[test]
+fn the_cache_is_keyed_by_file_and_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wav = dir.path().join("a.wav");
+    std::fs::copy(a_wav(), &wav).expect("copy");
+    let cache = FeatureCache::new(dir.path().join("cache"));
+    let entries = || std::fs::read_dir(dir.path().join("cache")).map_or(0, |d| d.count());
+
+    let first = cache.features(&wav, &pipeline()).expect("computes");
+    assert_eq!(entries(), 1);
+    assert_eq!(cache.features(&wav, &pipeline()).expect("hit"), first);
+    assert_eq!(entries(), 1, "a hit writes nothing");
+
+    let mut other = pipeline();
+    other.deltas = Some((2, 2));
+    let with_deltas = cache.features(&wav, &other).expect("computes");
+    assert_eq!(with_deltas.dim, 39);
+    assert_eq!(entries(), 2, "another configuration is another entry");
+
+    std::fs::copy(
+        repo().join("crates/features/tests/audio/digit7_stereo.wav"),
+        &wav,
+    )
+    .expect("copy");
+    let changed = cache.features(&wav, &pipeline()).expect("computes");
+    assert_ne!(changed, first, "a changed file is recomputed");
+    assert_eq!(entries(), 3);
+}
+
+#[test]
+fn bad_files_are_skipped_and_counted_or_refused_when_strict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.wav");
+    let bad = dir.path().join("bad.wav");
+    std::fs::copy(a_wav(), &good).expect("copy");
+    std::fs::write(&bad, b"RIFF....WAVEnot really").expect("write");
+    let utterance = |path: &Path| Utterance {
+        path: path.to_path_buf(),
+        label: "7".into(),
+        speaker: "s".into(),
+        split: "train".into(),
+    };
+    let list = [utterance(&good), utterance(&bad)];
+    let refs: Vec<&Utterance> = list.iter().collect();
+    let labels: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let loaded = load_examples(&refs, &labels, &pipeline(), None, false).expect("lenient");
+    assert_eq!(loaded.examples.len(), 1);
+    assert_eq!(loaded.examples[0].label, 7);
+    assert_eq!(loaded.skipped.len(), 1);
+    assert_eq!(loaded.skipped[0].0, bad);
+    let strict = load_examples(&refs, &labels, &pipeline(), None, true);
+    assert!(matches!(strict, Err(DatasetError::BadFile { path, .. }) if path == bad));
+}
