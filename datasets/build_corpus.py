@@ -106,9 +106,12 @@ def synthesise(job, out, scratch):
 
 
 def augment(rng, source, target):
-    """One of: speed 0.9 or 1.1, light reverb, white noise at 20 or 10 dB SNR."""
-    kind = rng.choice(("speed0.9", "speed1.1", "reverb", "noise20", "noise10"))
-    if kind.startswith("speed"):
+    """One of: speed 0.9 or 1.1, light reverb, telephone band (300–3400 Hz), white noise
+    at 20 or 10 dB SNR."""
+    kind = rng.choice(("speed0.9", "speed1.1", "reverb", "telephone", "noise20", "noise10"))
+    if kind == "telephone":
+        normalise(source, target, ("sinc", "300-3400"))
+    elif kind.startswith("speed"):
         normalise(source, target, ("speed", kind[5:]))
     elif kind == "reverb":
         normalise(source, target, ("reverb", "30", "50", "40"))
@@ -137,7 +140,9 @@ def real_speakers(out):
             source = Path(tmp) / "x" / ASTERISK_DIGITS / f"{d}.wav"
             target = out / "wav" / "asterisk" / "en_US_f_Allison" / f"{d}_0.wav"
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, target)  # kept as shipped: 8 kHz, resampled when features are made
+            # Kept at its 8 kHz; silence trimmed like every synthetic utterance.
+            run(["sox", str(source), "-t", "wavpcm", str(target), "silence", "1", "0.02", "0.5%",
+                 "reverse", "silence", "1", "0.02", "0.5%", "reverse"])
             rows.append((target, d, "asterisk:en_US_f_Allison", "asterisk", "real", "asterisk-core-sounds-en-wav"))
     return rows
 

@@ -83,9 +83,13 @@ pub struct TrainingConfig {
     pub batch_size: usize,
     /// Adam's learning rate.
     pub learning_rate: f64,
-    /// Clip gradients to this global L2 norm (none when absent).
+    /// Scale gradients so their global L2 norm (all parameters together) is at most this
+    /// (PyTorch's `clip_grad_norm_`; none when absent).
     #[serde(default)]
-    pub clip_grad_norm: Option<f32>,
+    pub clip_grad_norm: Option<f64>,
+    /// Clamp every gradient element to ±this (PyTorch's `clip_grad_value_`; none when absent).
+    #[serde(default)]
+    pub clip_grad_value: Option<f64>,
     /// Held-out sequences of a generated task scored after every epoch, drawn once from
     /// `seed + 1` (datasets use their `valid` split; default 512).
     #[serde(default = "five_hundred_twelve")]

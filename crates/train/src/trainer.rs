@@ -13,6 +13,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 
+use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, TaskConfig};
 use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
 use crate::task::{Batch, SpokenDigits, TemporalOrder, pad_batch};
@@ -271,7 +272,13 @@ pub fn train<B: AutodiffBackend>(
             if !value.is_finite() {
                 return Err(TrainError::NonFiniteLoss { epoch, step, value });
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            if let Some(max) = t.clip_grad_value {
+                clip_value::<B, _>(&model, &mut grads, max);
+            }
+            if let Some(max_norm) = t.clip_grad_norm {
+                clip_global_norm::<B, _>(&model, &mut grads, max_norm);
+            }
             model = optimizer.step(t.learning_rate, model, grads);
             loss_sum += value;
             correct += batch_correct;
