@@ -11,15 +11,16 @@ use models::{Pooling, RecurrentConfig, SequenceClassifier, SequenceClassifierCon
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, TaskConfig};
 use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
 use crate::task::{Batch, SpokenDigits, TemporalOrder, pad_batch};
 
 /// Metrics after one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// 1-based epoch.
     pub epoch: usize,
@@ -51,7 +52,10 @@ pub enum TrainError {
     /// The dataset could not be loaded.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
-    /// A split the experiment needs has no usable utterance.
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A split the experiment needs has no usable utterances.
     #[error("split {0:?} has no usable utterances")]
     EmptySplit(String),
 }
@@ -230,12 +234,26 @@ pub struct TrainOutcome<B: AutodiffBackend> {
     pub reports: Vec<(String, f64, usize)>,
 }
 
+/// Where a run keeps its checkpoints and whether it continues from them.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Save a checkpoint after every epoch here.
+    pub checkpoints: Option<Checkpoints>,
+    /// Continue from the latest checkpoint (a fresh start when there is none).
+    pub resume: bool,
+}
+
 /// Trains the experiment on backend `B`, calling `on_step` after each batch and
 /// `on_epoch` after each epoch.
+///
+/// Every epoch draws its batch order and dropout masks from seeds derived from the
+/// experiment's seed and the epoch number, so a run resumed from a checkpoint ends with
+/// exactly the metrics of an uninterrupted one (on ndarray).
 pub fn train<B: AutodiffBackend>(
     config: &ExperimentConfig,
     data: &TaskData,
     device: &B::Device,
+    run: &RunOptions,
     mut on_step: impl FnMut(usize, usize),
     mut on_epoch: impl FnMut(&EpochMetrics),
 ) -> Result<TrainOutcome<B>, TrainError> {
@@ -243,12 +261,27 @@ pub fn train<B: AutodiffBackend>(
     let t = &config.training;
     let pooling = data.pooling();
     let mut model = build_model::<B>(config, data.sizes(), device);
+    // Parameters are drawn lazily on first use; draw them now, from the experiment's seed.
+    model.state_dict();
     let mut optimizer = AdamConfig::new().init();
-    let mut rng = StdRng::seed_from_u64(config.seed);
     let mut history = Vec::with_capacity(t.epochs);
+    if run.resume
+        && let Some(checkpoints) = &run.checkpoints
+        && let Some(restored) = checkpoints.restore_latest(model.clone(), optimizer, device)?
+    {
+        (model, optimizer, history) = (restored.model, restored.optimizer, restored.history);
+    } else {
+        optimizer = AdamConfig::new().init();
+    }
 
-    for epoch in 1..=t.epochs {
+    for epoch in history.len() + 1..=t.epochs {
         let started = Instant::now();
+        let epoch_seed = config
+            .seed
+            .wrapping_mul(0x9E37_79B9)
+            .wrapping_add(epoch as u64);
+        B::seed(device, epoch_seed);
+        let mut rng = StdRng::seed_from_u64(epoch_seed);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
         let batches: Box<dyn Iterator<Item = Batch>> = match data {
             TaskData::Generated { task, .. } => {
@@ -309,6 +342,9 @@ pub fn train<B: AutodiffBackend>(
         };
         on_epoch(&metrics);
         history.push(metrics);
+        if let Some(checkpoints) = &run.checkpoints {
+            checkpoints.save(&model, &optimizer, &history)?;
+        }
     }
     let reports = match data {
         TaskData::Generated { .. } => Vec::new(),

@@ -7,9 +7,10 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use train::backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
+use train::checkpoint::Checkpoints;
 use train::config::ExperimentConfig;
 use train::output::{metrics_csv, write_atomic};
-use train::trainer::{EpochMetrics, TaskData, TrainError, train};
+use train::trainer::{EpochMetrics, RunOptions, TaskData, TrainError, train};
 
 #[derive(Parser)]
 #[command(
@@ -35,9 +36,13 @@ enum Command {
         /// e.g. --set training.epochs=3 --set model.cell.kind=gru.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
-        /// Folder for runs; this run writes to OUT_DIR/NAME/.
+        /// Folder for runs; this run writes to OUT_DIR/NAME/ (checkpoints in
+        /// OUT_DIR/NAME/checkpoints/, one per epoch, and best.mpk).
         #[arg(long, default_value = "runs")]
         out_dir: PathBuf,
+        /// Continue from the run's latest checkpoint (same configuration).
+        #[arg(long)]
+        resume: bool,
     },
     /// List the backends and the GPU adapter wgpu would use.
     Backends,
@@ -68,6 +73,7 @@ fn run(cli: Cli) -> Result<(), String> {
             backend,
             overrides,
             out_dir,
+            resume,
         } => {
             let mut config =
                 ExperimentConfig::load(&config, &overrides).map_err(|e| e.to_string())?;
@@ -106,6 +112,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 TrainJob {
                     config: &config,
                     data: &data,
+                    run: RunOptions {
+                        checkpoints: Some(Checkpoints::new(run_dir.join("checkpoints"))),
+                        resume,
+                    },
                 },
             )
             .map_err(|e| e.to_string())?
@@ -137,6 +147,7 @@ fn run(cli: Cli) -> Result<(), String> {
 struct TrainJob<'a> {
     config: &'a ExperimentConfig,
     data: &'a TaskData,
+    run: RunOptions,
 }
 
 impl OnBackend for TrainJob<'_> {
@@ -154,6 +165,7 @@ impl OnBackend for TrainJob<'_> {
             self.config,
             self.data,
             &device,
+            &self.run,
             |_, _| bar.inc(1),
             |m| {
                 bar.suspend(|| println!(

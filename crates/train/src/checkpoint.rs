@@ -1,0 +1,176 @@
+//! Checkpoints: after every epoch, the model, the optimiser state and the metrics so far,
+//! in `epoch-NNNN/` folders that appear whole (written as `*.tmp`, then renamed), plus
+//! `best.mpk`, the model with the best validation accuracy.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use models::SequenceClassifier;
+
+use crate::trainer::EpochMetrics;
+
+/// burn's named MessagePack format at full precision: a resumed run continues bit for bit.
+type FileRecorder = NamedMpkFileRecorder<FullPrecisionSettings>;
+
+/// Why a checkpoint could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// A file or folder could not be written, read or renamed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// burn's recorder failed.
+    #[error("{path}: {message}")]
+    Record {
+        /// The file.
+        path: PathBuf,
+        /// What the recorder said.
+        message: String,
+    },
+}
+
+/// The checkpoint folder of one run.
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    dir: PathBuf,
+}
+
+/// What a checkpoint restores.
+pub struct Restored<B: AutodiffBackend, O> {
+    /// The model after the checkpoint's epoch.
+    pub model: SequenceClassifier<B>,
+    /// The optimiser with its moment estimates.
+    pub optimizer: O,
+    /// Metrics of every epoch so far.
+    pub history: Vec<EpochMetrics>,
+}
+
+impl Checkpoints {
+    /// Checkpoints in `dir` (created when first written).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn epoch_dir(&self, epoch: usize) -> PathBuf {
+        self.dir.join(format!("epoch-{epoch:04}"))
+    }
+
+    /// Saves the state after `history.last()`'s epoch; also `best.mpk` when that epoch has
+    /// the best validation accuracy so far.
+    pub fn save<B, O>(
+        &self,
+        model: &SequenceClassifier<B>,
+        optimizer: &O,
+        history: &[EpochMetrics],
+    ) -> Result<(), CheckpointError>
+    where
+        B: AutodiffBackend,
+        O: Optimizer<SequenceClassifier<B>, B>,
+    {
+        let last = history.last().expect("a checkpoint follows an epoch");
+        let final_dir = self.epoch_dir(last.epoch);
+        let staging = final_dir.with_extension("tmp");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| CheckpointError::Io { path, source }
+        };
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+        }
+        std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+        let recorder = FileRecorder::new();
+        let failed = |path: PathBuf| {
+            move |e: burn::record::RecorderError| CheckpointError::Record {
+                path,
+                message: e.to_string(),
+            }
+        };
+        model
+            .clone()
+            .save_file(staging.join("model"), &recorder)
+            .map_err(failed(staging.join("model.mpk")))?;
+        recorder
+            .record(optimizer.to_record(), staging.join("optimizer"))
+            .map_err(failed(staging.join("optimizer.mpk")))?;
+        let json = serde_json::to_string_pretty(history).expect("metrics serialise");
+        std::fs::write(staging.join("history.json"), json).map_err(io(&staging))?;
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
+        }
+        std::fs::rename(&staging, &final_dir).map_err(io(&final_dir))?;
+
+        let best = history
+            .iter()
+            .map(|m| m.valid_accuracy)
+            .fold(f64::NEG_INFINITY, f64::max);
+        if last.valid_accuracy >= best {
+            let target = self.dir.join("best.mpk");
+            let partial = self.dir.join("best.mpk.tmp");
+            std::fs::copy(final_dir.join("model.mpk"), &partial).map_err(io(&partial))?;
+            std::fs::rename(&partial, &target).map_err(io(&target))?;
+        }
+        Ok(())
+    }
+
+    /// The latest complete checkpoint, if any, loaded into `model` and `optimizer`.
+    pub fn restore_latest<B, O>(
+        &self,
+        model: SequenceClassifier<B>,
+        optimizer: O,
+        device: &B::Device,
+    ) -> Result<Option<Restored<B, O>>, CheckpointError>
+    where
+        B: AutodiffBackend,
+        O: Optimizer<SequenceClassifier<B>, B>,
+    {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Ok(None);
+        };
+        let latest = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("epoch-")?.parse::<usize>().ok()
+            })
+            .max();
+        let Some(epoch) = latest else {
+            return Ok(None);
+        };
+        let dir = self.epoch_dir(epoch);
+        let recorder = FileRecorder::new();
+        let failed = |path: PathBuf| {
+            move |e: burn::record::RecorderError| CheckpointError::Record {
+                path,
+                message: e.to_string(),
+            }
+        };
+        let model = model
+            .load_file(dir.join("model"), &recorder, device)
+            .map_err(failed(dir.join("model.mpk")))?;
+        let record = recorder
+            .load(dir.join("optimizer"), device)
+            .map_err(failed(dir.join("optimizer.mpk")))?;
+        let optimizer = optimizer.load_record(record);
+        let path = dir.join("history.json");
+        let text = std::fs::read_to_string(&path).map_err(|source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let history = serde_json::from_str(&text).map_err(|e| CheckpointError::Record {
+            path,
+            message: e.to_string(),
+        })?;
+        Ok(Some(Restored {
+            model,
+            optimizer,
+            history,
+        }))
+    }
+}

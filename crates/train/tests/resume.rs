@@ -1,0 +1,100 @@
+//! A run stopped after some epochs and resumed from its checkpoint ends with exactly the
+//! metrics of an uninterrupted run (ndarray), and checkpoints appear whole.
+
+use train::ExperimentConfig;
+use train::backend::CpuBackend;
+use train::checkpoint::Checkpoints;
+use train::trainer::{EpochMetrics, RunOptions, TaskData, train};
+
+fn config(epochs: usize) -> ExperimentConfig {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../experiments/temporal-order-smoke.toml"
+    ))
+    .expect("experiment file");
+    let overrides = [
+        format!("training.epochs={epochs}"),
+        "training.steps_per_epoch=8".into(),
+        "training.batch_size=8".into(),
+        "training.validation_size=32".into(),
+        "model.hidden_size=8".into(),
+        "model.num_layers=2".into(),
+        "model.dropout=0.25".into(),
+    ];
+    ExperimentConfig::parse(&text, "test", &overrides).expect("valid")
+}
+
+/// burn-ndarray's random numbers come from one generator per process: runs in parallel
+/// test threads would interleave their draws.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn run(epochs: usize, checkpoints: &Checkpoints, resume: bool) -> Vec<EpochMetrics> {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let config = config(epochs);
+    let data = TaskData::prepare(&config).expect("data");
+    let options = RunOptions {
+        checkpoints: Some(checkpoints.clone()),
+        resume,
+    };
+    train::<CpuBackend>(
+        &config,
+        &data,
+        &Default::default(),
+        &options,
+        |_, _| {},
+        |_| {},
+    )
+    .expect("trains")
+    .history
+}
+
+fn without_time(history: &[EpochMetrics]) -> Vec<EpochMetrics> {
+    history
+        .iter()
+        .map(|m| EpochMetrics {
+            seconds: 0.0,
+            ..m.clone()
+        })
+        .collect()
+}
+
+#[test]
+fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
+    let whole_dir = tempfile::tempdir().expect("tempdir");
+    let whole = run(4, &Checkpoints::new(whole_dir.path()), false);
+
+    let split_dir = tempfile::tempdir().expect("tempdir");
+    let checkpoints = Checkpoints::new(split_dir.path());
+    let first = run(2, &checkpoints, false);
+    assert_eq!(first.len(), 2);
+    let resumed = run(4, &checkpoints, true);
+
+    assert_eq!(resumed.len(), 4);
+    assert_eq!(without_time(&resumed), without_time(&whole));
+    assert_ne!(whole[0].train_loss, whole[3].train_loss, "training moved");
+
+    let mut names: Vec<String> = std::fs::read_dir(split_dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "best.mpk",
+            "epoch-0001",
+            "epoch-0002",
+            "epoch-0003",
+            "epoch-0004"
+        ]
+    );
+}
+
+#[test]
+fn resume_without_checkpoints_starts_afresh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fresh = run(1, &Checkpoints::new(dir.path().join("none-yet")), true);
+    let other = tempfile::tempdir().expect("tempdir");
+    let plain = run(1, &Checkpoints::new(other.path()), false);
+    assert_eq!(without_time(&fresh), without_time(&plain));
+}
