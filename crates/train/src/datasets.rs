@@ -102,7 +102,7 @@ pub fn read_manifest(path: &Path) -> Result<Vec<Utterance>, DatasetError> {
             record.get(i).filter(|v| !v.is_empty()).ok_or_else(|| {
                 bad(
                     line,
-                    format!("empty or missing column {}", headers[i].to_string()),
+                    format!("empty or missing column {}", &headers[i]),
                 )
             })
         };
