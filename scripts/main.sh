@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec cargo run --release --locked -p train --bin experiment -- \
-  train experiments/temporal-order-smoke.toml "$@"
+  train experiments/spoken-digits.toml "$@"

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod datasets;
+pub mod inference;
 pub mod output;
 pub mod task;
 pub mod trainer;

@@ -7,10 +7,14 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use train::backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
+use burn_ndarray::NdArray;
 use train::checkpoint::Checkpoints;
+use train::datasets::{load_examples, read_manifest};
+use train::inference::Recogniser;
+use train::task::SpokenDigits;
 use train::config::ExperimentConfig;
 use train::output::{metrics_csv, write_atomic};
-use train::trainer::{EpochMetrics, RunOptions, TaskData, TrainError, train};
+use train::trainer::{EpochMetrics, RunOptions, TaskData, TrainError, evaluate, train};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +48,28 @@ enum Command {
         #[arg(long)]
         resume: bool,
     },
+    /// Score a finished run's best checkpoint on splits of a manifest.
+    Eval {
+        /// The run folder (holds config.toml and checkpoints/best.mpk).
+        run_dir: PathBuf,
+        /// Splits to score (default: the run's valid split and its report splits).
+        #[arg(long = "split", value_name = "NAME")]
+        splits: Vec<String>,
+        /// Another manifest instead of the run's own.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+    },
+    /// Print the top-k digits of WAV files with a finished run, one JSON line per file.
+    Predict {
+        /// The run folder (holds config.toml and checkpoints/best.mpk).
+        run_dir: PathBuf,
+        /// WAV files.
+        #[arg(required = true)]
+        wavs: Vec<PathBuf>,
+        /// How many labels to print per file.
+        #[arg(long, default_value_t = 3)]
+        top_k: usize,
+    },
     /// List the backends and the GPU adapter wgpu would use.
     Backends,
 }
@@ -60,6 +86,68 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Eval {
+            run_dir,
+            splits,
+            manifest,
+        } => {
+            let device = Default::default();
+            let recogniser = Recogniser::<NdArray>::load(&run_dir, &device).map_err(|e| e.to_string())?;
+            let task = &recogniser.task;
+            let manifest = manifest.unwrap_or_else(|| task.manifest.clone());
+            let utterances = read_manifest(&manifest).map_err(|e| e.to_string())?;
+            let splits = if splits.is_empty() {
+                std::iter::once("valid".to_string())
+                    .chain(task.report_splits.iter().cloned())
+                    .collect()
+            } else {
+                splits
+            };
+            for split in splits {
+                let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
+                let loaded = load_examples(&chosen, &SpokenDigits::labels(), &task.pipeline(), None, false)
+                    .map_err(|e| e.to_string())?;
+                let (loss, accuracy) = evaluate(
+                    &recogniser.model,
+                    &loaded.examples,
+                    64,
+                    task.pooling,
+                    &device,
+                );
+                println!(
+                    "{split}: accuracy {:.1}%, loss {loss:.4} ({} utterances, {} skipped)",
+                    100.0 * accuracy,
+                    loaded.examples.len(),
+                    loaded.skipped.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Predict {
+            run_dir,
+            wavs,
+            top_k,
+        } => {
+            let device = Default::default();
+            let recogniser = Recogniser::<NdArray>::load(&run_dir, &device).map_err(|e| e.to_string())?;
+            let mut failed = 0;
+            for wav in &wavs {
+                match recogniser.predict(wav, top_k, &device) {
+                    Ok(prediction) => println!(
+                        "{}",
+                        serde_json::to_string(&prediction).expect("predictions serialise")
+                    ),
+                    Err(error) => {
+                        eprintln!("skipped {error}");
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(format!("{failed} of {} files could not be read", wavs.len()));
+            }
+            Ok(())
+        }
         Command::Backends => {
             println!("ndarray: CPU");
             match wgpu_adapter() {

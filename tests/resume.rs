@@ -9,7 +9,7 @@ use train::trainer::{EpochMetrics, RunOptions, TaskData, train};
 fn config(epochs: usize) -> ExperimentConfig {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../experiments/temporal-order-smoke.toml"
+        "/experiments/temporal-order-smoke.toml"
     ))
     .expect("experiment file");
     let overrides = [

@@ -1,0 +1,143 @@
+//! Using a finished run: its saved configuration and best checkpoint, on any backend.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use models::SequenceClassifier;
+use serde::Serialize;
+
+use crate::config::{ExperimentConfig, TaskConfig};
+use crate::task::SpokenDigits;
+use crate::trainer::build_model;
+
+/// Why a run could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    /// The run's configuration could not be read.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The checkpoint could not be loaded.
+    #[error("{path}: {message}")]
+    Checkpoint {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The run's task does not take audio.
+    #[error("run {0} is not a spoken-digits experiment")]
+    NotAudio(String),
+    /// A file could not be turned into features.
+    #[error("{path}: {source}")]
+    Features {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: features::FeatureError,
+    },
+}
+
+/// A trained spoken-digit classifier with its feature pipeline.
+pub struct Recogniser<B: Backend> {
+    /// The run's resolved configuration.
+    pub config: ExperimentConfig,
+    /// The task options (features, pooling).
+    pub task: SpokenDigits,
+    /// The best checkpoint's model.
+    pub model: SequenceClassifier<B>,
+}
+
+/// One file's best labels.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// The WAV file.
+    pub path: String,
+    /// The `k` most probable labels, most probable first.
+    pub top: Vec<LabelProbability>,
+}
+
+/// A label and its softmax probability.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelProbability {
+    /// The class name.
+    pub label: String,
+    /// Its probability.
+    pub probability: f32,
+}
+
+impl<B: Backend> Recogniser<B> {
+    /// Loads `run_dir/config.toml` and `run_dir/checkpoints/best.mpk`.
+    pub fn load(run_dir: &Path, device: &B::Device) -> Result<Self, InferenceError> {
+        let config = ExperimentConfig::load(&run_dir.join("config.toml"), &[])?;
+        let TaskConfig::SpokenDigits(task) = config.task.clone() else {
+            return Err(InferenceError::NotAudio(run_dir.display().to_string()));
+        };
+        let input_size = features_per_frame(&task);
+        let path = run_dir.join("checkpoints").join("best.mpk");
+        let model = build_model::<B>(&config, (input_size, SpokenDigits::NUM_CLASSES), device)
+            .load_file(
+                path.clone(),
+                &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
+                device,
+            )
+            .map_err(|e| InferenceError::Checkpoint {
+                path,
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            config,
+            task,
+            model,
+        })
+    }
+
+    /// The `k` most probable digits for one WAV file.
+    pub fn predict(&self, path: &Path, k: usize, device: &B::Device) -> Result<Prediction, InferenceError> {
+        let features = self
+            .task
+            .pipeline()
+            .run(path)
+            .map_err(|source| InferenceError::Features {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if features.num_frames == 0 {
+            return Err(InferenceError::Features {
+                path: path.to_path_buf(),
+                source: features::FeatureError::InvalidOptions("shorter than one frame".into()),
+            });
+        }
+        let shape = [1, features.num_frames, features.dim];
+        let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
+        let y = self.model.forward(x, None);
+        let logits = self.task.pooling.pool(y, None);
+        let probabilities: Vec<f32> = softmax(logits, 1)
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let mut ranked: Vec<(usize, f32)> = probabilities.into_iter().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let labels = SpokenDigits::labels();
+        Ok(Prediction {
+            path: path.display().to_string(),
+            top: ranked
+                .into_iter()
+                .take(k)
+                .map(|(class, probability)| LabelProbability {
+                    label: labels[class].clone(),
+                    probability,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Coefficients per frame the task's features have (MFCCs, times three with deltas).
+pub fn features_per_frame(task: &SpokenDigits) -> usize {
+    let n = features::FeatureOptions::preset(task.preset).cepstral.n_mfcc;
+    if task.deltas { 3 * n } else { n }
+}

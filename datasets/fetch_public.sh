@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Fetches a public corpus for users with internet access (this project's CI has none).
+#   bash datasets/fetch_public.sh fsdd DIR             # Free Spoken Digit Dataset (git, ~20 MB)
+#   bash datasets/fetch_public.sh speech_commands DIR  # Google Speech Commands v0.02 (~2.3 GB)
+set -euo pipefail
+corpus=${1:?fsdd or speech_commands}
+dir=${2:?target folder}
+mkdir -p "$dir"
+case "$corpus" in
+  fsdd) git clone --depth 1 https://github.com/Jakobovski/free-spoken-digit-dataset "$dir/fsdd" ;;
+  speech_commands)
+    curl -L https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz \
+      | tar -xz -C "$dir" ;;
+  *) echo "unknown corpus $corpus" >&2; exit 1 ;;
+esac
