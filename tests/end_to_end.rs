@@ -21,7 +21,10 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
     let manifest = repo().join("datasets/default/manifest.csv");
     let overrides = [
         format!("task.manifest={:?}", manifest.display().to_string()),
-        format!("task.cache_dir={:?}", run_dir.path().join("cache").display().to_string()),
+        format!(
+            "task.cache_dir={:?}",
+            run_dir.path().join("cache").display().to_string()
+        ),
         "training.epochs=4".to_string(),
         "model.hidden_size=32".to_string(),
     ];
@@ -33,23 +36,42 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
         checkpoints: Some(Checkpoints::new(run_dir.path().join("checkpoints"))),
         resume: false,
     };
-    let outcome = train::<CpuBackend>(&config, &data, &Default::default(), &options, |_, _| {}, |_| {})
-        .expect("trains");
+    let outcome = train::<CpuBackend>(
+        &config,
+        &data,
+        &Default::default(),
+        &options,
+        |_, _| {},
+        |_| {},
+    )
+    .expect("trains");
     let valid = outcome.history.last().expect("epochs").valid_accuracy;
     assert!(valid > 0.5, "held-out voices: {valid} (chance 0.1)");
-    let test = outcome.reports.iter().find(|(s, ..)| s == "test").expect("test split").1;
+    let test = outcome
+        .reports
+        .iter()
+        .find(|(s, ..)| s == "test")
+        .expect("test split")
+        .1;
     assert!(test > 0.5, "test voices: {test} (chance 0.1)");
 
     let device = Default::default();
-    let recogniser = Recogniser::<burn_ndarray::NdArray>::load(run_dir.path(), &device).expect("run loads");
+    let recogniser =
+        Recogniser::<burn_ndarray::NdArray>::load(run_dir.path(), &device).expect("run loads");
     let wav = repo().join("datasets/default/wav/asterisk/en_US_f_Allison/7_0.wav");
     let line = serde_json::to_string(&recogniser.predict(&wav, 3, &device).expect("predicts"))
         .expect("serialises");
     let parsed: serde_json::Value = serde_json::from_str(&line).expect("one JSON line");
     let top = parsed["top"].as_array().expect("top list");
     assert_eq!(top.len(), 3);
-    let total: f64 = top.iter().map(|t| t["probability"].as_f64().expect("probability")).sum();
+    let total: f64 = top
+        .iter()
+        .map(|t| t["probability"].as_f64().expect("probability"))
+        .sum();
     assert!(total > 0.0 && total <= 1.0 + 1e-6);
-    assert!(top.iter().all(|t| t["label"].as_str().is_some_and(|l| l.len() == 1)));
+    assert!(
+        top.iter()
+            .all(|t| t["label"].as_str().is_some_and(|l| l.len() == 1))
+    );
     assert!(parsed["path"].as_str().expect("path").ends_with("7_0.wav"));
 }

@@ -99,12 +99,10 @@ pub fn read_manifest(path: &Path) -> Result<Vec<Utterance>, DatasetError> {
         let line = index + 2;
         let record = record.map_err(|e| bad(line, e.to_string()))?;
         let field = |i: usize| {
-            record.get(i).filter(|v| !v.is_empty()).ok_or_else(|| {
-                bad(
-                    line,
-                    format!("empty or missing column {}", &headers[i]),
-                )
-            })
+            record
+                .get(i)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| bad(line, format!("empty or missing column {}", &headers[i])))
         };
         utterances.push(Utterance {
             path: root.join(field(p)?),

@@ -96,15 +96,20 @@ impl<B: Backend> Recogniser<B> {
     }
 
     /// The `k` most probable digits for one WAV file.
-    pub fn predict(&self, path: &Path, k: usize, device: &B::Device) -> Result<Prediction, InferenceError> {
-        let features = self
-            .task
-            .pipeline()
-            .run(path)
-            .map_err(|source| InferenceError::Features {
-                path: path.to_path_buf(),
-                source,
-            })?;
+    pub fn predict(
+        &self,
+        path: &Path,
+        k: usize,
+        device: &B::Device,
+    ) -> Result<Prediction, InferenceError> {
+        let features =
+            self.task
+                .pipeline()
+                .run(path)
+                .map_err(|source| InferenceError::Features {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
         if features.num_frames == 0 {
             return Err(InferenceError::Features {
                 path: path.to_path_buf(),
@@ -115,10 +120,7 @@ impl<B: Backend> Recogniser<B> {
         let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
         let y = self.model.forward(x, None);
         let logits = self.task.pooling.pool(y, None);
-        let probabilities: Vec<f32> = softmax(logits, 1)
-            .into_data()
-            .iter::<f32>()
-            .collect();
+        let probabilities: Vec<f32> = softmax(logits, 1).into_data().iter::<f32>().collect();
         let mut ranked: Vec<(usize, f32)> = probabilities.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let labels = SpokenDigits::labels();
@@ -138,6 +140,8 @@ impl<B: Backend> Recogniser<B> {
 
 /// Coefficients per frame the task's features have (MFCCs, times three with deltas).
 pub fn features_per_frame(task: &SpokenDigits) -> usize {
-    let n = features::FeatureOptions::preset(task.preset).cepstral.n_mfcc;
+    let n = features::FeatureOptions::preset(task.preset)
+        .cepstral
+        .n_mfcc;
     if task.deltas { 3 * n } else { n }
 }

@@ -24,6 +24,14 @@ fn pipeline() -> FilePipeline {
     FilePipeline::new(options)
 }
 
+/// (label, speaker, split) of each utterance, in order.
+fn summary(utterances: &[Utterance]) -> Vec<(&str, &str, &str)> {
+    utterances
+        .iter()
+        .map(|u| (u.label.as_str(), u.speaker.as_str(), u.split.as_str()))
+        .collect()
+}
+
 #[test]
 fn the_embedded_corpus_has_speaker_disjoint_splits() {
     let utterances =
@@ -75,12 +83,8 @@ fn free_spoken_digit_layout_and_its_split() {
         std::fs::copy(a_wav(), recordings.join(name)).expect("copy");
     }
     let utterances = free_spoken_digits(root.path()).expect("lists");
-    let summary: Vec<(&str, &str, &str)> = utterances
-        .iter()
-        .map(|u| (u.label.as_str(), u.speaker.as_str(), u.split.as_str()))
-        .collect();
     assert_eq!(
-        summary,
+        summary(&utterances),
         vec![
             ("3", "jackson", "test"),
             ("3", "jackson", "test"),
@@ -118,12 +122,8 @@ fn speech_commands_layout_lists_and_speakers() {
     )
     .expect("write");
     let utterances = speech_commands(root.path()).expect("lists");
-    let summary: Vec<(&str, &str, &str)> = utterances
-        .iter()
-        .map(|u| (u.label.as_str(), u.speaker.as_str(), u.split.as_str()))
-        .collect();
     assert_eq!(
-        summary,
+        summary(&utterances),
         vec![
             ("no", "0a7c2a8d", "test"),
             ("yes", "0a7c2a8d", "train"),

@@ -103,6 +103,14 @@ def framing_for(sr):
     return win, hop, n_fft
 
 
+def run_online(extractor, sr, samples, width):
+    """All frames of one of kaldi-native-fbank's online extractors over the whole input."""
+    extractor.accept_waveform(sr, samples.astype(np.float32).tolist())
+    extractor.input_finished()
+    frames = [extractor.get_frame(i) for i in range(extractor.num_frames_ready)]
+    return np.array(frames).reshape(-1, width)
+
+
 def kaldi_cases(name, samples, sr):
     stem = name.removesuffix(".wav")
     frame = knf.FrameExtractionOptions()
@@ -111,20 +119,14 @@ def kaldi_cases(name, samples, sr):
 
     opts = knf.MfccOptions()
     opts.frame_opts = frame
-    mfcc = knf.OnlineMfcc(opts)
-    mfcc.accept_waveform(sr, samples.astype(np.float32).tolist())
-    mfcc.input_finished()
-    frames = np.array([mfcc.get_frame(i) for i in range(mfcc.num_frames_ready)]).reshape(-1, 13)
+    frames = run_online(knf.OnlineMfcc(opts), sr, samples, 13)
     save(f"kaldi_mfcc_{stem}", frames, kind="mfcc", library="kaldi",
          call="knf.OnlineMfcc(MfccOptions(frame_opts.samp_freq=sr, frame_opts.dither=0)) on int16 values",
          options={"preset": "kaldi"}, atol=ATOL["kaldi_mfcc"], input=name)
 
     fopts = knf.FbankOptions()
     fopts.frame_opts = frame
-    fbank = knf.OnlineFbank(fopts)
-    fbank.accept_waveform(sr, samples.astype(np.float32).tolist())
-    fbank.input_finished()
-    frames = np.array([fbank.get_frame(i) for i in range(fbank.num_frames_ready)]).reshape(-1, 23)
+    frames = run_online(knf.OnlineFbank(fopts), sr, samples, 23)
     save(f"kaldi_fbank_{stem}", frames, kind="log_mel", library="kaldi",
          call="knf.OnlineFbank(FbankOptions(frame_opts.samp_freq=sr, frame_opts.dither=0)) on int16 values",
          options={"preset": "kaldi"}, atol=ATOL["kaldi_fbank"], input=name)

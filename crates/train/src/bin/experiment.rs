@@ -4,16 +4,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::tensor::backend::AutodiffBackend;
+use burn_ndarray::NdArray;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use train::backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
-use burn_ndarray::NdArray;
 use train::checkpoint::Checkpoints;
+use train::config::ExperimentConfig;
 use train::datasets::{load_examples, read_manifest};
 use train::inference::Recogniser;
-use train::task::SpokenDigits;
-use train::config::ExperimentConfig;
 use train::output::{metrics_csv, write_atomic};
+use train::task::SpokenDigits;
 use train::trainer::{EpochMetrics, RunOptions, TaskData, TrainError, evaluate, train};
 
 #[derive(Parser)]
@@ -92,7 +92,8 @@ fn run(cli: Cli) -> Result<(), String> {
             manifest,
         } => {
             let device = Default::default();
-            let recogniser = Recogniser::<NdArray>::load(&run_dir, &device).map_err(|e| e.to_string())?;
+            let recogniser =
+                Recogniser::<NdArray>::load(&run_dir, &device).map_err(|e| e.to_string())?;
             let task = &recogniser.task;
             let manifest = manifest.unwrap_or_else(|| task.manifest.clone());
             let utterances = read_manifest(&manifest).map_err(|e| e.to_string())?;
@@ -105,8 +106,14 @@ fn run(cli: Cli) -> Result<(), String> {
             };
             for split in splits {
                 let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
-                let loaded = load_examples(&chosen, &SpokenDigits::labels(), &task.pipeline(), None, false)
-                    .map_err(|e| e.to_string())?;
+                let loaded = load_examples(
+                    &chosen,
+                    &SpokenDigits::labels(),
+                    &task.pipeline(),
+                    None,
+                    false,
+                )
+                .map_err(|e| e.to_string())?;
                 let (loss, accuracy) = evaluate(
                     &recogniser.model,
                     &loaded.examples,
@@ -129,7 +136,8 @@ fn run(cli: Cli) -> Result<(), String> {
             top_k,
         } => {
             let device = Default::default();
-            let recogniser = Recogniser::<NdArray>::load(&run_dir, &device).map_err(|e| e.to_string())?;
+            let recogniser =
+                Recogniser::<NdArray>::load(&run_dir, &device).map_err(|e| e.to_string())?;
             let mut failed = 0;
             for wav in &wavs {
                 match recogniser.predict(wav, top_k, &device) {
@@ -144,7 +152,10 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             if failed > 0 {
-                return Err(format!("{failed} of {} files could not be read", wavs.len()));
+                return Err(format!(
+                    "{failed} of {} files could not be read",
+                    wavs.len()
+                ));
             }
             Ok(())
         }
