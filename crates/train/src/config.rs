@@ -61,6 +61,10 @@ fn one() -> usize {
     1
 }
 
+fn hundredth() -> f64 {
+    0.01
+}
+
 fn hundred() -> usize {
     100
 }
@@ -81,8 +85,22 @@ pub struct TrainingConfig {
     pub steps_per_epoch: usize,
     /// Sequences per batch.
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// Peak learning rate (after warm-up, before the schedule lowers it).
     pub learning_rate: f64,
+    /// The optimiser: `{ kind = "adam" }` (default), `{ kind = "adam_w", weight_decay = 0.01 }`
+    /// or `{ kind = "sgd", momentum = 0.9 }`.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule: `{ kind = "constant" }` (default),
+    /// `{ kind = "step", every_epochs = 10, gamma = 0.5 }` or `{ kind = "cosine", min_lr = 0.0 }`.
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Linear warm-up from 0 to the scheduled rate over this many batches (default 0).
+    #[serde(default)]
+    pub warmup_steps: usize,
+    /// Stop when validation accuracy has not improved for this many epochs (none when absent).
+    #[serde(default)]
+    pub early_stopping_patience: Option<usize>,
     /// Scale gradients so their global L2 norm (all parameters together) is at most this
     /// (PyTorch's `clip_grad_norm_`; none when absent).
     #[serde(default)]
@@ -94,6 +112,87 @@ pub struct TrainingConfig {
     /// `seed + 1` (datasets use their `valid` split; default 512).
     #[serde(default = "five_hundred_twelve")]
     pub validation_size: usize,
+}
+
+/// The optimiser and its settings (burn's implementations).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// Adam (β₁ 0.9, β₂ 0.999, ε 1e-5).
+    #[default]
+    Adam,
+    /// AdamW: Adam with decoupled weight decay.
+    AdamW {
+        /// Decoupled weight decay (PyTorch's default 0.01).
+        #[serde(default = "hundredth")]
+        weight_decay: f64,
+    },
+    /// Stochastic gradient descent with momentum, undampened as PyTorch's.
+    Sgd {
+        /// Momentum factor (0: plain SGD).
+        #[serde(default)]
+        momentum: f64,
+        /// Nesterov momentum.
+        #[serde(default)]
+        nesterov: bool,
+    },
+}
+
+/// How the learning rate changes over a run (warm-up comes first, separately).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Schedule {
+    /// The same rate throughout.
+    #[default]
+    Constant,
+    /// Multiplied by `gamma` every `every_epochs` epochs (PyTorch's `StepLR`).
+    Step {
+        /// Epochs between decays.
+        every_epochs: usize,
+        /// Factor per decay.
+        gamma: f64,
+    },
+    /// Half a cosine from the peak down to `min_lr` over all batches (`CosineAnnealingLR`).
+    Cosine {
+        /// The final rate.
+        #[serde(default)]
+        min_lr: f64,
+    },
+}
+
+impl TrainingConfig {
+    /// The learning rate for batch `step` (0-based, counted over the whole run) of
+    /// `epoch` (1-based), in a run of `total_steps` batches.
+    ///
+    /// ```
+    /// use train::ExperimentConfig;
+    /// let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../experiments/temporal-order-smoke.toml")).unwrap();
+    /// let set = |s: &str| s.to_string();
+    /// let config = ExperimentConfig::parse(&text, "doc", &[set("training.learning_rate=0.1"),
+    ///     set("training.warmup_steps=10"), set("training.schedule={ kind = \"cosine\" }")]).unwrap();
+    /// let t = &config.training;
+    /// assert!((t.learning_rate_at(0, 1, 100) - 0.01).abs() < 1e-12); // first warm-up step
+    /// assert!((t.learning_rate_at(50, 1, 100) - 0.05).abs() < 1e-12); // half-way down the cosine
+    /// ```
+    pub fn learning_rate_at(&self, step: usize, epoch: usize, total_steps: usize) -> f64 {
+        let peak = self.learning_rate;
+        let scheduled = match &self.schedule {
+            Schedule::Constant => peak,
+            Schedule::Step {
+                every_epochs,
+                gamma,
+            } => peak * gamma.powi(((epoch - 1) / (*every_epochs).max(1)) as i32),
+            Schedule::Cosine { min_lr } => {
+                let progress = step as f64 / total_steps.max(1) as f64;
+                min_lr + 0.5 * (peak - min_lr) * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        };
+        if step < self.warmup_steps {
+            scheduled * (step + 1) as f64 / self.warmup_steps as f64
+        } else {
+            scheduled
+        }
+    }
 }
 
 /// Why a configuration could not be loaded.

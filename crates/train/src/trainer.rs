@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use models::{Pooling, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig};
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::clip::{clip_global_norm, clip_value};
-use crate::config::{ExperimentConfig, TaskConfig};
+use crate::config::{ExperimentConfig, OptimizerConfig, TaskConfig};
 use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
 use crate::task::{Batch, SpokenDigits, TemporalOrder, pad_batch};
 
@@ -223,6 +224,19 @@ pub fn evaluate<B: Backend>(
     (loss / n, correct as f64 / n)
 }
 
+/// Epochs since the best validation accuracy so far (0 when the last epoch is the best).
+fn epochs_since_best(history: &[EpochMetrics]) -> usize {
+    let best =
+        history
+            .iter()
+            .enumerate()
+            .fold(None, |best: Option<(usize, f64)>, (i, m)| match best {
+                Some((_, accuracy)) if accuracy >= m.valid_accuracy => best,
+                _ => Some((i, m.valid_accuracy)),
+            });
+    best.map_or(0, |(i, _)| history.len() - 1 - i)
+}
+
 /// What a finished run produced.
 #[derive(Debug)]
 pub struct TrainOutcome<B: AutodiffBackend> {
@@ -254,16 +268,57 @@ pub fn train<B: AutodiffBackend>(
     data: &TaskData,
     device: &B::Device,
     run: &RunOptions,
+    on_step: impl FnMut(usize, usize),
+    on_epoch: impl FnMut(&EpochMetrics),
+) -> Result<TrainOutcome<B>, TrainError> {
+    let job = (config, data, device, run);
+    match config.training.optimizer {
+        OptimizerConfig::Adam => train_with(job, || AdamConfig::new().init(), on_step, on_epoch),
+        OptimizerConfig::AdamW { weight_decay } => train_with(
+            job,
+            || {
+                AdamWConfig::new()
+                    .with_weight_decay(weight_decay as f32)
+                    .init()
+            },
+            on_step,
+            on_epoch,
+        ),
+        OptimizerConfig::Sgd { momentum, nesterov } => train_with(
+            job,
+            || {
+                let momentum = (momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(0.0)
+                        .with_nesterov(nesterov)
+                });
+                SgdConfig::new().with_momentum(momentum).init()
+            },
+            on_step,
+            on_epoch,
+        ),
+    }
+}
+
+/// [`train`] with a given optimiser.
+fn train_with<B, O>(
+    (config, data, device, run): (&ExperimentConfig, &TaskData, &B::Device, &RunOptions),
+    new_optimizer: impl Fn() -> O,
     mut on_step: impl FnMut(usize, usize),
     mut on_epoch: impl FnMut(&EpochMetrics),
-) -> Result<TrainOutcome<B>, TrainError> {
+) -> Result<TrainOutcome<B>, TrainError>
+where
+    B: AutodiffBackend,
+    O: Optimizer<SequenceClassifier<B>, B>,
+{
     B::seed(device, config.seed);
     let t = &config.training;
     let pooling = data.pooling();
     let mut model = build_model::<B>(config, data.sizes(), device);
     // Parameters are drawn lazily on first use; draw them now, from the experiment's seed.
     model.state_dict();
-    let mut optimizer = AdamConfig::new().init();
+    let mut optimizer = new_optimizer();
     let mut history = Vec::with_capacity(t.epochs);
     if run.resume
         && let Some(checkpoints) = &run.checkpoints
@@ -271,10 +326,17 @@ pub fn train<B: AutodiffBackend>(
     {
         (model, optimizer, history) = (restored.model, restored.optimizer, restored.history);
     } else {
-        optimizer = AdamConfig::new().init();
+        optimizer = new_optimizer();
     }
+    let steps_per_epoch = data.steps_per_epoch(config);
+    let total_steps = t.epochs * steps_per_epoch;
 
     for epoch in history.len() + 1..=t.epochs {
+        if let Some(patience) = t.early_stopping_patience
+            && epochs_since_best(&history) >= patience
+        {
+            break;
+        }
         let started = Instant::now();
         let epoch_seed = config
             .seed
@@ -305,6 +367,8 @@ pub fn train<B: AutodiffBackend>(
             if !value.is_finite() {
                 return Err(TrainError::NonFiniteLoss { epoch, step, value });
             }
+            let learning_rate =
+                t.learning_rate_at((epoch - 1) * steps_per_epoch + index, epoch, total_steps);
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             if let Some(max) = t.clip_grad_value {
                 clip_value::<B, _>(&model, &mut grads, max);
@@ -312,7 +376,7 @@ pub fn train<B: AutodiffBackend>(
             if let Some(max_norm) = t.clip_grad_norm {
                 clip_global_norm::<B, _>(&model, &mut grads, max_norm);
             }
-            model = optimizer.step(t.learning_rate, model, grads);
+            model = optimizer.step(learning_rate, model, grads);
             loss_sum += value;
             correct += batch_correct;
             seen += batch.labels.len();

@@ -225,6 +225,13 @@ fn run(cli: Cli) -> Result<(), String> {
             )
             .map_err(|e| format!("cannot write metrics: {e}"))?;
             let last = history.last().expect("at least one epoch");
+            if history.len() < config.training.epochs {
+                println!(
+                    "stopped early after epoch {}: no better validation accuracy for {} epochs",
+                    last.epoch,
+                    config.training.early_stopping_patience.unwrap_or(0)
+                );
+            }
             let classes = data.sizes().1;
             println!(
                 "final validation accuracy {:.1}% (chance {:.1}%); metrics in {}",
