@@ -11,6 +11,7 @@ pub mod config;
 pub mod datasets;
 pub mod inference;
 pub mod output;
+pub mod plot;
 pub mod task;
 pub mod trainer;
 

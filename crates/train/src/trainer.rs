@@ -224,6 +224,35 @@ pub fn evaluate<B: Backend>(
     (loss / n, correct as f64 / n)
 }
 
+/// Counts of (true class, predicted class) over `examples`: row = truth, column = prediction.
+pub fn confusion<B: Backend>(
+    model: &SequenceClassifier<B>,
+    examples: &[Example],
+    batch_size: usize,
+    pooling: Pooling,
+    classes: usize,
+    device: &B::Device,
+) -> Vec<Vec<usize>> {
+    let mut counts = vec![vec![0; classes]; classes];
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let batch = pad_batch(&chunk.iter().collect::<Vec<_>>());
+        let inputs = Tensor::<B, 3>::from_data(TensorData::new(batch.inputs, batch.shape), device);
+        let logits = pooling.pool(
+            model.forward(inputs, Some(&batch.lengths)),
+            Some(&batch.lengths),
+        );
+        for (predicted, truth) in logits
+            .argmax(1)
+            .into_data()
+            .iter::<i64>()
+            .zip(&batch.labels)
+        {
+            counts[*truth as usize][predicted as usize] += 1;
+        }
+    }
+    counts
+}
+
 /// Epochs since the best validation accuracy so far (0 when the last epoch is the best).
 fn epochs_since_best(history: &[EpochMetrics]) -> usize {
     let best =
@@ -246,6 +275,8 @@ pub struct TrainOutcome<B: AutodiffBackend> {
     pub history: Vec<EpochMetrics>,
     /// Accuracy on each report split: (split, accuracy, utterances).
     pub reports: Vec<(String, f64, usize)>,
+    /// Confusion matrices of `valid` and each report split (corpus tasks).
+    pub confusions: Vec<(String, Vec<Vec<usize>>)>,
 }
 
 /// Where a run keeps its checkpoints and whether it continues from them.
@@ -410,24 +441,29 @@ where
             checkpoints.save(&model, &optimizer, &history)?;
         }
     }
-    let reports = match data {
-        TaskData::Generated { .. } => Vec::new(),
-        TaskData::Corpus(corpus) => {
-            let inference = model.valid();
+    let (mut reports, mut confusions) = (Vec::new(), Vec::new());
+    if let TaskData::Corpus(corpus) = data {
+        let inference = model.valid();
+        let classes = data.sizes().1;
+        let splits = std::iter::once(("valid".to_string(), &corpus.valid)).chain(
             corpus
                 .reports
                 .iter()
-                .map(|(split, examples)| {
-                    let (_, accuracy) =
-                        evaluate(&inference, examples, t.batch_size, pooling, device);
-                    (split.clone(), accuracy, examples.len())
-                })
-                .collect()
+                .map(|(name, examples)| (name.clone(), examples)),
+        );
+        for (split, examples) in splits {
+            if split != "valid" {
+                let (_, accuracy) = evaluate(&inference, examples, t.batch_size, pooling, device);
+                reports.push((split.clone(), accuracy, examples.len()));
+            }
+            let counts = confusion(&inference, examples, t.batch_size, pooling, classes, device);
+            confusions.push((split, counts));
         }
-    };
+    }
     Ok(TrainOutcome {
         model,
         history,
         reports,
+        confusions,
     })
 }

@@ -13,6 +13,7 @@ use train::config::ExperimentConfig;
 use train::datasets::{load_examples, read_manifest};
 use train::inference::Recogniser;
 use train::output::{metrics_csv, write_atomic};
+use train::plot;
 use train::task::SpokenDigits;
 use train::trainer::{EpochMetrics, RunOptions, TaskData, TrainError, evaluate, train};
 
@@ -206,7 +207,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     }
                 );
             }
-            let (history, reports) = run_on(
+            let (history, reports, confusions) = run_on(
                 config.backend,
                 TrainJob {
                     config: &config,
@@ -224,6 +225,20 @@ fn run(cli: Cli) -> Result<(), String> {
                 metrics_csv(&history).as_bytes(),
             )
             .map_err(|e| format!("cannot write metrics: {e}"))?;
+            let summary = serde_json::json!({ "epochs": history, "reports": reports, "confusion": confusions });
+            let pictures = [
+                write_atomic(
+                    &run_dir.join("metrics.json"),
+                    summary.to_string().as_bytes(),
+                ),
+                plot::learning_curves(&run_dir.join("learning_curves.png"), &history),
+            ];
+            let confusion_pictures = confusions.iter().map(|(split, counts)| {
+                plot::confusion_matrix(&run_dir.join(format!("confusion_{split}.png")), counts)
+            });
+            for result in pictures.into_iter().chain(confusion_pictures) {
+                result.map_err(|e| format!("cannot write to {}: {e}", run_dir.display()))?;
+            }
             let last = history.last().expect("at least one epoch");
             if history.len() < config.training.epochs {
                 println!(
@@ -250,6 +265,11 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
+/// Accuracy per report split: (split, accuracy, utterances).
+type Reports = Vec<(String, f64, usize)>;
+/// Confusion matrix per split.
+type Confusions = Vec<(String, Vec<Vec<usize>>)>;
+
 struct TrainJob<'a> {
     config: &'a ExperimentConfig,
     data: &'a TaskData,
@@ -257,7 +277,7 @@ struct TrainJob<'a> {
 }
 
 impl OnBackend for TrainJob<'_> {
-    type Output = Result<(Vec<EpochMetrics>, Vec<(String, f64, usize)>), TrainError>;
+    type Output = Result<(Vec<EpochMetrics>, Reports, Confusions), TrainError>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let steps = self.data.steps_per_epoch(self.config);
@@ -286,6 +306,6 @@ impl OnBackend for TrainJob<'_> {
             },
         );
         bar.finish_and_clear();
-        result.map(|outcome| (outcome.history, outcome.reports))
+        result.map(|outcome| (outcome.history, outcome.reports, outcome.confusions))
     }
 }
