@@ -76,7 +76,7 @@ impl Canvas {
 }
 
 /// One plotted quantity of an epoch.
-type Value = Box<dyn Fn(&EpochMetrics) -> f64>;
+type Value<'a> = Box<dyn Fn(&EpochMetrics) -> f64 + 'a>;
 
 const BLUE: [u8; 3] = [31, 119, 180];
 const ORANGE: [u8; 3] = [255, 127, 14];
@@ -93,7 +93,7 @@ pub fn learning_curves(path: &Path, history: &[EpochMetrics]) -> std::io::Result
         .flat_map(|m| [m.train_loss, m.valid_loss])
         .fold(f64::MIN_POSITIVE, f64::max);
     // (panel, value in 0..1, colour)
-    let series: [(usize, Value, [u8; 3]); 4] = [
+    let series: [(usize, Value<'_>, [u8; 3]); 4] = [
         (0, Box::new(|m| m.train_loss / max_loss), BLUE),
         (0, Box::new(|m| m.valid_loss / max_loss), ORANGE),
         (1, Box::new(|m| m.train_accuracy), BLUE),
