@@ -14,6 +14,7 @@ pub mod output;
 pub mod plot;
 pub mod task;
 pub mod trainer;
+pub mod vanishing;
 
 pub use backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
 pub use config::ExperimentConfig;

@@ -145,3 +145,35 @@ pub fn confusion_matrix(path: &Path, counts: &[Vec<usize>]) -> std::io::Result<(
     }
     canvas.save(path)
 }
+
+/// Lines of positive values on a log₁₀ scale against their index (left to right); grey
+/// lines mark each power of ten.
+pub fn log_lines(path: &Path, series: &[(Vec<f64>, [u8; 3])]) -> std::io::Result<()> {
+    let (width, height, margin) = (640usize, 360usize, 20usize);
+    let mut canvas = Canvas::new(width + 2 * margin, height + 2 * margin);
+    let logs: Vec<Vec<f64>> = series
+        .iter()
+        .map(|(values, _)| values.iter().map(|v| v.max(1e-30).log10()).collect())
+        .collect();
+    let (low, high) = logs
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    let (low, high) = (low.floor(), high.ceil().max(low.floor() + 1.0));
+    let y_of = |v: f64| margin as f64 + (high - v) / (high - low) * (height - 1) as f64;
+    for decade in low as i64..=high as i64 {
+        let y = y_of(decade as f64) as usize;
+        canvas.fill(margin, y, margin + width, y + 1, GREY);
+    }
+    for (values, (_, colour)) in logs.iter().zip(series) {
+        let x_of = |i: usize| margin + i * (width - 1) / values.len().saturating_sub(1).max(1);
+        for i in 1..values.len() {
+            let a = (x_of(i - 1) as i64, y_of(values[i - 1]) as i64);
+            let b = (x_of(i) as i64, y_of(values[i]) as i64);
+            canvas.line(a, b, *colour);
+        }
+    }
+    canvas.save(path)
+}
