@@ -452,11 +452,13 @@ where
                 .map(|(name, examples)| (name.clone(), examples)),
         );
         for (split, examples) in splits {
+            let counts = confusion(&inference, examples, t.batch_size, pooling, classes, device);
             if split != "valid" {
-                let (_, accuracy) = evaluate(&inference, examples, t.batch_size, pooling, device);
+                // Accuracy is the confusion matrix's diagonal: no second pass over the split.
+                let correct: usize = (0..classes).map(|c| counts[c][c]).sum();
+                let accuracy = correct as f64 / examples.len().max(1) as f64;
                 reports.push((split.clone(), accuracy, examples.len()));
             }
-            let counts = confusion(&inference, examples, t.batch_size, pooling, classes, device);
             confusions.push((split, counts));
         }
     }
