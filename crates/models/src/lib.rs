@@ -21,6 +21,7 @@
 
 pub mod cell;
 mod error;
+mod fused;
 pub mod head;
 mod pytorch;
 mod recurrent;
@@ -29,6 +30,7 @@ mod weights;
 
 pub use cell::{Cell, CellKind, Nonlinearity};
 pub use error::RecurrentError;
+pub use fused::{fused_kernels_enabled, set_fused_kernels};
 pub use head::{
     OutputActivation, OutputLayer, Pooling, SequenceClassifier, SequenceClassifierConfig,
 };

@@ -9,6 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::cell::{Cell, CellKind};
 use crate::error::RecurrentError;
+use crate::fused::{self, Recurrence};
 use crate::state::RecurrentState;
 use crate::weights::RecurrentInit;
 
@@ -172,6 +173,12 @@ impl<B: Backend> Recurrent<B> {
             }
         }
 
+        let recurrences: Option<Vec<Recurrence>> =
+            self.cells.iter().map(fused::recurrence_for).collect();
+        if let Some(recurrences) = recurrences {
+            return Ok(self.forward_fused(input, state, lengths, &recurrences));
+        }
+
         let device = input.device();
         let masks = StepMasks::new(lengths, batch, time, &device);
 
@@ -189,19 +196,7 @@ impl<B: Backend> Recurrent<B> {
             let mut directions = Vec::with_capacity(self.num_directions());
             for direction in 0..self.num_directions() {
                 let index = layer * self.num_directions() + direction;
-                let initial = match &state {
-                    Some(state) => RecurrentState {
-                        hidden: pick(&state.hidden, index),
-                        cell: state.cell.as_ref().map(|c| pick(c, index)),
-                    },
-                    None => {
-                        let zeros = Tensor::zeros([batch, self.hidden_size], &device);
-                        RecurrentState {
-                            cell: has_cell.then(|| zeros.clone()),
-                            hidden: zeros,
-                        }
-                    }
-                };
+                let initial = self.initial_state(state.as_ref(), index, batch, &device);
                 let reverse = direction == 1;
                 let (outputs, last) =
                     run_direction(&self.cells[index], &steps, initial, &masks, reverse);
@@ -235,6 +230,85 @@ impl<B: Backend> Recurrent<B> {
             cell: has_cell.then(|| Tensor::stack(final_cell, 0)),
         };
         Ok((Tensor::stack(steps, 1), final_state))
+    }
+
+    /// The same stack with each layer-direction as one fused kernel call (see
+    /// [`crate::fused`]): the input projection of all steps is one matmul, and the
+    /// sequence stays one time-major `[T, B, F]` tensor between layers.
+    fn forward_fused(
+        &self,
+        input: Tensor<B, 3>,
+        state: Option<RecurrentState<B, 3>>,
+        lengths: Option<&[usize]>,
+        recurrences: &[Recurrence],
+    ) -> (Tensor<B, 3>, RecurrentState<B, 3>) {
+        let [batch, time, _] = input.dims();
+        let device = input.device();
+        let has_cell = self.cells[0].has_cell_state();
+        let mut sequence = input.swap_dims(0, 1);
+        let mut final_hidden = Vec::with_capacity(self.cells.len());
+        let mut final_cell = Vec::with_capacity(self.cells.len());
+        for layer in 0..self.num_layers() {
+            let mut directions = Vec::with_capacity(self.num_directions());
+            for direction in 0..self.num_directions() {
+                let index = layer * self.num_directions() + direction;
+                let cell = &self.cells[index];
+                let packed = fused::run(
+                    recurrences[index],
+                    cell.input_projection().apply_sequence(sequence.clone()),
+                    &cell.step_weights(),
+                    self.initial_state(state.as_ref(), index, batch, &device),
+                    lengths,
+                    direction == 1,
+                );
+                let row = |k: usize| {
+                    packed
+                        .clone()
+                        .narrow(0, k, 1)
+                        .reshape([batch, self.hidden_size])
+                };
+                final_hidden.push(row(time));
+                if has_cell {
+                    final_cell.push(row(time + 1));
+                }
+                directions.push(packed.narrow(0, 0, time));
+            }
+            let outputs = Tensor::cat(directions, 2);
+            let is_last = layer + 1 == self.num_layers();
+            sequence = if is_last {
+                outputs
+            } else {
+                self.dropout.forward(outputs)
+            };
+        }
+        let final_state = RecurrentState {
+            hidden: Tensor::stack(final_hidden, 0),
+            cell: has_cell.then(|| Tensor::stack(final_cell, 0)),
+        };
+        (sequence.swap_dims(0, 1), final_state)
+    }
+
+    /// Layer-direction `index`'s initial state: from `state`, or zeros.
+    fn initial_state(
+        &self,
+        state: Option<&RecurrentState<B, 3>>,
+        index: usize,
+        batch: usize,
+        device: &B::Device,
+    ) -> RecurrentState<B, 2> {
+        match state {
+            Some(state) => RecurrentState {
+                hidden: pick(&state.hidden, index),
+                cell: state.cell.as_ref().map(|c| pick(c, index)),
+            },
+            None => {
+                let zeros = Tensor::zeros([batch, self.hidden_size], device);
+                RecurrentState {
+                    cell: self.cells[index].has_cell_state().then(|| zeros.clone()),
+                    hidden: zeros,
+                }
+            }
+        }
     }
 }
 

@@ -113,6 +113,15 @@ pub struct InputProjection<B: Backend> {
 }
 
 impl<B: Backend> InputProjection<B> {
+    /// `[T, batch, D]` → `[T, batch, G·H]`: every step in one matmul (for the fused
+    /// kernels, whose single graph node sidesteps the per-step slicing).
+    pub fn apply_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [time, batch, features] = x.dims();
+        let projected = self.apply(x.reshape([time * batch, features]));
+        let width = projected.dims()[1];
+        projected.reshape([time, batch, width])
+    }
+
     /// `[batch, D]` → `[batch, G·H]`.
     pub fn apply(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let projected = x.matmul(self.weight_t.clone());
