@@ -6,7 +6,7 @@ use models::CellKind;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::task::{SpokenDigits, TemporalOrder};
+use crate::task::{Adding, EmbeddedReber, Generator, SpokenDigits, TemporalOrder};
 
 /// A whole experiment, as written in `experiments/*.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,8 +33,24 @@ pub struct ExperimentConfig {
 pub enum TaskConfig {
     /// Hochreiter & Schmidhuber (1997) experiment 6a.
     TemporalOrder(TemporalOrder),
+    /// Hochreiter & Schmidhuber (1997) experiment 4, the adding problem (regression).
+    Adding(Adding),
+    /// Hochreiter & Schmidhuber (1997) experiment 1: next-symbol prediction at every step.
+    EmbeddedReber(EmbeddedReber),
     /// Spoken digits from a manifest of WAV files.
     SpokenDigits(SpokenDigits),
+}
+
+impl TaskConfig {
+    /// The generator of a generated task; `None` for datasets.
+    pub fn generator(&self) -> Option<Generator> {
+        match self {
+            Self::TemporalOrder(task) => Some(Generator::TemporalOrder(task.clone())),
+            Self::Adding(task) => Some(Generator::Adding(task.clone())),
+            Self::EmbeddedReber(task) => Some(Generator::EmbeddedReber(task.clone())),
+            Self::SpokenDigits(_) => None,
+        }
+    }
 }
 
 /// The recurrent classifier: recurrent stack, then `y_t = W_y h_t + b`, softmax over classes.
@@ -270,6 +286,8 @@ impl ExperimentConfig {
     fn validate(&self) -> Result<(), String> {
         match &self.task {
             TaskConfig::TemporalOrder(task) => task.validate()?,
+            TaskConfig::Adding(task) => task.validate()?,
+            TaskConfig::EmbeddedReber(_) => {}
             TaskConfig::SpokenDigits(task) if task.sample_rate == 0 => {
                 return Err("task.sample_rate must be positive".into());
             }

@@ -17,15 +17,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Per-epoch metrics as CSV with a header row.
-pub fn metrics_csv(history: &[EpochMetrics]) -> String {
-    let mut csv =
-        String::from("epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,seconds\n");
+/// Per-epoch metrics as CSV with a header row; one `valid_accuracy_<class>` column per
+/// class name in `classes` (none for regression).
+pub fn metrics_csv(history: &[EpochMetrics], classes: &[String]) -> String {
+    let mut csv = String::from("epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,seconds");
+    for class in classes {
+        csv.push_str(&format!(",valid_accuracy_{class}"));
+    }
+    csv.push('\n');
     for m in history {
         csv.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.3}\n",
+            "{},{:.6},{:.6},{:.6},{:.6},{:.3}",
             m.epoch, m.train_loss, m.train_accuracy, m.valid_loss, m.valid_accuracy, m.seconds
         ));
+        for index in 0..classes.len() {
+            let value = m.valid_class_accuracy.get(index).copied().unwrap_or(f64::NAN);
+            csv.push_str(&format!(",{value:.6}"));
+        }
+        csv.push('\n');
     }
     csv
 }

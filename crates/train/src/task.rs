@@ -4,7 +4,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-/// A padded batch of one-hot sequences with one label each.
+/// A padded batch of sequences and what the network should output for them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     /// Row-major `[batch, time, features]`, zero past each sequence's length.
@@ -13,8 +13,47 @@ pub struct Batch {
     pub shape: [usize; 3],
     /// Valid steps of each sequence.
     pub lengths: Vec<usize>,
-    /// Class of each sequence.
-    pub labels: Vec<i64>,
+    /// The targets, per sequence or per step.
+    pub targets: Targets,
+}
+
+impl Batch {
+    /// Number of sequences.
+    pub fn size(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// The per-sequence classes, when the targets are per-sequence classes.
+    pub fn sequence_classes(&self) -> Option<&[i64]> {
+        match &self.targets {
+            Targets::Classes(classes) => Some(classes),
+            _ => None,
+        }
+    }
+}
+
+/// What the network is trained to output, and what counts as right.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// One class per sequence, from `y_t` pooled over its valid steps (softmax + cross-entropy).
+    Classes(Vec<i64>),
+    /// One class per step, `[batch, time]` (0 past each length): softmax + cross-entropy at
+    /// every valid step, padding masked out. A sequence is right when every valid step is.
+    StepClasses {
+        /// The class to train towards at each step.
+        classes: Vec<i64>,
+        /// `[batch, time, classes]`: which arg-max predictions count as right at each step
+        /// (several next symbols can be legal); only `classes` itself when `None`.
+        accepted: Option<Vec<bool>>,
+    },
+    /// One real number per sequence, regressed from `y` (first unit) at its last valid step
+    /// with squared error. A sequence is right when its absolute error is below `tolerance`.
+    Values {
+        /// The targets.
+        values: Vec<f32>,
+        /// Largest absolute error that counts as right (the paper's 0.04 for the adding problem).
+        tolerance: f32,
+    },
 }
 
 /// The temporal-order task of Hochreiter & Schmidhuber (1997), experiment 6a.
@@ -93,7 +132,7 @@ impl TemporalOrder {
             inputs,
             shape: [batch, time, Self::INPUT_SIZE],
             lengths: sequences.iter().map(|(s, _)| s.len()).collect(),
-            labels: sequences.iter().map(|(_, label)| *label).collect(),
+            targets: Targets::Classes(sequences.iter().map(|(_, label)| *label).collect()),
         }
     }
 
@@ -110,6 +149,228 @@ impl TemporalOrder {
         symbols[first] = if a { Y } else { X };
         symbols[second] = if b { Y } else { X };
         (symbols, 2 * a as i64 + b as i64)
+    }
+}
+
+/// The adding problem of Hochreiter & Schmidhuber (1997), experiment 4.
+///
+/// Each step is a pair (value, marker): the value is uniform in [−1, 1]; the marker is 1 at
+/// two steps, −1 at the first and last step, 0 elsewhere. The first marked step lies among
+/// steps 1–9 (the paper's "first ten", leaving out step 0, which carries the −1 marker), the
+/// second among the steps before `T/2`. The target at the end is `0.5 + (X₁ + X₂)/4` ∈ [0, 1],
+/// regressed with squared error; a sequence is right when the error is below 0.04.
+/// Lengths are drawn from `[T, T + T/10]`, as in the paper.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adding {
+    /// The minimal lag `T` (paper: 100, 500, 1000).
+    pub min_length: usize,
+}
+
+impl Adding {
+    /// (value, marker).
+    pub const INPUT_SIZE: usize = 2;
+    /// The paper's error criterion.
+    pub const TOLERANCE: f32 = 0.04;
+
+    /// Checks that the marked windows exist.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.min_length < 12 {
+            return Err(format!(
+                "adding needs min_length ≥ 12 (two marker windows); got {}",
+                self.min_length
+            ));
+        }
+        Ok(())
+    }
+
+    /// Draws `batch` sequences.
+    pub fn sample(&self, rng: &mut StdRng, batch: usize) -> Batch {
+        let t = self.min_length;
+        let lengths: Vec<usize> = (0..batch)
+            .map(|_| rng.random_range(t..=t + t / 10))
+            .collect();
+        let time = lengths.iter().copied().max().unwrap_or(0);
+        let mut inputs = vec![0.0; batch * time * Self::INPUT_SIZE];
+        let mut values = Vec::with_capacity(batch);
+        for (b, &length) in lengths.iter().enumerate() {
+            let first = rng.random_range(1..=9);
+            let second = loop {
+                let s = rng.random_range(1..t / 2);
+                if s != first {
+                    break s;
+                }
+            };
+            let mut sum = 0.0;
+            for step in 0..length {
+                let value: f32 = rng.random_range(-1.0..=1.0);
+                let marker = if step == first || step == second {
+                    sum += value;
+                    1.0
+                } else if step == 0 || step + 1 == length {
+                    -1.0
+                } else {
+                    0.0
+                };
+                let at = (b * time + step) * Self::INPUT_SIZE;
+                inputs[at] = value;
+                inputs[at + 1] = marker;
+            }
+            values.push(0.5 + sum / 4.0);
+        }
+        Batch {
+            inputs,
+            shape: [batch, time, Self::INPUT_SIZE],
+            lengths,
+            targets: Targets::Values {
+                values,
+                tolerance: Self::TOLERANCE,
+            },
+        }
+    }
+}
+
+/// The embedded Reber grammar of Hochreiter & Schmidhuber (1997), experiment 1.
+///
+/// Strings are `B (T|P) <Reber string> (same T|P) E`; the network reads one symbol per step
+/// and predicts the next with a softmax at every step. A prediction is right when its
+/// arg-max is one of the legal next symbols; a string is right when every step is. The hard
+/// part is the second-to-last symbol, which repeats the second one across the whole inner
+/// string.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedReber {
+    /// Longest string kept (longer draws are redrawn); none when absent.
+    #[serde(default)]
+    pub max_length: Option<usize>,
+}
+
+/// The symbols B, T, P, S, X, V, E, one-hot in this order.
+const REBER_SYMBOLS: usize = 7;
+const RB: usize = 0;
+const RT: usize = 1;
+const RP: usize = 2;
+const RS: usize = 3;
+const RX: usize = 4;
+const RV: usize = 5;
+const RE: usize = 6;
+
+/// Reber's automaton: from each state, the (symbol, next state) choices (taken with equal
+/// probability); state 6 only emits E.
+const REBER_EDGES: [&[(usize, usize)]; 6] = [
+    &[(RT, 1), (RP, 2)],
+    &[(RS, 1), (RX, 3)],
+    &[(RT, 2), (RV, 4)],
+    &[(RX, 2), (RS, 5)],
+    &[(RP, 3), (RV, 5)],
+    &[(RE, 6)],
+];
+
+impl EmbeddedReber {
+    /// One-hot symbols.
+    pub const INPUT_SIZE: usize = REBER_SYMBOLS;
+    /// One softmax unit per symbol.
+    pub const NUM_CLASSES: usize = REBER_SYMBOLS;
+
+    /// Draws one string with the legal successors of each of its symbols.
+    fn string(rng: &mut StdRng) -> (Vec<usize>, Vec<Vec<usize>>) {
+        let outer = if rng.random_bool(0.5) { RT } else { RP };
+        let mut symbols = vec![RB, outer, RB];
+        let mut legal = vec![vec![RT, RP], vec![RB], vec![RT, RP]];
+        let mut state = 0;
+        while state != 6 {
+            let edges = REBER_EDGES[state];
+            let (symbol, next) = edges[rng.random_range(0..edges.len())];
+            symbols.push(symbol);
+            state = next;
+            legal.push(match state {
+                // After the inner E only the remembered outer symbol is legal.
+                6 => vec![outer],
+                s => REBER_EDGES[s].iter().map(|&(symbol, _)| symbol).collect(),
+            });
+        }
+        symbols.push(outer);
+        legal.push(vec![RE]);
+        symbols.push(RE);
+        legal.push(Vec::new());
+        (symbols, legal)
+    }
+
+    /// Draws `batch` strings: inputs are every symbol but the last, targets every symbol but
+    /// the first.
+    pub fn sample(&self, rng: &mut StdRng, batch: usize) -> Batch {
+        let strings: Vec<(Vec<usize>, Vec<Vec<usize>>)> = (0..batch)
+            .map(|_| loop {
+                let drawn = Self::string(rng);
+                if self.max_length.is_none_or(|max| drawn.0.len() <= max) {
+                    break drawn;
+                }
+            })
+            .collect();
+        let time = strings.iter().map(|(s, _)| s.len() - 1).max().unwrap_or(0);
+        let mut inputs = vec![0.0; batch * time * REBER_SYMBOLS];
+        let mut classes = vec![0; batch * time];
+        let mut accepted = vec![false; batch * time * REBER_SYMBOLS];
+        for (b, (symbols, legal)) in strings.iter().enumerate() {
+            for t in 0..symbols.len() - 1 {
+                let row = b * time + t;
+                inputs[row * REBER_SYMBOLS + symbols[t]] = 1.0;
+                classes[row] = symbols[t + 1] as i64;
+                for &next in &legal[t] {
+                    accepted[row * REBER_SYMBOLS + next] = true;
+                }
+            }
+        }
+        Batch {
+            inputs,
+            shape: [batch, time, REBER_SYMBOLS],
+            lengths: strings.iter().map(|(s, _)| s.len() - 1).collect(),
+            targets: Targets::StepClasses {
+                classes,
+                accepted: Some(accepted),
+            },
+        }
+    }
+}
+
+/// A task that draws fresh sequences every batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Generator {
+    /// Experiment 6a of the 1997 paper.
+    TemporalOrder(TemporalOrder),
+    /// Experiment 4.
+    Adding(Adding),
+    /// Experiment 1.
+    EmbeddedReber(EmbeddedReber),
+}
+
+impl Generator {
+    /// Draws `batch` sequences.
+    pub fn sample(&self, rng: &mut StdRng, batch: usize) -> Batch {
+        match self {
+            Self::TemporalOrder(task) => task.sample(rng, batch),
+            Self::Adding(task) => task.sample(rng, batch),
+            Self::EmbeddedReber(task) => task.sample(rng, batch),
+        }
+    }
+
+    /// The class names, in output order (none for the adding problem's regression).
+    pub fn class_names(&self) -> Vec<String> {
+        let names: &[&str] = match self {
+            Self::TemporalOrder(_) => &["XX", "XY", "YX", "YY"],
+            Self::Adding(_) => &[],
+            Self::EmbeddedReber(_) => &["B", "T", "P", "S", "X", "V", "E"],
+        };
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// Input width and output width (classes, or 1 for the adding problem's regression).
+    pub fn sizes(&self) -> (usize, usize) {
+        match self {
+            Self::TemporalOrder(_) => (TemporalOrder::INPUT_SIZE, TemporalOrder::NUM_CLASSES),
+            Self::Adding(_) => (Adding::INPUT_SIZE, 1),
+            Self::EmbeddedReber(_) => (EmbeddedReber::INPUT_SIZE, EmbeddedReber::NUM_CLASSES),
+        }
     }
 }
 
@@ -184,6 +445,6 @@ pub fn pad_batch(examples: &[&crate::datasets::Example]) -> Batch {
         inputs,
         shape: [examples.len(), time, dim],
         lengths: examples.iter().map(|e| e.features.num_frames).collect(),
-        labels: examples.iter().map(|e| e.label as i64).collect(),
+        targets: Targets::Classes(examples.iter().map(|e| e.label as i64).collect()),
     }
 }

@@ -18,7 +18,7 @@ use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, OptimizerConfig, TaskConfig};
 use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
-use crate::task::{Batch, SpokenDigits, TemporalOrder, pad_batch};
+use crate::task::{Batch, Generator, SpokenDigits, Targets, pad_batch};
 
 /// Metrics after one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +33,10 @@ pub struct EpochMetrics {
     pub valid_loss: f64,
     /// Accuracy on the validation set after the epoch.
     pub valid_accuracy: f64,
+    /// Validation accuracy of each class (sequences of that true class classified right;
+    /// per-step tasks count steps by their target class; empty for regression).
+    #[serde(default)]
+    pub valid_class_accuracy: Vec<f64>,
     /// Wall-clock seconds of the epoch, validation included.
     pub seconds: f64,
 }
@@ -67,7 +71,7 @@ pub enum TaskData {
     /// Fresh sequences every batch, and one fixed validation batch.
     Generated {
         /// The generator.
-        task: TemporalOrder,
+        task: Generator,
         /// Drawn once from `seed + 1`.
         validation: Batch,
     },
@@ -95,23 +99,32 @@ pub struct Corpus {
 impl TaskData {
     /// Generates or loads the data an experiment describes.
     pub fn prepare(config: &ExperimentConfig) -> Result<Self, TrainError> {
-        match &config.task {
-            TaskConfig::TemporalOrder(task) => Ok(TaskData::Generated {
-                task: task.clone(),
+        match (&config.task, config.task.generator()) {
+            (_, Some(task)) => Ok(TaskData::Generated {
                 validation: task.sample(
                     &mut StdRng::seed_from_u64(config.seed + 1),
                     config.training.validation_size,
                 ),
+                task,
             }),
-            TaskConfig::SpokenDigits(task) => load_corpus(task).map(TaskData::Corpus),
+            (TaskConfig::SpokenDigits(task), None) => load_corpus(task).map(TaskData::Corpus),
+            (_, None) => unreachable!("every other task is generated"),
         }
     }
 
     /// Input width and number of classes.
     pub fn sizes(&self) -> (usize, usize) {
         match self {
-            TaskData::Generated { .. } => (TemporalOrder::INPUT_SIZE, TemporalOrder::NUM_CLASSES),
+            TaskData::Generated { task, .. } => task.sizes(),
             TaskData::Corpus(corpus) => (corpus.input_size, SpokenDigits::NUM_CLASSES),
+        }
+    }
+
+    /// The class names, in output order (none for regression).
+    pub fn class_names(&self) -> Vec<String> {
+        match self {
+            TaskData::Generated { task, .. } => task.class_names(),
+            TaskData::Corpus(_) => SpokenDigits::labels(),
         }
     }
 
@@ -177,51 +190,159 @@ pub fn build_model<B: Backend>(
     SequenceClassifierConfig::new(recurrent, classes).init(device)
 }
 
-/// Cross-entropy of the softmax over the pooled `y`, and the number of sequences whose
-/// arg-max is right.
+/// How many sequences of a batch (or several) came out right, and per class.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Score {
+    /// Sequences counted right (see [`Targets`] for what "right" means per kind).
+    pub correct: usize,
+    /// Sequences scored.
+    pub sequences: usize,
+    /// Per class: (right, total), by true class; empty for regression.
+    pub per_class: Vec<(usize, usize)>,
+}
+
+impl Score {
+    /// Adds another batch's counts.
+    pub fn merge(&mut self, other: Score) {
+        self.correct += other.correct;
+        self.sequences += other.sequences;
+        if self.per_class.len() < other.per_class.len() {
+            self.per_class.resize(other.per_class.len(), (0, 0));
+        }
+        for (mine, theirs) in self.per_class.iter_mut().zip(other.per_class) {
+            mine.0 += theirs.0;
+            mine.1 += theirs.1;
+        }
+    }
+
+    /// Fraction of sequences right.
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.sequences.max(1) as f64
+    }
+
+    /// Accuracy of each class (0 for a class never seen).
+    pub fn class_accuracy(&self) -> Vec<f64> {
+        self.per_class
+            .iter()
+            .map(|&(right, total)| right as f64 / total.max(1) as f64)
+            .collect()
+    }
+}
+
+/// The loss of one batch (mean cross-entropy of the softmax over `y`, or mean squared
+/// error for [`Targets::Values`]) and its [`Score`].
+///
+/// Per-sequence classes pool `y_t` with `pooling`; per-step classes are scored at every
+/// valid step; values are read from `y` at each sequence's last valid step.
 pub fn batch_loss<B: Backend>(
     model: &SequenceClassifier<B>,
     batch: &Batch,
     pooling: Pooling,
     device: &B::Device,
-) -> (Tensor<B, 1>, usize) {
+) -> (Tensor<B, 1>, Score) {
     let inputs =
         Tensor::<B, 3>::from_data(TensorData::new(batch.inputs.clone(), batch.shape), device);
     let y = model.forward(inputs, Some(&batch.lengths));
-    let logits = pooling.pool(y, Some(&batch.lengths));
-    let targets = Tensor::<B, 1, Int>::from_data(
-        TensorData::new(batch.labels.clone(), [batch.labels.len()]),
-        device,
-    );
-    let predicted = logits.clone().argmax(1).into_data();
-    let correct = predicted
-        .iter::<i64>()
-        .zip(&batch.labels)
-        .filter(|(p, l)| p == *l)
-        .count();
-    let loss = CrossEntropyLossConfig::new()
-        .init(device)
-        .forward(logits, targets);
-    (loss, correct)
+    let [size, time, outputs] = y.dims();
+    let ints = |values: &[i64], shape: [usize; 2]| {
+        Tensor::<B, 2, Int>::from_data(TensorData::new(values.to_vec(), shape), device)
+    };
+    match &batch.targets {
+        Targets::Classes(labels) => {
+            let logits = pooling.pool(y, Some(&batch.lengths));
+            let predicted = logits.clone().argmax(1).into_data();
+            let mut score = Score {
+                sequences: size,
+                per_class: vec![(0, 0); outputs],
+                ..Score::default()
+            };
+            for (p, &label) in predicted.iter::<i64>().zip(labels) {
+                let right = p == label;
+                score.correct += usize::from(right);
+                score.per_class[label as usize].0 += usize::from(right);
+                score.per_class[label as usize].1 += 1;
+            }
+            let targets = ints(labels, [size, 1]).reshape([size]);
+            let loss = CrossEntropyLossConfig::new()
+                .init(device)
+                .forward(logits, targets);
+            (loss, score)
+        }
+        Targets::StepClasses { classes, accepted } => {
+            let log_p = burn::tensor::activation::log_softmax(y.reshape([size * time, outputs]), 1);
+            let picked = log_p
+                .clone()
+                .gather(1, ints(classes, [size * time, 1]))
+                .reshape([size * time]);
+            let mask: Vec<f32> = (0..size * time)
+                .map(|row| f32::from(u8::from(row % time < batch.lengths[row / time])))
+                .collect();
+            let valid_steps: usize = batch.lengths.iter().sum();
+            let mask = Tensor::<B, 1>::from_data(TensorData::new(mask, [size * time]), device);
+            let loss = (picked * mask).sum().neg().div_scalar(valid_steps.max(1) as f64);
+            let predicted: Vec<i64> = log_p.argmax(1).into_data().iter::<i64>().collect();
+            let mut score = Score {
+                sequences: size,
+                per_class: vec![(0, 0); outputs],
+                ..Score::default()
+            };
+            for b in 0..size {
+                let mut all_right = true;
+                for row in b * time..b * time + batch.lengths[b] {
+                    let p = predicted[row] as usize;
+                    let right = match accepted {
+                        Some(accepted) => accepted[row * outputs + p],
+                        None => p as i64 == classes[row],
+                    };
+                    all_right &= right;
+                    let class = classes[row] as usize;
+                    score.per_class[class].0 += usize::from(right);
+                    score.per_class[class].1 += 1;
+                }
+                score.correct += usize::from(all_right);
+            }
+            (loss, score)
+        }
+        Targets::Values { values, tolerance } => {
+            let output = Pooling::Last
+                .pool(y, Some(&batch.lengths))
+                .narrow(1, 0, 1)
+                .reshape([size]);
+            let target =
+                Tensor::<B, 1>::from_data(TensorData::new(values.clone(), [size]), device);
+            let error = output - target;
+            let correct = error
+                .clone()
+                .into_data()
+                .iter::<f32>()
+                .filter(|e| e.abs() < *tolerance)
+                .count();
+            let score = Score {
+                correct,
+                sequences: size,
+                per_class: Vec::new(),
+            };
+            (error.powi_scalar(2).mean(), score)
+        }
+    }
 }
 
-/// Mean loss and accuracy of `model` over `examples`, in batches of `batch_size`.
+/// Mean loss and the [`Score`] of `model` over `examples`, in batches of `batch_size`.
 pub fn evaluate<B: Backend>(
     model: &SequenceClassifier<B>,
     examples: &[Example],
     batch_size: usize,
     pooling: Pooling,
     device: &B::Device,
-) -> (f64, f64) {
-    let (mut loss, mut correct) = (0.0, 0);
+) -> (f64, Score) {
+    let (mut loss, mut score) = (0.0, Score::default());
     for chunk in examples.chunks(batch_size.max(1)) {
         let batch = pad_batch(&chunk.iter().collect::<Vec<_>>());
-        let (batch_loss, batch_correct) = batch_loss(model, &batch, pooling, device);
+        let (batch_loss, batch_score) = batch_loss(model, &batch, pooling, device);
         loss += batch_loss.into_scalar().elem::<f64>() * chunk.len() as f64;
-        correct += batch_correct;
+        score.merge(batch_score);
     }
-    let n = examples.len().max(1) as f64;
-    (loss / n, correct as f64 / n)
+    (loss / examples.len().max(1) as f64, score)
 }
 
 /// Counts of (true class, predicted class) over `examples`: row = truth, column = prediction.
@@ -236,7 +357,7 @@ pub fn confusion<B: Backend>(
     let mut counts = vec![vec![0; classes]; classes];
     for chunk in examples.chunks(batch_size.max(1)) {
         let batch = pad_batch(&chunk.iter().collect::<Vec<_>>());
-        let inputs = Tensor::<B, 3>::from_data(TensorData::new(batch.inputs, batch.shape), device);
+        let inputs = Tensor::<B, 3>::from_data(TensorData::new(batch.inputs.clone(), batch.shape), device);
         let logits = pooling.pool(
             model.forward(inputs, Some(&batch.lengths)),
             Some(&batch.lengths),
@@ -245,7 +366,7 @@ pub fn confusion<B: Backend>(
             .argmax(1)
             .into_data()
             .iter::<i64>()
-            .zip(&batch.labels)
+            .zip(batch.sequence_classes().expect("corpus batches are classified per sequence"))
         {
             counts[*truth as usize][predicted as usize] += 1;
         }
@@ -375,7 +496,7 @@ where
             .wrapping_add(epoch as u64);
         B::seed(device, epoch_seed);
         let mut rng = StdRng::seed_from_u64(epoch_seed);
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
+        let (mut loss_sum, mut train_score) = (0.0, Score::default());
         let batches: Box<dyn Iterator<Item = Batch>> = match data {
             TaskData::Generated { task, .. } => {
                 let draws: Vec<Batch> = (0..t.steps_per_epoch)
@@ -393,7 +514,7 @@ where
         let mut steps = 0;
         for (index, batch) in batches.enumerate() {
             let step = index + 1;
-            let (loss, batch_correct) = batch_loss(&model, &batch, pooling, device);
+            let (loss, batch_score) = batch_loss(&model, &batch, pooling, device);
             let value = loss.clone().into_scalar().elem::<f64>();
             if !value.is_finite() {
                 return Err(TrainError::NonFiniteLoss { epoch, step, value });
@@ -409,19 +530,15 @@ where
             }
             model = optimizer.step(learning_rate, model, grads);
             loss_sum += value;
-            correct += batch_correct;
-            seen += batch.labels.len();
+            train_score.merge(batch_score);
             steps += 1;
             on_step(epoch, step);
         }
         let inference = model.valid();
-        let (valid_loss, valid_accuracy) = match data {
+        let (valid_loss, valid_score) = match data {
             TaskData::Generated { validation, .. } => {
-                let (loss, correct) = batch_loss(&inference, validation, pooling, device);
-                (
-                    loss.into_scalar().elem::<f64>(),
-                    correct as f64 / validation.labels.len() as f64,
-                )
+                let (loss, score) = batch_loss(&inference, validation, pooling, device);
+                (loss.into_scalar().elem::<f64>(), score)
             }
             TaskData::Corpus(corpus) => {
                 evaluate(&inference, &corpus.valid, t.batch_size, pooling, device)
@@ -430,9 +547,10 @@ where
         let metrics = EpochMetrics {
             epoch,
             train_loss: loss_sum / steps.max(1) as f64,
-            train_accuracy: correct as f64 / seen.max(1) as f64,
+            train_accuracy: train_score.accuracy(),
             valid_loss,
-            valid_accuracy,
+            valid_accuracy: valid_score.accuracy(),
+            valid_class_accuracy: valid_score.class_accuracy(),
             seconds: started.elapsed().as_secs_f64(),
         };
         on_epoch(&metrics);

@@ -45,7 +45,13 @@ pub fn hidden_gradient_norms<B: AutodiffBackend>(
     let classes = y.dims()[2];
     let logits = y.reshape([size, classes]);
     let targets =
-        Tensor::<B, 1, Int>::from_data(TensorData::new(batch.labels.clone(), [size]), device);
+        Tensor::<B, 1, Int>::from_data(TensorData::new(
+            batch
+                .sequence_classes()
+                .expect("a task with one class per sequence")
+                .to_vec(),
+            [size],
+        ), device);
     let loss = burn::nn::loss::CrossEntropyLossConfig::new()
         .init(device)
         .forward(logits, targets);

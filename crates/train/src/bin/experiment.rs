@@ -127,7 +127,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     false,
                 )
                 .map_err(|e| e.to_string())?;
-                let (loss, accuracy) = evaluate(
+                let (loss, score) = evaluate(
                     &recogniser.model,
                     &loaded.examples,
                     64,
@@ -136,7 +136,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 );
                 println!(
                     "{split}: accuracy {:.1}%, loss {loss:.4} ({} utterances, {} skipped)",
-                    100.0 * accuracy,
+                    100.0 * score.accuracy(),
                     loaded.examples.len(),
                     loaded.skipped.len()
                 );
@@ -239,7 +239,7 @@ fn run(cli: Cli) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
             write_atomic(
                 &run_dir.join("metrics.csv"),
-                metrics_csv(&history).as_bytes(),
+                metrics_csv(&history, &data.class_names()).as_bytes(),
             )
             .map_err(|e| format!("cannot write metrics: {e}"))?;
             let summary = serde_json::json!({ "epochs": history, "reports": reports, "confusion": confusions });
@@ -264,11 +264,13 @@ fn run(cli: Cli) -> Result<(), String> {
                     config.training.early_stopping_patience.unwrap_or(0)
                 );
             }
-            let classes = data.sizes().1;
+            let chance = match data.class_names().len() {
+                0 => String::new(),
+                classes => format!(" (chance {:.1}%)", 100.0 / classes as f64),
+            };
             println!(
-                "final validation accuracy {:.1}% (chance {:.1}%); metrics in {}",
+                "final validation accuracy {:.1}%{chance}; metrics in {}",
                 100.0 * last.valid_accuracy,
-                100.0 / classes as f64,
                 run_dir.display()
             );
             for (split, accuracy, count) in &reports {
