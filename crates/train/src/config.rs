@@ -117,6 +117,10 @@ pub struct TrainingConfig {
     /// Stop when validation accuracy has not improved for this many epochs (none when absent).
     #[serde(default)]
     pub early_stopping_patience: Option<usize>,
+    /// Stop as soon as validation accuracy reaches this fraction (e.g. 0.99 for "solved";
+    /// none when absent). The epoch it happens in says how many sequences it took.
+    #[serde(default)]
+    pub stop_at_accuracy: Option<f64>,
     /// Scale gradients so their global L2 norm (all parameters together) is at most this
     /// (PyTorch's `clip_grad_norm_`; none when absent).
     #[serde(default)]

@@ -5,6 +5,7 @@
 //! trains, and writes the resolved configuration and per-epoch metrics beside each other.
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;

@@ -155,9 +155,10 @@ impl TemporalOrder {
 /// The adding problem of Hochreiter & Schmidhuber (1997), experiment 4.
 ///
 /// Each step is a pair (value, marker): the value is uniform in [−1, 1]; the marker is 1 at
-/// two steps, −1 at the first and last step, 0 elsewhere. The first marked step lies among
-/// steps 1–9 (the paper's "first ten", leaving out step 0, which carries the −1 marker), the
-/// second among the steps before `T/2`. The target at the end is `0.5 + (X₁ + X₂)/4` ∈ [0, 1],
+/// two steps, −1 at the first and last step (unless marked), 0 elsewhere. The first marked
+/// step is one of the first ten, the second one of the first `T/2 − 1` (as in the paper,
+/// `X₁` counts as 0 when step 0 is the marked one). The target at the end is
+/// `0.5 + (X₁ + X₂)/4` ∈ [0, 1],
 /// regressed with squared error; a sequence is right when the error is below 0.04.
 /// Lengths are drawn from `[T, T + T/10]`, as in the paper.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,9 +195,10 @@ impl Adding {
         let mut inputs = vec![0.0; batch * time * Self::INPUT_SIZE];
         let mut values = Vec::with_capacity(batch);
         for (b, &length) in lengths.iter().enumerate() {
-            let first = rng.random_range(1..=9);
+            // X₁ among the first ten pairs, X₂ among the first T/2 − 1 still unmarked ones.
+            let first = rng.random_range(0..10);
             let second = loop {
-                let s = rng.random_range(1..t / 2);
+                let s = rng.random_range(0..t / 2 - 1);
                 if s != first {
                     break s;
                 }
@@ -205,7 +207,10 @@ impl Adding {
             for step in 0..length {
                 let value: f32 = rng.random_range(-1.0..=1.0);
                 let marker = if step == first || step == second {
-                    sum += value;
+                    // The paper sets X₁ to zero when the first pair is the marked one.
+                    if step != 0 {
+                        sum += value;
+                    }
                     1.0
                 } else if step == 0 || step + 1 == length {
                     -1.0

@@ -554,9 +554,15 @@ where
             seconds: started.elapsed().as_secs_f64(),
         };
         on_epoch(&metrics);
+        let solved = t
+            .stop_at_accuracy
+            .is_some_and(|target| metrics.valid_accuracy >= target);
         history.push(metrics);
         if let Some(checkpoints) = &run.checkpoints {
             checkpoints.save(&model, &optimizer, &history)?;
+        }
+        if solved {
+            break;
         }
     }
     let (mut reports, mut confusions) = (Vec::new(), Vec::new());

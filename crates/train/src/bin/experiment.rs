@@ -8,6 +8,7 @@ use burn_ndarray::NdArray;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use train::backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
+use train::bench::{BenchShape, bench_modules, format_table};
 use train::checkpoint::Checkpoints;
 use train::config::ExperimentConfig;
 use train::datasets::{load_examples, read_manifest};
@@ -85,6 +86,28 @@ enum Command {
     },
     /// List the backends and the GPU adapter wgpu would use.
     Backends,
+    /// Time training steps (forward + backward) of our LSTM and GRU and burn's built-in
+    /// ones, on each backend, at the same shapes; prints steps/s and the ratios.
+    Bench {
+        /// Backends to compare (repeatable; default: ndarray, and wgpu when an adapter exists).
+        #[arg(long = "backend", value_enum)]
+        backends: Vec<BackendKind>,
+        /// Sequences per batch.
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        /// Steps per sequence.
+        #[arg(long, default_value_t = 100)]
+        time: usize,
+        /// Features per step (40: MFCC-sized).
+        #[arg(long, default_value_t = 40)]
+        input: usize,
+        /// Hidden units.
+        #[arg(long, default_value_t = 128)]
+        hidden: usize,
+        /// Timed steps per module (the median is reported), after one warm-up step.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -99,6 +122,38 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Bench {
+            backends,
+            batch,
+            time,
+            input,
+            hidden,
+            repeats,
+        } => {
+            let backends = if backends.is_empty() {
+                let mut all = vec![BackendKind::Ndarray];
+                all.extend(wgpu_adapter().map(|_| BackendKind::Wgpu));
+                all
+            } else {
+                backends
+            };
+            let shape = BenchShape {
+                batch,
+                time,
+                input,
+                hidden,
+            };
+            println!(
+                "forward+backward steps/s, batch {batch}, {time} steps, {input} inputs, {hidden} hidden, median of {repeats}"
+            );
+            let mut results = Vec::new();
+            for backend in backends {
+                let rows = run_on(backend, BenchJob { shape, repeats }).map_err(|e| e.to_string())?;
+                results.push((backend.to_string(), rows));
+            }
+            print!("{}", format_table(&results));
+            Ok(())
+        }
         Command::Eval {
             run_dir,
             splits,
@@ -257,7 +312,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 result.map_err(|e| format!("cannot write to {}: {e}", run_dir.display()))?;
             }
             let last = history.last().expect("at least one epoch");
-            if history.len() < config.training.epochs {
+            let target = config.training.stop_at_accuracy;
+            if let Some(target) = target.filter(|&target| last.valid_accuracy >= target) {
+                let sequences = last.epoch * data.steps_per_epoch(&config) * config.training.batch_size;
+                println!(
+                    "solved (validation accuracy ≥ {:.1}%) after epoch {}: {sequences} training sequences",
+                    100.0 * target,
+                    last.epoch
+                );
+            } else if history.len() < config.training.epochs {
                 println!(
                     "stopped early after epoch {}: no better validation accuracy for {} epochs",
                     last.epoch,
@@ -288,6 +351,19 @@ fn run(cli: Cli) -> Result<(), String> {
 type Reports = Vec<(String, f64, usize)>;
 /// Confusion matrix per split.
 type Confusions = Vec<(String, Vec<Vec<usize>>)>;
+
+struct BenchJob {
+    shape: BenchShape,
+    repeats: usize,
+}
+
+impl OnBackend for BenchJob {
+    type Output = Vec<train::bench::BenchRow>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        bench_modules::<B>(self.shape, self.repeats, &device)
+    }
+}
 
 struct TrainJob<'a> {
     config: &'a ExperimentConfig,
