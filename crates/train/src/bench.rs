@@ -107,7 +107,10 @@ pub fn format_table(results: &[(String, Vec<BenchRow>)]) -> String {
         "{:<10} {:<22} {:>10} {:>12} {:>14}\n",
         "backend", "module", "steps/s", "× burn's", "× first backend"
     );
-    let first = results.first().map(|(_, rows)| rows.as_slice()).unwrap_or(&[]);
+    let first = results
+        .first()
+        .map(|(_, rows)| rows.as_slice())
+        .unwrap_or(&[]);
     for (backend, rows) in results {
         for row in rows {
             let family = row.module.split(' ').next();

@@ -31,7 +31,11 @@ pub fn metrics_csv(history: &[EpochMetrics], classes: &[String]) -> String {
             m.epoch, m.train_loss, m.train_accuracy, m.valid_loss, m.valid_accuracy, m.seconds
         ));
         for index in 0..classes.len() {
-            let value = m.valid_class_accuracy.get(index).copied().unwrap_or(f64::NAN);
+            let value = m
+                .valid_class_accuracy
+                .get(index)
+                .copied()
+                .unwrap_or(f64::NAN);
             csv.push_str(&format!(",{value:.6}"));
         }
         csv.push('\n');

@@ -305,10 +305,12 @@ impl EmbeddedReber {
     /// the first.
     pub fn sample(&self, rng: &mut StdRng, batch: usize) -> Batch {
         let strings: Vec<(Vec<usize>, Vec<Vec<usize>>)> = (0..batch)
-            .map(|_| loop {
-                let drawn = Self::string(rng);
-                if self.max_length.is_none_or(|max| drawn.0.len() <= max) {
-                    break drawn;
+            .map(|_| {
+                loop {
+                    let drawn = Self::string(rng);
+                    if self.max_length.is_none_or(|max| drawn.0.len() <= max) {
+                        break drawn;
+                    }
                 }
             })
             .collect();

@@ -279,7 +279,10 @@ pub fn batch_loss<B: Backend>(
                 .collect();
             let valid_steps: usize = batch.lengths.iter().sum();
             let mask = Tensor::<B, 1>::from_data(TensorData::new(mask, [size * time]), device);
-            let loss = (picked * mask).sum().neg().div_scalar(valid_steps.max(1) as f64);
+            let loss = (picked * mask)
+                .sum()
+                .neg()
+                .div_scalar(valid_steps.max(1) as f64);
             let predicted: Vec<i64> = log_p.argmax(1).into_data().iter::<i64>().collect();
             let mut score = Score {
                 sequences: size,
@@ -308,8 +311,7 @@ pub fn batch_loss<B: Backend>(
                 .pool(y, Some(&batch.lengths))
                 .narrow(1, 0, 1)
                 .reshape([size]);
-            let target =
-                Tensor::<B, 1>::from_data(TensorData::new(values.clone(), [size]), device);
+            let target = Tensor::<B, 1>::from_data(TensorData::new(values.clone(), [size]), device);
             let error = output - target;
             let correct = error
                 .clone()
@@ -357,17 +359,17 @@ pub fn confusion<B: Backend>(
     let mut counts = vec![vec![0; classes]; classes];
     for chunk in examples.chunks(batch_size.max(1)) {
         let batch = pad_batch(&chunk.iter().collect::<Vec<_>>());
-        let inputs = Tensor::<B, 3>::from_data(TensorData::new(batch.inputs.clone(), batch.shape), device);
+        let inputs =
+            Tensor::<B, 3>::from_data(TensorData::new(batch.inputs.clone(), batch.shape), device);
         let logits = pooling.pool(
             model.forward(inputs, Some(&batch.lengths)),
             Some(&batch.lengths),
         );
-        for (predicted, truth) in logits
-            .argmax(1)
-            .into_data()
-            .iter::<i64>()
-            .zip(batch.sequence_classes().expect("corpus batches are classified per sequence"))
-        {
+        for (predicted, truth) in logits.argmax(1).into_data().iter::<i64>().zip(
+            batch
+                .sequence_classes()
+                .expect("corpus batches are classified per sequence"),
+        ) {
             counts[*truth as usize][predicted as usize] += 1;
         }
     }

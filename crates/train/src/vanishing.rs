@@ -44,14 +44,16 @@ pub fn hidden_gradient_norms<B: AutodiffBackend>(
     let y = model.output.forward(top);
     let classes = y.dims()[2];
     let logits = y.reshape([size, classes]);
-    let targets =
-        Tensor::<B, 1, Int>::from_data(TensorData::new(
+    let targets = Tensor::<B, 1, Int>::from_data(
+        TensorData::new(
             batch
                 .sequence_classes()
                 .expect("a task with one class per sequence")
                 .to_vec(),
             [size],
-        ), device);
+        ),
+        device,
+    );
     let loss = burn::nn::loss::CrossEntropyLossConfig::new()
         .init(device)
         .forward(logits, targets);

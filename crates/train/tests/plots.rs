@@ -23,6 +23,7 @@ fn learning_curves_and_confusion_matrices_are_pictures() {
             train_accuracy: 0.2 * epoch as f64,
             valid_loss: 2.2 / epoch as f64,
             valid_accuracy: 0.18 * epoch as f64,
+            valid_class_accuracy: vec![0.1, 0.2],
             seconds: 1.0,
         })
         .collect();
@@ -45,4 +46,21 @@ fn learning_curves_and_confusion_matrices_are_pictures() {
     // Row 0: one of six predicted as class 2 (light red), none as class 1 (white).
     assert_eq!(at(8 + 64 + 16, 8 + 16), [255, 212, 212]);
     assert_eq!(at(8 + 32 + 16, 8 + 16), [255, 255, 255]);
+}
+
+#[test]
+fn metrics_csv_has_one_accuracy_column_per_class() {
+    let history = vec![EpochMetrics {
+        epoch: 1,
+        train_loss: 1.0,
+        train_accuracy: 0.5,
+        valid_loss: 1.5,
+        valid_accuracy: 0.25,
+        valid_class_accuracy: vec![0.5, 0.0],
+        seconds: 2.0,
+    }];
+    let csv = train::output::metrics_csv(&history, &["XX".to_string(), "XY".to_string()]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].ends_with(",valid_accuracy_XX,valid_accuracy_XY"));
+    assert!(lines[1].ends_with(",0.500000,0.000000"), "{}", lines[1]);
 }

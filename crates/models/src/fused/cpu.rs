@@ -13,7 +13,10 @@ use crate::cell::Nonlinearity;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Recurrence {
     Rnn(Nonlinearity),
-    Lstm { peephole: bool, coupled: bool },
+    Lstm {
+        peephole: bool,
+        coupled: bool,
+    },
     /// GRU with the reset gate applied after the recurrent matmul (PyTorch's form).
     GruResetAfter,
 }
@@ -200,7 +203,9 @@ pub(crate) fn forward(inputs: &Inputs, save: bool) -> (Vec<f32>, Option<Saved>) 
     let mut aux_row = vec![0.0; hidden];
     for t in step_order(time, inputs.reverse) {
         match &inputs.bias {
-            Some(bias) => hh.chunks_exact_mut(gh).for_each(|row| row.copy_from_slice(bias)),
+            Some(bias) => hh
+                .chunks_exact_mut(gh)
+                .for_each(|row| row.copy_from_slice(bias)),
             None => hh.fill(0.0),
         }
         gemm(

@@ -243,7 +243,14 @@ impl Backward<NdArray, 6> for FusedBackward {
             vec![batch, hidden],
             vec![batch, hidden],
         ];
-        let values = [Some(g.xp), Some(g.w_t), g.bias, g.peephole, Some(g.h0), g.c0];
+        let values = [
+            Some(g.xp),
+            Some(g.w_t),
+            g.bias,
+            g.peephole,
+            Some(g.h0),
+            g.c0,
+        ];
         for ((parent, grad), shape) in ops.parents.into_iter().zip(values).zip(shapes) {
             if let (Some(node), Some(grad)) = (parent, grad) {
                 grads.register::<NdArray>(node.id, vec_to_primitive(grad, shape));
@@ -271,8 +278,7 @@ fn run_autodiff(layout: Layout, operands: Operands<CpuAutodiff>) -> Tensor<CpuAu
         matrices[3].node.clone(),
         matrices[4].node.clone(),
     ];
-    let [w_t, bias, peephole, h0, c0] =
-        matrices.map(|t| primitive_to_vec::<2>(t.primitive));
+    let [w_t, bias, peephole, h0, c0] = matrices.map(|t| primitive_to_vec::<2>(t.primitive));
     let xp = primitive_to_vec::<3>(projected.primitive);
     let mut inputs = layout.inputs([xp, w_t, bias, peephole, h0, c0]);
     let shape = layout.packed_shape().to_vec();

@@ -148,7 +148,8 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             let mut results = Vec::new();
             for backend in backends {
-                let rows = run_on(backend, BenchJob { shape, repeats }).map_err(|e| e.to_string())?;
+                let rows =
+                    run_on(backend, BenchJob { shape, repeats }).map_err(|e| e.to_string())?;
                 results.push((backend.to_string(), rows));
             }
             print!("{}", format_table(&results));
@@ -314,7 +315,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let last = history.last().expect("at least one epoch");
             let target = config.training.stop_at_accuracy;
             if let Some(target) = target.filter(|&target| last.valid_accuracy >= target) {
-                let sequences = last.epoch * data.steps_per_epoch(&config) * config.training.batch_size;
+                let sequences =
+                    last.epoch * data.steps_per_epoch(&config) * config.training.batch_size;
                 println!(
                     "solved (validation accuracy ≥ {:.1}%) after epoch {}: {sequences} training sequences",
                     100.0 * target,
