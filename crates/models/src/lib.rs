@@ -3,7 +3,9 @@
 //! Elman RNN, LSTM (with peephole and coupled input–forget variants) and GRU (reset before
 //! or after the recurrent matmul), all driven by one time loop ([`Recurrent`]) that handles
 //! layers, both directions, initial/final states, variable lengths and dropout. Weights are
-//! fused and named as in PyTorch (`weight_ih_l0`, `bias_hh_l1_reverse`, …).
+//! fused and named as in PyTorch (`weight_ih_l0`, `bias_hh_l1_reverse`, …). On
+//! burn-ndarray the time loop of each layer-direction runs as one fused kernel with a
+//! hand-written backward (see [`set_fused_kernels`]); other backends run the generic driver.
 //!
 //! ```
 //! use burn::tensor::Tensor;
