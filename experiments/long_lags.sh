@@ -33,7 +33,9 @@ for lag in ${lags[@]}; do
       epochs=${last%%,*}
       accuracy=$(echo "$last" | cut -d, -f5)
       solved=$(awk -v a="$accuracy" 'BEGIN { print (a >= 0.99) ? "yes" : "no" }')
-      echo "$task,$lag,$cell,$solved,$epochs,$((epochs * 100 * 32)),$accuracy"
+      # Sequences seen = epochs × steps_per_epoch × batch_size, from the run's resolved config.
+      per_epoch=$(awk -F' = ' '$1 == "steps_per_epoch" { s = $2 } $1 == "batch_size" { b = $2 } END { print s * b }' "$out/$name/config.toml")
+      echo "$task,$lag,$cell,$solved,$epochs,$((epochs * per_epoch)),$accuracy"
     done
   done
 done

@@ -77,8 +77,9 @@ pub(crate) struct Saved {
     acts: Vec<f32>,
     /// The state each step started from, `[T, B, H]`.
     h_prev: Vec<f32>,
-    /// LSTM: `c_{t-1}` and `tanh(c_t)`; GRU: the recurrent `n` block `W_hn h + b_hn`.
+    /// LSTM only: the cell state each step started from, `[T, B, H]`.
     c_prev: Vec<f32>,
+    /// LSTM: `tanh(c_t)`; GRU: the recurrent `n` block `W_hn h + b_hn`; empty for the RNN.
     aux: Vec<f32>,
 }
 
