@@ -21,6 +21,7 @@
 //! assert_eq!(h_n.hidden.dims(), [1, 2, 32]);
 //! ```
 
+mod alloc;
 pub mod cell;
 mod error;
 mod fused;
@@ -30,6 +31,7 @@ mod recurrent;
 mod state;
 mod weights;
 
+pub use alloc::{ALLOCATION_ALIGNMENT, AlignedAllocator};
 pub use cell::{Cell, CellKind, Nonlinearity};
 pub use error::RecurrentError;
 pub use fused::{fused_kernels_enabled, set_fused_kernels};

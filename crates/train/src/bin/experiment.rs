@@ -110,6 +110,10 @@ enum Command {
     },
 }
 
+/// Makes burn-ndarray's results identical from run to run (see `models::AlignedAllocator`).
+#[global_allocator]
+static ALLOCATOR: models::AlignedAllocator = models::AlignedAllocator;
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -307,7 +311,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 plot::learning_curves(&run_dir.join("learning_curves.png"), &history),
             ];
             let confusion_pictures = confusions.iter().map(|(split, counts)| {
-                plot::confusion_matrix(&run_dir.join(format!("confusion_{split}.png")), counts)
+                let path = run_dir.join(format!("confusion_{split}.png"));
+                plot::confusion_matrix(&path, counts, &data.class_names())
             });
             for result in pictures.into_iter().chain(confusion_pictures) {
                 result.map_err(|e| format!("cannot write to {}: {e}", run_dir.display()))?;
@@ -465,8 +470,16 @@ fn vanishing(
             100.0 * accuracy
         );
         let light = colour.map(|c: u8| (c as u16 + (255 - c as u16) * 2 / 3) as u8);
-        series.push((before.clone(), light));
-        series.push((after.clone(), colour));
+        series.push(plot::Series {
+            name: format!("{name} at init"),
+            values: before.clone(),
+            colour: light,
+        });
+        series.push(plot::Series {
+            name: format!("{name} trained"),
+            values: after.clone(),
+            colour,
+        });
         columns.push((format!("{name}_init"), before));
         columns.push((format!("{name}_trained"), after));
     }
@@ -486,7 +499,8 @@ fn vanishing(
     }
     write_atomic(&run_dir.join("vanishing_gradients.csv"), csv.as_bytes())
         .map_err(|e| e.to_string())?;
-    plot::log_lines(&run_dir.join("vanishing_gradients.png"), &series)
+    let path = run_dir.join("vanishing_gradients.png");
+    plot::log_lines(&path, &series, "step t", "|dL/dh_t| (log scale)")
         .map_err(|e| e.to_string())?;
     println!(
         "wrote {0}/vanishing_gradients.csv and .png (log10 ‖∂L/∂h_t‖ against t; light: at initialisation, dark: trained; red RNN, blue LSTM, green GRU)",
