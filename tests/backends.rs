@@ -1,5 +1,6 @@
 //! The same recurrent classifier, with the same weights and batch, on `Autodiff<NdArray>`
 //! (CPU) and `Autodiff<Wgpu>` (GPU, Mesa's lavapipe in CI): loss and every gradient agree.
+//! And every experiment in `experiments/` runs from its TOML on wgpu, at a tiny size.
 //!
 //! Runs under its own harness so that, on a machine with no wgpu adapter at all, the wgpu
 //! checks are reported as ignored with the reason, never as passed.
@@ -12,7 +13,11 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use models::{
     CellKind, Nonlinearity, Pooling, RecurrentConfig, SequenceClassifierConfig, StateDict,
 };
-use train::backend::{CpuBackend, GpuBackend, wgpu_adapter};
+use train::ExperimentConfig;
+use train::backend::{BackendKind, CpuBackend, GpuBackend, run_on, wgpu_adapter};
+use train::config::TaskConfig;
+use train::trainer::{RunOptions, TaskData, train};
+use train::vanishing::VanishingJob;
 
 const TOLERANCE: f32 = 1e-4;
 const BATCH: usize = 3;
@@ -82,6 +87,127 @@ fn compare_backends(cell: CellKind) -> Result<(), Failed> {
     Ok(())
 }
 
+fn repo() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A manifest of a few utterances per split of the embedded corpus (absolute paths).
+fn tiny_manifest(dir: &std::path::Path) -> Result<std::path::PathBuf, Failed> {
+    let corpus = repo().join("datasets/default");
+    let text = std::fs::read_to_string(corpus.join("manifest.csv"))?;
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().ok_or("empty manifest")?);
+    let mut taken = std::collections::BTreeMap::<String, usize>::new();
+    for line in lines {
+        let split = line
+            .split(',')
+            .nth(4)
+            .ok_or("short manifest row")?
+            .to_string();
+        let quota = if split == "train" { 8 } else { 3 };
+        let count = taken.entry(split).or_default();
+        if *count < quota {
+            *count += 1;
+            out.push_str(&format!("{}/{line}\n", corpus.display()));
+        }
+    }
+    let path = dir.join("manifest.csv");
+    std::fs::write(&path, out)?;
+    Ok(path)
+}
+
+/// Runs `experiments/NAME.toml` on wgpu for one epoch of two small batches (the vanishing
+/// experiment through its measurement, the others through `train`), and checks that every
+/// figure it reports is finite and in range.
+fn experiment_runs_on_wgpu(file: std::path::PathBuf) -> Result<(), Failed> {
+    let text = std::fs::read_to_string(&file)?;
+    let stem = file
+        .file_stem()
+        .ok_or("no name")?
+        .to_string_lossy()
+        .to_string();
+    let scratch = tempfile::tempdir()?;
+    let mut overrides: Vec<String> = [
+        "training.epochs=1",
+        "training.steps_per_epoch=2",
+        "training.batch_size=4",
+        "training.validation_size=8",
+        "model.hidden_size=8",
+    ]
+    .map(String::from)
+    .to_vec();
+    match ExperimentConfig::parse(&text, &stem, &[])?.task {
+        TaskConfig::SpokenDigits(_) => {
+            let manifest = tiny_manifest(scratch.path())?;
+            let cache = scratch.path().join("cache");
+            overrides.push(format!(
+                "task.manifest={:?}",
+                manifest.display().to_string()
+            ));
+            overrides.push(format!("task.cache_dir={:?}", cache.display().to_string()));
+        }
+        TaskConfig::TemporalOrder(_) => {
+            for short in [
+                "task.min_length=8",
+                "task.max_length=9",
+                "task.first_window=[1, 2]",
+                "task.second_window=[4, 5]",
+            ] {
+                overrides.push(short.to_string());
+            }
+        }
+        _ => {}
+    }
+    let mut config = ExperimentConfig::parse(&text, &stem, &overrides)?;
+    config.backend = BackendKind::Wgpu;
+    let finite = |what: &str, value: f64| -> Result<(), Failed> {
+        if value.is_finite() {
+            Ok(())
+        } else {
+            Err(format!("{stem}: {what} is {value}").into())
+        }
+    };
+    if stem == "vanishing-gradients" {
+        let TaskConfig::TemporalOrder(task) = &config.task else {
+            return Err("vanishing-gradients is a temporal-order experiment".into());
+        };
+        // The measurement needs full-length sequences.
+        let mut probe_task = task.clone();
+        probe_task.max_length = probe_task.min_length;
+        let probe = probe_task.sample(&mut rand::SeedableRng::seed_from_u64(1), 4);
+        let job = VanishingJob {
+            config: &config,
+            probe: &probe,
+        };
+        let measured = run_on(BackendKind::Wgpu, job)??;
+        for norms in [&measured.before, &measured.after] {
+            if norms.len() != probe.shape[1] || norms.iter().any(|n| !(n.is_finite() && *n > 0.0)) {
+                return Err(format!("‖∂L/∂h_t‖ for {} steps: {norms:?}", probe.shape[1]).into());
+            }
+        }
+        return Ok(());
+    }
+    let data = TaskData::prepare(&config)?;
+    let outcome = train::<GpuBackend>(
+        &config,
+        &data,
+        &WgpuDevice::default(),
+        &RunOptions::default(),
+        |_, _| {},
+        |_| {},
+    )?;
+    let [epoch] = outcome.history.as_slice() else {
+        return Err(format!("{stem}: {} epochs, not 1", outcome.history.len()).into());
+    };
+    finite("training loss", epoch.train_loss)?;
+    finite("validation loss", epoch.valid_loss)?;
+    let accuracies = [epoch.train_accuracy, epoch.valid_accuracy];
+    if accuracies.iter().any(|a| !(0.0..=1.0).contains(a)) {
+        return Err(format!("{stem}: accuracies {accuracies:?}").into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let adapter = wgpu_adapter();
@@ -108,7 +234,7 @@ fn main() {
         ("gru", CellKind::gru()),
         ("gru_reset_before", CellKind::Gru { reset_after: false }),
     ];
-    let trials = cases
+    let mut trials: Vec<Trial> = cases
         .into_iter()
         .map(|(name, cell)| {
             Trial::test(
@@ -118,5 +244,25 @@ fn main() {
             .with_ignored_flag(adapter.is_none())
         })
         .collect();
+    let mut experiments: Vec<std::path::PathBuf> = std::fs::read_dir(repo().join("experiments"))
+        .expect("experiments/ is readable")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    experiments.sort();
+    assert!(experiments.len() >= 5, "experiments/ has its TOML files");
+    for file in experiments {
+        let stem = file
+            .file_stem()
+            .expect("a name")
+            .to_string_lossy()
+            .replace('-', "_");
+        trials.push(
+            Trial::test(format!("experiment_{stem}_runs_on_wgpu"), move || {
+                experiment_runs_on_wgpu(file)
+            })
+            .with_ignored_flag(adapter.is_none()),
+        );
+    }
     libtest_mimic::run(&args, trials).exit();
 }

@@ -184,7 +184,7 @@ fn epoch_ticks(len: usize) -> Vec<usize> {
     ticks
 }
 
-/// Two panels side by side: loss (left, scaled to its largest value) and accuracy (right,
+/// Two panels side by side: loss (left, 0 to its largest value) and accuracy (right,
 /// 0–100%) per epoch, blue for training and orange for validation, with tick values, axis
 /// names and a legend.
 pub fn learning_curves(path: &Path, history: &[EpochMetrics]) -> std::io::Result<()> {
@@ -239,7 +239,6 @@ pub fn learning_curves(path: &Path, history: &[EpochMetrics]) -> std::io::Result
         canvas.text_centred((centre, TOP as i64 / 2), title, BLACK);
         canvas.text_centred((centre, (TOP + PANEL + 32) as i64), "epoch", BLACK);
     }
-    canvas.text_upwards((12, (TOP + PANEL / 2) as i64), "cross-entropy", BLACK);
     let legend = (width - RIGHT - text_width("train  valid")) as i64;
     canvas.text((legend, 8), "train", BLUE);
     canvas.text((legend + text_width("train  ") as i64, 8), "valid", ORANGE);

@@ -5,7 +5,49 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use models::{RecurrentState, SequenceClassifier};
 
+use crate::backend::OnBackend;
+use crate::config::ExperimentConfig;
 use crate::task::Batch;
+use crate::trainer::{RunOptions, TaskData, TrainError, build_model, train};
+
+/// ‖∂L/∂h_t‖ of one model on the probe batch, t = 0…T−1, before and after training.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    /// At initialisation.
+    pub before: Vec<f64>,
+    /// After training as the experiment says.
+    pub after: Vec<f64>,
+    /// Validation accuracy at the end of training.
+    pub valid_accuracy: f64,
+}
+
+/// Builds the experiment's model from its seed, measures [`hidden_gradient_norms`] on
+/// `probe`, trains it, and measures again; on whichever backend [`crate::backend::run_on`]
+/// picks.
+pub struct VanishingJob<'a> {
+    /// The experiment (a generated task with one class per sequence).
+    pub config: &'a ExperimentConfig,
+    /// Full-length sequences to measure on.
+    pub probe: &'a Batch,
+}
+
+impl OnBackend for VanishingJob<'_> {
+    type Output = Result<Measurement, TrainError>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let data = TaskData::prepare(self.config)?;
+        B::seed(&device, self.config.seed);
+        let initial = build_model::<B>(self.config, data.sizes(), &device);
+        let before = hidden_gradient_norms(&initial, self.probe, &device);
+        let options = RunOptions::default();
+        let outcome = train::<B>(self.config, &data, &device, &options, |_, _| {}, |_| {})?;
+        Ok(Measurement {
+            before,
+            after: hidden_gradient_norms(&outcome.model, self.probe, &device),
+            valid_accuracy: outcome.history.last().map_or(0.0, |m| m.valid_accuracy),
+        })
+    }
+}
 
 /// ‖∂L/∂h_t‖ for t = 0…T−1, averaged over the batch. L is the cross-entropy of the
 /// softmax over `y` at the last step; h_t is the hidden state of the top layer after step

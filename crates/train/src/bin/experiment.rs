@@ -77,6 +77,10 @@ enum Command {
     Vanishing {
         /// A temporal-order experiment, e.g. experiments/vanishing-gradients.toml.
         config: PathBuf,
+        /// Backend: ndarray (CPU) or wgpu (GPU; lavapipe where there is no GPU).
+        /// Overrides the file's `backend`.
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
         /// Override any field (repeatable), as for `train`.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
@@ -234,9 +238,10 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Vanishing {
             config,
+            backend,
             overrides,
             out_dir,
-        } => vanishing(&config, &overrides, &out_dir),
+        } => vanishing(&config, backend, &overrides, &out_dir),
         Command::Backends => {
             println!("ndarray: CPU");
             match wgpu_adapter() {
@@ -412,26 +417,27 @@ impl OnBackend for TrainJob<'_> {
     }
 }
 
-/// The `vanishing` subcommand: every cell, before and after training, on ndarray.
+/// The `vanishing` subcommand: every cell, before and after training.
 fn vanishing(
     config: &std::path::Path,
+    backend: Option<BackendKind>,
     overrides: &[String],
     out_dir: &std::path::Path,
 ) -> Result<(), String> {
     use rand::SeedableRng;
-    use train::backend::CpuBackend;
     use train::config::TaskConfig;
-    use train::trainer::build_model;
-    use train::vanishing::hidden_gradient_norms;
+    use train::vanishing::{Measurement, VanishingJob};
 
-    let base = ExperimentConfig::load(config, overrides).map_err(|e| e.to_string())?;
+    let mut base = ExperimentConfig::load(config, overrides).map_err(|e| e.to_string())?;
+    if let Some(backend) = backend {
+        base.backend = backend;
+    }
     let TaskConfig::TemporalOrder(task) = &base.task else {
         return Err("vanishing needs a temporal_order task".into());
     };
     let mut probe_task = task.clone();
     probe_task.max_length = probe_task.min_length;
     let probe = probe_task.sample(&mut rand::rngs::StdRng::seed_from_u64(base.seed + 2), 64);
-    let device = Default::default();
     let cells = [
         (
             "rnn",
@@ -443,24 +449,21 @@ fn vanishing(
     ];
     let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
     let mut series = Vec::new();
+    println!("vanishing gradients on {}", base.backend);
     for (name, cell, colour) in cells {
         let mut config = base.clone();
         config.model.cell = cell;
-        let data = TaskData::prepare(&config).map_err(|e| e.to_string())?;
-        <CpuBackend as burn::tensor::backend::Backend>::seed(&device, config.seed);
-        let initial = build_model::<CpuBackend>(&config, data.sizes(), &device);
-        let before = hidden_gradient_norms(&initial, &probe, &device);
-        let outcome = train::<CpuBackend>(
-            &config,
-            &data,
-            &device,
-            &RunOptions::default(),
-            |_, _| {},
-            |_| {},
-        )
-        .map_err(|e| e.to_string())?;
-        let after = hidden_gradient_norms(&outcome.model, &probe, &device);
-        let accuracy = outcome.history.last().map_or(0.0, |m| m.valid_accuracy);
+        let job = VanishingJob {
+            config: &config,
+            probe: &probe,
+        };
+        let Measurement {
+            before,
+            after,
+            valid_accuracy: accuracy,
+        } = run_on(config.backend, job)
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         println!(
             "{name:5} ‖∂L/∂h_t‖ at t=0 / t=T−1: init {:.2e} / {:.2e}, trained {:.2e} / {:.2e} (validation accuracy {:.1}%)",
             before[0],
