@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The long-time-lag table of experiments/README.md: RNN, LSTM and GRU on the temporal-order
+# The long-time-lag table of experiments/README.md: RNN, LSTM (PyTorch's initialisation and
+# chrono initialisation) and GRU on the temporal-order
 # task and the adding problem at growing lags, each run stopped as soon as 99% of its 512
 # validation sequences are right. Prints one CSV row per run:
 #   task,lag,cell,solved,epochs,training_sequences,valid_accuracy
@@ -14,8 +15,11 @@ out=runs/long-lags
 echo "task,lag,cell,solved,epochs,training_sequences,valid_accuracy"
 for lag in ${lags[@]}; do
   for task in temporal-order adding; do
-    for cell in rnn lstm gru; do
+    for cell in rnn lstm lstm-chrono gru; do
       name="$task-$lag-$cell"
+      # lstm-chrono: the LSTM with chrono initialisation for lags up to the longest sequence.
+      kind=(--set "model.cell.kind=${cell%-chrono}")
+      [ "$cell" = lstm-chrono ] && kind+=(--set "model.cell.chrono_init=$((lag + lag / 10))")
       if [ "$task" = temporal-order ]; then
         # The paper's proportions: windows at 10–20% and 50–60% of a 100–110 step sequence.
         sets=(--set task.min_length=$lag --set "task.max_length=$((lag + lag / 10))"
@@ -26,7 +30,7 @@ for lag in ${lags[@]}; do
         sets=(--set task.min_length=$lag)
         config=experiments/adding.toml
       fi
-      "$bin" train "$config" "${sets[@]}" --set "name=\"$name\"" --set model.cell.kind=$cell \
+      "$bin" train "$config" "${sets[@]}" --set "name=\"$name\"" "${kind[@]}" \
         --set training.epochs=$max_epochs --set training.stop_at_accuracy=0.99 \
         --out-dir "$out" > "$out-$name.log" 2>&1 || { echo "$task,$lag,$cell,error,,,"; continue; }
       last=$(tail -n 1 "$out/$name/metrics.csv")

@@ -222,6 +222,7 @@ fn main() {
         peephole,
         coupled_input_forget,
         unit_forget_bias: false,
+        chrono_init: None,
     };
     let cases = [
         ("rnn_tanh", CellKind::rnn(Nonlinearity::Tanh)),

@@ -105,6 +105,7 @@ fn unit_forget_bias_sums_to_one_on_the_forget_block() {
         peephole: false,
         coupled_input_forget: false,
         unit_forget_bias: true,
+        chrono_init: None,
     };
     let dict = RecurrentConfig::new(cell, 3, 4)
         .init::<B>(&device)
@@ -116,6 +117,44 @@ fn unit_forget_bias_sums_to_one_on_the_forget_block() {
         .collect();
     assert!(sum[4..8].iter().all(|&s| s == 1.0), "{sum:?}");
     assert!(sum[0..4].iter().any(|&s| s != 1.0));
+}
+
+#[test]
+fn chrono_init_spreads_forget_biases_over_the_log_of_the_lags() {
+    let device = Default::default();
+    <B as burn::tensor::backend::Backend>::seed(&device, 3);
+    let t_max = 100;
+    let cell = CellKind::Lstm {
+        peephole: false,
+        coupled_input_forget: false,
+        unit_forget_bias: false,
+        chrono_init: Some(t_max),
+    };
+    let hidden = 64;
+    let dict = RecurrentConfig::new(cell, 3, hidden)
+        .init::<B>(&device)
+        .state_dict();
+    let sum: Vec<f64> = dict["bias_ih_l0"]
+        .iter::<f64>()
+        .zip(dict["bias_hh_l0"].iter::<f64>())
+        .map(|(a, b)| a + b)
+        .collect();
+    let (input, forget) = (&sum[..hidden], &sum[hidden..2 * hidden]);
+    let high = ((t_max - 1) as f64).ln();
+    assert!(
+        forget.iter().all(|&b| (0.0..=high).contains(&b)),
+        "{forget:?}"
+    );
+    // Spread over the range, not a constant: some units keep long, some short.
+    let (low_units, high_units) = (
+        forget.iter().filter(|&&b| b < high / 2.0).count(),
+        forget.iter().filter(|&&b| b > 0.9 * high).count(),
+    );
+    assert!(low_units > 0 && high_units > 0, "{forget:?}");
+    assert!(input.iter().zip(forget).all(|(i, f)| i == &-f));
+    // The other gates keep PyTorch's draw: inside ±1/√H on each of the two biases.
+    let bound = 2.0 / (hidden as f64).sqrt();
+    assert!(sum[2 * hidden..].iter().all(|b| b.abs() <= bound));
 }
 
 #[test]

@@ -36,6 +36,7 @@ fn cell_of(meta: &Value) -> CellKind {
             peephole: meta["cell"]["peephole"].as_bool().expect("peephole flag"),
             coupled_input_forget: int("input_forget") == 1,
             unit_forget_bias: false,
+            chrono_init: None,
         },
         "GRU" => CellKind::Gru {
             reset_after: int("linear_before_reset") == 1,

@@ -25,25 +25,54 @@ pub struct LstmCell<B: Backend> {
     pub coupled_input_forget: bool,
 }
 
+/// How an LSTM's gate biases start (see [`super::CellKind::Lstm`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum GateBias {
+    /// PyTorch's U(−1/√H, 1/√H), like every other weight.
+    Uniform,
+    /// Forget-gate bias 1.
+    UnitForget,
+    /// `b_f = log u`, `u ~ U(1, t_max − 1)`, `b_i = −b_f`.
+    Chrono { t_max: usize },
+}
+
 impl<B: Backend> LstmCell<B> {
     pub(crate) fn new(
         mut weights: FusedWeights<B>,
         peephole: bool,
         coupled_input_forget: bool,
-        unit_forget_bias: bool,
+        gate_bias: GateBias,
         device: &B::Device,
     ) -> Self {
         let hidden = weights.hidden_size();
-        if unit_forget_bias {
-            // b_ih + b_hh = 1 on the forget block: b_ih's block is 1, b_hh's is 0.
-            let set_forget = |bias: Param<Tensor<B, 1>>, value: f32| {
-                bias.map(|b| {
-                    let ones = Tensor::<B, 1>::full([hidden], value, &b.device());
-                    b.slice_assign(hidden..2 * hidden, ones)
-                })
-            };
-            weights.bias_ih = weights.bias_ih.map(|b| set_forget(b, 1.0));
-            weights.bias_hh = weights.bias_hh.map(|b| set_forget(b, 0.0));
+        // PyTorch adds two biases; the chosen value goes into b_ih's block and b_hh's block
+        // is zeroed, so that b_ih + b_hh is the value.
+        let set_block = |bias: Param<Tensor<B, 1>>, block: usize, value: Tensor<B, 1>| {
+            bias.map(|b| b.slice_assign(block * hidden..(block + 1) * hidden, value))
+        };
+        let (input_gate, forget_gate) = (0, 1);
+        let zeros = || Tensor::<B, 1>::zeros([hidden], device);
+        let forget = match gate_bias {
+            GateBias::Uniform => None,
+            GateBias::UnitForget => Some((Tensor::ones([hidden], device), None)),
+            GateBias::Chrono { t_max } => {
+                let high = (t_max.max(3) - 1) as f64;
+                let u = Tensor::<B, 1>::random(
+                    [hidden],
+                    burn::tensor::Distribution::Uniform(1.0, high),
+                    device,
+                );
+                let log_u = u.log();
+                Some((log_u.clone(), Some(log_u.neg())))
+            }
+        };
+        if let Some((forget, input)) = forget {
+            weights.bias_ih = weights.bias_ih.map(|b| set_block(b, forget_gate, forget));
+            weights.bias_hh = weights.bias_hh.map(|b| set_block(b, forget_gate, zeros()));
+            if let Some(input) = input {
+                weights.bias_ih = weights.bias_ih.map(|b| set_block(b, input_gate, input));
+                weights.bias_hh = weights.bias_hh.map(|b| set_block(b, input_gate, zeros()));
+            }
         }
         let bound = 1.0 / (hidden as f64).sqrt();
         let peephole = peephole.then(|| {

@@ -6,6 +6,7 @@ mod lstm;
 mod rnn;
 
 pub use gru::GruCell;
+use lstm::GateBias;
 pub use lstm::LstmCell;
 pub use rnn::{Nonlinearity, RnnCell};
 
@@ -41,6 +42,12 @@ pub enum CellKind {
         /// instead of PyTorch's uniform draw.
         #[serde(default)]
         unit_forget_bias: bool,
+        /// Chrono initialisation (Tallec & Ollivier 2018) for dependencies up to this many
+        /// steps: forget-gate bias `log u`, `u ~ U(1, T_max − 1)`, and input-gate bias its
+        /// negative, so each unit starts out keeping its cell for ~u steps. Takes the place
+        /// of `unit_forget_bias`; `None` (default) keeps PyTorch's uniform draw.
+        #[serde(default)]
+        chrono_init: Option<usize>,
     },
     /// GRU with gates r, z, n (PyTorch's order).
     Gru {
@@ -62,6 +69,7 @@ impl CellKind {
             peephole: false,
             coupled_input_forget: false,
             unit_forget_bias: false,
+            chrono_init: None,
         }
     }
 
@@ -123,13 +131,21 @@ impl CellKind {
                 peephole,
                 coupled_input_forget,
                 unit_forget_bias,
-            } => Cell::Lstm(LstmCell::new(
-                weights,
-                peephole,
-                coupled_input_forget,
-                unit_forget_bias,
-                device,
-            )),
+                chrono_init,
+            } => {
+                let gate_bias = match (chrono_init, unit_forget_bias) {
+                    (Some(t_max), _) => GateBias::Chrono { t_max },
+                    (None, true) => GateBias::UnitForget,
+                    (None, false) => GateBias::Uniform,
+                };
+                Cell::Lstm(LstmCell::new(
+                    weights,
+                    peephole,
+                    coupled_input_forget,
+                    gate_bias,
+                    device,
+                ))
+            }
             Self::Gru { reset_after } => Cell::Gru(GruCell {
                 weights,
                 reset_after,

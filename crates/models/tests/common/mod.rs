@@ -11,6 +11,7 @@ pub fn all_cells() -> Vec<(&'static str, CellKind)> {
         peephole,
         coupled_input_forget,
         unit_forget_bias: false,
+        chrono_init: None,
     };
     vec![
         ("rnn_tanh", CellKind::rnn(Nonlinearity::Tanh)),
