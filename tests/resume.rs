@@ -24,6 +24,11 @@ fn config(epochs: usize) -> ExperimentConfig {
     ExperimentConfig::parse(&text, "test", &overrides).expect("valid")
 }
 
+/// Buffers at the same alignment in every run, so that burn-ndarray's SIMD kernels take the
+/// same paths in the interrupted and the uninterrupted run (see `models::AlignedAllocator`).
+#[global_allocator]
+static ALLOCATOR: models::AlignedAllocator = models::AlignedAllocator;
+
 /// burn-ndarray's random numbers come from one generator per process: runs in parallel
 /// test threads would interleave their draws.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());

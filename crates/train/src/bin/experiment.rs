@@ -72,7 +72,7 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         top_k: usize,
     },
-    /// Measure ‖∂L/∂h_t‖ against t for RNN, LSTM and GRU, at initialisation and after
+    /// Measure ‖∂L/∂h_t‖ against t for RNN, LSTM (PyTorch's and chrono initialisation) and GRU, at initialisation and after
     /// training on a generated task; writes vanishing_gradients.csv and .png.
     Vanishing {
         /// A temporal-order experiment, e.g. experiments/vanishing-gradients.toml.
@@ -445,6 +445,16 @@ fn vanishing(
             [214, 39, 40],
         ),
         ("lstm", models::CellKind::lstm(), [31, 119, 180]),
+        (
+            "lstm-chrono",
+            models::CellKind::Lstm {
+                peephole: false,
+                coupled_input_forget: false,
+                unit_forget_bias: false,
+                chrono_init: Some(task.max_length),
+            },
+            [148, 103, 189],
+        ),
         ("gru", models::CellKind::gru(), [44, 160, 44]),
     ];
     let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
@@ -506,7 +516,7 @@ fn vanishing(
     plot::log_lines(&path, &series, "step t", "|dL/dh_t| (log scale)")
         .map_err(|e| e.to_string())?;
     println!(
-        "wrote {0}/vanishing_gradients.csv and .png (log10 ‖∂L/∂h_t‖ against t; light: at initialisation, dark: trained; red RNN, blue LSTM, green GRU)",
+        "wrote {0}/vanishing_gradients.csv and .png (log10 ‖∂L/∂h_t‖ against t; light: at initialisation, dark: trained; red RNN, blue LSTM, purple LSTM with chrono initialisation, green GRU)",
         run_dir.display()
     );
     Ok(())
