@@ -432,7 +432,7 @@ mod tests {
 
     #[test]
     fn tick_values_are_short() {
-        assert_eq!(tick(2.302585), "2.30");
+        assert_eq!(tick(2.3456), "2.35");
         assert_eq!(tick(0.5), "0.500");
         assert_eq!(tick(0.0), "0");
         assert_eq!(tick(1234.0), "1234");
