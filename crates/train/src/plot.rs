@@ -177,8 +177,8 @@ fn tick(value: f64) -> String {
     }
 }
 
-/// Up to five epochs (first and last included) to label on the x axis, as indices.
-fn epoch_ticks(len: usize) -> Vec<usize> {
+/// Up to five evenly spaced indices of `0..len` (first and last included) to label on an x axis.
+fn index_ticks(len: usize) -> Vec<usize> {
     let mut ticks: Vec<usize> = (0..5).map(|k| k * len.saturating_sub(1) / 4).collect();
     ticks.dedup();
     ticks
@@ -222,7 +222,7 @@ pub fn learning_curves(path: &Path, history: &[EpochMetrics]) -> std::io::Result
             canvas.text_right_aligned((left as i64 - 4, y as i64), &label, BLACK);
         }
         canvas.fill(left, TOP, left + 1, TOP + PANEL, GREY);
-        for i in epoch_ticks(history.len()) {
+        for i in index_ticks(history.len()) {
             let (x, _) = point(p, i, 0.0);
             let bottom = (TOP + PANEL) as i64;
             canvas.fill(
@@ -360,7 +360,7 @@ pub fn log_lines(
     }
     let points = logs.iter().map(Vec::len).max().unwrap_or(0);
     let x_of = |i: usize| left + i * (width - 1) / points.saturating_sub(1).max(1);
-    for i in epoch_ticks(points) {
+    for i in index_ticks(points) {
         let x = x_of(i);
         canvas.fill(x, top + height, x + 1, top + height + 4, BLACK);
         canvas.text_centred(
