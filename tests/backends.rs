@@ -17,7 +17,7 @@ use train::ExperimentConfig;
 use train::backend::{BackendKind, CpuBackend, GpuBackend, run_on, wgpu_adapter};
 use train::config::TaskConfig;
 use train::trainer::{RunOptions, TaskData, train};
-use train::vanishing::VanishingJob;
+use train::vanishing::{VanishingJob, probe_batch};
 
 const TOLERANCE: f32 = 1e-4;
 const BATCH: usize = 3;
@@ -171,10 +171,7 @@ fn experiment_runs_on_wgpu(file: std::path::PathBuf) -> Result<(), Failed> {
         let TaskConfig::TemporalOrder(task) = &config.task else {
             return Err("vanishing-gradients is a temporal-order experiment".into());
         };
-        // The measurement needs full-length sequences.
-        let mut probe_task = task.clone();
-        probe_task.max_length = probe_task.min_length;
-        let probe = probe_task.sample(&mut rand::SeedableRng::seed_from_u64(1), 4);
+        let probe = probe_batch(task, 1, 4);
         let job = VanishingJob {
             config: &config,
             probe: &probe,

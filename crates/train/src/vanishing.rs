@@ -7,8 +7,17 @@ use models::{RecurrentState, SequenceClassifier};
 
 use crate::backend::OnBackend;
 use crate::config::ExperimentConfig;
-use crate::task::Batch;
+use crate::task::{Batch, TemporalOrder};
 use crate::trainer::{RunOptions, TaskData, TrainError, build_model, train};
+
+/// `size` sequences of `task` drawn from `seed`, all of its shortest length: the probe batch
+/// [`hidden_gradient_norms`] needs (full-length sequences only).
+pub fn probe_batch(task: &TemporalOrder, seed: u64, size: usize) -> Batch {
+    use rand::SeedableRng;
+    let mut fixed_length = task.clone();
+    fixed_length.max_length = fixed_length.min_length;
+    fixed_length.sample(&mut rand::rngs::StdRng::seed_from_u64(seed), size)
+}
 
 /// ‖∂L/∂h_t‖ of one model on the probe batch, t = 0…T−1, before and after training.
 #[derive(Debug, Clone)]

@@ -72,8 +72,9 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         top_k: usize,
     },
-    /// Measure ‖∂L/∂h_t‖ against t for RNN, LSTM (PyTorch's and chrono initialisation) and GRU, at initialisation and after
-    /// training on a generated task; writes vanishing_gradients.csv and .png.
+    /// Measure ‖∂L/∂h_t‖ against t for RNN, LSTM (PyTorch's and chrono initialisation) and
+    /// GRU, at initialisation and after training on a generated task; writes
+    /// vanishing_gradients.csv and .png.
     Vanishing {
         /// A temporal-order experiment, e.g. experiments/vanishing-gradients.toml.
         config: PathBuf,
@@ -424,9 +425,8 @@ fn vanishing(
     overrides: &[String],
     out_dir: &std::path::Path,
 ) -> Result<(), String> {
-    use rand::SeedableRng;
     use train::config::TaskConfig;
-    use train::vanishing::{Measurement, VanishingJob};
+    use train::vanishing::{Measurement, VanishingJob, probe_batch};
 
     let mut base = ExperimentConfig::load(config, overrides).map_err(|e| e.to_string())?;
     if let Some(backend) = backend {
@@ -435,9 +435,7 @@ fn vanishing(
     let TaskConfig::TemporalOrder(task) = &base.task else {
         return Err("vanishing needs a temporal_order task".into());
     };
-    let mut probe_task = task.clone();
-    probe_task.max_length = probe_task.min_length;
-    let probe = probe_task.sample(&mut rand::rngs::StdRng::seed_from_u64(base.seed + 2), 64);
+    let probe = probe_batch(task, base.seed + 2, 64);
     let cells = [
         (
             "rnn",
