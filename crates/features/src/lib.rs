@@ -43,11 +43,11 @@ pub mod window;
 
 pub use error::FeatureError;
 pub use extractor::{FeatureExtractor, Features, Output, Stream};
-pub use mel::{MelFilterbank, dct_matrix, hz_to_mel, lifter_weights, mel_to_hz};
+pub use mel::{MelFilterbank, dct_matrix, hz_to_mel, lifter_weights, mel_to_hz, vtln_warp_hz};
 pub use npy::{NpyArray, read_npy, write_npy};
 pub use options::{
     CepstralOptions, Energy, FeatureOptions, FilterShape, FrameOptions, Framing, LogScale, MelNorm,
-    MelOptions, MelScale, Padding, Preemphasis, Preset, Rounding, Span, Spectrum, Window,
+    MelOptions, MelScale, Padding, Preemphasis, Preset, Rounding, Span, Spectrum, Vtln, Window,
 };
 pub use pipeline::FilePipeline;
 pub use plot::write_png;

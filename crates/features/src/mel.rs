@@ -35,6 +35,34 @@ pub fn mel_to_hz(mel: f64, scale: MelScale) -> f64 {
     }
 }
 
+/// Kaldi's `MelBanks::VtlnWarpFreq`: the piecewise-linear VTLN warp of `hz` (see
+/// [`crate::Vtln`]), in f32 as Kaldi computes it. Frequencies outside `fmin..=fmax` are
+/// returned unchanged.
+///
+/// ```
+/// // The middle segment is scaled by 1/warp; the ends stay fixed.
+/// let warp = |hz| features::vtln_warp_hz(hz, 100.0, 3500.0, 20.0, 4000.0, 1.1);
+/// assert!((warp(1100.0) - 1000.0).abs() < 1e-3);
+/// assert_eq!(warp(20.0), 20.0);
+/// assert!((warp(4000.0) - 4000.0).abs() < 1e-3);
+/// ```
+pub fn vtln_warp_hz(hz: f32, low: f32, high: f32, fmin: f32, fmax: f32, warp: f32) -> f32 {
+    if hz < fmin || hz > fmax {
+        return hz;
+    }
+    let l = low * warp.max(1.0);
+    let h = high * warp.min(1.0);
+    let scale = 1.0 / warp;
+    let (fl, fh) = (scale * l, scale * h);
+    if hz < l {
+        fmin + (fl - fmin) / (l - fmin) * (hz - fmin)
+    } else if hz < h {
+        scale * hz
+    } else {
+        fmax + (fmax - fh) / (fmax - h) * (hz - fmax)
+    }
+}
+
 /// One triangular filter: its weights start at FFT bin `first`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MelFilter {
@@ -64,9 +92,22 @@ impl MelFilterbank {
         let mel_points: Vec<f64> = (0..mel.n_mels + 2)
             .map(|i| low + (high - low) * i as f64 / (mel.n_mels + 1) as f64)
             .collect();
+        // As in Kaldi, a warp of exactly 1 leaves the filterbank untouched (no round trip).
+        let vtln = mel.vtln.filter(|v| v.warp != 1.0);
+        let warp_hz = |hz: f32| match vtln {
+            Some(vtln) => {
+                let (low, high) = options.vtln_cutoffs(vtln);
+                vtln_warp_hz(hz, low, high, fmin as f32, fmax as f32, vtln.warp)
+            }
+            None => hz,
+        };
         let hz_points: Vec<f64> = mel_points
             .iter()
             .map(|&m| mel_to_hz(m, mel.scale))
+            .map(|hz| match vtln {
+                Some(_) => warp_hz(hz as f32) as f64,
+                None => hz,
+            })
             .collect();
         match mel.shape {
             FilterShape::MelDomain => {
@@ -76,13 +117,22 @@ impl MelFilterbank {
                     MelScale::Htk => 1127.0f32 * (1.0f32 + hz / 700.0f32).ln(),
                     MelScale::Slaney => hz_to_mel(hz as f64, mel.scale) as f32,
                 };
+                let hz32 = |m: f32| match mel.scale {
+                    MelScale::Htk => 700.0f32 * ((m / 1127.0f32).exp() - 1.0f32),
+                    MelScale::Slaney => mel_to_hz(m as f64, mel.scale) as f32,
+                };
+                // Kaldi's `VtlnWarpMelFreq`: mel → Hz → warped Hz → mel.
+                let warp_mel = |m: f32| match vtln {
+                    Some(_) => mel32(warp_hz(hz32(m))),
+                    None => m,
+                };
                 let bin_width = rate as f32 / n_fft as f32;
                 let (low, high) = (mel32(fmin as f32), mel32(fmax as f32));
                 let delta = (high - low) / (mel.n_mels + 1) as f32;
                 for (band, row) in dense.iter_mut().enumerate() {
-                    let left = low + band as f32 * delta;
-                    let center = low + (band + 1) as f32 * delta;
-                    let right = low + (band + 2) as f32 * delta;
+                    let left = warp_mel(low + band as f32 * delta);
+                    let center = warp_mel(low + (band + 1) as f32 * delta);
+                    let right = warp_mel(low + (band + 2) as f32 * delta);
                     for (bin, weight) in row.iter_mut().enumerate().take(n_fft / 2) {
                         let m = mel32(bin_width * bin as f32);
                         if m > left && m < right {

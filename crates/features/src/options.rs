@@ -189,6 +189,46 @@ pub struct MelOptions {
     pub divide_by_n_fft: bool,
     /// The log of the mel energies.
     pub log: LogScale,
+    /// Vocal tract length warping of the band edges (Kaldi's `--vtln-warp`); none by default.
+    #[serde(default)]
+    pub vtln: Option<Vtln>,
+}
+
+/// Vocal tract length normalisation: Kaldi's piecewise-linear warp of the filterbank's
+/// frequency axis (`MelBanks::VtlnWarpFreq`).
+///
+/// Between `low·max(1, warp)` and `high·min(1, warp)` a band edge at `f` Hz moves to
+/// `f / warp`; below and above, straight lines join that segment to `fmin` and `fmax`, so
+/// the filterbank still spans the same range. A warp above 1 moves the bands down
+/// (a longer vocal tract's formants fall where a shorter one's would be); 0.8–1.2 is the
+/// usual range, and a random warp per utterance in about 0.9–1.1 is VTLP augmentation
+/// (Jaitly & Hinton 2013).
+///
+/// ```
+/// use features::{FeatureOptions, Preset, Vtln};
+/// let mut options = FeatureOptions::preset(Preset::Kaldi);
+/// options.mel.vtln = Some(Vtln { warp: 1.1, ..Vtln::default() });
+/// assert!(options.validate().is_ok());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Vtln {
+    /// The warp factor α (1 leaves the filterbank as it is).
+    pub warp: f32,
+    /// Lower inflection point (Hz), before scaling by `max(1, α)`. Kaldi 100.
+    pub low: f32,
+    /// Upper inflection point (Hz); a negative value is an offset below Nyquist. Kaldi −500.
+    pub high: f32,
+}
+
+impl Default for Vtln {
+    fn default() -> Self {
+        Vtln {
+            warp: 1.0,
+            low: 100.0,
+            high: -500.0,
+        }
+    }
 }
 
 /// What replaces c0, if anything.
@@ -302,6 +342,7 @@ impl FeatureOptions {
                     log: LogScale::Natural {
                         floor: f32::EPSILON,
                     },
+                    vtln: None,
                 },
                 cepstral: CepstralOptions {
                     n_mfcc: 13,
@@ -338,6 +379,7 @@ impl FeatureOptions {
                         amin: 1e-10,
                         top_db: Some(80.0),
                     },
+                    vtln: None,
                 },
                 cepstral: CepstralOptions {
                     n_mfcc: 20,
@@ -373,6 +415,7 @@ impl FeatureOptions {
                     log: LogScale::Natural {
                         floor: f64::EPSILON as f32,
                     },
+                    vtln: None,
                 },
                 cepstral: CepstralOptions {
                     n_mfcc: 13,
@@ -434,6 +477,17 @@ impl FeatureOptions {
         }
     }
 
+    /// VTLN's lower and upper cutoffs in Hz (a negative `high` counted below Nyquist).
+    pub fn vtln_cutoffs(&self, vtln: Vtln) -> (f32, f32) {
+        let nyquist = self.frame.sample_rate as f32 / 2.0;
+        let high = if vtln.high < 0.0 {
+            nyquist + vtln.high
+        } else {
+            vtln.high
+        };
+        (vtln.low, high)
+    }
+
     /// Checks that the options describe a computation that can be done.
     pub fn validate(&self) -> Result<(), FeatureError> {
         let bad = |message: String| Err(FeatureError::InvalidOptions(message));
@@ -463,6 +517,25 @@ impl FeatureOptions {
                 self.mel.fmin,
                 rate as f32 / 2.0
             ));
+        }
+        if let Some(vtln) = self.mel.vtln {
+            let (low, high) = self.vtln_cutoffs(vtln);
+            let fmin = self.mel.fmin;
+            if !(vtln.warp.is_finite() && vtln.warp > 0.0) {
+                return bad(format!("vtln warp {} must be positive", vtln.warp));
+            }
+            if !(fmin < low && low < high && high < fmax) {
+                return bad(format!(
+                    "vtln cutoffs {low}..{high} Hz must lie strictly inside the mel range {fmin}..{fmax} Hz"
+                ));
+            }
+            let (l, h) = (low * vtln.warp.max(1.0), high * vtln.warp.min(1.0));
+            if !(fmin < l && l < h && h < fmax) {
+                return bad(format!(
+                    "vtln warp {} moves its cutoffs to {l}..{h} Hz, outside the mel range",
+                    vtln.warp
+                ));
+            }
         }
         if self.cepstral.n_mfcc == 0 || self.cepstral.n_mfcc > self.mel.n_mels {
             return bad(format!(

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use features::{
     Audio, Channel, Cmvn, FeatureError, FeatureExtractor, FeatureOptions, Features, Framing,
-    LogScale, Output, Padding, Preset, apply_cmvn, decode_wav, read_npy, read_wav, resample,
-    write_npy,
+    LogScale, MelFilterbank, Output, Padding, Preset, Vtln, apply_cmvn, decode_wav, read_npy,
+    read_wav, resample, write_npy,
 };
 
 fn audio_path(name: &str) -> PathBuf {
@@ -451,4 +451,119 @@ fn damaged_files_never_panic() {
         decoded > 100 && refused > 100,
         "decoded {decoded}, refused {refused}"
     );
+}
+
+/// Writes a 16-bit mono WAV of a `hz` tone, one second long.
+fn tone_wav(path: &Path, rate: u32, hz: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(path, spec).expect("create wav");
+    for i in 0..rate {
+        let x = (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin() * 0.5;
+        writer.write_sample((x * 32767.0) as i16).expect("sample");
+    }
+    writer.finalize().expect("finalize");
+}
+
+/// The FFT bin with the most power, averaged over frames.
+fn peak_bin(spectrum: &Features) -> usize {
+    let mut mean = vec![0.0f64; spectrum.dim];
+    for frame in spectrum.data.chunks(spectrum.dim) {
+        mean.iter_mut()
+            .zip(frame)
+            .for_each(|(m, &p)| *m += p as f64);
+    }
+    (0..mean.len())
+        .max_by(|&a, &b| mean[a].total_cmp(&mean[b]))
+        .expect("bins")
+}
+
+#[test]
+fn speed_perturbation_raises_pitch_and_shortens_the_file() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("tone.wav");
+    tone_wav(&path, 8000, 1000.0);
+    let mut options = FeatureOptions::preset(Preset::Kaldi);
+    options.frame.sample_rate = 8000;
+    options.frame.dither = 0.0;
+    let mut pipeline = features::FilePipeline::new(options);
+    pipeline.output = Output::Spectrum;
+    let plain = pipeline.run(&path).expect("plain");
+    pipeline.speed = 1.25;
+    let faster = pipeline.run(&path).expect("faster");
+    // 256-point FFT at 8 kHz: 31.25 Hz per bin; 1000 Hz → bin 32, 1250 Hz → bin 40.
+    assert_eq!(peak_bin(&plain), 32);
+    assert_eq!(peak_bin(&faster), 40);
+    // 98 frames of 25/10 ms in one second; 0.8 s gives 78.
+    assert_eq!((plain.num_frames, faster.num_frames), (98, 78));
+    pipeline.speed = 0.0;
+    assert!(matches!(
+        pipeline.run(&path),
+        Err(FeatureError::InvalidOptions(_))
+    ));
+}
+
+#[test]
+fn vtln_warp_moves_the_bands_and_bad_warps_are_refused() {
+    let centre_of_band = |warp: f32, band: usize| {
+        let mut options = FeatureOptions::preset(Preset::Kaldi);
+        options.frame.sample_rate = 8000;
+        options.mel.vtln = Some(Vtln {
+            warp,
+            ..Vtln::default()
+        });
+        let bank = MelFilterbank::new(&options).expect("valid");
+        let filter = &bank.filters[band];
+        let peak = (0..filter.weights.len())
+            .max_by(|&a, &b| filter.weights[a].total_cmp(&filter.weights[b]))
+            .expect("weights");
+        filter.first + peak
+    };
+    // Warp > 1 moves the bands down in frequency, < 1 up; 1 changes nothing.
+    for band in [5, 12, 18] {
+        assert!(centre_of_band(1.15, band) < centre_of_band(1.0, band));
+        assert!(centre_of_band(0.85, band) > centre_of_band(1.0, band));
+    }
+    let mut plain = FeatureOptions::preset(Preset::Kaldi);
+    plain.frame.sample_rate = 8000;
+    let mut unit = plain.clone();
+    unit.mel.vtln = Some(Vtln::default());
+    assert_eq!(
+        MelFilterbank::new(&plain).expect("plain"),
+        MelFilterbank::new(&unit).expect("warp 1")
+    );
+    for vtln in [
+        Vtln {
+            warp: 0.0,
+            ..Vtln::default()
+        },
+        Vtln {
+            warp: f32::NAN,
+            ..Vtln::default()
+        },
+        Vtln {
+            low: 10.0,
+            ..Vtln::default()
+        },
+        Vtln {
+            high: 4100.0,
+            ..Vtln::default()
+        },
+        Vtln {
+            warp: 2.0,
+            high: 3000.0,
+            low: 1900.0,
+        },
+    ] {
+        let mut options = plain.clone();
+        options.mel.vtln = Some(vtln);
+        assert!(
+            matches!(options.validate(), Err(FeatureError::InvalidOptions(_))),
+            "{vtln:?} accepted"
+        );
+    }
 }

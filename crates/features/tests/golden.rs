@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use features::{
     Channel, Cmvn, FeatureExtractor, FeatureOptions, MelFilterbank, MelNorm, MelScale, Output,
-    Span, Window, add_deltas, apply_cmvn, dct_matrix, read_npy, read_wav, window,
+    Span, Vtln, Window, add_deltas, apply_cmvn, dct_matrix, read_npy, read_wav, window,
 };
 use serde_json::Value;
 
@@ -58,6 +58,12 @@ fn options_for(case: &Value, sample_rate: u32) -> FeatureOptions {
     }
     if o["mel_norm"] == "none" {
         options.mel.norm = MelNorm::None;
+    }
+    if let Some(warp) = o["vtln_warp"].as_f64() {
+        options.mel.vtln = Some(Vtln {
+            warp: warp as f32,
+            ..Vtln::default()
+        });
     }
     options
 }

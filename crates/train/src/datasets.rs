@@ -267,6 +267,30 @@ pub struct Example {
     pub features: Features,
     /// Index into the label list.
     pub label: usize,
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Augmented versions of the same utterance (training only; see `task::Augment`).
+    pub augmented: Vec<Features>,
+}
+
+impl Example {
+    /// The original or one of the augmented versions, uniformly at random; an example
+    /// without versions is returned as it is, without drawing from `rng`.
+    pub fn draw_version(&self, rng: &mut impl rand::Rng) -> Example {
+        let features = match self.augmented.len() {
+            0 => &self.features,
+            n => match rng.random_range(0..=n) {
+                0 => &self.features,
+                k => &self.augmented[k - 1],
+            },
+        };
+        Example {
+            features: features.clone(),
+            label: self.label,
+            path: self.path.clone(),
+            augmented: Vec::new(),
+        }
+    }
 }
 
 /// Examples loaded from utterances, and the files that were skipped, with why.
@@ -308,7 +332,12 @@ pub fn load_examples(
                     FeatureError::InvalidOptions("shorter than one frame".into()),
                 ));
             }
-            Ok(Example { features, label })
+            Ok(Example {
+                features,
+                label,
+                path: u.path.clone(),
+                augmented: Vec::new(),
+            })
         })
         .collect();
     let mut loaded = Loaded::default();

@@ -411,6 +411,31 @@ pub struct SpokenDigits {
     /// Stop on an unreadable file instead of skipping it with a report.
     #[serde(default)]
     pub strict: bool,
+    /// Training-only augmentation (none by default).
+    #[serde(default)]
+    pub augment: Augment,
+}
+
+/// Extra versions of every training utterance. Each epoch trains on one version of each
+/// utterance, drawn at random with the original among them; evaluation splits are never
+/// augmented. The versions are computed once (and cached with the features).
+///
+/// ```toml
+/// [task.augment]
+/// vtln_warps = [0.9, 0.95, 1.05, 1.1]
+/// speeds = [0.9, 1.1]
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Augment {
+    /// VTLP (Jaitly & Hinton 2013): one version per factor with the mel filterbank warped
+    /// by it, as Kaldi's `--vtln-warp` does ([`features::Vtln`]); 0.9–1.1 is usual.
+    #[serde(default)]
+    pub vtln_warps: Vec<f32>,
+    /// Speed perturbation (Ko et al. 2015; Kaldi's recipes use 0.9 and 1.1): one version per
+    /// factor, resampled so that it plays that many times faster, pitch included.
+    #[serde(default)]
+    pub speeds: Vec<f32>,
 }
 
 impl SpokenDigits {
@@ -432,6 +457,24 @@ impl SpokenDigits {
             .cmvn
             .then_some(features::Cmvn::Utterance { variance: true });
         pipeline
+    }
+
+    /// One pipeline per augmented version of a training utterance (see [`Augment`]).
+    pub fn augmented_pipelines(&self) -> Vec<features::FilePipeline> {
+        let warped = self.augment.vtln_warps.iter().map(|&warp| {
+            let mut pipeline = self.pipeline();
+            pipeline.options.mel.vtln = Some(features::Vtln {
+                warp,
+                ..features::Vtln::default()
+            });
+            pipeline
+        });
+        let sped = self.augment.speeds.iter().map(|&speed| {
+            let mut pipeline = self.pipeline();
+            pipeline.speed = speed;
+            pipeline
+        });
+        warped.chain(sped).collect()
     }
 }
 

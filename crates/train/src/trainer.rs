@@ -1,5 +1,6 @@
 //! The training loop, written out once and generic over the backend.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -159,13 +160,28 @@ fn load_corpus(task: &SpokenDigits) -> Result<Corpus, TrainError> {
         }
         Ok(loaded.examples)
     };
-    let train = load("train")?;
+    let mut train = load("train")?;
     let valid = load("valid")?;
     let reports = task
         .report_splits
         .iter()
         .map(|split| load(split).map(|examples| (split.clone(), examples)))
         .collect::<Result<Vec<_>, _>>()?;
+    let chosen: Vec<_> = utterances.iter().filter(|u| u.split == "train").collect();
+    for augmented in task.augmented_pipelines() {
+        let loaded = load_examples(&chosen, &labels, &augmented, cache.as_ref(), task.strict)?;
+        skipped.extend(loaded.skipped);
+        let versions: HashMap<_, _> = loaded
+            .examples
+            .into_iter()
+            .map(|e| (e.path, e.features))
+            .collect();
+        for example in &mut train {
+            example
+                .augmented
+                .extend(versions.get(&example.path).cloned());
+        }
+    }
     Ok(Corpus {
         input_size: train[0].features.dim,
         train,
@@ -509,7 +525,9 @@ where
             TaskData::Corpus(corpus) => {
                 let mut order: Vec<&Example> = corpus.train.iter().collect();
                 order.shuffle(&mut rng);
-                let batches: Vec<Batch> = order.chunks(t.batch_size).map(pad_batch).collect();
+                let drawn: Vec<Example> = order.iter().map(|e| e.draw_version(&mut rng)).collect();
+                let drawn: Vec<&Example> = drawn.iter().collect();
+                let batches: Vec<Batch> = drawn.chunks(t.batch_size).map(pad_batch).collect();
                 Box::new(batches.into_iter())
             }
         };

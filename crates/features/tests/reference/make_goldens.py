@@ -202,6 +202,19 @@ def piece_cases():
          call="knf.MelBanks(MelBanksOptions(num_bins=23), FrameExtractionOptions()).get_matrix()",
          options={"preset": "kaldi", "sample_rate": 16000, "n_fft": 512, "n_mels": 23},
          atol=ATOL["piece"])
+    # VTLN: Kaldi's piecewise-linear warp of the band edges (vtln_low 100, vtln_high -500).
+    for rate, warp in ((8000, 0.9), (8000, 1.1), (16000, 0.85), (16000, 1.2)):
+        frame_opts = knf.FrameExtractionOptions()
+        frame_opts.samp_freq = rate
+        banks = knf.MelBanks(mel_opts, frame_opts, warp)
+        n_fft = 256 if rate == 8000 else 512
+        save(f"mel_kaldi_vtln{warp}_{rate // 1000}k_{n_fft}_23", np.asarray(banks.get_matrix()),
+             kind="mel_matrix", library="kaldi",
+             call=f"knf.MelBanks(MelBanksOptions(num_bins=23), FrameExtractionOptions(samp_freq={rate}), "
+                  f"vtln_warp_factor={warp}).get_matrix()",
+             options={"preset": "kaldi", "sample_rate": rate, "n_fft": n_fft, "n_mels": 23,
+                      "vtln_warp": warp},
+             atol=ATOL["piece"])
     save("mel_psf_16k_512_26", psf.get_filterbanks(26, 512, 16000), kind="mel_matrix", library="psf",
          call="python_speech_features.get_filterbanks(nfilt=26, nfft=512, samplerate=16000)",
          options={"preset": "htk", "sample_rate": 16000, "n_fft": 512, "n_mels": 26},
