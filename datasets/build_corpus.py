@@ -11,12 +11,14 @@ Output (under --out):
   manifest.csv   path,label,speaker,engine,split,source,licence
 Splits are by speaker (an engine's voice, e.g. espeak:en-gb+m3): whole voices are held out
 for validation and test. The real recordings (asterisk, one female US speaker) form the
-split "real" and never enter training.
+split "real" and never enter training, with digits cut from the connected speech of two
+more speakers in pocketsphinx's test data (where they lie: real_segments.json).
 """
 
 import argparse
 import csv
 import hashlib
+import json
 import random
 import shutil
 import subprocess
@@ -37,7 +39,11 @@ LICENCES = {
     "flite": "flite licence (BSD-like)",
     "festival": "festival/festvox licences (BSD-like)",
     "asterisk": "CC-BY-SA-3.0 (asterisk-core-sounds-en, Allison Smith / Digium)",
+    "pocketsphinx": "BSD-2-Clause (pocketsphinx-testdata, Carnegie Mellon University)",
 }
+POCKETSPHINX_DATA = "usr/share/pocketsphinx/test/data"
+# Where the digits lie in pocketsphinx's connected-speech recordings (align_real.py).
+REAL_SEGMENTS = Path(__file__).with_name("real_segments.json")
 SPLIT_SHARES = (("valid", 0.1), ("test", 0.1))
 
 
@@ -80,7 +86,7 @@ def plan(rng):
 def normalise(source, target, effects=()):
     """16 kHz mono 16-bit, silence trimmed at both ends, optional sox effects."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    run(["sox", str(source), "-r", "16000", "-c", "1", "-b", "16", "-t", "wavpcm", str(target),
+    run(["sox", "-R", str(source), "-r", "16000", "-c", "1", "-b", "16", "-t", "wavpcm", str(target),
          *effects, "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%",
          "reverse", "rate", "16000"])
 
@@ -121,29 +127,51 @@ def augment(rng, source, target):
             noise = Path(tmp) / "noise.wav"
             duration = subprocess.run(["soxi", "-D", str(source)], capture_output=True, text=True, check=True).stdout.strip()
             # Noise level relative to the speech's RMS: amplitude ratio 10^(-snr/20).
-            rms = float(subprocess.run(["sox", str(source), "-n", "stat"], capture_output=True, text=True).stderr
+            rms = float(subprocess.run(["sox", "-R", str(source), "-n", "stat"], capture_output=True, text=True).stderr
                         .split("RMS     amplitude:")[1].split()[0])
-            run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", duration,
+            run(["sox", "-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", duration,
                  "whitenoise", "vol", f"{rms * 10 ** (-snr / 20):.6f}"])
-            run(["sox", "-m", str(source), str(noise), "-b", "16", "-t", "wavpcm", str(target)])
+            run(["sox", "-R", "-m", str(source), str(noise), "-b", "16", "-t", "wavpcm", str(target)])
     return kind
 
 
+TRIM_SILENCE = ("silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse")
+
+
+def unpack(package, tmp):
+    """apt-get download + dpkg-deb -x into tmp/package; returns that folder."""
+    folder = Path(tmp) / package
+    folder.mkdir()
+    run(["apt-get", "download", package], cwd=folder)
+    run(["dpkg-deb", "-x", str(next(folder.glob("*.deb"))), str(folder)])
+    return folder
+
+
 def real_speakers(out):
-    """Allison's digits from asterisk-core-sounds-en-wav (apt-get download, dpkg-deb -x)."""
+    """Human recordings, for evaluation only: Allison's digits from asterisk-core-sounds-en-wav,
+    and digits cut from pocketsphinx-testdata's connected speech (two more speakers)."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        run(["apt-get", "download", "asterisk-core-sounds-en-wav"], cwd=tmp)
-        deb = next(Path(tmp).glob("*.deb"))
-        run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")])
+        asterisk = unpack("asterisk-core-sounds-en-wav", tmp)
         for d in range(10):
-            source = Path(tmp) / "x" / ASTERISK_DIGITS / f"{d}.wav"
+            source = asterisk / ASTERISK_DIGITS / f"{d}.wav"
             target = out / "wav" / "asterisk" / "en_US_f_Allison" / f"{d}_0.wav"
             target.parent.mkdir(parents=True, exist_ok=True)
             # Kept at its 8 kHz; silence trimmed like every synthetic utterance.
-            run(["sox", str(source), "-t", "wavpcm", str(target), "silence", "1", "0.02", "0.5%",
-                 "reverse", "silence", "1", "0.02", "0.5%", "reverse"])
+            run(["sox", "-R", str(source), "-t", "wavpcm", str(target), *TRIM_SILENCE])
             rows.append((target, d, "asterisk:en_US_f_Allison", "asterisk", "real", "asterisk-core-sounds-en-wav"))
+        sphinx = unpack("pocketsphinx-testdata", tmp) / POCKETSPHINX_DATA
+        aligned = json.loads(REAL_SEGMENTS.read_text())
+        for seg in aligned["segments"]:
+            source = sphinx / seg["file"]
+            raw = ["-t", "raw", "-r", str(aligned["rate"]), "-e", "signed", "-b", "16", "-c", "1"]
+            stem = Path(seg["file"]).stem.replace(".", "_")
+            target = out / "wav" / "pocketsphinx" / seg["speaker"] / f"{seg['label']}_{stem}_{seg['index']}.wav"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            run(["sox", "-R", *(raw if source.suffix == ".raw" else []), str(source), "-t", "wavpcm", str(target),
+                 "trim", f"{seg['start']}s", f"{seg['end'] - seg['start']}s", *TRIM_SILENCE])
+            rows.append((target, seg["label"], f"pocketsphinx:{seg['speaker']}", "pocketsphinx", "real",
+                         "pocketsphinx-testdata"))
     return rows
 
 
@@ -204,7 +232,7 @@ def embed(corpus, rows, target, seed, per_speaker_split):
         relative = source.relative_to(corpus)
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
-        run(["sox", str(source), "-r", "8000", "-c", "1", "-b", "16", "-t", "wavpcm", str(destination)])
+        run(["sox", "-R", str(source), "-r", "8000", "-c", "1", "-b", "16", "-t", "wavpcm", str(destination)])
         embedded.append((destination, digit, speaker, engine, split, origin))
     write_manifest(target / "manifest.csv", embedded, target)
     return embedded

@@ -50,9 +50,9 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
     let test = outcome
         .reports
         .iter()
-        .find(|(s, ..)| s == "test")
+        .find(|r| r.split == "test")
         .expect("test split")
-        .1;
+        .accuracy;
     assert!(test > 0.5, "test voices: {test} (chance 0.1)");
 
     let device = Default::default();

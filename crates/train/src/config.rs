@@ -292,10 +292,7 @@ impl ExperimentConfig {
             TaskConfig::TemporalOrder(task) => task.validate()?,
             TaskConfig::Adding(task) => task.validate()?,
             TaskConfig::EmbeddedReber(_) => {}
-            TaskConfig::SpokenDigits(task) if task.sample_rate == 0 => {
-                return Err("task.sample_rate must be positive".into());
-            }
-            TaskConfig::SpokenDigits(_) => {}
+            TaskConfig::SpokenDigits(task) => task.validate()?,
         }
         let t = &self.training;
         if t.epochs == 0 || t.steps_per_epoch == 0 || t.batch_size == 0 || t.validation_size == 0 {

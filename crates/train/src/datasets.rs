@@ -269,6 +269,8 @@ pub struct Example {
     pub label: usize,
     /// The file it came from.
     pub path: PathBuf,
+    /// Who is speaking (the manifest's `speaker`).
+    pub speaker: String,
     /// Augmented versions of the same utterance (training only; see `task::Augment`).
     pub augmented: Vec<Features>,
 }
@@ -288,6 +290,7 @@ impl Example {
             features: features.clone(),
             label: self.label,
             path: self.path.clone(),
+            speaker: self.speaker.clone(),
             augmented: Vec::new(),
         }
     }
@@ -336,6 +339,7 @@ pub fn load_examples(
                 features,
                 label,
                 path: u.path.clone(),
+                speaker: u.speaker.clone(),
                 augmented: Vec::new(),
             })
         })

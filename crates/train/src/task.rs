@@ -393,6 +393,13 @@ pub struct SpokenDigits {
     pub preset: features::Preset,
     /// Rate the features are computed at (Hz); files at other rates are resampled.
     pub sample_rate: u32,
+    /// Lowest mel band edge in Hz, instead of the preset's (e.g. 300 for telephone speech).
+    #[serde(default)]
+    pub fmin: Option<f32>,
+    /// Highest mel band edge in Hz, instead of the preset's; negative counts down from
+    /// Nyquist (Kaldi's `--high-freq`), e.g. 3400 or −400 at 8 kHz for telephone speech.
+    #[serde(default)]
+    pub fmax: Option<f32>,
     /// Append Δ and ΔΔ (Kaldi's add-deltas, window 2).
     #[serde(default)]
     pub deltas: bool,
@@ -451,12 +458,39 @@ impl SpokenDigits {
     pub fn pipeline(&self) -> features::FilePipeline {
         let mut options = features::FeatureOptions::preset(self.preset);
         options.frame.sample_rate = self.sample_rate;
+        if let Some(fmin) = self.fmin {
+            options.mel.fmin = fmin;
+        }
+        if self.fmax.is_some() {
+            options.mel.fmax = self.fmax;
+        }
         let mut pipeline = features::FilePipeline::new(options);
         pipeline.deltas = self.deltas.then_some((2, 2));
         pipeline.cmvn = self
             .cmvn
             .then_some(features::Cmvn::Utterance { variance: true });
         pipeline
+    }
+
+    /// Checks the feature options and the augmentation before any file is read.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sample_rate == 0 {
+            return Err("task.sample_rate must be positive".into());
+        }
+        if let Some(bad) = self
+            .augment
+            .speeds
+            .iter()
+            .find(|s| !(s.is_finite() && **s > 0.0))
+        {
+            return Err(format!(
+                "task.augment.speeds: {bad} is not a positive factor"
+            ));
+        }
+        std::iter::once(self.pipeline())
+            .chain(self.augmented_pipelines())
+            .try_for_each(|pipeline| pipeline.options.validate())
+            .map_err(|e| format!("task features: {e}"))
     }
 
     /// One pipeline per augmented version of a training utterance (see [`Augment`]).

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use rand::{Rng, SeedableRng};
+
 use features::{FeatureOptions, FilePipeline, Preset};
 use train::datasets::{
     DatasetError, FeatureCache, Utterance, free_spoken_digits, load_examples, read_manifest,
@@ -50,12 +52,23 @@ fn the_embedded_corpus_has_speaker_disjoint_splits() {
     }
     let splits: BTreeSet<&str> = utterances.iter().map(|u| u.split.as_str()).collect();
     assert_eq!(splits, BTreeSet::from(["real", "test", "train", "valid"]));
-    for u in utterances.iter().filter(|u| u.split == "real") {
-        assert!(
-            u.speaker.starts_with("asterisk:"),
-            "only human recordings are real: {u:?}"
-        );
-    }
+    let real_engines: BTreeSet<&str> = utterances
+        .iter()
+        .filter(|u| u.split == "real")
+        .map(|u| u.speaker.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        real_engines,
+        BTreeSet::from(["asterisk", "pocketsphinx"]),
+        "the real split is the human recordings, and only they"
+    );
+    let human = |u: &&Utterance| {
+        u.speaker.starts_with("asterisk:") || u.speaker.starts_with("pocketsphinx:")
+    };
+    assert!(
+        utterances.iter().filter(human).all(|u| u.split == "real"),
+        "human recordings never enter training"
+    );
     let train_labels: BTreeSet<&str> = utterances
         .iter()
         .filter(|u| u.split == "train")
@@ -203,4 +216,91 @@ fn bad_files_are_skipped_and_counted_or_refused_when_strict() {
     assert_eq!(loaded.skipped[0].0, bad);
     let strict = load_examples(&refs, &labels, &pipeline(), None, true);
     assert!(matches!(strict, Err(DatasetError::BadFile { path, .. }) if path == bad));
+}
+
+/// A spoken-digit experiment on a manifest of copies of one file, with `extra` TOML lines.
+fn digit_config(dir: &Path, extra: &str) -> Result<train::ExperimentConfig, String> {
+    let mut manifest = String::from("path,label,speaker,split\n");
+    for (name, split) in [("a", "train"), ("b", "train"), ("c", "valid")] {
+        std::fs::copy(a_wav(), dir.join(format!("{name}.wav"))).expect("copy");
+        manifest += &format!("{name}.wav,7,{name},{split}\n");
+    }
+    std::fs::write(dir.join("manifest.csv"), manifest).expect("manifest");
+    let text = format!(
+        "name = \"t\"\nseed = 1\n[task]\nkind = \"spoken_digits\"\nmanifest = {:?}\npreset = \"kaldi\"\n\
+         sample_rate = 8000\n{extra}\n[model]\ncell = {{ kind = \"lstm\" }}\nhidden_size = 4\n\
+         [training]\nepochs = 1\nbatch_size = 2\nlearning_rate = 0.01\n",
+        dir.join("manifest.csv")
+    );
+    train::ExperimentConfig::parse(&text, "test", &[]).map_err(|e| e.to_string())
+}
+
+#[test]
+fn augmentation_gives_training_examples_their_versions_and_only_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = digit_config(
+        dir.path(),
+        "[task.augment]\nvtln_warps = [0.9, 1.1]\nspeeds = [1.25]",
+    )
+    .expect("valid");
+    let train::trainer::TaskData::Corpus(corpus) =
+        train::trainer::TaskData::prepare(&config).expect("loads")
+    else {
+        panic!("a corpus task");
+    };
+    for example in &corpus.train {
+        let [warped_down, warped_up, faster] = example.augmented.as_slice() else {
+            panic!("three versions, got {}", example.augmented.len());
+        };
+        assert_eq!(warped_down.num_frames, example.features.num_frames);
+        assert_ne!(warped_down.data, example.features.data);
+        assert_ne!(warped_up.data, warped_down.data);
+        // A quarter faster: about 0.8 of the frames.
+        let ratio = faster.num_frames as f64 / example.features.num_frames as f64;
+        assert!(
+            (ratio - 0.8).abs() < 0.03,
+            "speed 1.25 kept {ratio} of the frames"
+        );
+    }
+    assert!(corpus.valid.iter().all(|e| e.augmented.is_empty()));
+
+    // Each epoch draws the original or a version; all four come up.
+    let example = &corpus.train[0];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let mut seen = BTreeSet::new();
+    for _ in 0..100 {
+        let drawn = example.draw_version(&mut rng);
+        let index = std::iter::once(&example.features)
+            .chain(&example.augmented)
+            .position(|f| *f == drawn.features)
+            .expect("a known version");
+        seen.insert(index);
+    }
+    assert_eq!(seen, BTreeSet::from([0, 1, 2, 3]));
+    // Without versions nothing is drawn, so unaugmented runs keep their random sequence.
+    let plain = train::datasets::Example {
+        augmented: Vec::new(),
+        ..example.clone()
+    };
+    let (mut a, mut b) = (
+        rand::rngs::StdRng::seed_from_u64(2),
+        rand::rngs::StdRng::seed_from_u64(2),
+    );
+    assert_eq!(plain.draw_version(&mut a).features, example.features);
+    assert_eq!(a.random::<u64>(), b.random::<u64>());
+}
+
+#[test]
+fn bad_feature_options_are_refused_when_the_config_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (extra, complaint) in [
+        ("fmin = 5000.0", "mel range"),
+        ("[task.augment]\nvtln_warps = [0.0]", "vtln warp"),
+        ("[task.augment]\nvtln_warps = [nan]", "vtln warp"),
+        ("[task.augment]\nspeeds = [-1.0]", "speeds"),
+    ] {
+        let error = digit_config(dir.path(), extra).expect_err(extra);
+        assert!(error.contains(complaint), "{extra}: {error}");
+    }
+    assert!(digit_config(dir.path(), "fmin = 300.0\nfmax = 3400.0").is_ok());
 }

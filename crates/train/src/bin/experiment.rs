@@ -349,11 +349,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 100.0 * last.valid_accuracy,
                 run_dir.display()
             );
-            for (split, accuracy, count) in &reports {
-                println!(
-                    "{split} accuracy {:.1}% ({count} utterances)",
-                    100.0 * accuracy
-                );
+            for report in &reports {
+                println!("{report}");
             }
             Ok(())
         }
@@ -361,7 +358,7 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// Accuracy per report split: (split, accuracy, utterances).
-type Reports = Vec<(String, f64, usize)>;
+type Reports = Vec<train::trainer::SplitReport>;
 /// Confusion matrix per split.
 type Confusions = Vec<(String, Vec<Vec<usize>>)>;
 
