@@ -103,3 +103,38 @@ fn refusals_exit_nonzero_with_a_message() {
     let help = mfcc().arg("--help").output().expect("runs");
     assert!(String::from_utf8_lossy(&help.stdout).contains("--preset"));
 }
+
+#[test]
+fn vtln_warp_and_speed_flags_give_the_library_result() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let npy = out.path().join("f.npy");
+    let status = mfcc()
+        .args(["--preset", "kaldi", "--vtln-warp", "1.1", "--speed", "1.25"])
+        .arg(audio("digit7_8k.wav"))
+        .arg("-o")
+        .arg(&npy)
+        .status()
+        .expect("runs");
+    assert!(status.success());
+    let mut options = FeatureOptions::preset(Preset::Kaldi);
+    options.frame.sample_rate = 8000;
+    options.mel.vtln = Some(features::Vtln {
+        warp: 1.1,
+        ..features::Vtln::default()
+    });
+    let mut pipeline = FilePipeline::new(options);
+    pipeline.speed = 1.25;
+    let expected = pipeline.run(audio("digit7_8k.wav")).expect("runs");
+    let written = read_npy(&npy).expect("npy");
+    assert_eq!(written.shape, vec![expected.num_frames, 13]);
+    assert_eq!(written.data, expected.data);
+    let bad = mfcc()
+        .args(["--vtln-warp", "0"])
+        .arg(audio("digit7_8k.wav"))
+        .arg("-o")
+        .arg(out.path().join("g.npy"))
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("vtln"));
+}

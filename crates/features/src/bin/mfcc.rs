@@ -61,6 +61,14 @@ struct Args {
     /// Highest mel band edge (Hz); negative: offset below Nyquist (Kaldi).
     #[arg(long, value_name = "HZ", allow_negative_numbers = true)]
     fmax: Option<f32>,
+    /// Vocal tract length warp factor of the filterbank (Kaldi's --vtln-warp; cutoffs 100 Hz
+    /// and 500 Hz below Nyquist). Above 1 moves the bands down.
+    #[arg(long, value_name = "ALPHA")]
+    vtln_warp: Option<f32>,
+    /// Play the file this many times faster (tempo and pitch, as sox's `speed`) before the
+    /// features: speed perturbation.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    speed: f32,
     /// Cepstral lifter L (0 turns it off).
     #[arg(long, value_name = "L")]
     lifter: Option<f32>,
@@ -121,7 +129,14 @@ fn pipeline(args: &Args) -> Result<FilePipeline, FeatureError> {
     if let Some(l) = args.lifter {
         options.cepstral.lifter = l;
     }
+    if let Some(warp) = args.vtln_warp {
+        options.mel.vtln = Some(features::Vtln {
+            warp,
+            ..features::Vtln::default()
+        });
+    }
     let mut pipeline = FilePipeline::new(options);
+    pipeline.speed = args.speed;
     pipeline.fixed_rate = args.sample_rate.is_some();
     pipeline.allow_resampling = !args.no_resample;
     pipeline.output = if args.log_mel {
