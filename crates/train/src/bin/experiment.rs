@@ -357,7 +357,7 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-/// Accuracy per report split: (split, accuracy, utterances).
+/// Accuracy per report split, in all and per speaker.
 type Reports = Vec<train::trainer::SplitReport>;
 /// Confusion matrix per split.
 type Confusions = Vec<(String, Vec<Vec<usize>>)>;
