@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::{
-    Channel, Cmvn, FeatureError, FeatureExtractor, FeatureOptions, Features, Output, add_deltas,
-    apply_cmvn, read_wav, resample,
+    Audio, Channel, Cmvn, FeatureError, FeatureExtractor, FeatureOptions, Features, Output,
+    add_deltas, apply_cmvn, decode_wav, read_wav, resample,
 };
 
 /// Everything needed to turn a WAV file into features.
@@ -61,13 +61,29 @@ impl FilePipeline {
 
     /// Features of one file.
     pub fn run(&self, path: impl AsRef<Path>) -> Result<Features, FeatureError> {
-        if !(self.speed.is_finite() && self.speed > 0.0) {
-            return Err(FeatureError::InvalidOptions(format!(
+        self.check_speed()?;
+        self.run_audio(read_wav(path, self.channel)?)
+    }
+
+    /// Features of a WAV file already in memory (e.g. read once to hash it as well).
+    pub fn run_bytes(&self, bytes: &[u8]) -> Result<Features, FeatureError> {
+        self.check_speed()?;
+        self.run_audio(decode_wav(bytes, self.channel)?)
+    }
+
+    fn check_speed(&self) -> Result<(), FeatureError> {
+        if self.speed.is_finite() && self.speed > 0.0 {
+            Ok(())
+        } else {
+            Err(FeatureError::InvalidOptions(format!(
                 "speed {} must be positive",
                 self.speed
-            )));
+            )))
         }
-        let mut audio = read_wav(path, self.channel)?;
+    }
+
+    /// Resampling (and speed), features, deltas and CMVN of decoded audio.
+    fn run_audio(&self, mut audio: Audio) -> Result<Features, FeatureError> {
         let mut options = self.options.clone();
         if !self.fixed_rate {
             options.frame.sample_rate = audio.sample_rate;

@@ -500,6 +500,9 @@ fn speed_perturbation_raises_pitch_and_shortens_the_file() {
     assert_eq!(peak_bin(&faster), 40);
     // 98 frames of 25/10 ms in one second; 0.8 s gives 78.
     assert_eq!((plain.num_frames, faster.num_frames), (98, 78));
+    // Bytes already in memory (the feature cache hashes them) give the same features.
+    let bytes = std::fs::read(&path).expect("read");
+    assert_eq!(pipeline.run_bytes(&bytes).expect("from bytes"), faster);
     pipeline.speed = 0.0;
     assert!(matches!(
         pipeline.run(&path),

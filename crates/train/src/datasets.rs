@@ -244,7 +244,7 @@ impl FeatureCache {
                 data: array.data,
             });
         }
-        let features = pipeline.run(path)?;
+        let features = pipeline.run_bytes(&bytes)?;
         std::fs::create_dir_all(&self.dir).map_err(|e| FeatureError::io(&self.dir, e))?;
         features::write_npy(&entry, &features)?;
         Ok(features)
