@@ -45,6 +45,8 @@ POCKETSPHINX_DATA = "usr/share/pocketsphinx/test/data"
 # Where the digits lie in pocketsphinx's connected-speech recordings (align_real.py).
 REAL_SEGMENTS = Path(__file__).with_name("real_segments.json")
 SPLIT_SHARES = (("valid", 0.1), ("test", 0.1))
+# sox effects that trim silence below 0.5% at both ends.
+TRIM_SILENCE = ("silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse")
 
 
 def run(command, **kwargs):
@@ -87,8 +89,7 @@ def normalise(source, target, effects=()):
     """16 kHz mono 16-bit, silence trimmed at both ends, optional sox effects."""
     target.parent.mkdir(parents=True, exist_ok=True)
     run(["sox", "-R", str(source), "-r", "16000", "-c", "1", "-b", "16", "-t", "wavpcm", str(target),
-         *effects, "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%",
-         "reverse", "rate", "16000"])
+         *effects, *TRIM_SILENCE, "rate", "16000"])
 
 
 def synthesise(job, out, scratch):
@@ -133,9 +134,6 @@ def augment(rng, source, target):
                  "whitenoise", "vol", f"{rms * 10 ** (-snr / 20):.6f}"])
             run(["sox", "-R", "-m", str(source), str(noise), "-b", "16", "-t", "wavpcm", str(target)])
     return kind
-
-
-TRIM_SILENCE = ("silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse")
 
 
 def unpack(package, tmp):
