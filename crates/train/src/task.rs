@@ -393,6 +393,9 @@ pub struct SpokenDigits {
     pub preset: features::Preset,
     /// Rate the features are computed at (Hz); files at other rates are resampled.
     pub sample_rate: u32,
+    /// `mfcc` (the default) or `log_mel` (the filterbank energies, Kaldi's fbank).
+    #[serde(default)]
+    pub features: FeatureKind,
     /// Lowest mel band edge in Hz, instead of the preset's (e.g. 300 for telephone speech).
     #[serde(default)]
     pub fmin: Option<f32>,
@@ -423,14 +426,29 @@ pub struct SpokenDigits {
     pub augment: Augment,
 }
 
+/// What [`SpokenDigits`] feeds the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// Cepstra (the preset's `n_mfcc`).
+    #[default]
+    Mfcc,
+    /// Log-mel filterbank energies (the preset's `n_mels`).
+    LogMel,
+}
+
 /// Extra versions of every training utterance. Each epoch trains on one version of each
 /// utterance, drawn at random with the original among them; evaluation splits are never
 /// augmented. The versions are computed once (and cached with the features).
+///
+/// SpecAugment's masks are drawn afresh for each utterance every epoch, on the version drawn.
 ///
 /// ```toml
 /// [task.augment]
 /// vtln_warps = [0.9, 0.95, 1.05, 1.1]
 /// speeds = [0.9, 1.1]
+/// time_masks = 2
+/// time_mask_width = 10
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -443,6 +461,43 @@ pub struct Augment {
     /// factor, resampled so that it plays that many times faster, pitch included.
     #[serde(default)]
     pub speeds: Vec<f32>,
+    /// SpecAugment (Park et al. 2019) time masks per utterance: each sets a run of up to
+    /// `time_mask_width` frames (its width uniform in 0..=width) to zero, the mean after CMVN.
+    #[serde(default)]
+    pub time_masks: usize,
+    /// Widest time mask, in frames.
+    #[serde(default)]
+    pub time_mask_width: usize,
+    /// SpecAugment frequency masks per utterance: each zeroes a run of up to
+    /// `feature_mask_width` feature columns, the same columns in the Δ and ΔΔ blocks.
+    #[serde(default)]
+    pub feature_masks: usize,
+    /// Widest feature mask, in columns of the static block.
+    #[serde(default)]
+    pub feature_mask_width: usize,
+}
+
+impl Augment {
+    /// Applies the SpecAugment masks to `features`, whose columns are `blocks` equal blocks
+    /// (1, or 3 with Δ and ΔΔ). Draws nothing from `rng` when there are no masks.
+    pub fn mask(&self, features: &mut features::Features, blocks: usize, rng: &mut impl rand::Rng) {
+        let (frames, dim) = (features.num_frames, features.dim);
+        for _ in 0..self.time_masks {
+            let width = rng.random_range(0..=self.time_mask_width.min(frames));
+            let start = rng.random_range(0..=frames - width);
+            features.data[start * dim..(start + width) * dim].fill(0.0);
+        }
+        let block = dim / blocks.max(1);
+        for _ in 0..self.feature_masks {
+            let width = rng.random_range(0..=self.feature_mask_width.min(block));
+            let start = rng.random_range(0..=block - width);
+            for row in features.data.chunks_exact_mut(dim) {
+                for b in 0..blocks {
+                    row[b * block + start..b * block + start + width].fill(0.0);
+                }
+            }
+        }
+    }
 }
 
 impl SpokenDigits {
@@ -465,6 +520,10 @@ impl SpokenDigits {
             options.mel.fmax = self.fmax;
         }
         let mut pipeline = features::FilePipeline::new(options);
+        pipeline.output = match self.features {
+            FeatureKind::Mfcc => features::Output::Mfcc,
+            FeatureKind::LogMel => features::Output::LogMel,
+        };
         pipeline.deltas = self.deltas.then_some((2, 2));
         pipeline.cmvn = self
             .cmvn

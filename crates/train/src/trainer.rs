@@ -19,7 +19,7 @@ use crate::checkpoint::{CheckpointError, Checkpoints};
 use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, OptimizerConfig, TaskConfig};
 use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
-use crate::task::{Batch, Generator, SpokenDigits, Targets, pad_batch};
+use crate::task::{Augment, Batch, Generator, SpokenDigits, Targets, pad_batch};
 
 /// Metrics after one epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +95,10 @@ pub struct Corpus {
     pub skipped: Vec<(std::path::PathBuf, String)>,
     /// How `y_t` is pooled.
     pub pooling: Pooling,
+    /// Training augmentation; its SpecAugment masks are applied as batches are drawn.
+    pub augment: Augment,
+    /// Equal column blocks of a feature row (3 with Δ and ΔΔ), for the frequency masks.
+    pub blocks: usize,
 }
 
 impl TaskData {
@@ -189,6 +193,8 @@ fn load_corpus(task: &SpokenDigits) -> Result<Corpus, TrainError> {
         reports,
         skipped,
         pooling: task.pooling,
+        augment: task.augment.clone(),
+        blocks: if task.deltas { 3 } else { 1 },
     })
 }
 
@@ -590,7 +596,16 @@ where
             TaskData::Corpus(corpus) => {
                 let mut order: Vec<&Example> = corpus.train.iter().collect();
                 order.shuffle(&mut rng);
-                let drawn: Vec<Example> = order.iter().map(|e| e.draw_version(&mut rng)).collect();
+                let drawn: Vec<Example> = order
+                    .iter()
+                    .map(|e| {
+                        let mut drawn = e.draw_version(&mut rng);
+                        corpus
+                            .augment
+                            .mask(&mut drawn.features, corpus.blocks, &mut rng);
+                        drawn
+                    })
+                    .collect();
                 let drawn: Vec<&Example> = drawn.iter().collect();
                 let batches: Vec<Batch> = drawn.chunks(t.batch_size).map(pad_batch).collect();
                 Box::new(batches.into_iter())

@@ -304,3 +304,75 @@ fn bad_feature_options_are_refused_when_the_config_is_read() {
     }
     assert!(digit_config(dir.path(), "fmin = 300.0\nfmax = 3400.0").is_ok());
 }
+
+#[test]
+fn specaugment_masks_zero_runs_of_frames_and_the_same_columns_in_every_block() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = digit_config(
+        dir.path(),
+        "features = \"log_mel\"\ndeltas = true\ncmvn = true\n[task.augment]\n\
+         time_masks = 1\ntime_mask_width = 6\nfeature_masks = 1\nfeature_mask_width = 5",
+    )
+    .expect("valid");
+    let train::trainer::TaskData::Corpus(corpus) =
+        train::trainer::TaskData::prepare(&config).expect("loads")
+    else {
+        panic!("a corpus task");
+    };
+    // Kaldi's 23 mel bands at 8 kHz, with Δ and ΔΔ.
+    assert_eq!((corpus.input_size, corpus.blocks), (69, 3));
+    let original = &corpus.train[0].features;
+    let (frames, dim) = (original.num_frames, original.dim);
+    let zero_rows = |f: &features::Features| {
+        (0..frames)
+            .filter(|&t| f.data[t * dim..(t + 1) * dim].iter().all(|&v| v == 0.0))
+            .collect::<Vec<_>>()
+    };
+    let zero_columns = |f: &features::Features| {
+        (0..dim)
+            .filter(|&c| (0..frames).all(|t| f.data[t * dim + c] == 0.0))
+            .collect::<Vec<_>>()
+    };
+    assert!(zero_rows(original).is_empty() && zero_columns(original).is_empty());
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let (mut widest_rows, mut widest_columns) = (0, 0);
+    for _ in 0..50 {
+        let mut masked = original.clone();
+        corpus.augment.mask(&mut masked, corpus.blocks, &mut rng);
+        let rows = zero_rows(&masked);
+        let columns = zero_columns(&masked);
+        // One run of at most 6 frames.
+        assert!(
+            rows.len() <= 6 && rows.windows(2).all(|w| w[1] == w[0] + 1),
+            "{rows:?}"
+        );
+        // At most 5 bands, the same ones in the static, Δ and ΔΔ blocks.
+        assert!(columns.len() <= 15 && columns.len() % 3 == 0, "{columns:?}");
+        let bands: Vec<usize> = columns.iter().filter(|&&c| c < 23).copied().collect();
+        let expected: Vec<usize> = (0..3)
+            .flat_map(|b| bands.iter().map(move |c| b * 23 + c))
+            .collect();
+        assert_eq!(columns, expected);
+        // Everything outside the masks is untouched.
+        for t in (0..frames).filter(|t| !rows.contains(t)) {
+            for c in (0..dim).filter(|c| !columns.contains(c)) {
+                assert_eq!(masked.data[t * dim + c], original.data[t * dim + c]);
+            }
+        }
+        widest_rows = widest_rows.max(rows.len());
+        widest_columns = widest_columns.max(bands.len());
+    }
+    assert_eq!((widest_rows, widest_columns), (6, 5));
+
+    // No masks, no draws: unmasked runs keep their random sequence.
+    let none = train::task::Augment::default();
+    let (mut a, mut b) = (
+        rand::rngs::StdRng::seed_from_u64(4),
+        rand::rngs::StdRng::seed_from_u64(4),
+    );
+    let mut untouched = original.clone();
+    none.mask(&mut untouched, 3, &mut a);
+    assert_eq!(&untouched, original);
+    assert_eq!(a.random::<u64>(), b.random::<u64>());
+}
