@@ -586,13 +586,13 @@ impl<'a> Stream<'a> {
 }
 
 /// Seeded standard normal numbers (xorshift64* and Box–Muller) for dither.
-struct Gaussian {
+pub(crate) struct Gaussian {
     state: u64,
     spare: Option<f32>,
 }
 
 impl Gaussian {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Gaussian {
             state: seed ^ 0x9E37_79B9_7F4A_7C15 | 1,
             spare: None,
@@ -607,7 +607,7 @@ impl Gaussian {
         (bits as f64 + 0.5) / (1u64 << 53) as f64
     }
 
-    fn next(&mut self) -> f32 {
+    pub(crate) fn next(&mut self) -> f32 {
         if let Some(spare) = self.spare.take() {
             return spare;
         }

@@ -23,6 +23,7 @@
 //! | [`window`], [`mel`] | the pieces: windows, mel filterbanks, DCT, lifter |
 //! | [`extractor`] | the per-frame pipeline, whole-signal and streaming |
 //! | [`post`] | deltas and CMVN |
+//! | [`noise`] | additive noise at a set SNR (augmentation) |
 //! | [`npy`] | `.npy` reading and atomic writing |
 //! | [`pipeline`] | one WAV file to features: read, resample, compute, deltas, CMVN |
 //! | [`plot`] | a feature matrix as a PNG image |
@@ -32,6 +33,7 @@ pub mod extractor;
 mod fft;
 mod kernels;
 pub mod mel;
+pub mod noise;
 pub mod npy;
 pub mod options;
 pub mod pipeline;

@@ -36,6 +36,9 @@ pub struct FilePipeline {
     /// tempo and pitch together, by resampling it as if it had been recorded at `speed`
     /// times its rate. 1 leaves it alone; 0.9 and 1.1 are the usual augmentation.
     pub speed: f32,
+    /// White noise added after resampling, at this signal-to-noise ratio in dB
+    /// ([`crate::noise::add_white_noise`]); none when absent.
+    pub noise_snr_db: Option<f32>,
 }
 
 impl FilePipeline {
@@ -50,6 +53,7 @@ impl FilePipeline {
             deltas: None,
             cmvn: None,
             speed: 1.0,
+            noise_snr_db: None,
         }
     }
 
@@ -61,24 +65,28 @@ impl FilePipeline {
 
     /// Features of one file.
     pub fn run(&self, path: impl AsRef<Path>) -> Result<Features, FeatureError> {
-        self.check_speed()?;
+        self.check_perturbation()?;
         self.run_audio(read_wav(path, self.channel)?)
     }
 
     /// Features of a WAV file already in memory (e.g. read once to hash it as well).
     pub fn run_bytes(&self, bytes: &[u8]) -> Result<Features, FeatureError> {
-        self.check_speed()?;
+        self.check_perturbation()?;
         self.run_audio(decode_wav(bytes, self.channel)?)
     }
 
-    fn check_speed(&self) -> Result<(), FeatureError> {
-        if self.speed.is_finite() && self.speed > 0.0 {
-            Ok(())
-        } else {
-            Err(FeatureError::InvalidOptions(format!(
+    fn check_perturbation(&self) -> Result<(), FeatureError> {
+        if !(self.speed.is_finite() && self.speed > 0.0) {
+            return Err(FeatureError::InvalidOptions(format!(
                 "speed {} must be positive",
                 self.speed
-            )))
+            )));
+        }
+        match self.noise_snr_db {
+            Some(snr) if !snr.is_finite() => Err(FeatureError::InvalidOptions(format!(
+                "noise SNR {snr} dB must be finite"
+            ))),
+            _ => Ok(()),
         }
     }
 
@@ -101,6 +109,9 @@ impl FilePipeline {
                 });
             }
             audio = resample(&audio, options.frame.sample_rate)?;
+        }
+        if let Some(snr_db) = self.noise_snr_db {
+            crate::noise::add_white_noise(&mut audio.samples, snr_db);
         }
         let mut features = FeatureExtractor::new(options)?.compute(&audio.samples, self.output)?;
         if let Some((order, window)) = self.deltas {

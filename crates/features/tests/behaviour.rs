@@ -570,3 +570,71 @@ fn vtln_warp_moves_the_bands_and_bad_warps_are_refused() {
         );
     }
 }
+
+#[test]
+fn white_noise_is_added_at_the_asked_snr_and_repeats_per_file() {
+    let tone = |hz: f32| -> Vec<f32> {
+        (0..16000)
+            .map(|n| 0.3 * (2.0 * std::f32::consts::PI * hz * n as f32 / 8000.0).sin())
+            .collect()
+    };
+    let snr_of = |clean: &[f32], noisy: &[f32]| {
+        let signal: f64 = clean.iter().map(|&x| (x as f64).powi(2)).sum();
+        let noise: f64 = clean
+            .iter()
+            .zip(noisy)
+            .map(|(&a, &b)| (b as f64 - a as f64).powi(2))
+            .sum();
+        10.0 * (signal / noise).log10()
+    };
+    for snr in [0.0f32, 10.0, 30.0] {
+        let clean = tone(440.0);
+        let mut noisy = clean.clone();
+        features::noise::add_white_noise(&mut noisy, snr);
+        assert!((snr_of(&clean, &noisy) - snr as f64).abs() < 0.1, "{snr} dB");
+        // Seeded by the samples: the same file gets the same noise, another file other noise.
+        let mut again = clean.clone();
+        features::noise::add_white_noise(&mut again, snr);
+        assert_eq!(again, noisy);
+        let other = tone(880.0);
+        let mut other_noisy = other.clone();
+        features::noise::add_white_noise(&mut other_noisy, snr);
+        let noise = |c: &[f32], n: &[f32]| c.iter().zip(n).map(|(a, b)| b - a).collect::<Vec<_>>();
+        assert_ne!(noise(&clean, &noisy), noise(&other, &other_noisy));
+    }
+    let mut silence = vec![0.0f32; 100];
+    features::noise::add_white_noise(&mut silence, 10.0);
+    assert!(silence.iter().all(|&x| x == 0.0));
+
+    // In a pipeline: a 1 kHz tone's spectrum gets a floor, 10 dB more at 10 dB than at 20.
+    let directory = tempfile::tempdir().expect("tempdir");
+    let path = directory.path().join("tone.wav");
+    tone_wav(&path, 8000, 1000.0);
+    let mut options = FeatureOptions::preset(Preset::Kaldi);
+    options.frame.sample_rate = 8000;
+    options.frame.dither = 0.0;
+    let mut pipeline = features::FilePipeline::new(options);
+    pipeline.output = Output::Spectrum;
+    let floor = |pipeline: &features::FilePipeline| {
+        let spectrum = pipeline.run(&path).expect("runs");
+        // Mean power of the bins well away from the tone (bin 32) and its window leakage.
+        let (mut sum, mut count) = (0.0f64, 0usize);
+        for frame in spectrum.data.chunks(spectrum.dim) {
+            for &p in frame[60..120].iter() {
+                sum += p as f64;
+                count += 1;
+            }
+        }
+        10.0 * (sum / count as f64).log10()
+    };
+    pipeline.noise_snr_db = Some(20.0);
+    let at_20 = floor(&pipeline);
+    pipeline.noise_snr_db = Some(10.0);
+    let at_10 = floor(&pipeline);
+    assert!((at_10 - at_20 - 10.0).abs() < 0.5, "{at_20} dB → {at_10} dB");
+    pipeline.noise_snr_db = Some(f32::NAN);
+    assert!(matches!(
+        pipeline.run(&path),
+        Err(FeatureError::InvalidOptions(_))
+    ));
+}

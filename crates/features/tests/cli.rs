@@ -105,11 +105,12 @@ fn refusals_exit_nonzero_with_a_message() {
 }
 
 #[test]
-fn vtln_warp_and_speed_flags_give_the_library_result() {
+fn augmentation_flags_give_the_library_result() {
     let out = tempfile::tempdir().expect("tempdir");
     let npy = out.path().join("f.npy");
     let status = mfcc()
         .args(["--preset", "kaldi", "--vtln-warp", "1.1", "--speed", "1.25"])
+        .args(["--noise-snr", "10"])
         .arg(audio("digit7_8k.wav"))
         .arg("-o")
         .arg(&npy)
@@ -124,6 +125,7 @@ fn vtln_warp_and_speed_flags_give_the_library_result() {
     });
     let mut pipeline = FilePipeline::new(options);
     pipeline.speed = 1.25;
+    pipeline.noise_snr_db = Some(10.0);
     let expected = pipeline.run(audio("digit7_8k.wav")).expect("runs");
     let written = read_npy(&npy).expect("npy");
     assert_eq!(written.shape, vec![expected.num_frames, 13]);

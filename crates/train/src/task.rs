@@ -461,6 +461,9 @@ pub struct Augment {
     /// factor, resampled so that it plays that many times faster, pitch included.
     #[serde(default)]
     pub speeds: Vec<f32>,
+    /// Additive white noise: one version per signal-to-noise ratio in dB (e.g. 20 and 10).
+    #[serde(default)]
+    pub noise_snrs: Vec<f32>,
     /// SpecAugment (Park et al. 2019) time masks per utterance: each sets a run of up to
     /// `time_mask_width` frames (its width uniform in 0..=width) to zero, the mean after CMVN.
     #[serde(default)]
@@ -546,6 +549,9 @@ impl SpokenDigits {
                 "task.augment.speeds: {bad} is not a positive factor"
             ));
         }
+        if let Some(bad) = self.augment.noise_snrs.iter().find(|s| !s.is_finite()) {
+            return Err(format!("task.augment.noise_snrs: {bad} dB is not finite"));
+        }
         std::iter::once(self.pipeline())
             .chain(self.augmented_pipelines())
             .try_for_each(|pipeline| pipeline.options.validate())
@@ -567,7 +573,12 @@ impl SpokenDigits {
             pipeline.speed = speed;
             pipeline
         });
-        warped.chain(sped).collect()
+        let noisy = self.augment.noise_snrs.iter().map(|&snr| {
+            let mut pipeline = self.pipeline();
+            pipeline.noise_snr_db = Some(snr);
+            pipeline
+        });
+        warped.chain(sped).chain(noisy).collect()
     }
 }
 

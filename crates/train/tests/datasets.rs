@@ -240,7 +240,7 @@ fn augmentation_gives_training_examples_their_versions_and_only_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = digit_config(
         dir.path(),
-        "[task.augment]\nvtln_warps = [0.9, 1.1]\nspeeds = [1.25]",
+        "[task.augment]\nvtln_warps = [0.9, 1.1]\nspeeds = [1.25]\nnoise_snrs = [10.0]",
     )
     .expect("valid");
     let train::trainer::TaskData::Corpus(corpus) =
@@ -249,9 +249,11 @@ fn augmentation_gives_training_examples_their_versions_and_only_them() {
         panic!("a corpus task");
     };
     for example in &corpus.train {
-        let [warped_down, warped_up, faster] = example.augmented.as_slice() else {
-            panic!("three versions, got {}", example.augmented.len());
+        let [warped_down, warped_up, faster, noisy] = example.augmented.as_slice() else {
+            panic!("four versions, got {}", example.augmented.len());
         };
+        assert_eq!(noisy.num_frames, example.features.num_frames);
+        assert_ne!(noisy.data, example.features.data);
         assert_eq!(warped_down.num_frames, example.features.num_frames);
         assert_ne!(warped_down.data, example.features.data);
         assert_ne!(warped_up.data, warped_down.data);
@@ -264,7 +266,7 @@ fn augmentation_gives_training_examples_their_versions_and_only_them() {
     }
     assert!(corpus.valid.iter().all(|e| e.augmented.is_empty()));
 
-    // Each epoch draws the original or a version; all four come up.
+    // Each epoch draws the original or a version; all five come up.
     let example = &corpus.train[0];
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut seen = BTreeSet::new();
@@ -276,7 +278,7 @@ fn augmentation_gives_training_examples_their_versions_and_only_them() {
             .expect("a known version");
         seen.insert(index);
     }
-    assert_eq!(seen, BTreeSet::from([0, 1, 2, 3]));
+    assert_eq!(seen, BTreeSet::from([0, 1, 2, 3, 4]));
     // Without versions nothing is drawn, so unaugmented runs keep their random sequence.
     let plain = train::datasets::Example {
         augmented: Vec::new(),
@@ -298,6 +300,7 @@ fn bad_feature_options_are_refused_when_the_config_is_read() {
         ("[task.augment]\nvtln_warps = [0.0]", "vtln warp"),
         ("[task.augment]\nvtln_warps = [nan]", "vtln warp"),
         ("[task.augment]\nspeeds = [-1.0]", "speeds"),
+        ("[task.augment]\nnoise_snrs = [inf]", "noise_snrs"),
     ] {
         let error = digit_config(dir.path(), extra).expect_err(extra);
         assert!(error.contains(complaint), "{extra}: {error}");

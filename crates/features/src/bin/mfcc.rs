@@ -69,6 +69,10 @@ struct Args {
     /// features: speed perturbation.
     #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
     speed: f32,
+    /// Add white noise at this signal-to-noise ratio (dB) before the features, seeded by the
+    /// file's samples: noise augmentation.
+    #[arg(long, value_name = "DB", allow_negative_numbers = true)]
+    noise_snr: Option<f32>,
     /// Cepstral lifter L (0 turns it off).
     #[arg(long, value_name = "L")]
     lifter: Option<f32>,
@@ -137,6 +141,7 @@ fn pipeline(args: &Args) -> Result<FilePipeline, FeatureError> {
     }
     let mut pipeline = FilePipeline::new(options);
     pipeline.speed = args.speed;
+    pipeline.noise_snr_db = args.noise_snr;
     pipeline.fixed_rate = args.sample_rate.is_some();
     pipeline.allow_resampling = !args.no_resample;
     pipeline.output = if args.log_mel {
