@@ -74,4 +74,17 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
             .all(|t| t["label"].as_str().is_some_and(|l| l.len() == 1))
     );
     assert!(parsed["path"].as_str().expect("path").ends_with("7_0.wav"));
+
+    // A config.toml edited so that it no longer fits the checkpoint gives an error, no panic.
+    let edited = config.to_toml().replace("deltas = true", "deltas = false");
+    assert_ne!(edited, config.to_toml());
+    std::fs::write(run_dir.path().join("config.toml"), edited).expect("config");
+    let refused = Recogniser::<burn_ndarray::NdArray>::load(run_dir.path(), &device)
+        .and_then(|r| r.predict(&wav, 3, &device));
+    assert!(
+        matches!(&refused, Err(train::inference::InferenceError::Checkpoint { message, .. })
+            if message.contains("parameters")),
+        "{:?}",
+        refused.map(|p| p.top)
+    );
 }

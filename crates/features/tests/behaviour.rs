@@ -591,7 +591,10 @@ fn white_noise_is_added_at_the_asked_snr_and_repeats_per_file() {
         let clean = tone(440.0);
         let mut noisy = clean.clone();
         features::noise::add_white_noise(&mut noisy, snr);
-        assert!((snr_of(&clean, &noisy) - snr as f64).abs() < 0.1, "{snr} dB");
+        assert!(
+            (snr_of(&clean, &noisy) - snr as f64).abs() < 0.1,
+            "{snr} dB"
+        );
         // Seeded by the samples: the same file gets the same noise, another file other noise.
         let mut again = clean.clone();
         features::noise::add_white_noise(&mut again, snr);
@@ -631,7 +634,10 @@ fn white_noise_is_added_at_the_asked_snr_and_repeats_per_file() {
     let at_20 = floor(&pipeline);
     pipeline.noise_snr_db = Some(10.0);
     let at_10 = floor(&pipeline);
-    assert!((at_10 - at_20 - 10.0).abs() < 0.5, "{at_20} dB → {at_10} dB");
+    assert!(
+        (at_10 - at_20 - 10.0).abs() < 0.5,
+        "{at_20} dB → {at_10} dB"
+    );
     pipeline.noise_snr_db = Some(f32::NAN);
     assert!(matches!(
         pipeline.run(&path),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use models::SequenceClassifier;
 
 use crate::trainer::EpochMetrics;
@@ -151,9 +151,7 @@ impl Checkpoints {
                 message: e.to_string(),
             }
         };
-        let model = model
-            .load_file(dir.join("model"), &recorder, device)
-            .map_err(failed(dir.join("model.mpk")))?;
+        let model = load_model(model, &dir.join("model.mpk"), device)?;
         let record = recorder
             .load(dir.join("optimizer"), device)
             .map_err(failed(dir.join("optimizer.mpk")))?;
@@ -172,5 +170,29 @@ impl Checkpoints {
             optimizer,
             history,
         }))
+    }
+}
+
+/// `model` with the weights of the `.mpk` file at `path`. burn loads weights of any shape
+/// into any model, so a checkpoint that does not fit (a configuration edited since) would
+/// only fail later, with a panic; here it is refused when its parameter count differs.
+pub fn load_model<B: Backend>(
+    model: SequenceClassifier<B>,
+    path: &Path,
+    device: &B::Device,
+) -> Result<SequenceClassifier<B>, CheckpointError> {
+    let expected = model.num_params();
+    let failed = |message: String| CheckpointError::Record {
+        path: path.to_path_buf(),
+        message,
+    };
+    let model = model
+        .load_file(path.to_path_buf(), &FileRecorder::new(), device)
+        .map_err(|e| failed(e.to_string()))?;
+    match model.num_params() {
+        found if found == expected => Ok(model),
+        found => Err(failed(format!(
+            "holds {found} parameters, but the configuration describes a model of {expected}"
+        ))),
     }
 }

@@ -2,14 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use models::SequenceClassifier;
 use serde::Serialize;
 
+use crate::checkpoint::load_model;
 use crate::config::{ExperimentConfig, TaskConfig};
 use crate::task::SpokenDigits;
 use crate::trainer::build_model;
@@ -76,18 +75,13 @@ impl<B: Backend> Recogniser<B> {
         let TaskConfig::SpokenDigits(task) = config.task.clone() else {
             return Err(InferenceError::NotAudio(run_dir.display().to_string()));
         };
-        let input_size = features_per_frame(&task);
+        let input_size = task.features_per_frame();
         let path = run_dir.join("checkpoints").join("best.mpk");
-        let model = build_model::<B>(&config, (input_size, SpokenDigits::NUM_CLASSES), device)
-            .load_file(
-                path.clone(),
-                &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
-                device,
-            )
-            .map_err(|e| InferenceError::Checkpoint {
-                path,
-                message: e.to_string(),
-            })?;
+        let model = build_model::<B>(&config, (input_size, SpokenDigits::NUM_CLASSES), device);
+        let model = load_model(model, &path, device).map_err(|e| InferenceError::Checkpoint {
+            path,
+            message: e.to_string(),
+        })?;
         Ok(Self {
             config,
             task,
@@ -136,12 +130,4 @@ impl<B: Backend> Recogniser<B> {
                 .collect(),
         })
     }
-}
-
-/// Coefficients per frame the task's features have (MFCCs, times three with deltas).
-pub fn features_per_frame(task: &SpokenDigits) -> usize {
-    let n = features::FeatureOptions::preset(task.preset)
-        .cepstral
-        .n_mfcc;
-    if task.deltas { 3 * n } else { n }
 }

@@ -534,6 +534,17 @@ impl SpokenDigits {
         pipeline
     }
 
+    /// Values per frame of [`SpokenDigits::pipeline`]'s output: the preset's MFCCs or mel
+    /// bands, three times as many with deltas.
+    pub fn features_per_frame(&self) -> usize {
+        let options = features::FeatureOptions::preset(self.preset);
+        let n = match self.features {
+            FeatureKind::Mfcc => options.cepstral.n_mfcc,
+            FeatureKind::LogMel => options.mel.n_mels,
+        };
+        if self.deltas { 3 * n } else { n }
+    }
+
     /// Checks the feature options and the augmentation before any file is read.
     pub fn validate(&self) -> Result<(), String> {
         if self.sample_rate == 0 {

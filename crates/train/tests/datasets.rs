@@ -379,3 +379,30 @@ fn specaugment_masks_zero_runs_of_frames_and_the_same_columns_in_every_block() {
     assert_eq!(&untouched, original);
     assert_eq!(a.random::<u64>(), b.random::<u64>());
 }
+
+#[test]
+fn the_configured_feature_width_is_what_the_pipeline_gives() {
+    // `predict` builds its model from this width before reading any file.
+    for (extra, width) in [
+        ("", 13),
+        ("deltas = true", 39),
+        ("features = \"log_mel\"", 23),
+        ("features = \"log_mel\"\ndeltas = true", 69),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = digit_config(dir.path(), extra).expect("valid");
+        let train::config::TaskConfig::SpokenDigits(task) = &config.task else {
+            panic!("a spoken-digits task");
+        };
+        let train::trainer::TaskData::Corpus(corpus) =
+            train::trainer::TaskData::prepare(&config).expect("loads")
+        else {
+            panic!("a corpus task");
+        };
+        assert_eq!(
+            (task.features_per_frame(), corpus.input_size),
+            (width, width),
+            "{extra}"
+        );
+    }
+}
