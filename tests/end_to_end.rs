@@ -26,6 +26,7 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
             run_dir.path().join("cache").display().to_string()
         ),
         "training.epochs=4".to_string(),
+        "training.learning_rate=0.03".to_string(),
         "model.hidden_size=32".to_string(),
     ];
     let config = ExperimentConfig::parse(&text, "test", &overrides).expect("valid");
@@ -58,6 +59,39 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
     let device = Default::default();
     let recogniser =
         Recogniser::<burn_ndarray::NdArray>::load(run_dir.path(), &device).expect("run loads");
+
+    // The reports score best.mpk, the model `eval` and `predict` load: the best validation
+    // accuracy, the latest epoch on ties.
+    let best = outcome
+        .history
+        .iter()
+        .max_by(|a, b| a.valid_accuracy.total_cmp(&b.valid_accuracy))
+        .expect("epochs");
+    assert_eq!(outcome.best_epoch, best.epoch);
+    // This seed and rate peak at epoch 3 of 4, so the last model is not the one scored.
+    assert_ne!(best.epoch, 4, "pick a run whose last epoch is not its best");
+    let TaskData::Corpus(corpus) = &data else {
+        panic!("a corpus task");
+    };
+    for (split, examples) in &corpus.reports {
+        let right = examples
+            .iter()
+            .filter(|e| {
+                let top = recogniser.predict(&e.path, 1, &device).expect("predicts");
+                top.top[0].label == e.label.to_string()
+            })
+            .count();
+        let report = outcome
+            .reports
+            .iter()
+            .find(|r| &r.split == split)
+            .expect("report");
+        assert_eq!(
+            report.accuracy,
+            right as f64 / examples.len() as f64,
+            "{split}"
+        );
+    }
     let wav = repo().join("datasets/default/wav/asterisk/en_US_f_Allison/7_0.wav");
     let line = serde_json::to_string(&recogniser.predict(&wav, 3, &device).expect("predicts"))
         .expect("serialises");

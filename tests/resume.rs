@@ -33,7 +33,8 @@ static ALLOCATOR: models::AlignedAllocator = models::AlignedAllocator;
 /// test threads would interleave their draws.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn run(epochs: usize, checkpoints: &Checkpoints, resume: bool) -> Vec<EpochMetrics> {
+/// The history and the best epoch (restored from `best.mpk` when resuming).
+fn run(epochs: usize, checkpoints: &Checkpoints, resume: bool) -> (Vec<EpochMetrics>, usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let config = config(epochs);
     let data = TaskData::prepare(&config).expect("data");
@@ -41,7 +42,7 @@ fn run(epochs: usize, checkpoints: &Checkpoints, resume: bool) -> Vec<EpochMetri
         checkpoints: Some(checkpoints.clone()),
         resume,
     };
-    train::<CpuBackend>(
+    let outcome = train::<CpuBackend>(
         &config,
         &data,
         &Default::default(),
@@ -49,8 +50,8 @@ fn run(epochs: usize, checkpoints: &Checkpoints, resume: bool) -> Vec<EpochMetri
         |_, _| {},
         |_| {},
     )
-    .expect("trains")
-    .history
+    .expect("trains");
+    (outcome.history, outcome.best_epoch)
 }
 
 fn without_time(history: &[EpochMetrics]) -> Vec<EpochMetrics> {
@@ -66,16 +67,17 @@ fn without_time(history: &[EpochMetrics]) -> Vec<EpochMetrics> {
 #[test]
 fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
     let whole_dir = tempfile::tempdir().expect("tempdir");
-    let whole = run(4, &Checkpoints::new(whole_dir.path()), false);
+    let (whole, whole_best) = run(4, &Checkpoints::new(whole_dir.path()), false);
 
     let split_dir = tempfile::tempdir().expect("tempdir");
     let checkpoints = Checkpoints::new(split_dir.path());
-    let first = run(2, &checkpoints, false);
+    let (first, _) = run(2, &checkpoints, false);
     assert_eq!(first.len(), 2);
-    let resumed = run(4, &checkpoints, true);
+    let (resumed, resumed_best) = run(4, &checkpoints, true);
 
     assert_eq!(resumed.len(), 4);
     assert_eq!(without_time(&resumed), without_time(&whole));
+    assert_eq!(resumed_best, whole_best);
     assert_ne!(whole[0].train_loss, whole[3].train_loss, "training moved");
 
     let mut names: Vec<String> = std::fs::read_dir(split_dir.path())
@@ -98,8 +100,8 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
 #[test]
 fn resume_without_checkpoints_starts_afresh() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fresh = run(1, &Checkpoints::new(dir.path().join("none-yet")), true);
+    let (fresh, _) = run(1, &Checkpoints::new(dir.path().join("none-yet")), true);
     let other = tempfile::tempdir().expect("tempdir");
-    let plain = run(1, &Checkpoints::new(other.path()), false);
+    let (plain, _) = run(1, &Checkpoints::new(other.path()), false);
     assert_eq!(without_time(&fresh), without_time(&plain));
 }

@@ -58,6 +58,11 @@ impl Checkpoints {
         Self { dir: dir.into() }
     }
 
+    /// `best.mpk`: the model of the epoch with the best validation accuracy (the latest, on ties).
+    pub fn best_path(&self) -> PathBuf {
+        self.dir.join("best.mpk")
+    }
+
     fn epoch_dir(&self, epoch: usize) -> PathBuf {
         self.dir.join(format!("epoch-{epoch:04}"))
     }
@@ -111,7 +116,7 @@ impl Checkpoints {
             .map(|m| m.valid_accuracy)
             .fold(f64::NEG_INFINITY, f64::max);
         if last.valid_accuracy >= best {
-            let target = self.dir.join("best.mpk");
+            let target = self.best_path();
             let partial = self.dir.join("best.mpk.tmp");
             std::fs::copy(final_dir.join("model.mpk"), &partial).map_err(io(&partial))?;
             std::fs::rename(&partial, &target).map_err(io(&target))?;

@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{CheckpointError, Checkpoints};
+use crate::checkpoint::{CheckpointError, Checkpoints, load_model};
 use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, OptimizerConfig, TaskConfig};
 use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
@@ -463,6 +463,17 @@ impl std::fmt::Display for SplitReport {
     }
 }
 
+/// Index in `history` of the epoch whose model `best.mpk` holds: the best validation
+/// accuracy, the latest on ties.
+fn best_model_index(history: &[EpochMetrics]) -> Option<usize> {
+    // `max_by` returns the last of equal maxima.
+    (0..history.len()).max_by(|&a, &b| {
+        history[a]
+            .valid_accuracy
+            .total_cmp(&history[b].valid_accuracy)
+    })
+}
+
 /// Epochs since the best validation accuracy so far (0 when the last epoch is the best).
 fn epochs_since_best(history: &[EpochMetrics]) -> usize {
     let best =
@@ -479,13 +490,16 @@ fn epochs_since_best(history: &[EpochMetrics]) -> usize {
 /// What a finished run produced.
 #[derive(Debug)]
 pub struct TrainOutcome<B: AutodiffBackend> {
-    /// The trained model.
+    /// The model after the last epoch.
     pub model: SequenceClassifier<B>,
     /// One entry per epoch.
     pub history: Vec<EpochMetrics>,
-    /// Accuracy on each report split, in all and per speaker.
+    /// The epoch whose model the reports and confusions score: the best validation
+    /// accuracy (the latest on ties), the model `best.mpk` holds and `eval`/`predict` load.
+    pub best_epoch: usize,
+    /// Accuracy on each report split, in all and per speaker, of the best epoch's model.
     pub reports: Vec<SplitReport>,
-    /// Confusion matrices of `valid` and each report split (corpus tasks).
+    /// Confusion matrices of `valid` and each report split (corpus tasks), of that model.
     pub confusions: Vec<(String, Vec<Vec<usize>>)>,
 }
 
@@ -568,6 +582,12 @@ where
         (model, optimizer, history) = (restored.model, restored.optimizer, restored.history);
     } else {
         optimizer = new_optimizer();
+    }
+    // The best epoch's model, kept in memory for the reports (restored from best.mpk).
+    let mut best: Option<(usize, SequenceClassifier<B::InnerBackend>)> = None;
+    if let (Some(index), Some(checkpoints)) = (best_model_index(&history), &run.checkpoints) {
+        let restored = load_model(model.valid(), &checkpoints.best_path(), device)?;
+        best = Some((history[index].epoch, restored));
     }
     let steps_per_epoch = data.steps_per_epoch(config);
     let total_steps = t.epochs * steps_per_epoch;
@@ -658,6 +678,9 @@ where
             .stop_at_accuracy
             .is_some_and(|target| metrics.valid_accuracy >= target);
         history.push(metrics);
+        if best_model_index(&history) == Some(history.len() - 1) {
+            best = Some((epoch, inference));
+        }
         if let Some(checkpoints) = &run.checkpoints {
             checkpoints.save(&model, &optimizer, &history)?;
         }
@@ -665,9 +688,10 @@ where
             break;
         }
     }
+    let (best_epoch, best_model) = best.unwrap_or_else(|| (0, model.valid()));
     let (mut reports, mut confusions) = (Vec::new(), Vec::new());
     if let TaskData::Corpus(corpus) = data {
-        let inference = model.valid();
+        let inference = best_model;
         let classes = data.sizes().1;
         let splits = std::iter::once(("valid".to_string(), &corpus.valid)).chain(
             corpus
@@ -686,6 +710,7 @@ where
     Ok(TrainOutcome {
         model,
         history,
+        best_epoch,
         reports,
         confusions,
     })

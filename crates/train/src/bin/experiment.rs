@@ -290,7 +290,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     }
                 );
             }
-            let (history, reports, confusions) = run_on(
+            let (history, best_epoch, reports, confusions) = run_on(
                 config.backend,
                 TrainJob {
                     config: &config,
@@ -308,7 +308,12 @@ fn run(cli: Cli) -> Result<(), String> {
                 metrics_csv(&history, &data.class_names()).as_bytes(),
             )
             .map_err(|e| format!("cannot write metrics: {e}"))?;
-            let summary = serde_json::json!({ "epochs": history, "reports": reports, "confusion": confusions });
+            let summary = serde_json::json!({
+                "epochs": history,
+                "best_epoch": best_epoch,
+                "reports": reports,
+                "confusion": confusions,
+            });
             let pictures = [
                 write_atomic(
                     &run_dir.join("metrics.json"),
@@ -349,6 +354,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 100.0 * last.valid_accuracy,
                 run_dir.display()
             );
+            if let Some(best) = history.iter().find(|m| m.epoch == best_epoch)
+                && !reports.is_empty()
+            {
+                println!(
+                    "scored with epoch {best_epoch}'s model (best.mpk, the best validation accuracy: {:.1}%):",
+                    100.0 * best.valid_accuracy
+                );
+            }
             for report in &reports {
                 println!("{report}");
             }
@@ -382,7 +395,7 @@ struct TrainJob<'a> {
 }
 
 impl OnBackend for TrainJob<'_> {
-    type Output = Result<(Vec<EpochMetrics>, Reports, Confusions), TrainError>;
+    type Output = Result<(Vec<EpochMetrics>, usize, Reports, Confusions), TrainError>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let steps = self.data.steps_per_epoch(self.config);
@@ -411,7 +424,10 @@ impl OnBackend for TrainJob<'_> {
             },
         );
         bar.finish_and_clear();
-        result.map(|outcome| (outcome.history, outcome.reports, outcome.confusions))
+        result.map(|outcome| {
+            let o = outcome;
+            (o.history, o.best_epoch, o.reports, o.confusions)
+        })
     }
 }
 
