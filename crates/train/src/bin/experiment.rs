@@ -258,11 +258,7 @@ fn run(cli: Cli) -> Result<(), String> {
             out_dir,
             resume,
         } => {
-            let mut config =
-                ExperimentConfig::load(&config, &overrides).map_err(|e| e.to_string())?;
-            if let Some(backend) = backend {
-                config.backend = backend;
-            }
+            let config = load_config(&config, backend, &overrides)?;
             let run_dir = out_dir.join(&config.name);
             write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())
                 .map_err(|e| format!("cannot write {}: {e}", run_dir.display()))?;
@@ -424,11 +420,19 @@ impl OnBackend for TrainJob<'_> {
             },
         );
         bar.finish_and_clear();
-        result.map(|outcome| {
-            let o = outcome;
-            (o.history, o.best_epoch, o.reports, o.confusions)
-        })
+        result.map(|o| (o.history, o.best_epoch, o.reports, o.confusions))
     }
+}
+
+/// The experiment file with `--set` overrides applied, and `--backend` over its `backend`.
+fn load_config(
+    path: &std::path::Path,
+    backend: Option<BackendKind>,
+    overrides: &[String],
+) -> Result<ExperimentConfig, String> {
+    let mut config = ExperimentConfig::load(path, overrides).map_err(|e| e.to_string())?;
+    config.backend = backend.unwrap_or(config.backend);
+    Ok(config)
 }
 
 /// The `vanishing` subcommand: every cell, before and after training.
@@ -441,10 +445,7 @@ fn vanishing(
     use train::config::TaskConfig;
     use train::vanishing::{Measurement, VanishingJob, probe_batch};
 
-    let mut base = ExperimentConfig::load(config, overrides).map_err(|e| e.to_string())?;
-    if let Some(backend) = backend {
-        base.backend = backend;
-    }
+    let base = load_config(config, backend, overrides)?;
     let TaskConfig::TemporalOrder(task) = &base.task else {
         return Err("vanishing needs a temporal_order task".into());
     };
