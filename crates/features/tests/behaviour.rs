@@ -482,8 +482,13 @@ fn peak_bin(spectrum: &Features) -> usize {
         .expect("bins")
 }
 
-#[test]
-fn speed_perturbation_raises_pitch_and_shortens_the_file() {
+/// A one-second 1 kHz tone at 8 kHz in a temporary folder (kept alive by the first value),
+/// and a pipeline giving its power spectrum without dither.
+fn tone_spectrum_pipeline() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    features::FilePipeline,
+) {
     let directory = tempfile::tempdir().expect("tempdir");
     let path = directory.path().join("tone.wav");
     tone_wav(&path, 8000, 1000.0);
@@ -492,6 +497,12 @@ fn speed_perturbation_raises_pitch_and_shortens_the_file() {
     options.frame.dither = 0.0;
     let mut pipeline = features::FilePipeline::new(options);
     pipeline.output = Output::Spectrum;
+    (directory, path, pipeline)
+}
+
+#[test]
+fn speed_perturbation_raises_pitch_and_shortens_the_file() {
+    let (_directory, path, mut pipeline) = tone_spectrum_pipeline();
     let plain = pipeline.run(&path).expect("plain");
     pipeline.speed = 1.25;
     let faster = pipeline.run(&path).expect("faster");
@@ -610,14 +621,7 @@ fn white_noise_is_added_at_the_asked_snr_and_repeats_per_file() {
     assert!(silence.iter().all(|&x| x == 0.0));
 
     // In a pipeline: a 1 kHz tone's spectrum gets a floor, 10 dB more at 10 dB than at 20.
-    let directory = tempfile::tempdir().expect("tempdir");
-    let path = directory.path().join("tone.wav");
-    tone_wav(&path, 8000, 1000.0);
-    let mut options = FeatureOptions::preset(Preset::Kaldi);
-    options.frame.sample_rate = 8000;
-    options.frame.dither = 0.0;
-    let mut pipeline = features::FilePipeline::new(options);
-    pipeline.output = Output::Spectrum;
+    let (_directory, path, mut pipeline) = tone_spectrum_pipeline();
     let floor = |pipeline: &features::FilePipeline| {
         let spectrum = pipeline.run(&path).expect("runs");
         // Mean power of the bins well away from the tone (bin 32) and its window leakage.
