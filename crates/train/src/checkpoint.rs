@@ -111,11 +111,7 @@ impl Checkpoints {
         }
         std::fs::rename(&staging, &final_dir).map_err(io(&final_dir))?;
 
-        let best = history
-            .iter()
-            .map(|m| m.valid_accuracy)
-            .fold(f64::NEG_INFINITY, f64::max);
-        if last.valid_accuracy >= best {
+        if best_model_index(history) == Some(history.len() - 1) {
             let target = self.best_path();
             let partial = self.dir.join("best.mpk.tmp");
             std::fs::copy(final_dir.join("model.mpk"), &partial).map_err(io(&partial))?;
@@ -176,6 +172,17 @@ impl Checkpoints {
             history,
         }))
     }
+}
+
+/// Index in `history` of the epoch whose model `best.mpk` holds: the best validation
+/// accuracy, the latest on ties.
+pub fn best_model_index(history: &[EpochMetrics]) -> Option<usize> {
+    // `max_by` returns the last of equal maxima.
+    (0..history.len()).max_by(|&a, &b| {
+        history[a]
+            .valid_accuracy
+            .total_cmp(&history[b].valid_accuracy)
+    })
 }
 
 /// `model` with the weights of the `.mpk` file at `path`. burn loads weights of any shape

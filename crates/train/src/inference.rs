@@ -8,7 +8,7 @@ use burn::tensor::{Tensor, TensorData};
 use models::SequenceClassifier;
 use serde::Serialize;
 
-use crate::checkpoint::load_model;
+use crate::checkpoint::{Checkpoints, load_model};
 use crate::config::{ExperimentConfig, TaskConfig};
 use crate::task::SpokenDigits;
 use crate::trainer::build_model;
@@ -76,7 +76,7 @@ impl<B: Backend> Recogniser<B> {
             return Err(InferenceError::NotAudio(run_dir.display().to_string()));
         };
         let input_size = task.features_per_frame();
-        let path = run_dir.join("checkpoints").join("best.mpk");
+        let path = Checkpoints::new(run_dir.join("checkpoints")).best_path();
         let model = build_model::<B>(&config, (input_size, SpokenDigits::NUM_CLASSES), device);
         let model = load_model(model, &path, device).map_err(|e| InferenceError::Checkpoint {
             path,

@@ -506,6 +506,8 @@ impl Augment {
 impl SpokenDigits {
     /// Ten classes, `0`…`9`.
     pub const NUM_CLASSES: usize = 10;
+    /// Delta order and window with `deltas = true` (Kaldi's add-deltas defaults).
+    pub const DELTAS: (usize, usize) = (2, 2);
 
     /// The class names as the manifest writes them.
     pub fn labels() -> Vec<String> {
@@ -527,22 +529,27 @@ impl SpokenDigits {
             FeatureKind::Mfcc => features::Output::Mfcc,
             FeatureKind::LogMel => features::Output::LogMel,
         };
-        pipeline.deltas = self.deltas.then_some((2, 2));
+        pipeline.deltas = self.deltas.then_some(Self::DELTAS);
         pipeline.cmvn = self
             .cmvn
             .then_some(features::Cmvn::Utterance { variance: true });
         pipeline
     }
 
+    /// Equal column blocks of a feature row: the static features, then Δ and ΔΔ with deltas.
+    pub fn feature_blocks(&self) -> usize {
+        if self.deltas { Self::DELTAS.0 + 1 } else { 1 }
+    }
+
     /// Values per frame of [`SpokenDigits::pipeline`]'s output: the preset's MFCCs or mel
-    /// bands, three times as many with deltas.
+    /// bands, once per [`SpokenDigits::feature_blocks`].
     pub fn features_per_frame(&self) -> usize {
         let options = features::FeatureOptions::preset(self.preset);
         let n = match self.features {
             FeatureKind::Mfcc => options.cepstral.n_mfcc,
             FeatureKind::LogMel => options.mel.n_mels,
         };
-        if self.deltas { 3 * n } else { n }
+        n * self.feature_blocks()
     }
 
     /// Checks the feature options and the augmentation before any file is read.

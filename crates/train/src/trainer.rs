@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{CheckpointError, Checkpoints, load_model};
+use crate::checkpoint::{CheckpointError, Checkpoints, best_model_index, load_model};
 use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, OptimizerConfig, TaskConfig};
 use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
@@ -194,7 +194,7 @@ fn load_corpus(task: &SpokenDigits) -> Result<Corpus, TrainError> {
         skipped,
         pooling: task.pooling,
         augment: task.augment.clone(),
-        blocks: if task.deltas { 3 } else { 1 },
+        blocks: task.feature_blocks(),
     })
 }
 
@@ -461,17 +461,6 @@ impl std::fmt::Display for SplitReport {
         }
         write!(f, ")")
     }
-}
-
-/// Index in `history` of the epoch whose model `best.mpk` holds: the best validation
-/// accuracy, the latest on ties.
-fn best_model_index(history: &[EpochMetrics]) -> Option<usize> {
-    // `max_by` returns the last of equal maxima.
-    (0..history.len()).max_by(|&a, &b| {
-        history[a]
-            .valid_accuracy
-            .total_cmp(&history[b].valid_accuracy)
-    })
 }
 
 /// Epochs since the best validation accuracy so far (0 when the last epoch is the best).
