@@ -13,21 +13,26 @@
 //! The backend is recognised by `TypeId`, so modules stay generic over any `B: Backend`.
 
 mod cpu;
+mod gemm;
+mod isa;
+mod math;
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::cell::Cell as ThreadFlag;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
 use burn_autodiff::checkpoint::strategy::NoCheckpointing;
 use burn_autodiff::grads::Gradients;
 use burn_autodiff::ops::{Backward, Ops, OpsKind};
-use burn_ndarray::NdArray;
+use burn_ndarray::{NdArray, NdArrayTensor};
 
 pub(crate) use cpu::Recurrence;
+pub use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
 
 use crate::cell::{Cell, StepWeights};
 use crate::state::RecurrentState;
@@ -36,6 +41,7 @@ type CpuAutodiff = Autodiff<NdArray>;
 
 thread_local! {
     static ENABLED: ThreadFlag<bool> = const { ThreadFlag::new(true) };
+    static THREADS: ThreadFlag<Option<usize>> = const { ThreadFlag::new(None) };
 }
 
 /// Turns the fused CPU kernels on or off for the calling thread (on by default).
@@ -55,6 +61,35 @@ pub fn set_fused_kernels(enabled: bool) {
 /// Whether [`set_fused_kernels`] left the kernels on for the calling thread.
 pub fn fused_kernels_enabled() -> bool {
     ENABLED.with(ThreadFlag::get)
+}
+
+/// Sets how many threads the fused kernels split a batch between, for calls made from the
+/// calling thread (as `torch.set_num_threads`; at most one per sequence in the batch).
+/// Without it they use every core when a step holds enough work to pay for a thread.
+///
+/// ```
+/// models::set_num_threads(1);
+/// assert_eq!(models::num_threads(), Some(1));
+/// ```
+pub fn set_num_threads(threads: usize) {
+    THREADS.with(|cell| cell.set(Some(threads.max(1))));
+}
+
+/// The thread count set by [`set_num_threads`] on the calling thread, if any.
+pub fn num_threads() -> Option<usize> {
+    THREADS.with(ThreadFlag::get)
+}
+
+/// Threads for one layer-direction: the caller's setting, or every core once a step's
+/// product has at least [`MIN_STEP_FLOP`] per thread.
+fn threads_for(dims: cpu::Dims, gates: usize) -> usize {
+    /// Below this a thread costs more to start than it saves (it runs every step).
+    const MIN_STEP_FLOP: usize = 1 << 18;
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let step_flop = 2 * dims.batch * dims.hidden * gates * dims.hidden;
+    let threads = num_threads().unwrap_or_else(|| cores.min(step_flop / MIN_STEP_FLOP).max(1));
+    threads.min(dims.batch.max(1))
 }
 
 /// The kernel's equations for `cell`, when the kernels cover it and backend `B`.
@@ -102,25 +137,29 @@ pub(crate) fn run<B: Backend>(
         h0: initial.hidden,
         c0: initial.cell.unwrap_or_else(placeholder),
     };
+    let dims = cpu::Dims {
+        time,
+        batch,
+        hidden,
+    };
     let layout = Layout {
         recurrence,
-        dims: cpu::Dims {
-            time,
-            batch,
-            hidden,
-        },
+        dims,
         has_bias: weights.recurrent_bias.is_some(),
         lengths: lengths.map(<[usize]>::to_vec),
         reverse,
+        isa: cpu_isa(),
+        threads: threads_for(dims, recurrence.gates()),
     };
     if TypeId::of::<B>() == TypeId::of::<CpuAutodiff>() {
         let packed = run_autodiff(layout, operands.cast::<CpuAutodiff>());
         cast(packed)
     } else {
-        let operands = operands.cast::<NdArray>();
-        let inputs = layout.inputs(operands.map(to_vec));
-        let (packed, _) = cpu::forward(&inputs, false);
-        cast(from_vec::<3>(packed, layout.packed_shape()))
+        let operands = operands.cast::<NdArray>().primitives();
+        let (packed, _) = layout.forward(&operands, false);
+        cast(Tensor::<NdArray, 3>::from_primitive(
+            TensorPrimitive::Float(vec_to_primitive(packed, &layout.packed_shape())),
+        ))
     }
 }
 
@@ -148,14 +187,14 @@ impl<B: Backend> Operands<B> {
 }
 
 impl Operands<NdArray> {
-    fn map<T>(self, f: impl Fn(TensorData) -> T) -> [T; 6] {
+    fn primitives(self) -> [NdArrayTensor; 6] {
         [
-            f(self.projected.into_data()),
-            f(self.recurrent.into_data()),
-            f(self.bias.into_data()),
-            f(self.peephole.into_data()),
-            f(self.h0.into_data()),
-            f(self.c0.into_data()),
+            self.projected.into_primitive().tensor(),
+            self.recurrent.into_primitive().tensor(),
+            self.bias.into_primitive().tensor(),
+            self.peephole.into_primitive().tensor(),
+            self.h0.into_primitive().tensor(),
+            self.c0.into_primitive().tensor(),
         ]
     }
 }
@@ -168,24 +207,34 @@ struct Layout {
     has_bias: bool,
     lengths: Option<Vec<usize>>,
     reverse: bool,
+    isa: CpuIsa,
+    threads: usize,
 }
 
 impl Layout {
-    fn inputs(&self, [xp, w_t, bias, peephole, h0, c0]: [Vec<f32>; 6]) -> cpu::Inputs {
-        let has_cell = self.recurrence.has_cell();
+    /// The kernel's view of the operands `[xp, w_t, bias, peephole, h0, c0]`.
+    fn inputs<'a>(
+        &'a self,
+        [xp, w_t, bias, peephole, h0, c0]: &'a [Cow<'a, [f32]>; 6],
+    ) -> cpu::Inputs<'a> {
         cpu::Inputs {
             recurrence: self.recurrence,
             dims: self.dims,
             xp,
             w_t,
-            bias: self.has_bias.then_some(bias),
+            bias: self.has_bias.then_some(&bias[..]),
             peephole: matches!(self.recurrence, Recurrence::Lstm { peephole: true, .. })
-                .then_some(peephole),
+                .then_some(&peephole[..]),
             h0,
-            c0: has_cell.then_some(c0),
-            lengths: self.lengths.clone(),
+            c0: self.recurrence.has_cell().then_some(&c0[..]),
+            lengths: self.lengths.as_deref(),
             reverse: self.reverse,
         }
+    }
+
+    fn forward(&self, operands: &[NdArrayTensor; 6], save: bool) -> (Vec<f32>, Option<cpu::Saved>) {
+        let values = operands.each_ref().map(values);
+        cpu::forward(&self.inputs(&values), save, self.isa, self.threads)
     }
 
     fn gate_width(&self) -> usize {
@@ -209,7 +258,8 @@ struct FusedBackward;
 #[derive(Debug)]
 struct SavedForward {
     layout: Layout,
-    inputs: cpu::Inputs,
+    /// The operands backward reads (all but the projected input and the initial state).
+    operands: [NdArrayTensor; 6],
     saved: cpu::Saved,
 }
 
@@ -224,11 +274,18 @@ impl Backward<NdArray, 6> for FusedBackward {
     ) {
         let SavedForward {
             layout,
-            inputs,
+            operands,
             saved,
         } = &*ops.state;
-        let grad_out = primitive_to_vec::<3>(grads.consume::<NdArray>(&ops.node));
-        let g = cpu::backward(inputs, saved, &grad_out);
+        let grad_out = grads.consume::<NdArray>(&ops.node);
+        let operand_values = operands.each_ref().map(values);
+        let g = cpu::backward(
+            &layout.inputs(&operand_values),
+            saved,
+            &values(&grad_out),
+            layout.isa,
+            layout.threads,
+        );
         let cpu::Dims {
             time,
             batch,
@@ -253,7 +310,7 @@ impl Backward<NdArray, 6> for FusedBackward {
         ];
         for ((parent, grad), shape) in ops.parents.into_iter().zip(values).zip(shapes) {
             if let (Some(node), Some(grad)) = (parent, grad) {
-                grads.register::<NdArray>(node.id, vec_to_primitive(grad, shape));
+                grads.register::<NdArray>(node.id, vec_to_primitive(grad, &shape));
             }
         }
     }
@@ -268,39 +325,37 @@ fn run_autodiff(layout: Layout, operands: Operands<CpuAutodiff>) -> Tensor<CpuAu
         h0,
         c0,
     } = operands;
-    let projected = projected.into_primitive().tensor();
-    let matrices = [recurrent, bias, peephole, h0, c0].map(|t| t.into_primitive().tensor());
-    let nodes = [
-        projected.node.clone(),
-        matrices[0].node.clone(),
-        matrices[1].node.clone(),
-        matrices[2].node.clone(),
-        matrices[3].node.clone(),
-        matrices[4].node.clone(),
+    let tensors = [
+        projected.into_primitive().tensor(),
+        recurrent.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+        peephole.into_primitive().tensor(),
+        h0.into_primitive().tensor(),
+        c0.into_primitive().tensor(),
     ];
-    let [w_t, bias, peephole, h0, c0] = matrices.map(|t| primitive_to_vec::<2>(t.primitive));
-    let xp = primitive_to_vec::<3>(projected.primitive);
-    let mut inputs = layout.inputs([xp, w_t, bias, peephole, h0, c0]);
-    let shape = layout.packed_shape().to_vec();
+    let nodes = tensors.each_ref().map(|t| t.node.clone());
+    let primitives = tensors.map(|t| t.primitive);
+    let shape = layout.packed_shape();
     let output = match FusedBackward
         .prepare::<NoCheckpointing>(nodes)
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let (packed, saved) = cpu::forward(&inputs, true);
-            // Backward reads the weights, not the projected inputs.
-            inputs.xp = Vec::new();
+            let (packed, saved) = layout.forward(&primitives, true);
+            // Backward reads the weights, not the projected input or the initial state.
+            let empty = || vec_to_primitive(Vec::new(), &[0]);
+            let [_, w_t, bias, peephole, _, _] = primitives;
             let state = SavedForward {
                 layout,
-                inputs,
+                operands: [empty(), w_t, bias, peephole, empty(), empty()],
                 saved: saved.expect("forward saves when asked"),
             };
-            prep.finish(Arc::new(state), vec_to_primitive(packed, shape))
+            prep.finish(Arc::new(state), vec_to_primitive(packed, &shape))
         }
         OpsKind::UnTracked(prep) => {
-            let (packed, _) = cpu::forward(&inputs, false);
-            prep.finish(vec_to_primitive(packed, shape))
+            let (packed, _) = layout.forward(&primitives, false);
+            prep.finish(vec_to_primitive(packed, &shape))
         }
     };
     Tensor::from_primitive(TensorPrimitive::Float(output))
@@ -313,21 +368,23 @@ fn cast<A: 'static, T: 'static>(value: A) -> T {
         .expect("the backend was matched by TypeId")
 }
 
-fn to_vec(data: TensorData) -> Vec<f32> {
-    data.into_vec::<f32>()
-        .expect("burn-ndarray's default float is f32")
+/// An f32 tensor's values in row-major order: borrowed when the buffer is laid out so,
+/// copied otherwise.
+fn values(tensor: &NdArrayTensor) -> Cow<'_, [f32]> {
+    match tensor {
+        NdArrayTensor::F32(storage) => {
+            let view = storage.view();
+            match view.to_slice() {
+                Some(values) => Cow::Borrowed(values),
+                None => Cow::Owned(view.iter().copied().collect()),
+            }
+        }
+        other => panic!("the fused kernels run on f32, got {:?}", other.dtype()),
+    }
 }
 
-fn from_vec<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<NdArray, D> {
-    Tensor::from_data(TensorData::new(values, shape), &Default::default())
-}
-
-fn vec_to_primitive(values: Vec<f32>, shape: Vec<usize>) -> burn_ndarray::NdArrayTensor {
-    burn_ndarray::NdArrayTensor::from_data(TensorData::new(values, shape))
-}
-
-fn primitive_to_vec<const D: usize>(
-    primitive: <NdArray as burn::tensor::backend::BackendTypes>::FloatTensorPrimitive,
-) -> Vec<f32> {
-    to_vec(Tensor::<NdArray, D>::from_primitive(TensorPrimitive::Float(primitive)).into_data())
+fn vec_to_primitive(values: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
+    ndarray::ArcArray::from_shape_vec(ndarray::IxDyn(shape), values)
+        .expect("the kernel's output fills its shape")
+        .into()
 }

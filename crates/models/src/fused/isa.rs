@@ -1,0 +1,81 @@
+//! Which instruction set the fused CPU kernels run with, chosen at run time.
+//!
+//! The kernels are written once, as plain loops over `f32` (see [`super::math`] and
+//! [`super::gemm`]), and compiled three times: for AVX-512, for AVX2 with FMA, and for the
+//! target's baseline. The fastest one this CPU supports runs, unless the caller limits it
+//! (as oneDNN's `ONEDNN_MAX_CPU_ISA` does) to compare paths or to reproduce results of a
+//! smaller machine.
+
+use std::cell::Cell;
+
+/// An instruction set the fused CPU kernels are compiled for, from the most portable up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CpuIsa {
+    /// The target's baseline (SSE2 on x86-64, NEON on aarch64).
+    Portable,
+    /// x86-64 AVX2 with FMA.
+    Avx2,
+    /// x86-64 AVX-512 (F, VL) with FMA.
+    Avx512,
+}
+
+impl CpuIsa {
+    /// Every variant, from the most portable up.
+    pub const ALL: [CpuIsa; 3] = [CpuIsa::Portable, CpuIsa::Avx2, CpuIsa::Avx512];
+
+    /// Whether this CPU can run kernels built for `self`.
+    pub fn is_supported(self) -> bool {
+        match self {
+            CpuIsa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            CpuIsa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            CpuIsa::Avx512 => {
+                CpuIsa::Avx2.is_supported()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest instruction set this CPU supports.
+    pub fn detected() -> CpuIsa {
+        *CpuIsa::ALL
+            .iter()
+            .rev()
+            .find(|isa| isa.is_supported())
+            .unwrap_or(&CpuIsa::Portable)
+    }
+}
+
+thread_local! {
+    static LIMIT: Cell<Option<CpuIsa>> = const { Cell::new(None) };
+}
+
+/// Caps the instruction set the fused kernels use on the calling thread (`None`: no cap).
+///
+/// ```
+/// use models::{CpuIsa, cpu_isa, set_cpu_isa_limit};
+///
+/// set_cpu_isa_limit(Some(CpuIsa::Portable));
+/// assert_eq!(cpu_isa(), CpuIsa::Portable);
+/// set_cpu_isa_limit(None);
+/// assert_eq!(cpu_isa(), CpuIsa::detected());
+/// ```
+pub fn set_cpu_isa_limit(limit: Option<CpuIsa>) {
+    LIMIT.with(|cell| cell.set(limit));
+}
+
+/// The instruction set the fused kernels run with on the calling thread: the fastest one
+/// the CPU supports, within the limit of [`set_cpu_isa_limit`].
+pub fn cpu_isa() -> CpuIsa {
+    let detected = CpuIsa::detected();
+    LIMIT
+        .with(Cell::get)
+        .map_or(detected, |limit| limit.min(detected))
+}
