@@ -1,21 +1,23 @@
-"""Times PyTorch's nn.LSTM and nn.GRU at the shapes of `cargo bench -p models --bench
-recurrent` (batch 32, 100 steps, 40 inputs, 128 hidden, batch_first), forward and
-forward+backward, median of 7, on the CPU with 2 threads. For users who have PyTorch
-(`pip install torch`); the project's tests do not need it.
+"""Times one PyTorch recurrent module on the CPU, as `cargo bench -p models --bench recurrent`
+times ours: forward under no_grad and forward+backward (of the output's sum), median of
+`--repeats`, batch_first input from U(0, 1). Prints three numbers: forward ms,
+forward+backward ms, and the growth of the process's peak resident memory over the first
+forward+backward, in MB. The Rust bench calls it when `BENCH_PYTHON` names a Python with
+torch (requirements: torch==2.15.0); the project's tests do not need it.
 
-    python crates/models/benches/pytorch_reference.py [--threads N]
+    python crates/models/benches/pytorch_reference.py --module lstm --batch 32 --time 100 \\
+        --input-size 40 --hidden-size 128 [--num-layers 2] [--bidirectional] [--threads 2]
 """
 
 import argparse
+import resource
 import statistics
 import time
 
 import torch
 
-BATCH, TIME, INPUT, HIDDEN = 32, 100, 40, 128
 
-
-def median_ms(function, repeats=7):
+def median_ms(function, repeats):
     function()
     times = []
     for _ in range(repeats):
@@ -25,30 +27,47 @@ def median_ms(function, repeats=7):
     return statistics.median(times)
 
 
+def build(name, args):
+    common = dict(num_layers=args.num_layers, bidirectional=args.bidirectional, batch_first=True)
+    if name == "lstm":
+        return torch.nn.LSTM(args.input_size, args.hidden_size, **common)
+    if name == "gru":
+        return torch.nn.GRU(args.input_size, args.hidden_size, **common)
+    nonlinearity = {"rnn_tanh": "tanh", "rnn_relu": "relu"}[name]
+    return torch.nn.RNN(args.input_size, args.hidden_size, nonlinearity=nonlinearity, **common)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--module", choices=["rnn_tanh", "rnn_relu", "lstm", "gru"], required=True)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--time", type=int, default=100)
+    parser.add_argument("--input-size", type=int, default=40)
+    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--num-layers", type=int, default=1)
+    parser.add_argument("--bidirectional", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    x = torch.rand(BATCH, TIME, INPUT)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {BATCH}, {TIME} steps, "
-          f"{INPUT} inputs, {HIDDEN} hidden, median of {args.repeats}")
-    print(f"{'module':24} {'forward ms':>12} {'forward+backward ms':>20}")
-    for name, module in [("nn.LSTM", torch.nn.LSTM(INPUT, HIDDEN, batch_first=True)),
-                         ("nn.GRU", torch.nn.GRU(INPUT, HIDDEN, batch_first=True))]:
-        def forward():
-            with torch.no_grad():
-                module(x)
+    module = build(args.module, args)
+    x = torch.rand(args.batch, args.time, args.input_size)
 
-        def forward_backward():
-            module.zero_grad()
-            output, _ = module(x)
-            output.sum().backward()
+    def forward():
+        with torch.no_grad():
+            module(x)
 
-        print(f"{name:24} {median_ms(forward, args.repeats):12.1f} "
-              f"{median_ms(forward_backward, args.repeats):20.1f}")
+    def forward_backward():
+        module.zero_grad()
+        output, _ = module(x)
+        output.sum().backward()
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    forward_backward()
+    peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 / 1e6
+    print(f"{median_ms(forward, args.repeats):.3f} {median_ms(forward_backward, args.repeats):.3f} "
+          f"{peak_mb:.1f}")
 
 
 if __name__ == "__main__":

@@ -1,26 +1,154 @@
-//! Our LSTM and GRU against burn 0.21's built-in `nn::Lstm` / `nn::Gru`, measured side by
-//! side in one run on `Autodiff<NdArray>` at batch 32, 100 steps, 40 inputs, 128 hidden.
+//! Every cell of `models` against PyTorch's `nn.RNN` / `nn.LSTM` / `nn.GRU` on the CPU, at
+//! two shapes, forward (inference, `NdArray`) and forward+backward (training,
+//! `Autodiff<NdArray>`), both using every core.
 //!
-//! `cargo bench -p models --bench recurrent` (set `BENCH_REPEATS` for more repetitions,
-//! `BENCH_ONLY=fused` to run only the rows whose name contains that text).
-//! Prints the median milliseconds per batch of forward and forward+backward passes.
+//! ```sh
+//! cargo bench -p models --bench recurrent
+//! BENCH_PYTHON=path/to/python cargo bench -p models --bench recurrent   # with PyTorch beside
+//! ```
+//!
+//! With `BENCH_PYTHON` set to a Python that has torch, `pytorch_reference.py` (beside this
+//! file) runs in the same invocation, right after each of our rows, and the table gets its
+//! times and the ratio PyTorch / ours (above 1: we are faster). `BENCH_REPEATS` sets the
+//! repetitions (median reported), `BENCH_ONLY` keeps the rows whose name contains it,
+//! `BENCH_SHAPES=small` or `large` runs one shape. Also printed: the CPU's SIMD flags, the
+//! instruction set the kernels use, GFLOP/s of the matrix products against the machine's
+//! sgemm peak, and the peak heap of forward+backward.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use burn::nn::{GruConfig, LstmConfig};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
-use models::{CellKind, RecurrentConfig};
+use models::{CellKind, Nonlinearity, RecurrentConfig};
 
 type AB = Autodiff<NdArray>;
-const BATCH: usize = 32;
-const TIME: usize = 100;
-const INPUT: usize = 40;
-const HIDDEN: usize = 128;
 
-/// A module's forward pass over the shared input, by name, with its number of gate blocks.
-type Row<'a> = (&'static str, usize, Box<dyn Fn() -> Tensor<AB, 3> + 'a>);
+/// The system allocator, counting the bytes in use and their peak.
+struct Counting;
+
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call goes to `System` unchanged; the counters only observe.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = IN_USE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// One benchmark shape (PyTorch's argument names).
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    batch: usize,
+    time: usize,
+    input_size: usize,
+    hidden_size: usize,
+    num_layers: usize,
+    bidirectional: bool,
+}
+
+const SHAPES: [Shape; 2] = [
+    Shape {
+        name: "small",
+        batch: 32,
+        time: 100,
+        input_size: 40,
+        hidden_size: 128,
+        num_layers: 1,
+        bidirectional: false,
+    },
+    Shape {
+        name: "large",
+        batch: 64,
+        time: 200,
+        input_size: 80,
+        hidden_size: 256,
+        num_layers: 2,
+        bidirectional: true,
+    },
+];
+
+impl Shape {
+    /// Multiply-adds ×2 of the matrix products of one forward pass.
+    fn forward_flop(&self, gates: usize) -> f64 {
+        let directions = if self.bidirectional { 2 } else { 1 };
+        let h = self.hidden_size;
+        (0..self.num_layers)
+            .map(|layer| {
+                let input = if layer == 0 {
+                    self.input_size
+                } else {
+                    directions * h
+                };
+                2.0 * (self.batch * self.time * (input + h) * gates * h * directions) as f64
+            })
+            .sum()
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "B{} T{} {}→{}{}{}",
+            self.batch,
+            self.time,
+            self.input_size,
+            self.hidden_size,
+            if self.num_layers > 1 {
+                format!(", {} layers", self.num_layers)
+            } else {
+                String::new()
+            },
+            if self.bidirectional {
+                ", bidirectional"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// Our cells, each with the PyTorch module that computes the same or the nearest thing.
+fn cells() -> Vec<(&'static str, CellKind, &'static str)> {
+    let lstm = |peephole, coupled_input_forget| CellKind::Lstm {
+        peephole,
+        coupled_input_forget,
+        unit_forget_bias: false,
+        chrono_init: None,
+    };
+    vec![
+        ("rnn_tanh", CellKind::rnn(Nonlinearity::Tanh), "rnn_tanh"),
+        ("rnn_relu", CellKind::rnn(Nonlinearity::Relu), "rnn_relu"),
+        (
+            "rnn_sigmoid",
+            CellKind::rnn(Nonlinearity::Sigmoid),
+            "rnn_tanh",
+        ),
+        ("lstm", lstm(false, false), "lstm"),
+        ("lstm_peephole", lstm(true, false), "lstm"),
+        ("lstm_coupled", lstm(false, true), "lstm"),
+        ("gru", CellKind::gru(), "gru"),
+        (
+            "gru_reset_before",
+            CellKind::Gru { reset_after: false },
+            "gru",
+        ),
+    ]
+}
 
 fn median_ms(repeats: usize, mut run: impl FnMut()) -> f64 {
     run(); // warm-up
@@ -35,72 +163,183 @@ fn median_ms(repeats: usize, mut run: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+fn model<B: Backend>(cell: &CellKind, shape: &Shape) -> models::Recurrent<B> {
+    RecurrentConfig::new(cell.clone(), shape.input_size, shape.hidden_size)
+        .with_num_layers(shape.num_layers)
+        .with_bidirectional(shape.bidirectional)
+        .init::<B>(&Default::default())
+}
+
+/// Our forward (no autodiff), forward+backward, and the peak heap of forward+backward.
+fn ours(cell: &CellKind, shape: &Shape, repeats: usize) -> (f64, f64, usize) {
+    let dims = [shape.batch, shape.time, shape.input_size];
+    let device = Default::default();
+    let inference = model::<NdArray>(cell, shape);
+    let x = Tensor::<NdArray, 3>::random(dims, Distribution::Default, &device);
+    let forward = median_ms(repeats, || {
+        let _ = inference.forward(x.clone(), None, None).0.into_data();
+    });
+    let training = model::<AB>(cell, shape);
+    let x = Tensor::<AB, 3>::random(dims, Distribution::Default, &device);
+    let step = || {
+        let grads = training.forward(x.clone(), None, None).0.sum().backward();
+        drop(grads);
+    };
+    let both = median_ms(repeats, step);
+    let base = IN_USE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    step();
+    (forward, both, PEAK.load(Ordering::Relaxed) - base)
+}
+
+/// PyTorch's forward and forward+backward milliseconds and peak bytes, from
+/// `pytorch_reference.py`, when `BENCH_PYTHON` names a Python with torch.
+fn pytorch(module: &str, shape: &Shape, repeats: usize, threads: usize) -> Option<(f64, f64, f64)> {
+    let python = std::env::var("BENCH_PYTHON").ok()?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_reference.py");
+    let output = Command::new(python)
+        .env_remove("OPENBLAS_CORETYPE")
+        .args([
+            script,
+            "--module",
+            module,
+            "--threads",
+            &threads.to_string(),
+        ])
+        .args(["--repeats", &repeats.to_string()])
+        .args([
+            "--batch",
+            &shape.batch.to_string(),
+            "--time",
+            &shape.time.to_string(),
+        ])
+        .args(["--input-size", &shape.input_size.to_string()])
+        .args(["--hidden-size", &shape.hidden_size.to_string()])
+        .args(["--num-layers", &shape.num_layers.to_string()])
+        .args(if shape.bidirectional {
+            &["--bidirectional"][..]
+        } else {
+            &[]
+        })
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        eprintln!(
+            "pytorch_reference.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    (fields.len() == 3).then(|| (fields[0], fields[1], fields[2]))
+}
+
+/// The x86 SIMD flags the kernels care about.
+fn cpu_flags() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let flags = [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx512vl", std::arch::is_x86_feature_detected!("avx512vl")),
+        ];
+        flags
+            .iter()
+            .map(|(name, on)| format!("{name}{}", if *on { "+" } else { "-" }))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_string()
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// GFLOP/s of a 1024² sgemm through burn-ndarray's matmul, on every core: the peak the
+/// GFLOP/s of the table are compared with.
+fn sgemm_peak() -> f64 {
+    let n = 1024;
+    let device = Default::default();
+    let a = Tensor::<NdArray, 2>::random([n, n], Distribution::Default, &device);
+    let b = Tensor::<NdArray, 2>::random([n, n], Distribution::Default, &device);
+    let ms = median_ms(5, || {
+        let _ = a.clone().matmul(b.clone()).into_data();
+    });
+    2.0 * (n * n * n) as f64 / (ms * 1e-3) / 1e9
+}
+
 fn main() {
     let repeats: usize = std::env::var("BENCH_REPEATS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
-    let device = Default::default();
-    let x = Tensor::<AB, 3>::random([BATCH, TIME, INPUT], Distribution::Default, &device);
-
-    let ours_lstm = RecurrentConfig::new(CellKind::lstm(), INPUT, HIDDEN).init::<AB>(&device);
-    let ours_gru = RecurrentConfig::new(CellKind::gru(), INPUT, HIDDEN).init::<AB>(&device);
-    let burn_lstm = LstmConfig::new(INPUT, HIDDEN, true).init::<AB>(&device);
-    let burn_gru = GruConfig::new(INPUT, HIDDEN, true).init::<AB>(&device);
-
-    let ours = |model: &'_ models::Recurrent<AB>, fused: bool| {
-        let x = x.clone();
-        let model = model.clone();
-        move || {
-            models::set_fused_kernels(fused);
-            model.forward(x.clone(), None, None).0
-        }
-    };
-    let rows: Vec<Row> = vec![
-        ("lstm (ours, fused)", 4, Box::new(ours(&ours_lstm, true))),
-        ("lstm (ours, generic)", 4, Box::new(ours(&ours_lstm, false))),
-        (
-            "lstm (burn nn::Lstm)",
-            4,
-            Box::new(|| burn_lstm.forward(x.clone(), None).0),
-        ),
-        ("gru (ours, fused)", 3, Box::new(ours(&ours_gru, true))),
-        ("gru (ours, generic)", 3, Box::new(ours(&ours_gru, false))),
-        (
-            "gru (burn nn::Gru)",
-            3,
-            Box::new(|| burn_gru.forward(x.clone(), None)),
-        ),
-    ];
-    println!(
-        "batch {BATCH}, {TIME} steps, {INPUT} inputs, {HIDDEN} hidden, Autodiff<NdArray>, median of {repeats}"
-    );
-    println!(
-        "{:<24} {:>11} {:>11} {:>13} {:>14}",
-        "module", "forward ms", "fwd+bwd ms", "fwd+bwd GFLOP/s", "× burn fwd+bwd"
-    );
-    let mut results = Vec::new();
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
-    for (name, gates, forward) in rows.iter().filter(|row| row.0.contains(&only)) {
-        let fwd = median_ms(repeats, || {
-            let _ = forward().into_data();
-        });
-        let both = median_ms(repeats, || {
-            let _ = forward().sum().backward();
-        });
-        results.push((*name, *gates, fwd, both));
+    let shapes = std::env::var("BENCH_SHAPES").unwrap_or_default();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let peak = sgemm_peak();
+    println!("CPU: {} ({threads} threads), {}", cpu_model(), cpu_flags());
+    println!(
+        "kernels: {:?}; sgemm peak {peak:.0} GFLOP/s (burn-ndarray matmul, 1024², {threads} threads); median of {repeats}",
+        models::cpu_isa()
+    );
+    println!(
+        "ratio = PyTorch time / ours (above 1: ours is faster); GFLOP/s and % of peak are ours"
+    );
+    for shape in SHAPES
+        .iter()
+        .filter(|s| shapes.is_empty() || s.name == shapes)
+    {
+        println!("\n{} ({})", shape.name, shape.label());
+        println!(
+            "{:<18} {:>9} {:>9} {:>6} {:>10} {:>10} {:>6} {:>13} {:>11} {:>11}",
+            "cell",
+            "fwd ms",
+            "torch",
+            "ratio",
+            "fwd+bwd ms",
+            "torch",
+            "ratio",
+            "GFLOP/s (%)",
+            "peak MB",
+            "torch MB"
+        );
+        for (name, cell, module) in cells().iter().filter(|c| c.0.contains(&only)) {
+            let (forward, both, heap) = ours(cell, shape, repeats);
+            let torch = pytorch(module, shape, repeats, threads);
+            let flop = 3.0 * shape.forward_flop(cell.gates());
+            let gflops = flop / (both * 1e-3) / 1e9;
+            let (t_fwd, t_both, t_mb) = torch.unwrap_or((f64::NAN, f64::NAN, f64::NAN));
+            println!(
+                "{:<18} {:>9.2} {:>9.2} {:>6.2} {:>10.2} {:>10.2} {:>6.2} {:>7.0} ({:>3.0}%) {:>11.1} {:>11.1}",
+                name,
+                forward,
+                t_fwd,
+                t_fwd / forward,
+                both,
+                t_both,
+                t_both / both,
+                gflops,
+                100.0 * gflops / peak,
+                heap as f64 / 1e6,
+                t_mb
+            );
+        }
     }
-    for (name, gates, fwd, both) in &results {
-        let family = name.split(' ').next();
-        let burn_both = results
-            .iter()
-            .find(|row| row.0.contains("burn") && row.0.split(' ').next() == family)
-            .map_or(f64::NAN, |row| row.3);
-        // Matmul work of forward + backward: 3 × 2·B·T·(D + H)·G·H.
-        let flop = 3.0 * 2.0 * (BATCH * TIME * (INPUT + HIDDEN) * gates * HIDDEN) as f64;
-        let gflops = flop / (both * 1e-3) / 1e9;
-        let ratio = burn_both / both;
-        println!("{name:<24} {fwd:>11.1} {both:>11.1} {gflops:>13.1} {ratio:>14.2}");
-    }
-    models::set_fused_kernels(true);
 }

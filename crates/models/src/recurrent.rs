@@ -234,7 +234,7 @@ impl<B: Backend> Recurrent<B> {
 
     /// The same stack with each layer-direction as one fused kernel call (see
     /// [`crate::fused`]): the input projection of all steps is one matmul, and the
-    /// sequence stays one time-major `[T, B, F]` tensor between layers.
+    /// sequence stays one contiguous `[B, T, F]` tensor between layers.
     fn forward_fused(
         &self,
         input: Tensor<B, 3>,
@@ -245,7 +245,8 @@ impl<B: Backend> Recurrent<B> {
         let [batch, time, _] = input.dims();
         let device = input.device();
         let has_cell = self.cells[0].has_cell_state();
-        let mut sequence = input.swap_dims(0, 1);
+        let mut sequence = input;
+        let (steps, states) = (batch * time * self.hidden_size, batch * self.hidden_size);
         let mut final_hidden = Vec::with_capacity(self.cells.len());
         let mut final_cell = Vec::with_capacity(self.cells.len());
         for layer in 0..self.num_layers() {
@@ -255,25 +256,34 @@ impl<B: Backend> Recurrent<B> {
                 let cell = &self.cells[index];
                 let packed = fused::run(
                     recurrences[index],
-                    cell.input_projection().apply_sequence(sequence.clone()),
+                    sequence.clone(),
+                    &cell.input_projection(),
                     &cell.step_weights(),
                     self.initial_state(state.as_ref(), index, batch, &device),
                     lengths,
                     direction == 1,
                 );
-                let row = |k: usize| {
+                let state = |k: usize| {
                     packed
                         .clone()
-                        .narrow(0, k, 1)
+                        .narrow(0, steps + k * states, states)
                         .reshape([batch, self.hidden_size])
                 };
-                final_hidden.push(row(time));
+                final_hidden.push(state(0));
                 if has_cell {
-                    final_cell.push(row(time + 1));
+                    final_cell.push(state(1));
                 }
-                directions.push(packed.narrow(0, 0, time));
+                directions.push(packed.narrow(0, 0, steps).reshape([
+                    batch,
+                    time,
+                    self.hidden_size,
+                ]));
             }
-            let outputs = Tensor::cat(directions, 2);
+            let outputs = if directions.len() == 1 {
+                directions.pop().expect("one direction")
+            } else {
+                Tensor::cat(directions, 2)
+            };
             let is_last = layer + 1 == self.num_layers();
             sequence = if is_last {
                 outputs
@@ -285,7 +295,7 @@ impl<B: Backend> Recurrent<B> {
             hidden: Tensor::stack(final_hidden, 0),
             cell: has_cell.then(|| Tensor::stack(final_cell, 0)),
         };
-        (sequence.swap_dims(0, 1), final_state)
+        (sequence, final_state)
     }
 
     /// Layer-direction `index`'s initial state: from `state`, or zeros.

@@ -113,13 +113,14 @@ pub struct InputProjection<B: Backend> {
 }
 
 impl<B: Backend> InputProjection<B> {
-    /// `[T, batch, D]` → `[T, batch, G·H]`: every step in one matmul (for the fused
-    /// kernels, whose single graph node sidesteps the per-step slicing).
-    pub fn apply_sequence(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [time, batch, features] = x.dims();
-        let projected = self.apply(x.reshape([time * batch, features]));
-        let width = projected.dims()[1];
-        projected.reshape([time, batch, width])
+    /// `W_ihᵀ` `[D, G·H]`.
+    pub(crate) fn weight_t(&self) -> &Tensor<B, 2> {
+        &self.weight_t
+    }
+
+    /// The bias `[1, G·H]` that [`InputProjection::apply`] adds.
+    pub(crate) fn bias(&self) -> Option<&Tensor<B, 2>> {
+        self.bias.as_ref()
     }
 
     /// `[batch, D]` → `[batch, G·H]`.

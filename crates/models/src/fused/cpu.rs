@@ -1,20 +1,26 @@
 //! The time loop of one layer-direction on plain `f32` slices: forward with the
 //! activations saved, and the hand-written backward through time.
 //!
-//! Layouts are row-major and time-major: the projected input `xp` is `[T, B, G·H]`, the
-//! recurrent matrix `w_t` is `W_hhᵀ` `[H, G·H]`, states are `[B, H]`. The forward output is
-//! packed as `[T + 1 (+1), B, H]`: the per-step outputs, then the final `h` (and `c`).
+//! Layouts are row-major and batch-major, as the driver's tensors: the input `x` is
+//! `[B·T, D]` (row `b·T + t`), the weights are `W_ihᵀ` `[D, G·H]` and `W_hhᵀ` `[H, G·H]`,
+//! states are `[B, H]`; `xp` below names a row of the input projection `x·W_ihᵀ + b`.
+//! The forward output is one flat buffer: the per-step outputs `[B, T, H]`, then the final
+//! `h` `[B, H]` (and `c`), so that each part is a contiguous slice of it.
 //! Steps at or past a sequence's length output zeros and leave its state alone, which is
 //! the driver's packed-sequence meaning in both directions.
 //!
 //! Batch rows never interact, forward or backward, so the rows are split between threads
 //! that each run the whole sequence for their rows: no synchronisation inside the time
-//! loop. Each step is one product with the recurrent weights, packed once per call (see
-//! [`super::gemm`]), and the gate arithmetic on the product's rows while they are in cache.
+//! loop. Each step is two products, of the step's input with `W_ihᵀ` and of the state with
+//! `W_hhᵀ`, both packed once per call (see [`super::gemm`]), and the gate arithmetic on
+//! the products' rows while they are in cache; the input projection of the whole sequence
+//! is never stored.
 
 use std::ops::Range;
 
-use super::gemm::{self, Blocking, PackedMatrix};
+use super::gemm::{self, Blocking, PackedMatrix, Portable};
+#[cfg(target_arch = "x86_64")]
+use super::gemm::{Avx2, Avx512};
 use super::isa::CpuIsa;
 use super::math::{sigmoid, tanh};
 use crate::cell::Nonlinearity;
@@ -61,6 +67,15 @@ pub(crate) struct Dims {
     pub time: usize,
     pub batch: usize,
     pub hidden: usize,
+    /// Features per input step `D`.
+    pub input: usize,
+}
+
+/// A matrix read in place: element `(i, j)` at `values[i·strides.0 + j·strides.1]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Matrix<'a> {
+    pub values: &'a [f32],
+    pub strides: (usize, usize),
 }
 
 /// Everything the forward pass reads, borrowed from the caller's buffers.
@@ -68,10 +83,14 @@ pub(crate) struct Dims {
 pub(crate) struct Inputs<'a> {
     pub recurrence: Recurrence,
     pub dims: Dims,
-    /// `[T, B, G·H]` (empty for the backward pass, which does not read it).
-    pub xp: &'a [f32],
+    /// `[B·T, D]`.
+    pub x: &'a [f32],
+    /// `W_ihᵀ`, `[D, G·H]`.
+    pub w_ih_t: Matrix<'a>,
+    /// Bias of the input projection, `[G·H]`.
+    pub input_bias: Option<&'a [f32]>,
     /// `W_hhᵀ`, `[H, G·H]`.
-    pub w_t: &'a [f32],
+    pub w_t: Matrix<'a>,
     /// Bias added to `h·W_hhᵀ` at every step, `[G·H]` (the reset-after GRU's `b_hh`).
     pub bias: Option<&'a [f32]>,
     /// LSTM peepholes `[3, H]` (i, f, o).
@@ -104,14 +123,14 @@ impl Inputs<'_> {
     }
 }
 
-/// What the backward pass needs from the forward pass, indexed by time step.
+/// What the backward pass needs from the forward pass, by row `b·T + t` as `x`.
 #[derive(Debug, Default)]
 pub(crate) struct Saved {
-    /// Activated gates `[T, B, G·H]` (the RNN's output for the RNN).
+    /// Activated gates `[B, T, G·H]` (the RNN's output for the RNN).
     acts: Vec<f32>,
-    /// The state each step started from, `[T, B, H]`.
+    /// The state each step started from, `[B, T, H]`.
     h_prev: Vec<f32>,
-    /// LSTM only: the cell state each step started from, `[T, B, H]`.
+    /// LSTM only: the cell state each step started from, `[B, T, H]`.
     c_prev: Vec<f32>,
     /// LSTM: `tanh(c_t)`; GRU: the recurrent `n` block `W_hn h + b_hn`; empty for the RNN.
     aux: Vec<f32>,
@@ -120,7 +139,9 @@ pub(crate) struct Saved {
 /// Gradients of every input of [`forward`].
 #[derive(Debug)]
 pub(crate) struct Grads {
-    pub xp: Vec<f32>,
+    pub x: Vec<f32>,
+    pub w_ih_t: Vec<f32>,
+    pub input_bias: Option<Vec<f32>>,
     pub w_t: Vec<f32>,
     pub bias: Option<Vec<f32>>,
     pub peephole: Option<Vec<f32>>,
@@ -199,26 +220,6 @@ fn on_threads<T: Send>(
     })
 }
 
-/// Register blockings for each instruction set (see [`gemm::Blocking`]).
-struct Avx512;
-struct Avx2;
-struct Portable;
-
-impl Blocking for Avx512 {
-    const ROWS: usize = 8;
-    const FMA: bool = true;
-}
-
-impl Blocking for Avx2 {
-    const ROWS: usize = 6;
-    const FMA: bool = true;
-}
-
-impl Blocking for Portable {
-    const ROWS: usize = 2;
-    const FMA: bool = false;
-}
-
 /// `fn $name(isa, job: &$job) -> $out` that runs `$body::<blocking>(job)` compiled for `isa`.
 macro_rules! multiversion {
     ($name:ident, $body:ident, $job:ty, $out:ty) => {
@@ -250,7 +251,11 @@ macro_rules! multiversion {
 /// One thread's share of the forward pass.
 struct ForwardJob<'a> {
     inputs: &'a Inputs<'a>,
+    w_ih_t: &'a PackedMatrix,
     w_t: &'a PackedMatrix,
+    /// The biases padded to the packed widths: of the input side and of the recurrent side.
+    input_bias: &'a [f32],
+    recurrent_bias: &'a [f32],
     rows: Range<usize>,
     out: SharedRows,
     saved: Option<[SharedRows; 4]>,
@@ -269,6 +274,7 @@ pub(crate) fn forward(
         time,
         batch,
         hidden,
+        ..
     } = inputs.dims;
     let recurrence = inputs.recurrence;
     let gh = inputs.gate_width();
@@ -288,7 +294,20 @@ pub(crate) fn forward(
             Vec::new()
         },
     });
-    let w_t = PackedMatrix::pack(inputs.w_t, (hidden, gh), (gh, 1));
+    let w_ih_t = PackedMatrix::pack(
+        inputs.w_ih_t.values,
+        (inputs.dims.input, gh),
+        inputs.w_ih_t.strides,
+    );
+    let w_t = PackedMatrix::pack(inputs.w_t.values, (hidden, gh), inputs.w_t.strides);
+    let padded_bias = |bias: Option<&[f32]>| {
+        let mut padded = vec![0.0; w_t.padded_columns()];
+        if let Some(bias) = bias {
+            padded[..gh].copy_from_slice(bias);
+        }
+        padded
+    };
+    let (input_bias, recurrent_bias) = (padded_bias(inputs.input_bias), padded_bias(inputs.bias));
     let out_rows = SharedRows::new(&mut out);
     let saved_rows = saved.as_mut().map(|s| {
         [&mut s.acts, &mut s.h_prev, &mut s.c_prev, &mut s.aux]
@@ -299,7 +318,10 @@ pub(crate) fn forward(
             isa,
             &ForwardJob {
                 inputs,
+                w_ih_t: &w_ih_t,
                 w_t: &w_t,
+                input_bias: &input_bias,
+                recurrent_bias: &recurrent_bias,
                 rows,
                 out: out_rows,
                 saved: saved_rows,
@@ -316,6 +338,7 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
         time,
         batch,
         hidden,
+        input,
     } = inputs.dims;
     let recurrence = inputs.recurrence;
     let gh = inputs.gate_width();
@@ -327,25 +350,42 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
         .map(|c0| c0[state_rows.clone()].to_vec())
         .unwrap_or_default();
     let padded = job.w_t.padded_columns();
+    let mut xp = vec![0.0; rows.len() * padded];
     let mut hh = vec![0.0; rows.len() * padded];
     let mut acts_scratch = vec![0.0; gh];
     let mut aux_scratch = vec![0.0; hidden];
     let no_peephole = vec![0.0; 3 * hidden];
     let peephole = inputs.peephole.unwrap_or(&no_peephole);
     for t in inputs.steps(false) {
-        for row in hh.chunks_exact_mut(padded) {
-            match inputs.bias {
-                Some(bias) => row[..gh].copy_from_slice(bias),
-                None => row[..gh].fill(0.0),
-            }
+        // This step's input rows, one every `T · D` values.
+        let x = &inputs.x[(rows.start * time + t) * input..];
+        // SAFETY: `multiversion!` runs this body with `K` only where the CPU has its ISA.
+        unsafe {
+            gemm::gemm::<K>(
+                rows.len(),
+                x,
+                time * input,
+                job.w_ih_t,
+                &mut xp,
+                padded,
+                Some(job.input_bias),
+            );
+            gemm::gemm::<K>(
+                rows.len(),
+                &h,
+                hidden,
+                job.w_t,
+                &mut hh,
+                padded,
+                Some(job.recurrent_bias),
+            );
         }
-        gemm::gemm::<K>(rows.len(), &h, hidden, job.w_t, &mut hh, padded);
         for (r, b) in rows.clone().enumerate() {
             if !inputs.valid(t, b) {
                 continue;
             }
-            let at = t * batch + b;
-            let xp = &inputs.xp[at * gh..(at + 1) * gh];
+            let at = b * time + t;
+            let xp = &xp[r * padded..r * padded + gh];
             let hh = &hh[r * padded..r * padded + gh];
             let h = &mut h[r * hidden..(r + 1) * hidden];
             // SAFETY: row `b` of step `t` belongs to this thread alone.
@@ -569,6 +609,7 @@ pub(crate) fn backward(
         time,
         batch,
         hidden,
+        ..
     } = inputs.dims;
     let recurrence = inputs.recurrence;
     let gh = inputs.gate_width();
@@ -579,7 +620,8 @@ pub(crate) fn backward(
     } else {
         Vec::new()
     };
-    let w = PackedMatrix::pack(inputs.w_t, (gh, hidden), (1, gh));
+    let (row_stride, col_stride) = inputs.w_t.strides;
+    let w = PackedMatrix::pack(inputs.w_t.values, (gh, hidden), (col_stride, row_stride));
     let (d_xp_rows, d_hh_rows) = (SharedRows::new(&mut d_xp), SharedRows::new(&mut d_hh));
     let parts = on_threads(row_ranges(batch, threads), |rows| {
         backward_rows(
@@ -617,15 +659,40 @@ pub(crate) fn backward(
         (gh, 1),
         &mut d_w_t,
     );
-    let d_bias = inputs.bias.map(|_| {
-        let mut sum = vec![0.0; gh];
-        for row in d_all.chunks_exact(gh) {
-            sum.iter_mut().zip(row).for_each(|(s, d)| *s += d);
+    let column_sums = |values: &[f32]| {
+        let mut sums = vec![0.0; gh];
+        for row in values.chunks_exact(gh) {
+            sums.iter_mut().zip(row).for_each(|(s, d)| *s += d);
         }
-        sum
-    });
+        sums
+    };
+    let d_bias = inputs.bias.map(|_| column_sums(d_all));
+    let d_input_bias = inputs.input_bias.map(|_| column_sums(&d_xp));
+    let input = inputs.dims.input;
+    // dW_ihᵀ = xᵀ · d_xp and dx = d_xp · W_ih over all steps.
+    let mut d_w_ih_t = vec![0.0; input * gh];
+    strided_gemm(
+        (input, time * batch, gh),
+        inputs.x,
+        (1, input),
+        &d_xp,
+        (gh, 1),
+        &mut d_w_ih_t,
+    );
+    let mut d_x = vec![0.0; time * batch * input];
+    let (row_stride, col_stride) = inputs.w_ih_t.strides;
+    strided_gemm(
+        (time * batch, gh, input),
+        &d_xp,
+        (gh, 1),
+        inputs.w_ih_t.values,
+        (col_stride, row_stride),
+        &mut d_x,
+    );
     Grads {
-        xp: d_xp,
+        x: d_x,
+        w_ih_t: d_w_ih_t,
+        input_bias: d_input_bias,
         w_t: d_w_t,
         bias: d_bias,
         peephole: inputs.peephole.map(|_| d_peephole),
@@ -642,6 +709,7 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
         time,
         batch,
         hidden,
+        ..
     } = inputs.dims;
     let recurrence = inputs.recurrence;
     let gh = inputs.gate_width();
@@ -667,7 +735,7 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
             if !inputs.valid(t, b) {
                 continue;
             }
-            let at = t * batch + b;
+            let at = b * time + t;
             let span = at * hidden..(at + 1) * hidden;
             let acts = &saved.acts[at * gh..(at + 1) * gh];
             let g_out = &job.grad_out[span.clone()];
@@ -724,11 +792,14 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
         } else {
             &job.d_xp
         };
-        let first = (t * batch + rows.start) * gh;
-        // SAFETY: these rows of step `t` belong to this thread alone, and no other slice
-        // of them is alive.
-        let d_step = unsafe { d_step.slice(first, rows.len() * gh) };
-        gemm::gemm::<K>(rows.len(), d_step, gh, job.w, &mut dh, padded);
+        // This thread's rows of step `t`, one every `T · G·H` values.
+        let first = (rows.start * time + t) * gh;
+        let span = (rows.len() - 1) * time * gh + gh;
+        // SAFETY: the batch rows of this range belong to this thread alone, and no other
+        // slice of them is alive.
+        let d_step = unsafe { d_step.slice(first, span) };
+        // SAFETY: `multiversion!` runs this body with `K` only where the CPU has its ISA.
+        unsafe { gemm::gemm::<K>(rows.len(), d_step, time * gh, job.w, &mut dh, padded, None) };
     }
     BackwardRows {
         dh: dh

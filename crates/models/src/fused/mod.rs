@@ -36,6 +36,7 @@ pub use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
 
 use crate::cell::{Cell, StepWeights};
 use crate::state::RecurrentState;
+use crate::weights::InputProjection;
 
 type CpuAutodiff = Autodiff<NdArray>;
 
@@ -112,23 +113,27 @@ pub(crate) fn recurrence_for<B: Backend>(cell: &Cell<B>) -> Option<Recurrence> {
 
 /// One layer-direction through the kernel.
 ///
-/// `projected` is the input projection of every step, time-major `[T, B, G·H]`. Returns the
-/// packed output `[T + 1 (+1), B, H]`: per-step outputs, final `h`, and final `c` (LSTM).
+/// `x` is the layer's input `[B, T, D]`, `projection` the cell's input projection (`W_ihᵀ`
+/// and the biases that fold into it). Returns the packed output, flat: the per-step outputs
+/// `[B, T, H]`, the final `h` `[B, H]` and, for an LSTM, the final `c` `[B, H]`.
 pub(crate) fn run<B: Backend>(
     recurrence: Recurrence,
-    projected: Tensor<B, 3>,
+    x: Tensor<B, 3>,
+    projection: &InputProjection<B>,
     weights: &StepWeights<B>,
     initial: RecurrentState<B, 2>,
     lengths: Option<&[usize]>,
     reverse: bool,
-) -> Tensor<B, 3> {
-    let [time, batch, _] = projected.dims();
+) -> Tensor<B, 1> {
+    let [batch, time, input] = x.dims();
     let hidden = initial.hidden.dims()[1];
-    let device = projected.device();
+    let device = x.device();
     let placeholder = || Tensor::<B, 2>::zeros([1, 1], &device);
     let operands = Operands {
-        projected,
-        recurrent: weights.recurrent.clone(),
+        x: x.reshape([batch * time, input]),
+        w_ih_t: projection.weight_t().clone(),
+        input_bias: projection.bias().cloned().unwrap_or_else(placeholder),
+        w_t: weights.recurrent.clone(),
         bias: weights.recurrent_bias.clone().unwrap_or_else(placeholder),
         peephole: match &weights.peephole {
             Some(p) => Tensor::cat(p.to_vec(), 1),
@@ -141,11 +146,13 @@ pub(crate) fn run<B: Backend>(
         time,
         batch,
         hidden,
+        input,
     };
     let layout = Layout {
         recurrence,
         dims,
         has_bias: weights.recurrent_bias.is_some(),
+        has_input_bias: projection.bias().is_some(),
         lengths: lengths.map(<[usize]>::to_vec),
         reverse,
         isa: cpu_isa(),
@@ -157,17 +164,29 @@ pub(crate) fn run<B: Backend>(
     } else {
         let operands = operands.cast::<NdArray>().primitives();
         let (packed, _) = layout.forward(&operands, false);
-        cast(Tensor::<NdArray, 3>::from_primitive(
+        cast(Tensor::<NdArray, 1>::from_primitive(
             TensorPrimitive::Float(vec_to_primitive(packed, &layout.packed_shape())),
         ))
     }
 }
 
-/// The kernel's tensor operands, in a fixed order.
+/// How many tensors the kernel reads: the fields of [`Operands`].
+const OPERANDS: usize = 8;
+
+/// The kernel's tensor operands, in a fixed order; the ones a layer lacks (bias, peephole,
+/// cell state) are `[1, 1]` placeholders.
 struct Operands<B: Backend> {
-    projected: Tensor<B, 3>,
-    recurrent: Tensor<B, 2>,
+    /// `[B·T, D]`.
+    x: Tensor<B, 2>,
+    /// `W_ihᵀ` `[D, G·H]`.
+    w_ih_t: Tensor<B, 2>,
+    /// `[1, G·H]`.
+    input_bias: Tensor<B, 2>,
+    /// `W_hhᵀ` `[H, G·H]`.
+    w_t: Tensor<B, 2>,
+    /// `[1, G·H]`.
     bias: Tensor<B, 2>,
+    /// `[1, 3·H]`.
     peephole: Tensor<B, 2>,
     h0: Tensor<B, 2>,
     c0: Tensor<B, 2>,
@@ -176,26 +195,34 @@ struct Operands<B: Backend> {
 impl<B: Backend> Operands<B> {
     fn cast<T: Backend>(self) -> Operands<T> {
         Operands {
-            projected: cast(self.projected),
-            recurrent: cast(self.recurrent),
+            x: cast(self.x),
+            w_ih_t: cast(self.w_ih_t),
+            input_bias: cast(self.input_bias),
+            w_t: cast(self.w_t),
             bias: cast(self.bias),
             peephole: cast(self.peephole),
             h0: cast(self.h0),
             c0: cast(self.c0),
         }
     }
+
+    fn into_array(self) -> [Tensor<B, 2>; OPERANDS] {
+        [
+            self.x,
+            self.w_ih_t,
+            self.input_bias,
+            self.w_t,
+            self.bias,
+            self.peephole,
+            self.h0,
+            self.c0,
+        ]
+    }
 }
 
 impl Operands<NdArray> {
-    fn primitives(self) -> [NdArrayTensor; 6] {
-        [
-            self.projected.into_primitive().tensor(),
-            self.recurrent.into_primitive().tensor(),
-            self.bias.into_primitive().tensor(),
-            self.peephole.into_primitive().tensor(),
-            self.h0.into_primitive().tensor(),
-            self.c0.into_primitive().tensor(),
-        ]
+    fn primitives(self) -> [NdArrayTensor; OPERANDS] {
+        self.into_array().map(|t| t.into_primitive().tensor())
     }
 }
 
@@ -205,6 +232,7 @@ struct Layout {
     recurrence: Recurrence,
     dims: cpu::Dims,
     has_bias: bool,
+    has_input_bias: bool,
     lengths: Option<Vec<usize>>,
     reverse: bool,
     isa: CpuIsa,
@@ -212,42 +240,43 @@ struct Layout {
 }
 
 impl Layout {
-    /// The kernel's view of the operands `[xp, w_t, bias, peephole, h0, c0]`.
-    fn inputs<'a>(
-        &'a self,
-        [xp, w_t, bias, peephole, h0, c0]: &'a [Cow<'a, [f32]>; 6],
-    ) -> cpu::Inputs<'a> {
+    /// The kernel's view of the operands, in the order of [`Operands`].
+    fn inputs<'a>(&'a self, views: &'a [View<'a>; OPERANDS]) -> cpu::Inputs<'a> {
+        let [x, w_ih_t, input_bias, w_t, bias, peephole, h0, c0] = views;
         cpu::Inputs {
             recurrence: self.recurrence,
             dims: self.dims,
-            xp,
-            w_t,
-            bias: self.has_bias.then_some(&bias[..]),
+            x: &x.values,
+            w_ih_t: w_ih_t.matrix(),
+            input_bias: self.has_input_bias.then_some(&input_bias.values[..]),
+            w_t: w_t.matrix(),
+            bias: self.has_bias.then_some(&bias.values[..]),
             peephole: matches!(self.recurrence, Recurrence::Lstm { peephole: true, .. })
-                .then_some(&peephole[..]),
-            h0,
-            c0: self.recurrence.has_cell().then_some(&c0[..]),
+                .then_some(&peephole.values[..]),
+            h0: &h0.values,
+            c0: self.recurrence.has_cell().then_some(&c0.values[..]),
             lengths: self.lengths.as_deref(),
             reverse: self.reverse,
         }
     }
 
-    fn forward(&self, operands: &[NdArrayTensor; 6], save: bool) -> (Vec<f32>, Option<cpu::Saved>) {
-        let values = operands.each_ref().map(values);
-        cpu::forward(&self.inputs(&values), save, self.isa, self.threads)
+    fn forward(
+        &self,
+        operands: &[NdArrayTensor; OPERANDS],
+        save: bool,
+    ) -> (Vec<f32>, Option<cpu::Saved>) {
+        let views = operands.each_ref().map(View::of);
+        cpu::forward(&self.inputs(&views), save, self.isa, self.threads)
     }
 
-    fn gate_width(&self) -> usize {
-        self.recurrence.gates() * self.dims.hidden
-    }
-
-    fn packed_shape(&self) -> [usize; 3] {
+    fn packed_shape(&self) -> [usize; 1] {
         let cpu::Dims {
             time,
             batch,
             hidden,
+            ..
         } = self.dims;
-        [self.recurrence.packed_rows(time), batch, hidden]
+        [self.recurrence.packed_rows(time) * batch * hidden]
     }
 }
 
@@ -258,17 +287,17 @@ struct FusedBackward;
 #[derive(Debug)]
 struct SavedForward {
     layout: Layout,
-    /// The operands backward reads (all but the projected input and the initial state).
-    operands: [NdArrayTensor; 6],
+    /// The operands backward reads (all but the initial state).
+    operands: [NdArrayTensor; OPERANDS],
     saved: cpu::Saved,
 }
 
-impl Backward<NdArray, 6> for FusedBackward {
+impl Backward<NdArray, OPERANDS> for FusedBackward {
     type State = Arc<SavedForward>;
 
     fn backward(
         self,
-        ops: Ops<Self::State, 6>,
+        ops: Ops<Self::State, OPERANDS>,
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
@@ -278,11 +307,11 @@ impl Backward<NdArray, 6> for FusedBackward {
             saved,
         } = &*ops.state;
         let grad_out = grads.consume::<NdArray>(&ops.node);
-        let operand_values = operands.each_ref().map(values);
+        let views = operands.each_ref().map(View::of);
         let g = cpu::backward(
-            &layout.inputs(&operand_values),
+            &layout.inputs(&views),
             saved,
-            &values(&grad_out),
+            &View::of(&grad_out).values,
             layout.isa,
             layout.threads,
         );
@@ -290,10 +319,13 @@ impl Backward<NdArray, 6> for FusedBackward {
             time,
             batch,
             hidden,
+            input,
         } = layout.dims;
-        let gh = layout.gate_width();
+        let gh = layout.recurrence.gates() * hidden;
         let shapes = [
-            vec![time, batch, gh],
+            vec![batch * time, input],
+            vec![input, gh],
+            vec![1, gh],
             vec![hidden, gh],
             vec![1, gh],
             vec![1, 3 * hidden],
@@ -301,7 +333,9 @@ impl Backward<NdArray, 6> for FusedBackward {
             vec![batch, hidden],
         ];
         let values = [
-            Some(g.xp),
+            Some(g.x),
+            Some(g.w_ih_t),
+            g.input_bias,
             Some(g.w_t),
             g.bias,
             g.peephole,
@@ -316,23 +350,8 @@ impl Backward<NdArray, 6> for FusedBackward {
     }
 }
 
-fn run_autodiff(layout: Layout, operands: Operands<CpuAutodiff>) -> Tensor<CpuAutodiff, 3> {
-    let Operands {
-        projected,
-        recurrent,
-        bias,
-        peephole,
-        h0,
-        c0,
-    } = operands;
-    let tensors = [
-        projected.into_primitive().tensor(),
-        recurrent.into_primitive().tensor(),
-        bias.into_primitive().tensor(),
-        peephole.into_primitive().tensor(),
-        h0.into_primitive().tensor(),
-        c0.into_primitive().tensor(),
-    ];
+fn run_autodiff(layout: Layout, operands: Operands<CpuAutodiff>) -> Tensor<CpuAutodiff, 1> {
+    let tensors = operands.into_array().map(|t| t.into_primitive().tensor());
     let nodes = tensors.each_ref().map(|t| t.node.clone());
     let primitives = tensors.map(|t| t.primitive);
     let shape = layout.packed_shape();
@@ -343,12 +362,12 @@ fn run_autodiff(layout: Layout, operands: Operands<CpuAutodiff>) -> Tensor<CpuAu
     {
         OpsKind::Tracked(prep) => {
             let (packed, saved) = layout.forward(&primitives, true);
-            // Backward reads the weights, not the projected input or the initial state.
+            // Backward reads the input and the weights, not the initial state.
             let empty = || vec_to_primitive(Vec::new(), &[0]);
-            let [_, w_t, bias, peephole, _, _] = primitives;
+            let [x, w_ih_t, input_bias, w_t, bias, peephole, _, _] = primitives;
             let state = SavedForward {
                 layout,
-                operands: [empty(), w_t, bias, peephole, empty(), empty()],
+                operands: [x, w_ih_t, input_bias, w_t, bias, peephole, empty(), empty()],
                 saved: saved.expect("forward saves when asked"),
             };
             prep.finish(Arc::new(state), vec_to_primitive(packed, &shape))
@@ -368,18 +387,48 @@ fn cast<A: 'static, T: 'static>(value: A) -> T {
         .expect("the backend was matched by TypeId")
 }
 
-/// An f32 tensor's values in row-major order: borrowed when the buffer is laid out so,
-/// copied otherwise.
-fn values(tensor: &NdArrayTensor) -> Cow<'_, [f32]> {
-    match tensor {
-        NdArrayTensor::F32(storage) => {
-            let view = storage.view();
-            match view.to_slice() {
-                Some(values) => Cow::Borrowed(values),
-                None => Cow::Owned(view.iter().copied().collect()),
-            }
+/// An f32 tensor's values, read in place where the buffer is row-major or (for a matrix)
+/// column-major, copied to row-major otherwise.
+struct View<'a> {
+    values: Cow<'a, [f32]>,
+    /// Row and column strides when the tensor is a matrix.
+    strides: (usize, usize),
+}
+
+impl<'a> View<'a> {
+    fn of(tensor: &'a NdArrayTensor) -> Self {
+        let NdArrayTensor::F32(storage) = tensor else {
+            panic!("the fused kernels run on f32, got {:?}", tensor.dtype());
+        };
+        let view = storage.view();
+        let shape = view.shape().to_vec();
+        let columns = if shape.len() == 2 { shape[1] } else { 1 };
+        if let Some(values) = view.to_slice() {
+            return Self {
+                values: Cow::Borrowed(values),
+                strides: (columns, 1),
+            };
         }
-        other => panic!("the fused kernels run on f32, got {:?}", other.dtype()),
+        if shape.len() == 2
+            && view.t().is_standard_layout()
+            && let Some(values) = view.to_slice_memory_order()
+        {
+            return Self {
+                values: Cow::Borrowed(values),
+                strides: (1, shape[0]),
+            };
+        }
+        Self {
+            values: Cow::Owned(view.as_standard_layout().iter().copied().collect()),
+            strides: (columns, 1),
+        }
+    }
+
+    fn matrix(&self) -> cpu::Matrix<'_> {
+        cpu::Matrix {
+            values: &self.values,
+            strides: self.strides,
+        }
     }
 }
 
