@@ -253,12 +253,10 @@ impl<B: Backend> Recurrent<B> {
             let mut directions = Vec::with_capacity(self.num_directions());
             for direction in 0..self.num_directions() {
                 let index = layer * self.num_directions() + direction;
-                let cell = &self.cells[index];
                 let packed = fused::run(
                     recurrences[index],
                     sequence.clone(),
-                    &cell.input_projection(),
-                    &cell.step_weights(),
+                    &self.cells[index],
                     self.initial_state(state.as_ref(), index, batch, &device),
                     lengths,
                     direction == 1,

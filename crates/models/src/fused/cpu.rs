@@ -12,17 +12,17 @@
 //! Batch rows never interact, forward or backward, so the rows are split between threads
 //! that each run the whole sequence for their rows: no synchronisation inside the time
 //! loop. Each step is two products, of the step's input with `W_ihᵀ` and of the state with
-//! `W_hhᵀ`, both packed once per call (see [`super::gemm`]), and the gate arithmetic on
+//! `W_hhᵀ`, both packed once per call (see [`super::packed`]), and the gate arithmetic on
 //! the products' rows while they are in cache; the input projection of the whole sequence
 //! is never stored.
 
 use std::ops::Range;
 
-use super::gemm::{self, Blocking, PackedMatrix, Portable};
-#[cfg(target_arch = "x86_64")]
-use super::gemm::{Avx2, Avx512};
 use super::isa::CpuIsa;
 use super::math::{sigmoid, tanh};
+use super::packed::{self, Blocking, PackedMatrix, Portable};
+#[cfg(target_arch = "x86_64")]
+use super::packed::{Avx2, Avx512};
 use crate::cell::Nonlinearity;
 
 /// The cell equations a kernel runs; see the cell types for the formulas.
@@ -35,6 +35,8 @@ pub(crate) enum Recurrence {
     },
     /// GRU with the reset gate applied after the recurrent matmul (PyTorch's form).
     GruResetAfter,
+    /// GRU with the reset gate applied to `h` before its product with `W_hn` (Cho et al.).
+    GruResetBefore,
 }
 
 impl Recurrence {
@@ -42,7 +44,7 @@ impl Recurrence {
         match self {
             Self::Rnn(_) => 1,
             Self::Lstm { .. } => 4,
-            Self::GruResetAfter => 3,
+            Self::GruResetAfter | Self::GruResetBefore => 3,
         }
     }
 
@@ -105,6 +107,39 @@ pub(crate) struct Inputs<'a> {
 }
 
 impl Inputs<'_> {
+    /// `W_hhᵀ` packed for the forward product with `h`; for the reset-before GRU, its `r`
+    /// and `z` columns, and apart its `n` columns (multiplied with `r ⊙ h`).
+    fn recurrent_blocks(&self) -> (PackedMatrix, Option<PackedMatrix>) {
+        let (hidden, gh) = (self.dims.hidden, self.gate_width());
+        let Matrix { values, strides } = self.w_t;
+        if self.recurrence == Recurrence::GruResetBefore {
+            let n_columns = &values[2 * hidden * strides.1..];
+            (
+                PackedMatrix::pack(values, (hidden, 2 * hidden), strides),
+                Some(PackedMatrix::pack(n_columns, (hidden, hidden), strides)),
+            )
+        } else {
+            (PackedMatrix::pack(values, (hidden, gh), strides), None)
+        }
+    }
+
+    /// `W_hh` packed for the backward products with the gates' gradients: all of it, or for
+    /// the reset-before GRU its `r` and `z` rows and apart its `n` rows.
+    fn recurrent_blocks_transposed(&self) -> (PackedMatrix, Option<PackedMatrix>) {
+        let (hidden, gh) = (self.dims.hidden, self.gate_width());
+        let Matrix { values, strides } = self.w_t;
+        let transposed = (strides.1, strides.0);
+        if self.recurrence == Recurrence::GruResetBefore {
+            let n_columns = &values[2 * hidden * strides.1..];
+            (
+                PackedMatrix::pack(values, (2 * hidden, hidden), transposed),
+                Some(PackedMatrix::pack(n_columns, (hidden, hidden), transposed)),
+            )
+        } else {
+            (PackedMatrix::pack(values, (gh, hidden), transposed), None)
+        }
+    }
+
     fn gate_width(&self) -> usize {
         self.recurrence.gates() * self.dims.hidden
     }
@@ -132,7 +167,8 @@ pub(crate) struct Saved {
     h_prev: Vec<f32>,
     /// LSTM only: the cell state each step started from, `[B, T, H]`.
     c_prev: Vec<f32>,
-    /// LSTM: `tanh(c_t)`; GRU: the recurrent `n` block `W_hn h + b_hn`; empty for the RNN.
+    /// LSTM: `tanh(c_t)`; reset-after GRU: the recurrent `n` block `W_hn h + b_hn`;
+    /// reset-before GRU: `r ⊙ h`; empty for the RNN.
     aux: Vec<f32>,
 }
 
@@ -252,7 +288,9 @@ macro_rules! multiversion {
 struct ForwardJob<'a> {
     inputs: &'a Inputs<'a>,
     w_ih_t: &'a PackedMatrix,
+    /// `W_hhᵀ`, or for the reset-before GRU its `r` and `z` columns and, apart, `W_hnᵀ`.
     w_t: &'a PackedMatrix,
+    w_hn_t: Option<&'a PackedMatrix>,
     /// The biases padded to the packed widths: of the input side and of the recurrent side.
     input_bias: &'a [f32],
     recurrent_bias: &'a [f32],
@@ -299,15 +337,16 @@ pub(crate) fn forward(
         (inputs.dims.input, gh),
         inputs.w_ih_t.strides,
     );
-    let w_t = PackedMatrix::pack(inputs.w_t.values, (hidden, gh), inputs.w_t.strides);
-    let padded_bias = |bias: Option<&[f32]>| {
-        let mut padded = vec![0.0; w_t.padded_columns()];
+    let (w_t, w_hn_t) = inputs.recurrent_blocks();
+    let padded_bias = |bias: Option<&[f32]>, width: usize| {
+        let mut padded = vec![0.0; width];
         if let Some(bias) = bias {
-            padded[..gh].copy_from_slice(bias);
+            padded[..bias.len()].copy_from_slice(bias);
         }
         padded
     };
-    let (input_bias, recurrent_bias) = (padded_bias(inputs.input_bias), padded_bias(inputs.bias));
+    let input_bias = padded_bias(inputs.input_bias, w_ih_t.padded_columns());
+    let recurrent_bias = padded_bias(inputs.bias, w_t.padded_columns());
     let out_rows = SharedRows::new(&mut out);
     let saved_rows = saved.as_mut().map(|s| {
         [&mut s.acts, &mut s.h_prev, &mut s.c_prev, &mut s.aux]
@@ -320,6 +359,7 @@ pub(crate) fn forward(
                 inputs,
                 w_ih_t: &w_ih_t,
                 w_t: &w_t,
+                w_hn_t: w_hn_t.as_ref(),
                 input_bias: &input_bias,
                 recurrent_bias: &recurrent_bias,
                 rows,
@@ -349,9 +389,15 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
         .c0
         .map(|c0| c0[state_rows.clone()].to_vec())
         .unwrap_or_default();
-    let padded = job.w_t.padded_columns();
-    let mut xp = vec![0.0; rows.len() * padded];
-    let mut hh = vec![0.0; rows.len() * padded];
+    let (x_width, h_width) = (job.w_ih_t.padded_columns(), job.w_t.padded_columns());
+    let mut xp = vec![0.0; rows.len() * x_width];
+    let mut hh = vec![0.0; rows.len() * h_width];
+    // Reset-before GRU: `r, z` per row, `r ⊙ h`, and its product with `W_hnᵀ`.
+    let n_width = job.w_hn_t.map_or(0, PackedMatrix::padded_columns);
+    let mut rz = vec![0.0; job.w_hn_t.map_or(0, |_| rows.len() * 2 * hidden)];
+    let mut rh = vec![0.0; job.w_hn_t.map_or(0, |_| rows.len() * hidden)];
+    let mut hn = vec![0.0; rows.len() * n_width];
+    let zero_row = vec![0.0; n_width];
     let mut acts_scratch = vec![0.0; gh];
     let mut aux_scratch = vec![0.0; hidden];
     let no_peephole = vec![0.0; 3 * hidden];
@@ -361,32 +407,55 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
         let x = &inputs.x[(rows.start * time + t) * input..];
         // SAFETY: `multiversion!` runs this body with `K` only where the CPU has its ISA.
         unsafe {
-            gemm::gemm::<K>(
+            packed::gemm::<K>(
                 rows.len(),
                 x,
-                time * input,
+                (time * input, 1),
                 job.w_ih_t,
                 &mut xp,
-                padded,
+                x_width,
                 Some(job.input_bias),
             );
-            gemm::gemm::<K>(
+            packed::gemm::<K>(
                 rows.len(),
                 &h,
-                hidden,
+                (hidden, 1),
                 job.w_t,
                 &mut hh,
-                padded,
+                h_width,
                 Some(job.recurrent_bias),
             );
+        }
+        if let Some(w_hn_t) = job.w_hn_t {
+            for r in 0..rows.len() {
+                reset_before_gates(
+                    &xp[r * x_width..],
+                    &hh[r * h_width..],
+                    &h[r * hidden..(r + 1) * hidden],
+                    &mut rz[r * 2 * hidden..(r + 1) * 2 * hidden],
+                    &mut rh[r * hidden..(r + 1) * hidden],
+                );
+            }
+            // SAFETY: as above.
+            unsafe {
+                packed::gemm::<K>(
+                    rows.len(),
+                    &rh,
+                    (hidden, 1),
+                    w_hn_t,
+                    &mut hn,
+                    n_width,
+                    Some(&zero_row),
+                )
+            };
         }
         for (r, b) in rows.clone().enumerate() {
             if !inputs.valid(t, b) {
                 continue;
             }
             let at = b * time + t;
-            let xp = &xp[r * padded..r * padded + gh];
-            let hh = &hh[r * padded..r * padded + gh];
+            let xp = &xp[r * x_width..r * x_width + gh];
+            let hh = &hh[r * h_width..(r + 1) * h_width];
             let h = &mut h[r * hidden..(r + 1) * hidden];
             // SAFETY: row `b` of step `t` belongs to this thread alone.
             let (acts, aux) = match &job.saved {
@@ -430,6 +499,15 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
                     }
                 }
                 Recurrence::GruResetAfter => gru_row(xp, hh, h, acts, aux),
+                Recurrence::GruResetBefore => gru_reset_before_row(
+                    xp,
+                    &rz[r * 2 * hidden..(r + 1) * 2 * hidden],
+                    &rh[r * hidden..(r + 1) * hidden],
+                    &hn[r * n_width..],
+                    h,
+                    acts,
+                    aux,
+                ),
             }
             // SAFETY: as above.
             unsafe { job.out.slice(at * hidden, hidden) }.copy_from_slice(h);
@@ -570,23 +648,72 @@ fn gru_row(xp: &[f32], hh: &[f32], h: &mut [f32], acts: &mut [f32], hh_n: &mut [
     }
 }
 
+/// The reset-before GRU's `r` and `z` (into `rz`) and `r ⊙ h` for one row.
+#[inline(always)]
+fn reset_before_gates(xp: &[f32], hh: &[f32], h: &[f32], rz: &mut [f32], rh: &mut [f32]) {
+    let n = h.len();
+    let (xr, xz) = (gate_block(xp, 0, n), gate_block(xp, 1, n));
+    let (hr, hz) = (gate_block(hh, 0, n), gate_block(hh, 1, n));
+    let (ar, az) = rz[..2 * n].split_at_mut(n);
+    let rh = &mut rh[..n];
+    for j in 0..n {
+        let r = sigmoid(xr[j] + hr[j]);
+        ar[j] = r;
+        az[j] = sigmoid(xz[j] + hz[j]);
+        rh[j] = r * h[j];
+    }
+}
+
+/// The rest of a reset-before GRU step for one row: `hn` is `(r ⊙ h)·W_hnᵀ`; `acts`
+/// receives r, z, n and `aux` receives `r ⊙ h`.
+#[inline(always)]
+fn gru_reset_before_row(
+    xp: &[f32],
+    rz: &[f32],
+    rh: &[f32],
+    hn: &[f32],
+    h: &mut [f32],
+    acts: &mut [f32],
+    aux: &mut [f32],
+) {
+    let n = h.len();
+    let (xn, hn, z) = (gate_block(xp, 2, n), &hn[..n], gate_block(rz, 1, n));
+    acts[..2 * n].copy_from_slice(&rz[..2 * n]);
+    aux[..n].copy_from_slice(&rh[..n]);
+    let an = &mut acts[2 * n..3 * n];
+    for j in 0..n {
+        let nn = tanh(xn[j] + hn[j]);
+        an[j] = nn;
+        h[j] = nn + z[j] * (h[j] - nn);
+    }
+}
+
 /// One thread's share of the backward pass.
 struct BackwardJob<'a> {
     inputs: &'a Inputs<'a>,
     saved: &'a Saved,
     grad_out: &'a [f32],
-    /// `W_hh` `[G·H, H]`, the matrix `dh` is multiplied with.
-    w: &'a PackedMatrix,
+    /// `W_hh` `[G·H, H]` and `W_ih` `[G·H, D]`: what `dh` and `dx` are products with; for the
+    /// reset-before GRU `w_hh` holds the `r`, `z` rows and `w_hn` the `n` rows.
+    w_hh: &'a PackedMatrix,
+    w_hn: Option<&'a PackedMatrix>,
+    w_ih: &'a PackedMatrix,
     rows: Range<usize>,
-    d_xp: SharedRows,
-    /// The GRU's gradient as the recurrent matmul sees it (differs from `d_xp` in `n`).
-    d_hh: SharedRows,
 }
 
-/// One thread's gradients of the initial state and its share of the peephole gradient.
+/// One thread's gradients: of its rows of the initial state and the input, and its shares
+/// of the weight and bias gradients (summed over its rows and all steps).
 struct BackwardRows {
     dh: Vec<f32>,
     dc: Vec<f32>,
+    /// `[rows·T, D]` (padded to the packed width).
+    dx: Vec<f32>,
+    /// `dW_ih` `[G·H, D]` and `dW_hh` `[G·H, H]` (padded to the packed widths).
+    d_w_ih: Vec<f32>,
+    d_w_hh: Vec<f32>,
+    /// Column sums of the gradient as the input product and the recurrent product see it.
+    d_input_bias: Vec<f32>,
+    d_bias: Vec<f32>,
     d_peephole: Vec<f32>,
 }
 
@@ -606,23 +733,16 @@ pub(crate) fn backward(
     threads: usize,
 ) -> Grads {
     let Dims {
-        time,
         batch,
         hidden,
+        input,
         ..
     } = inputs.dims;
     let recurrence = inputs.recurrence;
     let gh = inputs.gate_width();
-    let is_gru = recurrence == Recurrence::GruResetAfter;
-    let mut d_xp = vec![0.0; time * batch * gh];
-    let mut d_hh = if is_gru {
-        vec![0.0; time * batch * gh]
-    } else {
-        Vec::new()
-    };
-    let (row_stride, col_stride) = inputs.w_t.strides;
-    let w = PackedMatrix::pack(inputs.w_t.values, (gh, hidden), (col_stride, row_stride));
-    let (d_xp_rows, d_hh_rows) = (SharedRows::new(&mut d_xp), SharedRows::new(&mut d_hh));
+    let (w_hh, w_hn) = inputs.recurrent_blocks_transposed();
+    let (rs, cs) = inputs.w_ih_t.strides;
+    let w_ih = PackedMatrix::pack(inputs.w_ih_t.values, (gh, input), (cs, rs));
     let parts = on_threads(row_ranges(batch, threads), |rows| {
         backward_rows(
             isa,
@@ -630,75 +750,62 @@ pub(crate) fn backward(
                 inputs,
                 saved,
                 grad_out,
-                w: &w,
+                w_hh: &w_hh,
+                w_hn: w_hn.as_ref(),
+                w_ih: &w_ih,
                 rows,
-                d_xp: d_xp_rows,
-                d_hh: d_hh_rows,
             },
         )
     });
-    let mut d_h0 = Vec::with_capacity(batch * hidden);
-    let mut d_c0 = Vec::with_capacity(batch * hidden);
-    let mut d_peephole = vec![0.0; 3 * hidden];
-    for part in parts {
-        d_h0.extend(part.dh);
-        d_c0.extend(part.dc);
-        d_peephole
-            .iter_mut()
-            .zip(&part.d_peephole)
-            .for_each(|(sum, d)| *sum += d);
-    }
-    let d_all = if is_gru { &d_hh } else { &d_xp };
-    // dW_hhᵀ = Σ_t h_{t-1}ᵀ · d_hh[t], as one matmul over all steps.
-    let mut d_w_t = vec![0.0; hidden * gh];
-    strided_gemm(
-        (hidden, time * batch, gh),
-        &saved.h_prev,
-        (1, hidden),
-        d_all,
-        (gh, 1),
-        &mut d_w_t,
-    );
-    let column_sums = |values: &[f32]| {
-        let mut sums = vec![0.0; gh];
-        for row in values.chunks_exact(gh) {
-            sums.iter_mut().zip(row).for_each(|(s, d)| *s += d);
-        }
-        sums
+    let mut grads = Grads {
+        x: Vec::with_capacity(inputs.x.len()),
+        w_ih_t: vec![0.0; input * gh],
+        input_bias: inputs.input_bias.map(|_| vec![0.0; gh]),
+        w_t: vec![0.0; hidden * gh],
+        bias: inputs.bias.map(|_| vec![0.0; gh]),
+        peephole: inputs.peephole.map(|_| vec![0.0; 3 * hidden]),
+        h0: Vec::with_capacity(batch * hidden),
+        c0: recurrence
+            .has_cell()
+            .then(|| Vec::with_capacity(batch * hidden)),
     };
-    let d_bias = inputs.bias.map(|_| column_sums(d_all));
-    let d_input_bias = inputs.input_bias.map(|_| column_sums(&d_xp));
-    let input = inputs.dims.input;
-    // dW_ihᵀ = xᵀ · d_xp and dx = d_xp · W_ih over all steps.
-    let mut d_w_ih_t = vec![0.0; input * gh];
-    strided_gemm(
-        (input, time * batch, gh),
-        inputs.x,
-        (1, input),
-        &d_xp,
-        (gh, 1),
-        &mut d_w_ih_t,
-    );
-    let mut d_x = vec![0.0; time * batch * input];
-    let (row_stride, col_stride) = inputs.w_ih_t.strides;
-    strided_gemm(
-        (time * batch, gh, input),
-        &d_xp,
-        (gh, 1),
-        inputs.w_ih_t.values,
-        (col_stride, row_stride),
-        &mut d_x,
-    );
-    Grads {
-        x: d_x,
-        w_ih_t: d_w_ih_t,
-        input_bias: d_input_bias,
-        w_t: d_w_t,
-        bias: d_bias,
-        peephole: inputs.peephole.map(|_| d_peephole),
-        h0: d_h0,
-        c0: recurrence.has_cell().then_some(d_c0),
+    let add = |sum: &mut [f32], part: &[f32]| sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
+    // `[G·H, n]` padded to `padded` columns, added transposed into `[n, G·H]`.
+    let add_transposed = |sum: &mut [f32], part: &[f32], n: usize, padded: usize| {
+        for (g, row) in part.chunks_exact(padded).enumerate() {
+            for (j, value) in row[..n].iter().enumerate() {
+                sum[j * gh + g] += value;
+            }
+        }
+    };
+    for part in parts {
+        grads.x.extend(
+            part.dx
+                .chunks_exact(w_ih.padded_columns())
+                .flat_map(|row| &row[..input]),
+        );
+        add_transposed(
+            &mut grads.w_ih_t,
+            &part.d_w_ih,
+            input,
+            part.d_w_ih.len() / gh,
+        );
+        add_transposed(&mut grads.w_t, &part.d_w_hh, hidden, part.d_w_hh.len() / gh);
+        if let Some(sum) = &mut grads.input_bias {
+            add(sum, &part.d_input_bias);
+        }
+        if let Some(sum) = &mut grads.bias {
+            add(sum, &part.d_bias);
+        }
+        if let Some(sum) = &mut grads.peephole {
+            add(sum, &part.d_peephole);
+        }
+        grads.h0.extend(part.dh);
+        if let Some(c0) = &mut grads.c0 {
+            c0.extend(part.dc);
+        }
     }
+    grads
 }
 
 #[inline(always)]
@@ -709,13 +816,13 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
         time,
         batch,
         hidden,
-        ..
+        input,
     } = inputs.dims;
     let recurrence = inputs.recurrence;
     let gh = inputs.gate_width();
     let bh = batch * hidden;
     let rows = job.rows.clone();
-    let padded = job.w.padded_columns();
+    let padded = job.w_hh.padded_columns();
     let mut dh = vec![0.0; rows.len() * padded];
     for (r, b) in rows.clone().enumerate() {
         dh[r * padded..r * padded + hidden]
@@ -730,18 +837,60 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     let mut d_peephole = vec![0.0; 3 * hidden];
     let no_peephole = vec![0.0; 3 * hidden];
     let peephole = inputs.peephole.unwrap_or(&no_peephole);
+    // This thread's rows of every per-step array: rows `b·T + t` for its batch rows.
+    let block = rows.start * time..rows.end * time;
+    // The gradient of the gates' pre-activations, as the input product sees it (`d_xp`) and
+    // as the recurrent product does (`d_hh`, GRU only: they differ in the `n` block).
+    let mut d_xp = vec![0.0; block.len() * gh];
+    let is_gru = recurrence == Recurrence::GruResetAfter;
+    let mut d_hh = if is_gru {
+        vec![0.0; block.len() * gh]
+    } else {
+        Vec::new()
+    };
+    // Reset-before GRU: the gradient of `r ⊙ h`.
+    let n_width = job.w_hn.map_or(0, PackedMatrix::padded_columns);
+    let mut d_rh = vec![0.0; rows.len() * n_width];
     for t in inputs.steps(true) {
+        if let Some(w_hn) = job.w_hn {
+            for (r, b) in rows.clone().enumerate() {
+                if inputs.valid(t, b) {
+                    let (at, local) = (b * time + t, r * time + t);
+                    reset_before_grad_z_n(
+                        &saved.acts[at * gh..(at + 1) * gh],
+                        &saved.h_prev[at * hidden..(at + 1) * hidden],
+                        &job.grad_out[at * hidden..(at + 1) * hidden],
+                        &mut dh[r * padded..r * padded + hidden],
+                        &mut d_xp[local * gh..(local + 1) * gh],
+                    );
+                }
+            }
+            d_rh.fill(0.0);
+            // SAFETY: `multiversion!` runs this body with `K` only where the CPU has its ISA.
+            unsafe {
+                packed::gemm::<K>(
+                    rows.len(),
+                    &d_xp[t * gh + 2 * hidden..],
+                    (time * gh, 1),
+                    w_hn,
+                    &mut d_rh,
+                    n_width,
+                    None,
+                );
+            }
+        }
+
         for (r, b) in rows.clone().enumerate() {
             if !inputs.valid(t, b) {
                 continue;
             }
             let at = b * time + t;
+            let local = r * time + t;
             let span = at * hidden..(at + 1) * hidden;
             let acts = &saved.acts[at * gh..(at + 1) * gh];
             let g_out = &job.grad_out[span.clone()];
             let dh = &mut dh[r * padded..r * padded + hidden];
-            // SAFETY: row `b` of step `t` belongs to this thread alone.
-            let dxp = unsafe { job.d_xp.slice(at * gh, gh) };
+            let dxp = &mut d_xp[local * gh..(local + 1) * gh];
             match recurrence {
                 Recurrence::Rnn(act) => {
                     for j in 0..hidden {
@@ -771,36 +920,87 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
                         (true, true) => row.run::<true, true>(),
                     }
                 }
-                Recurrence::GruResetAfter => {
-                    // SAFETY: as above.
-                    let dhh = unsafe { job.d_hh.slice(at * gh, gh) };
-                    gru_grad_row(
-                        acts,
-                        &saved.h_prev[span.clone()],
-                        &saved.aux[span],
-                        g_out,
-                        dh,
-                        dxp,
-                        dhh,
-                    );
+                Recurrence::GruResetAfter => gru_grad_row(
+                    acts,
+                    &saved.h_prev[span.clone()],
+                    &saved.aux[span],
+                    g_out,
+                    dh,
+                    dxp,
+                    &mut d_hh[local * gh..(local + 1) * gh],
+                ),
+                Recurrence::GruResetBefore => {
+                    reset_before_grad_r(acts, &saved.h_prev[span], &d_rh[r * n_width..], dh, dxp)
                 }
             }
         }
-        // dh_{t-1} += d_hh[t] · W_hh (rows of finished sequences are zero in d_hh).
-        let d_step = if recurrence == Recurrence::GruResetAfter {
-            &job.d_hh
-        } else {
-            &job.d_xp
-        };
-        // This thread's rows of step `t`, one every `T · G·H` values.
-        let first = (rows.start * time + t) * gh;
-        let span = (rows.len() - 1) * time * gh + gh;
-        // SAFETY: the batch rows of this range belong to this thread alone, and no other
-        // slice of them is alive.
-        let d_step = unsafe { d_step.slice(first, span) };
+        // dh_{t-1} += d_hh[t] · W_hh (rows of finished sequences are zero in d_hh); this
+        // step's rows are one every `T · G·H` values.
+        let d_step = if is_gru { &d_hh } else { &d_xp };
         // SAFETY: `multiversion!` runs this body with `K` only where the CPU has its ISA.
-        unsafe { gemm::gemm::<K>(rows.len(), d_step, time * gh, job.w, &mut dh, padded, None) };
+        unsafe {
+            packed::gemm::<K>(
+                rows.len(),
+                &d_step[t * gh..],
+                (time * gh, 1),
+                job.w_hh,
+                &mut dh,
+                padded,
+                None,
+            );
+        }
     }
+    let d_all = if is_gru { &d_hh } else { &d_xp };
+    // dx = d_xp · W_ih, dW_ih = d_xpᵀ · x and dW_hh = d_allᵀ · h_prev over this thread's
+    // rows of every step; the transposed operands are read in place.
+    let x = PackedMatrix::pack(
+        &inputs.x[block.start * input..block.end * input],
+        (block.len(), input),
+        (input, 1),
+    );
+    let h_prev = PackedMatrix::pack(
+        &saved.h_prev[block.start * hidden..block.end * hidden],
+        (block.len(), hidden),
+        (hidden, 1),
+    );
+    let mut dx = vec![0.0; block.len() * job.w_ih.padded_columns()];
+    let mut d_w_ih = vec![0.0; gh * x.padded_columns()];
+    let width = h_prev.padded_columns();
+    let mut d_w_hh = vec![0.0; gh * width];
+    // SAFETY: as above.
+    unsafe {
+        let w_ih = job.w_ih;
+        packed::gemm::<K>(
+            block.len(),
+            &d_xp,
+            (gh, 1),
+            w_ih,
+            &mut dx,
+            w_ih.padded_columns(),
+            None,
+        );
+        packed::gemm_transposed_a::<K>(gh, &d_xp, gh, &x, &mut d_w_ih, x.padded_columns());
+        if job.w_hn.is_some() {
+            // The `n` rows of W_hh multiply `r ⊙ h`, saved in `aux`.
+            let rh = PackedMatrix::pack(
+                &saved.aux[block.start * hidden..block.end * hidden],
+                (block.len(), hidden),
+                (hidden, 1),
+            );
+            let (rz_rows, n_rows) = d_w_hh.split_at_mut(2 * hidden * width);
+            packed::gemm_transposed_a::<K>(2 * hidden, d_all, gh, &h_prev, rz_rows, width);
+            packed::gemm_transposed_a::<K>(hidden, &d_all[2 * hidden..], gh, &rh, n_rows, width);
+        } else {
+            packed::gemm_transposed_a::<K>(gh, d_all, gh, &h_prev, &mut d_w_hh, width);
+        }
+    }
+    let column_sums = |values: &[f32]| {
+        let mut sums = vec![0.0; gh];
+        for row in values.chunks_exact(gh) {
+            sums.iter_mut().zip(row).for_each(|(s, d)| *s += d);
+        }
+        sums
+    };
     BackwardRows {
         dh: dh
             .chunks_exact(padded)
@@ -808,7 +1008,55 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
             .copied()
             .collect(),
         dc,
+        dx,
+        d_w_ih,
+        d_w_hh,
+        d_input_bias: column_sums(&d_xp),
+        d_bias: column_sums(d_all),
         d_peephole,
+    }
+}
+
+/// The first half of a reset-before GRU's backward step for one row: the `z` and `n`
+/// gradients into `dxp`, and `dh ← (dh + g_out)·z` (the direct path to `h_{t−1}`).
+#[inline(always)]
+fn reset_before_grad_z_n(
+    acts: &[f32],
+    h_prev: &[f32],
+    g_out: &[f32],
+    dh: &mut [f32],
+    dxp: &mut [f32],
+) {
+    let n = dh.len();
+    let (az, an) = (gate_block(acts, 1, n), gate_block(acts, 2, n));
+    let (h_prev, g_out) = (&h_prev[..n], &g_out[..n]);
+    let (dxz, dxn) = dxp[n..3 * n].split_at_mut(n);
+    for j in 0..n {
+        let (z, nn) = (az[j], an[j]);
+        let dh_j = dh[j] + g_out[j];
+        dxn[j] = dh_j * (1.0 - z) * (1.0 - nn * nn);
+        dxz[j] = dh_j * (h_prev[j] - nn) * z * (1.0 - z);
+        dh[j] = dh_j * z;
+    }
+}
+
+/// The second half: with `d_rh` the gradient of `r ⊙ h`, the `r` gradient into `dxp` and
+/// the path through `r ⊙ h` into `dh`.
+#[inline(always)]
+fn reset_before_grad_r(
+    acts: &[f32],
+    h_prev: &[f32],
+    d_rh: &[f32],
+    dh: &mut [f32],
+    dxp: &mut [f32],
+) {
+    let n = dh.len();
+    let (ar, h_prev, d_rh) = (gate_block(acts, 0, n), &h_prev[..n], &d_rh[..n]);
+    let dxr = &mut dxp[..n];
+    for j in 0..n {
+        let r = ar[j];
+        dxr[j] = d_rh[j] * h_prev[j] * r * (1.0 - r);
+        dh[j] += d_rh[j] * r;
     }
 }
 
@@ -911,43 +1159,5 @@ fn gru_grad_row(
         dhz[j] = da_z;
         dhn[j] = da_n * r;
         dh[j] = dh_j * z;
-    }
-}
-
-/// `c[m×n] = a[m×k]·b[k×n]` with explicit strides (row stride, column stride), through
-/// `matrixmultiply` (for the one large product of the backward pass).
-fn strided_gemm(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    (rsa, csa): (usize, usize),
-    b: &[f32],
-    (rsb, csb): (usize, usize),
-    c: &mut [f32],
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    assert!(k == 0 || (a.len() > last(m, k, rsa, csa) && b.len() > last(k, n, rsb, csb)));
-    assert!(c.len() >= m * n);
-    // SAFETY: the asserts above keep every index the strides reach inside the slices, and
-    // `c` is exclusively borrowed.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            0.0,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
     }
 }

@@ -1,7 +1,7 @@
 //! Which instruction set the fused CPU kernels run with, chosen at run time.
 //!
 //! The kernels are written once, as plain loops over `f32` (see [`super::math`] and
-//! [`super::gemm`]), and compiled three times: for AVX-512, for AVX2 with FMA, and for the
+//! [`super::packed`]), and compiled three times: for AVX-512, for AVX2 with FMA, and for the
 //! target's baseline. The fastest one this CPU supports runs, unless the caller limits it
 //! (as oneDNN's `ONEDNN_MAX_CPU_ISA` does) to compare paths or to reproduce results of a
 //! smaller machine.

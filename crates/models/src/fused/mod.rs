@@ -2,20 +2,21 @@
 //!
 //! The generic driver builds about twenty small tensor operations per step, and on
 //! `Autodiff<NdArray>` their bookkeeping, not the arithmetic, dominates forward+backward.
-//! When the backend is burn-ndarray (`NdArray` or `Autodiff<NdArray>`, f32) and the cell is
-//! one the kernels know (every RNN and LSTM form, the reset-after GRU), a whole
-//! layer-direction runs as one operation: one `sgemm` per step plus a fused elementwise
-//! loop, and on autodiff one graph node whose backward is the hand-written
-//! backpropagation through time of [`cpu::backward`], with the weight gradients summed over
-//! all steps in a single matmul. Every other backend and cell takes the generic driver,
-//! which is also the reference the kernels are tested against.
+//! When the backend is burn-ndarray (`NdArray` or `Autodiff<NdArray>`, f32), every cell
+//! runs a whole layer-direction as one operation on the tensors' own buffers: per step, the
+//! products of the input and of the state with weights packed once per call
+//! ([`packed`]), then the gate arithmetic with vectorised `exp`/`tanh` ([`math`]), compiled
+//! for the best instruction set the CPU has ([`isa`]), the batch split between threads. On
+//! autodiff it is one graph node whose backward is the hand-written backpropagation
+//! through time of [`cpu::backward`]. Other backends take the generic driver, which is
+//! also the reference the kernels are tested against.
 //!
 //! The backend is recognised by `TypeId`, so modules stay generic over any `B: Backend`.
 
 mod cpu;
-mod gemm;
 mod isa;
 mod math;
+mod packed;
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -34,9 +35,8 @@ use burn_ndarray::{NdArray, NdArrayTensor};
 pub(crate) use cpu::Recurrence;
 pub use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
 
-use crate::cell::{Cell, StepWeights};
+use crate::cell::Cell;
 use crate::state::RecurrentState;
-use crate::weights::InputProjection;
 
 type CpuAutodiff = Autodiff<NdArray>;
 
@@ -107,20 +107,18 @@ pub(crate) fn recurrence_for<B: Backend>(cell: &Cell<B>) -> Option<Recurrence> {
             coupled: c.coupled_input_forget,
         }),
         Cell::Gru(c) if c.reset_after => Some(Recurrence::GruResetAfter),
-        Cell::Gru(_) => None,
+        Cell::Gru(_) => Some(Recurrence::GruResetBefore),
     }
 }
 
 /// One layer-direction through the kernel.
 ///
-/// `x` is the layer's input `[B, T, D]`, `projection` the cell's input projection (`W_ihᵀ`
-/// and the biases that fold into it). Returns the packed output, flat: the per-step outputs
-/// `[B, T, H]`, the final `h` `[B, H]` and, for an LSTM, the final `c` `[B, H]`.
+/// `x` is the layer's input `[B, T, D]`. Returns the packed output, flat: the per-step
+/// outputs `[B, T, H]`, the final `h` `[B, H]` and, for an LSTM, the final `c` `[B, H]`.
 pub(crate) fn run<B: Backend>(
     recurrence: Recurrence,
     x: Tensor<B, 3>,
-    projection: &InputProjection<B>,
-    weights: &StepWeights<B>,
+    cell: &Cell<B>,
     initial: RecurrentState<B, 2>,
     lengths: Option<&[usize]>,
     reverse: bool,
@@ -129,11 +127,15 @@ pub(crate) fn run<B: Backend>(
     let hidden = initial.hidden.dims()[1];
     let device = x.device();
     let placeholder = || Tensor::<B, 2>::zeros([1, 1], &device);
+    // The input projection with every bias that folds into it, and the per-step constants;
+    // the kernels take all of `W_hhᵀ` (the reset-before GRU splits it itself).
+    let projection = cell.input_projection();
+    let weights = cell.step_weights();
     let operands = Operands {
         x: x.reshape([batch * time, input]),
         w_ih_t: projection.weight_t().clone(),
         input_bias: projection.bias().cloned().unwrap_or_else(placeholder),
-        w_t: weights.recurrent.clone(),
+        w_t: cell.weights().weight_hh.val().transpose(),
         bias: weights.recurrent_bias.clone().unwrap_or_else(placeholder),
         peephole: match &weights.peephole {
             Some(p) => Tensor::cat(p.to_vec(), 1),

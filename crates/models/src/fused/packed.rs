@@ -55,13 +55,14 @@ pub(super) trait Blocking {
     /// `C += A·B` where it is.
     ///
     /// # Safety
-    /// `a` reaches `R` rows of `k` values `lda` apart, `w` reaches `P` panels of `k` rows,
+    /// `a` reaches `R` rows of `k` values (element `(r, i)` at `r·strides.0 + i·strides.1`),
+    /// `w` reaches `P` panels of `k` rows,
     /// `c` reaches `R` rows of `16·P` values `ldc` apart, a non-null `init` reaches `16·P`
     /// values, and the CPU has the instruction set the implementation is compiled for.
     unsafe fn tile<const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
-        lda: usize,
+        a_strides: (usize, usize),
         w: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -70,8 +71,9 @@ pub(super) trait Blocking {
 }
 
 /// `C[m, padded] += A[m, k] · B`, or `C = init + A·B` with `init` one row of
-/// [`PackedMatrix::padded_columns`] values added to every row; `A` with row stride `lda`,
-/// `C` with row stride `ldc` (at least the padded columns).
+/// [`PackedMatrix::padded_columns`] values added to every row. Element `(r, i)` of `A` is
+/// `a[r·row_stride + i·k_stride]` (so `Aᵀ` of a row-major matrix is read in place); `C`
+/// has row stride `ldc` (at least the padded columns).
 ///
 /// # Safety
 /// The CPU has the instruction set `K` is compiled for.
@@ -79,7 +81,7 @@ pub(super) trait Blocking {
 pub(super) unsafe fn gemm<K: Blocking>(
     m: usize,
     a: &[f32],
-    lda: usize,
+    (row_stride, k_stride): (usize, usize),
     b: &PackedMatrix,
     c: &mut [f32],
     ldc: usize,
@@ -89,9 +91,10 @@ pub(super) unsafe fn gemm<K: Blocking>(
     if m == 0 {
         return;
     }
-    assert!(lda >= k && ldc >= b.padded_columns());
+    assert!(ldc >= b.padded_columns());
     assert!(init.is_none_or(|row| row.len() >= b.padded_columns()));
-    assert!(a.len() >= (m - 1) * lda + k && c.len() >= (m - 1) * ldc + b.padded_columns());
+    assert!(k == 0 || a.len() > (m - 1) * row_stride + (k - 1) * k_stride);
+    assert!(c.len() >= (m - 1) * ldc + b.padded_columns());
     let mut p = 0;
     while p < b.panels {
         let pair = K::PANELS == 2 && p + 1 < b.panels;
@@ -102,26 +105,86 @@ pub(super) unsafe fn gemm<K: Blocking>(
             // `C`, and panels `p..p + 2` (or `p`) of `B`, inside their slices; the caller
             // vouches for the instruction set.
             unsafe {
-                let a = a.as_ptr().add(row * lda);
+                let a = a.as_ptr().add(row * row_stride);
                 let c = c.as_mut_ptr().add(row * ldc + p * PANEL);
                 let w = b.values.as_ptr().add(p * k * PANEL);
                 let init = init.map_or(std::ptr::null(), |row| row.as_ptr().add(p * PANEL));
                 match (full, pair, K::ROWS) {
-                    (true, true, 8) => K::tile::<8, 2>(k, a, lda, w, c, ldc, init),
-                    (true, false, 8) => K::tile::<8, 1>(k, a, lda, w, c, ldc, init),
-                    (true, true, 6) => K::tile::<6, 2>(k, a, lda, w, c, ldc, init),
-                    (true, false, 6) => K::tile::<6, 1>(k, a, lda, w, c, ldc, init),
-                    (true, true, 4) => K::tile::<4, 2>(k, a, lda, w, c, ldc, init),
-                    (true, false, 4) => K::tile::<4, 1>(k, a, lda, w, c, ldc, init),
-                    (true, true, 2) => K::tile::<2, 2>(k, a, lda, w, c, ldc, init),
-                    (true, false, 2) => K::tile::<2, 1>(k, a, lda, w, c, ldc, init),
-                    (_, true, _) => K::tile::<1, 2>(k, a, lda, w, c, ldc, init),
-                    (_, false, _) => K::tile::<1, 1>(k, a, lda, w, c, ldc, init),
+                    (true, true, 8) => {
+                        K::tile::<8, 2>(k, a, (row_stride, k_stride), w, c, ldc, init)
+                    }
+                    (true, false, 8) => {
+                        K::tile::<8, 1>(k, a, (row_stride, k_stride), w, c, ldc, init)
+                    }
+                    (true, true, 6) => {
+                        K::tile::<6, 2>(k, a, (row_stride, k_stride), w, c, ldc, init)
+                    }
+                    (true, false, 6) => {
+                        K::tile::<6, 1>(k, a, (row_stride, k_stride), w, c, ldc, init)
+                    }
+                    (true, true, 4) => {
+                        K::tile::<4, 2>(k, a, (row_stride, k_stride), w, c, ldc, init)
+                    }
+                    (true, false, 4) => {
+                        K::tile::<4, 1>(k, a, (row_stride, k_stride), w, c, ldc, init)
+                    }
+                    (true, true, 2) => {
+                        K::tile::<2, 2>(k, a, (row_stride, k_stride), w, c, ldc, init)
+                    }
+                    (true, false, 2) => {
+                        K::tile::<2, 1>(k, a, (row_stride, k_stride), w, c, ldc, init)
+                    }
+                    (_, true, _) => K::tile::<1, 2>(k, a, (row_stride, k_stride), w, c, ldc, init),
+                    (_, false, _) => K::tile::<1, 1>(k, a, (row_stride, k_stride), w, c, ldc, init),
                 }
             }
             row += if full { K::ROWS } else { 1 };
         }
         p += if pair { 2 } else { 1 };
+    }
+}
+
+/// `C[m, padded] += Aᵀ · B` for a row-major `A` `[k, m]` with row stride `lda`: the
+/// products whose reduction runs over the rows of both operands (weight gradients summed
+/// over steps). `Aᵀ` is first laid out in blocks of `K::ROWS` rows, `k` values by `ROWS`,
+/// in one pass over `A`, so that the micro-kernel reads it contiguously.
+///
+/// # Safety
+/// The CPU has the instruction set `K` is compiled for.
+#[inline(always)]
+pub(super) unsafe fn gemm_transposed_a<K: Blocking>(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &PackedMatrix,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let k = b.k;
+    let blocks = m.div_ceil(K::ROWS);
+    let block_len = k * K::ROWS;
+    let mut packed = vec![0.0; blocks * block_len];
+    for (i, row) in a.chunks(lda).take(k).enumerate() {
+        for (q, values) in row[..m].chunks(K::ROWS).enumerate() {
+            let at = q * block_len + i * K::ROWS;
+            packed[at..at + values.len()].copy_from_slice(values);
+        }
+    }
+    for q in 0..blocks {
+        let rows = K::ROWS.min(m - q * K::ROWS);
+        let block = &packed[q * block_len..(q + 1) * block_len];
+        // SAFETY: the caller vouches for the instruction set.
+        unsafe {
+            gemm::<K>(
+                rows,
+                block,
+                (1, K::ROWS),
+                b,
+                &mut c[q * K::ROWS * ldc..],
+                ldc,
+                None,
+            )
+        };
     }
 }
 
@@ -137,7 +200,7 @@ impl Blocking for Portable {
     unsafe fn tile<const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
-        lda: usize,
+        (row_stride, k_stride): (usize, usize),
         w: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -147,7 +210,7 @@ impl Blocking for Portable {
         for i in 0..k {
             for (r, acc_row) in acc.iter_mut().enumerate() {
                 // SAFETY (every block here): inside the ranges of the trait's contract.
-                let x = unsafe { *a.add(r * lda + i) };
+                let x = unsafe { *a.add(r * row_stride + i * k_stride) };
                 for (q, acc_panel) in acc_row.iter_mut().enumerate() {
                     let weights = unsafe { &*(w.add((q * k + i) * PANEL) as *const [f32; PANEL]) };
                     for (sum, weight) in acc_panel.iter_mut().zip(weights) {
@@ -188,7 +251,7 @@ impl Blocking for Avx2 {
     unsafe fn tile<const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
-        lda: usize,
+        (row_stride, k_stride): (usize, usize),
         w: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -204,7 +267,7 @@ impl Blocking for Avx2 {
                 *pair = unsafe { [_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8))] };
             }
             for (r, acc_row) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_ps(unsafe { *a.add(r * lda + i) });
+                let x = _mm256_set1_ps(unsafe { *a.add(r * row_stride + i * k_stride) });
                 for (acc_panel, pair) in acc_row.iter_mut().zip(&weights) {
                     acc_panel[0] = _mm256_fmadd_ps(x, pair[0], acc_panel[0]);
                     acc_panel[1] = _mm256_fmadd_ps(x, pair[1], acc_panel[1]);
@@ -243,7 +306,7 @@ impl Blocking for Avx512 {
     unsafe fn tile<const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
-        lda: usize,
+        (row_stride, k_stride): (usize, usize),
         w: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -258,7 +321,7 @@ impl Blocking for Avx512 {
                 *panel = unsafe { _mm512_loadu_ps(w.add((q * k + i) * PANEL)) };
             }
             for (r, acc_row) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_ps(unsafe { *a.add(r * lda + i) });
+                let x = _mm512_set1_ps(unsafe { *a.add(r * row_stride + i * k_stride) });
                 for (sum, panel) in acc_row.iter_mut().zip(&weights) {
                     *sum = _mm512_fmadd_ps(x, *panel, *sum);
                 }
