@@ -246,42 +246,37 @@ impl<B: Backend> Recurrent<B> {
         let device = input.device();
         let has_cell = self.cells[0].has_cell_state();
         let mut sequence = input;
-        let (steps, states) = (batch * time * self.hidden_size, batch * self.hidden_size);
         let mut final_hidden = Vec::with_capacity(self.cells.len());
         let mut final_cell = Vec::with_capacity(self.cells.len());
+        let directions = self.num_directions();
+        let width = directions * self.hidden_size;
         for layer in 0..self.num_layers() {
-            let mut directions = Vec::with_capacity(self.num_directions());
-            for direction in 0..self.num_directions() {
-                let index = layer * self.num_directions() + direction;
-                let packed = fused::run(
-                    recurrences[index],
-                    sequence.clone(),
-                    &self.cells[index],
-                    self.initial_state(state.as_ref(), index, batch, &device),
-                    lengths,
-                    direction == 1,
-                );
-                let state = |k: usize| {
-                    packed
-                        .clone()
-                        .narrow(0, steps + k * states, states)
-                        .reshape([batch, self.hidden_size])
-                };
-                final_hidden.push(state(0));
-                if has_cell {
-                    final_cell.push(state(1));
-                }
-                directions.push(packed.narrow(0, 0, steps).reshape([
-                    batch,
-                    time,
-                    self.hidden_size,
-                ]));
-            }
-            let outputs = if directions.len() == 1 {
-                directions.pop().expect("one direction")
-            } else {
-                Tensor::cat(directions, 2)
+            let first = layer * directions;
+            let cells = &self.cells[first..first + directions];
+            let initial = (first..first + directions)
+                .map(|index| self.initial_state(state.as_ref(), index, batch, &device))
+                .collect();
+            let packed = fused::run_layer(
+                &recurrences[first..first + directions],
+                sequence,
+                cells,
+                initial,
+                lengths,
+            );
+            // The final states follow the outputs, `[directions, B, H]` for h, then for c.
+            let steps = batch * time * width;
+            let states = batch * self.hidden_size;
+            let state = |k: usize| {
+                packed
+                    .clone()
+                    .narrow(0, steps + k * states, states)
+                    .reshape([batch, self.hidden_size])
             };
+            final_hidden.extend((0..directions).map(state));
+            if has_cell {
+                final_cell.extend((directions..2 * directions).map(state));
+            }
+            let outputs = packed.narrow(0, 0, steps).reshape([batch, time, width]);
             let is_last = layer + 1 == self.num_layers();
             sequence = if is_last {
                 outputs

@@ -73,6 +73,14 @@ pub(crate) struct Dims {
     pub input: usize,
 }
 
+/// Where a direction's results go in a layer's packed output: the per-step outputs
+/// `[B, T, directions·H]`, then the final `h` `[directions, B, H]`, then the final `c`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    pub direction: usize,
+    pub directions: usize,
+}
+
 /// A matrix read in place: element `(i, j)` at `values[i·strides.0 + j·strides.1]`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Matrix<'a> {
@@ -85,6 +93,7 @@ pub(crate) struct Matrix<'a> {
 pub(crate) struct Inputs<'a> {
     pub recurrence: Recurrence,
     pub dims: Dims,
+    pub slot: Slot,
     /// `[B·T, D]`.
     pub x: &'a [f32],
     /// `W_ihᵀ`, `[D, G·H]`.
@@ -107,6 +116,30 @@ pub(crate) struct Inputs<'a> {
 }
 
 impl Inputs<'_> {
+    /// Offset of this direction's output at row `b`, step `t` in the packed output.
+    fn output_at(&self, b: usize, t: usize) -> usize {
+        let Slot {
+            direction,
+            directions,
+        } = self.slot;
+        ((b * self.dims.time + t) * directions + direction) * self.dims.hidden
+    }
+
+    /// Offset of this direction's final `h` (`which` 0) or `c` (1) of row `b`.
+    fn final_at(&self, which: usize, b: usize) -> usize {
+        let Dims {
+            time,
+            batch,
+            hidden,
+            ..
+        } = self.dims;
+        let Slot {
+            direction,
+            directions,
+        } = self.slot;
+        (batch * time * directions + (which * directions + direction) * batch + b) * hidden
+    }
+
     /// `W_hhᵀ` packed for the forward product with `h`; for the reset-before GRU, its `r`
     /// and `z` columns, and apart its `n` columns (multiplied with `r ⊙ h`).
     fn recurrent_blocks(&self) -> (PackedMatrix, Option<PackedMatrix>) {
@@ -172,10 +205,9 @@ pub(crate) struct Saved {
     aux: Vec<f32>,
 }
 
-/// Gradients of every input of [`forward`].
+/// Gradients of a direction's operands of [`forward`] (the input's is returned apart).
 #[derive(Debug)]
 pub(crate) struct Grads {
-    pub x: Vec<f32>,
     pub w_ih_t: Vec<f32>,
     pub input_bias: Option<Vec<f32>>,
     pub w_t: Vec<f32>,
@@ -236,22 +268,48 @@ fn row_ranges(batch: usize, threads: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Runs `job` on every range of rows, the first on the calling thread, and returns the
-/// results in order.
-fn on_threads<T: Send>(
-    ranges: Vec<Range<usize>>,
-    job: impl Fn(Range<usize>) -> T + Sync,
+/// The work of a layer: each direction's rows split between its share of the threads (the
+/// two directions of a bidirectional layer run at the same time).
+fn work_items(directions: usize, batch: usize, threads: usize) -> Vec<(usize, Range<usize>)> {
+    let per_direction = (threads / directions).max(1);
+    (0..directions)
+        .flat_map(|d| {
+            row_ranges(batch, per_direction)
+                .into_iter()
+                .map(move |rows| (d, rows))
+        })
+        .collect()
+}
+
+/// Runs `job` on every item, spread over at most `threads` threads (the first share on the
+/// calling thread), and returns the results in the items' order.
+fn on_threads<I: Send, T: Send>(
+    items: Vec<I>,
+    threads: usize,
+    job: impl Fn(I) -> T + Sync,
 ) -> Vec<T> {
-    let mut ranges = ranges.into_iter();
-    let first = ranges.next().expect("at least one range");
+    let count = items.len();
+    let groups = threads.clamp(1, count.max(1));
+    let mut grouped: Vec<Vec<I>> = (0..groups).map(|_| Vec::new()).collect();
+    for (index, item) in items.into_iter().enumerate() {
+        grouped[index * groups / count].push(item);
+    }
+    let run = |group: Vec<I>| group.into_iter().map(&job).collect::<Vec<T>>();
+    let run = &run;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges.map(|rows| scope.spawn(|| job(rows))).collect();
-        let mut results = vec![job(first)];
-        results.extend(handles.into_iter().map(|handle| {
-            handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        }));
+        let mut grouped = grouped.into_iter();
+        let first = grouped.next().expect("at least one group");
+        let handles: Vec<_> = grouped
+            .map(|group| scope.spawn(move || run(group)))
+            .collect();
+        let mut results = run(first);
+        for handle in handles {
+            results.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
         results
     })
 }
@@ -301,73 +359,118 @@ struct ForwardJob<'a> {
 
 multiversion!(forward_rows, forward_rows_with, ForwardJob<'_>, ());
 
-/// Runs the sequence; returns the packed output and, when `save`, what backward needs.
+/// One direction's weights packed and biases padded once per call.
+struct Prepared {
+    w_ih_t: PackedMatrix,
+    w_t: PackedMatrix,
+    w_hn_t: Option<PackedMatrix>,
+    input_bias: Vec<f32>,
+    recurrent_bias: Vec<f32>,
+}
+
+impl Inputs<'_> {
+    fn prepare(&self) -> Prepared {
+        let gh = self.gate_width();
+        let w_ih_t = PackedMatrix::pack(
+            self.w_ih_t.values,
+            (self.dims.input, gh),
+            self.w_ih_t.strides,
+        );
+        let (w_t, w_hn_t) = self.recurrent_blocks();
+        let padded_bias = |bias: Option<&[f32]>, width: usize| {
+            let mut padded = vec![0.0; width];
+            if let Some(bias) = bias {
+                padded[..bias.len()].copy_from_slice(bias);
+            }
+            padded
+        };
+        Prepared {
+            input_bias: padded_bias(self.input_bias, w_ih_t.padded_columns()),
+            recurrent_bias: padded_bias(self.bias, w_t.padded_columns()),
+            w_ih_t,
+            w_t,
+            w_hn_t,
+        }
+    }
+}
+
+impl Saved {
+    fn for_inputs(inputs: &Inputs) -> Self {
+        let Dims {
+            time,
+            batch,
+            hidden,
+            ..
+        } = inputs.dims;
+        let recurrence = inputs.recurrence;
+        let per_step = |width: usize| vec![0.0; time * batch * width];
+        Self {
+            acts: per_step(inputs.gate_width()),
+            h_prev: per_step(hidden),
+            c_prev: if recurrence.has_cell() {
+                per_step(hidden)
+            } else {
+                Vec::new()
+            },
+            aux: if recurrence.has_aux() {
+                per_step(hidden)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+/// Runs a layer (one [`Inputs`] per direction, all of the same cell and sizes); returns
+/// the packed output and, when `save`, what backward needs for each direction.
 pub(crate) fn forward(
-    inputs: &Inputs,
+    layer: &[Inputs],
     save: bool,
     isa: CpuIsa,
     threads: usize,
-) -> (Vec<f32>, Option<Saved>) {
+) -> (Vec<f32>, Vec<Saved>) {
     let Dims {
         time,
         batch,
         hidden,
         ..
-    } = inputs.dims;
-    let recurrence = inputs.recurrence;
-    let gh = inputs.gate_width();
-    let per_step = |width: usize| vec![0.0; time * batch * width];
-    let mut out = vec![0.0; recurrence.packed_rows(time) * batch * hidden];
-    let mut saved = save.then(|| Saved {
-        acts: per_step(gh),
-        h_prev: per_step(hidden),
-        c_prev: if recurrence.has_cell() {
-            per_step(hidden)
-        } else {
-            Vec::new()
-        },
-        aux: if recurrence.has_aux() {
-            per_step(hidden)
-        } else {
-            Vec::new()
-        },
-    });
-    let w_ih_t = PackedMatrix::pack(
-        inputs.w_ih_t.values,
-        (inputs.dims.input, gh),
-        inputs.w_ih_t.strides,
-    );
-    let (w_t, w_hn_t) = inputs.recurrent_blocks();
-    let padded_bias = |bias: Option<&[f32]>, width: usize| {
-        let mut padded = vec![0.0; width];
-        if let Some(bias) = bias {
-            padded[..bias.len()].copy_from_slice(bias);
-        }
-        padded
+    } = layer[0].dims;
+    let rows = layer[0].recurrence.packed_rows(time);
+    let mut out = vec![0.0; rows * layer.len() * batch * hidden];
+    let mut saved: Vec<Saved> = if save {
+        layer.iter().map(Saved::for_inputs).collect()
+    } else {
+        Vec::new()
     };
-    let input_bias = padded_bias(inputs.input_bias, w_ih_t.padded_columns());
-    let recurrent_bias = padded_bias(inputs.bias, w_t.padded_columns());
+    let prepared: Vec<Prepared> = layer.iter().map(Inputs::prepare).collect();
     let out_rows = SharedRows::new(&mut out);
-    let saved_rows = saved.as_mut().map(|s| {
-        [&mut s.acts, &mut s.h_prev, &mut s.c_prev, &mut s.aux]
-            .map(|buffer| SharedRows::new(buffer))
-    });
-    on_threads(row_ranges(batch, threads), |rows| {
-        forward_rows(
-            isa,
-            &ForwardJob {
-                inputs,
-                w_ih_t: &w_ih_t,
-                w_t: &w_t,
-                w_hn_t: w_hn_t.as_ref(),
-                input_bias: &input_bias,
-                recurrent_bias: &recurrent_bias,
-                rows,
-                out: out_rows,
-                saved: saved_rows,
-            },
-        );
-    });
+    let saved_rows: Vec<[SharedRows; 4]> = saved
+        .iter_mut()
+        .map(|s| {
+            [&mut s.acts, &mut s.h_prev, &mut s.c_prev, &mut s.aux].map(|b| SharedRows::new(b))
+        })
+        .collect();
+    on_threads(
+        work_items(layer.len(), batch, threads),
+        threads,
+        |(d, rows)| {
+            let prepared = &prepared[d];
+            forward_rows(
+                isa,
+                &ForwardJob {
+                    inputs: &layer[d],
+                    w_ih_t: &prepared.w_ih_t,
+                    w_t: &prepared.w_t,
+                    w_hn_t: prepared.w_hn_t.as_ref(),
+                    input_bias: &prepared.input_bias,
+                    recurrent_bias: &prepared.recurrent_bias,
+                    rows,
+                    out: out_rows,
+                    saved: saved_rows.get(d).copied(),
+                },
+            );
+        },
+    );
     (out, saved)
 }
 
@@ -376,9 +479,9 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
     let inputs = job.inputs;
     let Dims {
         time,
-        batch,
         hidden,
         input,
+        ..
     } = inputs.dims;
     let recurrence = inputs.recurrence;
     let gh = inputs.gate_width();
@@ -510,21 +613,20 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
                 ),
             }
             // SAFETY: as above.
-            unsafe { job.out.slice(at * hidden, hidden) }.copy_from_slice(h);
+            unsafe { job.out.slice(inputs.output_at(b, t), hidden) }.copy_from_slice(h);
         }
     }
-    let bh = batch * hidden;
     // SAFETY: these rows of the final state belong to this thread alone.
     unsafe {
         job.out
-            .slice(time * bh + state_rows.start, state_rows.len())
+            .slice(inputs.final_at(0, rows.start), state_rows.len())
     }
     .copy_from_slice(&h);
     if recurrence.has_cell() {
         // SAFETY: as above.
         unsafe {
             job.out
-                .slice((time + 1) * bh + state_rows.start, state_rows.len())
+                .slice(inputs.final_at(1, rows.start), state_rows.len())
         }
         .copy_from_slice(&c);
     }
@@ -724,51 +826,68 @@ multiversion!(
     BackwardRows
 );
 
-/// Backpropagation through time. `grad_out` is the gradient of the packed output.
+/// Backpropagation through time of a layer (one [`Inputs`] and [`Saved`] per direction).
+/// `grad_out` is the gradient of the packed output. Returns the gradient of the input `x`
+/// (summed over the directions) and each direction's other gradients.
 pub(crate) fn backward(
-    inputs: &Inputs,
-    saved: &Saved,
+    layer: &[Inputs],
+    saved: &[Saved],
     grad_out: &[f32],
     isa: CpuIsa,
     threads: usize,
-) -> Grads {
+) -> (Vec<f32>, Vec<Grads>) {
     let Dims {
+        time,
         batch,
         hidden,
         input,
-        ..
-    } = inputs.dims;
-    let recurrence = inputs.recurrence;
-    let gh = inputs.gate_width();
-    let (w_hh, w_hn) = inputs.recurrent_blocks_transposed();
-    let (rs, cs) = inputs.w_ih_t.strides;
-    let w_ih = PackedMatrix::pack(inputs.w_ih_t.values, (gh, input), (cs, rs));
-    let parts = on_threads(row_ranges(batch, threads), |rows| {
-        backward_rows(
-            isa,
-            &BackwardJob {
-                inputs,
-                saved,
-                grad_out,
-                w_hh: &w_hh,
-                w_hn: w_hn.as_ref(),
-                w_ih: &w_ih,
-                rows,
-            },
-        )
-    });
-    let mut grads = Grads {
-        x: Vec::with_capacity(inputs.x.len()),
-        w_ih_t: vec![0.0; input * gh],
-        input_bias: inputs.input_bias.map(|_| vec![0.0; gh]),
-        w_t: vec![0.0; hidden * gh],
-        bias: inputs.bias.map(|_| vec![0.0; gh]),
-        peephole: inputs.peephole.map(|_| vec![0.0; 3 * hidden]),
-        h0: Vec::with_capacity(batch * hidden),
-        c0: recurrence
-            .has_cell()
-            .then(|| Vec::with_capacity(batch * hidden)),
-    };
+    } = layer[0].dims;
+    let gh = layer[0].gate_width();
+    let packed: Vec<_> = layer
+        .iter()
+        .map(|inputs| {
+            let (w_hh, w_hn) = inputs.recurrent_blocks_transposed();
+            let (rs, cs) = inputs.w_ih_t.strides;
+            let w_ih = PackedMatrix::pack(inputs.w_ih_t.values, (gh, input), (cs, rs));
+            (w_hh, w_hn, w_ih)
+        })
+        .collect();
+    let parts = on_threads(
+        work_items(layer.len(), batch, threads),
+        threads,
+        |(d, rows)| {
+            let (w_hh, w_hn, w_ih) = &packed[d];
+            let part = backward_rows(
+                isa,
+                &BackwardJob {
+                    inputs: &layer[d],
+                    saved: &saved[d],
+                    grad_out,
+                    w_hh,
+                    w_hn: w_hn.as_ref(),
+                    w_ih,
+                    rows: rows.clone(),
+                },
+            );
+            (d, rows, part)
+        },
+    );
+    let mut grads: Vec<Grads> = layer
+        .iter()
+        .map(|inputs| Grads {
+            w_ih_t: vec![0.0; input * gh],
+            input_bias: inputs.input_bias.map(|_| vec![0.0; gh]),
+            w_t: vec![0.0; hidden * gh],
+            bias: inputs.bias.map(|_| vec![0.0; gh]),
+            peephole: inputs.peephole.map(|_| vec![0.0; 3 * hidden]),
+            h0: Vec::with_capacity(batch * hidden),
+            c0: inputs
+                .recurrence
+                .has_cell()
+                .then(|| Vec::with_capacity(batch * hidden)),
+        })
+        .collect();
+    let mut d_x = vec![0.0; batch * time * input];
     let add = |sum: &mut [f32], part: &[f32]| sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
     // `[G·H, n]` padded to `padded` columns, added transposed into `[n, G·H]`.
     let add_transposed = |sum: &mut [f32], part: &[f32], n: usize, padded: usize| {
@@ -778,12 +897,16 @@ pub(crate) fn backward(
             }
         }
     };
-    for part in parts {
-        grads.x.extend(
-            part.dx
-                .chunks_exact(w_ih.padded_columns())
-                .flat_map(|row| &row[..input]),
-        );
+    for (d, rows, part) in parts {
+        let x_rows = &mut d_x[rows.start * time * input..rows.end * time * input];
+        let padded = part.dx.len() / (rows.len() * time);
+        for (sum, row) in x_rows
+            .chunks_exact_mut(input)
+            .zip(part.dx.chunks_exact(padded))
+        {
+            add(sum, &row[..input]);
+        }
+        let grads = &mut grads[d];
         add_transposed(
             &mut grads.w_ih_t,
             &part.d_w_ih,
@@ -805,7 +928,7 @@ pub(crate) fn backward(
             c0.extend(part.dc);
         }
     }
-    grads
+    (d_x, grads)
 }
 
 #[inline(always)]
@@ -814,23 +937,22 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     let saved = job.saved;
     let Dims {
         time,
-        batch,
         hidden,
         input,
+        ..
     } = inputs.dims;
     let recurrence = inputs.recurrence;
     let gh = inputs.gate_width();
-    let bh = batch * hidden;
     let rows = job.rows.clone();
     let padded = job.w_hh.padded_columns();
     let mut dh = vec![0.0; rows.len() * padded];
     for (r, b) in rows.clone().enumerate() {
-        dh[r * padded..r * padded + hidden]
-            .copy_from_slice(&job.grad_out[time * bh + b * hidden..time * bh + (b + 1) * hidden]);
+        let at = inputs.final_at(0, b);
+        dh[r * padded..r * padded + hidden].copy_from_slice(&job.grad_out[at..at + hidden]);
     }
     let mut dc = if recurrence.has_cell() {
-        job.grad_out[(time + 1) * bh + rows.start * hidden..(time + 1) * bh + rows.end * hidden]
-            .to_vec()
+        let at = inputs.final_at(1, rows.start);
+        job.grad_out[at..at + rows.len() * hidden].to_vec()
     } else {
         Vec::new()
     };
@@ -859,7 +981,7 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
                     reset_before_grad_z_n(
                         &saved.acts[at * gh..(at + 1) * gh],
                         &saved.h_prev[at * hidden..(at + 1) * hidden],
-                        &job.grad_out[at * hidden..(at + 1) * hidden],
+                        &job.grad_out[inputs.output_at(b, t)..][..hidden],
                         &mut dh[r * padded..r * padded + hidden],
                         &mut d_xp[local * gh..(local + 1) * gh],
                     );
@@ -888,7 +1010,7 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
             let local = r * time + t;
             let span = at * hidden..(at + 1) * hidden;
             let acts = &saved.acts[at * gh..(at + 1) * gh];
-            let g_out = &job.grad_out[span.clone()];
+            let g_out = &job.grad_out[inputs.output_at(b, t)..][..hidden];
             let dh = &mut dh[r * padded..r * padded + hidden];
             let dxp = &mut d_xp[local * gh..(local + 1) * gh];
             match recurrence {

@@ -111,39 +111,49 @@ pub(crate) fn recurrence_for<B: Backend>(cell: &Cell<B>) -> Option<Recurrence> {
     }
 }
 
-/// One layer-direction through the kernel.
+/// One layer, in one or both directions, through the kernel.
 ///
-/// `x` is the layer's input `[B, T, D]`. Returns the packed output, flat: the per-step
-/// outputs `[B, T, H]`, the final `h` `[B, H]` and, for an LSTM, the final `c` `[B, H]`.
-pub(crate) fn run<B: Backend>(
-    recurrence: Recurrence,
+/// `x` is the layer's input `[B, T, D]`; `cells` and `initial` hold one entry per direction
+/// (forward, then reverse). Returns the packed output, flat: the per-step outputs
+/// `[B, T, directions·H]`, the final `h` `[directions, B, H]` and, for an LSTM, the final
+/// `c` `[directions, B, H]`.
+pub(crate) fn run_layer<B: Backend>(
+    recurrences: &[Recurrence],
     x: Tensor<B, 3>,
-    cell: &Cell<B>,
-    initial: RecurrentState<B, 2>,
+    cells: &[Cell<B>],
+    initial: Vec<RecurrentState<B, 2>>,
     lengths: Option<&[usize]>,
-    reverse: bool,
 ) -> Tensor<B, 1> {
     let [batch, time, input] = x.dims();
-    let hidden = initial.hidden.dims()[1];
+    let hidden = initial[0].hidden.dims()[1];
     let device = x.device();
     let placeholder = || Tensor::<B, 2>::zeros([1, 1], &device);
-    // The input projection with every bias that folds into it, and the per-step constants;
-    // the kernels take all of `W_hhᵀ` (the reset-before GRU splits it itself).
-    let projection = cell.input_projection();
-    let weights = cell.step_weights();
-    let operands = Operands {
-        x: x.reshape([batch * time, input]),
-        w_ih_t: projection.weight_t().clone(),
-        input_bias: projection.bias().cloned().unwrap_or_else(placeholder),
-        w_t: cell.weights().weight_hh.val().transpose(),
-        bias: weights.recurrent_bias.clone().unwrap_or_else(placeholder),
-        peephole: match &weights.peephole {
-            Some(p) => Tensor::cat(p.to_vec(), 1),
-            None => placeholder(),
-        },
-        h0: initial.hidden,
-        c0: initial.cell.unwrap_or_else(placeholder),
-    };
+    let mut operands = vec![x.reshape([batch * time, input])];
+    let mut directions = Vec::with_capacity(cells.len());
+    for (index, (cell, initial)) in cells.iter().zip(initial).enumerate() {
+        // The input projection with every bias that folds into it, and the per-step
+        // constants; the kernels take all of `W_hhᵀ` (the reset-before GRU splits it).
+        let projection = cell.input_projection();
+        let weights = cell.step_weights();
+        directions.push(Direction {
+            recurrence: recurrences[index],
+            has_input_bias: projection.bias().is_some(),
+            has_bias: weights.recurrent_bias.is_some(),
+            reverse: index == 1,
+        });
+        operands.extend([
+            projection.weight_t().clone(),
+            projection.bias().cloned().unwrap_or_else(placeholder),
+            cell.weights().weight_hh.val().transpose(),
+            weights.recurrent_bias.clone().unwrap_or_else(placeholder),
+            match &weights.peephole {
+                Some(p) => Tensor::cat(p.to_vec(), 1),
+                None => placeholder(),
+            },
+            initial.hidden,
+            initial.cell.unwrap_or_else(placeholder),
+        ]);
+    }
     let dims = cpu::Dims {
         time,
         batch,
@@ -151,123 +161,101 @@ pub(crate) fn run<B: Backend>(
         input,
     };
     let layout = Layout {
-        recurrence,
         dims,
-        has_bias: weights.recurrent_bias.is_some(),
-        has_input_bias: projection.bias().is_some(),
+        directions,
         lengths: lengths.map(<[usize]>::to_vec),
-        reverse,
         isa: cpu_isa(),
-        threads: threads_for(dims, recurrence.gates()),
+        threads: threads_for(dims, recurrences[0].gates()),
     };
     if TypeId::of::<B>() == TypeId::of::<CpuAutodiff>() {
-        let packed = run_autodiff(layout, operands.cast::<CpuAutodiff>());
+        let operands = operands
+            .into_iter()
+            .map(cast::<_, Tensor<CpuAutodiff, 2>>)
+            .collect();
+        let packed = match cells.len() {
+            1 => run_autodiff::<{ operand_count(1) }>(layout, operands),
+            _ => run_autodiff::<{ operand_count(2) }>(layout, operands),
+        };
         cast(packed)
     } else {
-        let operands = operands.cast::<NdArray>().primitives();
-        let (packed, _) = layout.forward(&operands, false);
+        let primitives: Vec<NdArrayTensor> = operands
+            .into_iter()
+            .map(|t| cast::<_, Tensor<NdArray, 2>>(t).into_primitive().tensor())
+            .collect();
+        let (packed, _) = layout.forward(&primitives, false);
         cast(Tensor::<NdArray, 1>::from_primitive(
             TensorPrimitive::Float(vec_to_primitive(packed, &layout.packed_shape())),
         ))
     }
 }
 
-/// How many tensors the kernel reads: the fields of [`Operands`].
-const OPERANDS: usize = 8;
+/// Operands of each direction: `W_ihᵀ` `[D, G·H]`, the input bias `[1, G·H]`, `W_hhᵀ`
+/// `[H, G·H]`, the recurrent bias `[1, G·H]`, the peepholes `[1, 3·H]`, `h0` and `c0`
+/// `[B, H]`; the ones a layer lacks are `[1, 1]` placeholders.
+const PER_DIRECTION: usize = 7;
 
-/// The kernel's tensor operands, in a fixed order; the ones a layer lacks (bias, peephole,
-/// cell state) are `[1, 1]` placeholders.
-struct Operands<B: Backend> {
-    /// `[B·T, D]`.
-    x: Tensor<B, 2>,
-    /// `W_ihᵀ` `[D, G·H]`.
-    w_ih_t: Tensor<B, 2>,
-    /// `[1, G·H]`.
-    input_bias: Tensor<B, 2>,
-    /// `W_hhᵀ` `[H, G·H]`.
-    w_t: Tensor<B, 2>,
-    /// `[1, G·H]`.
-    bias: Tensor<B, 2>,
-    /// `[1, 3·H]`.
-    peephole: Tensor<B, 2>,
-    h0: Tensor<B, 2>,
-    c0: Tensor<B, 2>,
+/// The input `x` `[B·T, D]`, then each direction's operands.
+const fn operand_count(directions: usize) -> usize {
+    1 + PER_DIRECTION * directions
 }
 
-impl<B: Backend> Operands<B> {
-    fn cast<T: Backend>(self) -> Operands<T> {
-        Operands {
-            x: cast(self.x),
-            w_ih_t: cast(self.w_ih_t),
-            input_bias: cast(self.input_bias),
-            w_t: cast(self.w_t),
-            bias: cast(self.bias),
-            peephole: cast(self.peephole),
-            h0: cast(self.h0),
-            c0: cast(self.c0),
-        }
-    }
-
-    fn into_array(self) -> [Tensor<B, 2>; OPERANDS] {
-        [
-            self.x,
-            self.w_ih_t,
-            self.input_bias,
-            self.w_t,
-            self.bias,
-            self.peephole,
-            self.h0,
-            self.c0,
-        ]
-    }
-}
-
-impl Operands<NdArray> {
-    fn primitives(self) -> [NdArrayTensor; OPERANDS] {
-        self.into_array().map(|t| t.into_primitive().tensor())
-    }
+/// What a direction is, apart from its tensors.
+#[derive(Debug, Clone)]
+struct Direction {
+    recurrence: Recurrence,
+    has_input_bias: bool,
+    has_bias: bool,
+    reverse: bool,
 }
 
 /// Everything about the problem that is not a tensor.
 #[derive(Debug, Clone)]
 struct Layout {
-    recurrence: Recurrence,
     dims: cpu::Dims,
-    has_bias: bool,
-    has_input_bias: bool,
+    directions: Vec<Direction>,
     lengths: Option<Vec<usize>>,
-    reverse: bool,
     isa: CpuIsa,
     threads: usize,
 }
 
 impl Layout {
-    /// The kernel's view of the operands, in the order of [`Operands`].
-    fn inputs<'a>(&'a self, views: &'a [View<'a>; OPERANDS]) -> cpu::Inputs<'a> {
-        let [x, w_ih_t, input_bias, w_t, bias, peephole, h0, c0] = views;
-        cpu::Inputs {
-            recurrence: self.recurrence,
-            dims: self.dims,
-            x: &x.values,
-            w_ih_t: w_ih_t.matrix(),
-            input_bias: self.has_input_bias.then_some(&input_bias.values[..]),
-            w_t: w_t.matrix(),
-            bias: self.has_bias.then_some(&bias.values[..]),
-            peephole: matches!(self.recurrence, Recurrence::Lstm { peephole: true, .. })
-                .then_some(&peephole.values[..]),
-            h0: &h0.values,
-            c0: self.recurrence.has_cell().then_some(&c0.values[..]),
-            lengths: self.lengths.as_deref(),
-            reverse: self.reverse,
-        }
+    /// The kernel's view of each direction, from the views of the operands.
+    fn inputs<'a>(&'a self, views: &'a [View<'a>]) -> Vec<cpu::Inputs<'a>> {
+        let x = &views[0].values;
+        self.directions
+            .iter()
+            .zip(views[1..].chunks_exact(PER_DIRECTION))
+            .enumerate()
+            .map(|(index, (direction, views))| {
+                let [w_ih_t, input_bias, w_t, bias, peephole, h0, c0] = views else {
+                    unreachable!("chunks of PER_DIRECTION views")
+                };
+                let recurrence = direction.recurrence;
+                cpu::Inputs {
+                    recurrence,
+                    dims: self.dims,
+                    slot: cpu::Slot {
+                        direction: index,
+                        directions: self.directions.len(),
+                    },
+                    x,
+                    w_ih_t: w_ih_t.matrix(),
+                    input_bias: direction.has_input_bias.then_some(&input_bias.values[..]),
+                    w_t: w_t.matrix(),
+                    bias: direction.has_bias.then_some(&bias.values[..]),
+                    peephole: matches!(recurrence, Recurrence::Lstm { peephole: true, .. })
+                        .then_some(&peephole.values[..]),
+                    h0: &h0.values,
+                    c0: recurrence.has_cell().then_some(&c0.values[..]),
+                    lengths: self.lengths.as_deref(),
+                    reverse: direction.reverse,
+                }
+            })
+            .collect()
     }
 
-    fn forward(
-        &self,
-        operands: &[NdArrayTensor; OPERANDS],
-        save: bool,
-    ) -> (Vec<f32>, Option<cpu::Saved>) {
-        let views = operands.each_ref().map(View::of);
+    fn forward(&self, operands: &[NdArrayTensor], save: bool) -> (Vec<f32>, Vec<cpu::Saved>) {
+        let views: Vec<View> = operands.iter().map(View::of).collect();
         cpu::forward(&self.inputs(&views), save, self.isa, self.threads)
     }
 
@@ -278,28 +266,29 @@ impl Layout {
             hidden,
             ..
         } = self.dims;
-        [self.recurrence.packed_rows(time) * batch * hidden]
+        let rows = self.directions[0].recurrence.packed_rows(time);
+        [rows * self.directions.len() * batch * hidden]
     }
 }
 
-/// The whole layer-direction as one autodiff node.
+/// A whole layer as one autodiff node with `N` operands.
 #[derive(Debug)]
-struct FusedBackward;
+struct FusedBackward<const N: usize>;
 
 #[derive(Debug)]
 struct SavedForward {
     layout: Layout,
-    /// The operands backward reads (all but the initial state).
-    operands: [NdArrayTensor; OPERANDS],
-    saved: cpu::Saved,
+    /// The operands backward reads (all but the initial states, which are left empty).
+    operands: Vec<NdArrayTensor>,
+    saved: Vec<cpu::Saved>,
 }
 
-impl Backward<NdArray, OPERANDS> for FusedBackward {
+impl<const N: usize> Backward<NdArray, N> for FusedBackward<N> {
     type State = Arc<SavedForward>;
 
     fn backward(
         self,
-        ops: Ops<Self::State, OPERANDS>,
+        ops: Ops<Self::State, N>,
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
@@ -309,8 +298,8 @@ impl Backward<NdArray, OPERANDS> for FusedBackward {
             saved,
         } = &*ops.state;
         let grad_out = grads.consume::<NdArray>(&ops.node);
-        let views = operands.each_ref().map(View::of);
-        let g = cpu::backward(
+        let views: Vec<View> = operands.iter().map(View::of).collect();
+        let (d_x, directions) = cpu::backward(
             &layout.inputs(&views),
             saved,
             &View::of(&grad_out).values,
@@ -323,28 +312,20 @@ impl Backward<NdArray, OPERANDS> for FusedBackward {
             hidden,
             input,
         } = layout.dims;
-        let gh = layout.recurrence.gates() * hidden;
-        let shapes = [
-            vec![batch * time, input],
-            vec![input, gh],
-            vec![1, gh],
-            vec![hidden, gh],
-            vec![1, gh],
-            vec![1, 3 * hidden],
-            vec![batch, hidden],
-            vec![batch, hidden],
-        ];
-        let values = [
-            Some(g.x),
-            Some(g.w_ih_t),
-            g.input_bias,
-            Some(g.w_t),
-            g.bias,
-            g.peephole,
-            Some(g.h0),
-            g.c0,
-        ];
-        for ((parent, grad), shape) in ops.parents.into_iter().zip(values).zip(shapes) {
+        let gh = layout.directions[0].recurrence.gates() * hidden;
+        let mut values = vec![(Some(d_x), vec![batch * time, input])];
+        for g in directions {
+            values.extend([
+                (Some(g.w_ih_t), vec![input, gh]),
+                (g.input_bias, vec![1, gh]),
+                (Some(g.w_t), vec![hidden, gh]),
+                (g.bias, vec![1, gh]),
+                (g.peephole, vec![1, 3 * hidden]),
+                (Some(g.h0), vec![batch, hidden]),
+                (g.c0, vec![batch, hidden]),
+            ]);
+        }
+        for (parent, (grad, shape)) in ops.parents.into_iter().zip(values) {
             if let (Some(node), Some(grad)) = (parent, grad) {
                 grads.register::<NdArray>(node.id, vec_to_primitive(grad, &shape));
             }
@@ -352,25 +333,43 @@ impl Backward<NdArray, OPERANDS> for FusedBackward {
     }
 }
 
-fn run_autodiff(layout: Layout, operands: Operands<CpuAutodiff>) -> Tensor<CpuAutodiff, 1> {
-    let tensors = operands.into_array().map(|t| t.into_primitive().tensor());
+fn run_autodiff<const N: usize>(
+    layout: Layout,
+    operands: Vec<Tensor<CpuAutodiff, 2>>,
+) -> Tensor<CpuAutodiff, 1> {
+    let tensors: [_; N] = operands
+        .into_iter()
+        .map(|t| t.into_primitive().tensor())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("N operands"));
     let nodes = tensors.each_ref().map(|t| t.node.clone());
-    let primitives = tensors.map(|t| t.primitive);
+    let primitives: Vec<NdArrayTensor> = tensors.into_iter().map(|t| t.primitive).collect();
     let shape = layout.packed_shape();
-    let output = match FusedBackward
+    let output = match FusedBackward::<N>
         .prepare::<NoCheckpointing>(nodes)
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
             let (packed, saved) = layout.forward(&primitives, true);
-            // Backward reads the input and the weights, not the initial state.
-            let empty = || vec_to_primitive(Vec::new(), &[0]);
-            let [x, w_ih_t, input_bias, w_t, bias, peephole, _, _] = primitives;
+            // Backward reads the input and the weights, not the initial states.
+            let operands = primitives
+                .into_iter()
+                .enumerate()
+                .map(|(index, tensor)| {
+                    let slot = index.checked_sub(1).map(|i| i % PER_DIRECTION);
+                    if matches!(slot, Some(5 | 6)) {
+                        vec_to_primitive(Vec::new(), &[0])
+                    } else {
+                        tensor
+                    }
+                })
+                .collect();
             let state = SavedForward {
                 layout,
-                operands: [x, w_ih_t, input_bias, w_t, bias, peephole, empty(), empty()],
-                saved: saved.expect("forward saves when asked"),
+                operands,
+                saved,
             };
             prep.finish(Arc::new(state), vec_to_primitive(packed, &shape))
         }
