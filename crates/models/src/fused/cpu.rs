@@ -20,7 +20,7 @@ use std::ops::Range;
 
 use super::isa::CpuIsa;
 use super::math::{sigmoid, tanh};
-use super::packed::{self, Blocking, PackedMatrix, Portable};
+use super::packed::{self, Blocking, PANEL, PackedMatrix, Portable};
 #[cfg(target_arch = "x86_64")]
 use super::packed::{Avx2, Avx512};
 use crate::cell::Nonlinearity;
@@ -1075,20 +1075,15 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     let d_all = if is_gru { &d_hh } else { &d_xp };
     // dx = d_xp · W_ih, dW_ih = d_xpᵀ · x and dW_hh = d_allᵀ · h_prev over this thread's
     // rows of every step; the transposed operands are read in place.
-    let x = PackedMatrix::pack(
-        &inputs.x[block.start * input..block.end * input],
-        (block.len(), input),
-        (input, 1),
-    );
-    let h_prev = PackedMatrix::pack(
-        &saved.h_prev[block.start * hidden..block.end * hidden],
-        (block.len(), hidden),
-        (hidden, 1),
+    let x_rows = &inputs.x[block.start * input..block.end * input];
+    let h_prev_rows = &saved.h_prev[block.start * hidden..block.end * hidden];
+    let (x_width, h_width) = (
+        input.div_ceil(PANEL) * PANEL,
+        hidden.div_ceil(PANEL) * PANEL,
     );
     let mut dx = vec![0.0; block.len() * job.w_ih.padded_columns()];
-    let mut d_w_ih = vec![0.0; gh * x.padded_columns()];
-    let width = h_prev.padded_columns();
-    let mut d_w_hh = vec![0.0; gh * width];
+    let mut d_w_ih = vec![0.0; gh * x_width];
+    let mut d_w_hh = vec![0.0; gh * h_width];
     // SAFETY: as above.
     unsafe {
         let w_ih = job.w_ih;
@@ -1101,19 +1096,71 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
             w_ih.padded_columns(),
             None,
         );
-        packed::gemm_transposed_a::<K>(gh, &d_xp, gh, &x, &mut d_w_ih, x.padded_columns());
-        if job.w_hn.is_some() {
-            // The `n` rows of W_hh multiply `r ⊙ h`, saved in `aux`.
-            let rh = PackedMatrix::pack(
-                &saved.aux[block.start * hidden..block.end * hidden],
-                (block.len(), hidden),
-                (hidden, 1),
-            );
-            let (rz_rows, n_rows) = d_w_hh.split_at_mut(2 * hidden * width);
-            packed::gemm_transposed_a::<K>(2 * hidden, d_all, gh, &h_prev, rz_rows, width);
-            packed::gemm_transposed_a::<K>(hidden, &d_all[2 * hidden..], gh, &rh, n_rows, width);
-        } else {
-            packed::gemm_transposed_a::<K>(gh, d_all, gh, &h_prev, &mut d_w_hh, width);
+        let pack = |rows: &[f32], n: usize| PackedMatrix::pack(rows, (block.len(), n), (n, 1));
+        match recurrence {
+            Recurrence::GruResetAfter => {
+                // The recurrent product sees `d_hh`, the input product `d_xp`.
+                packed::gemm_transposed_a::<K>(
+                    gh,
+                    &d_xp,
+                    gh,
+                    &pack(x_rows, input),
+                    &mut d_w_ih,
+                    x_width,
+                );
+                packed::gemm_transposed_a::<K>(
+                    gh,
+                    &d_hh,
+                    gh,
+                    &pack(h_prev_rows, hidden),
+                    &mut d_w_hh,
+                    h_width,
+                );
+            }
+            Recurrence::GruResetBefore => {
+                packed::gemm_transposed_a::<K>(
+                    gh,
+                    &d_xp,
+                    gh,
+                    &pack(x_rows, input),
+                    &mut d_w_ih,
+                    x_width,
+                );
+                // The `n` rows of W_hh multiply `r ⊙ h`, saved in `aux`.
+                let rh = pack(&saved.aux[block.start * hidden..block.end * hidden], hidden);
+                let (rz_rows, n_rows) = d_w_hh.split_at_mut(2 * hidden * h_width);
+                let h_prev = pack(h_prev_rows, hidden);
+                packed::gemm_transposed_a::<K>(2 * hidden, &d_xp, gh, &h_prev, rz_rows, h_width);
+                packed::gemm_transposed_a::<K>(
+                    hidden,
+                    &d_xp[2 * hidden..],
+                    gh,
+                    &rh,
+                    n_rows,
+                    h_width,
+                );
+            }
+            _ => {
+                // Both weight gradients from one pass over `d_xpᵀ`: `[x | h_prev]` side by side.
+                let both = PackedMatrix::pack_side_by_side(
+                    &[
+                        (x_rows, input, (input, 1)),
+                        (h_prev_rows, hidden, (hidden, 1)),
+                    ],
+                    block.len(),
+                );
+                let width = x_width + h_width;
+                let mut d_w = vec![0.0; gh * width];
+                packed::gemm_transposed_a::<K>(gh, &d_xp, gh, &both, &mut d_w, width);
+                for ((row, ih), hh) in d_w
+                    .chunks_exact(width)
+                    .zip(d_w_ih.chunks_exact_mut(x_width))
+                    .zip(d_w_hh.chunks_exact_mut(h_width))
+                {
+                    ih.copy_from_slice(&row[..x_width]);
+                    hh.copy_from_slice(&row[x_width..]);
+                }
+            }
         }
     }
     let column_sums = |values: &[f32]| {

@@ -39,6 +39,20 @@ impl PackedMatrix {
         Self { k, panels, values }
     }
 
+    /// Several `[k, n_i]` matrices side by side, each starting on a panel boundary (so that
+    /// one product gives the products with each of them).
+    pub(super) fn pack_side_by_side(parts: &[(&[f32], usize, (usize, usize))], k: usize) -> Self {
+        let packed: Vec<Self> = parts
+            .iter()
+            .map(|&(values, n, strides)| Self::pack(values, (k, n), strides))
+            .collect();
+        Self {
+            k,
+            panels: packed.iter().map(|p| p.panels).sum(),
+            values: packed.into_iter().flat_map(|p| p.values).collect(),
+        }
+    }
+
     /// Columns including the padding: the row stride `C` needs.
     pub(super) fn padded_columns(&self) -> usize {
         self.panels * PANEL
@@ -56,14 +70,16 @@ pub(super) trait Blocking {
     ///
     /// # Safety
     /// `a` reaches `R` rows of `k` values (element `(r, i)` at `r·strides.0 + i·strides.1`),
-    /// `w` reaches `P` panels of `k` rows,
+    /// `w` reaches `P` panels of `k` rows, `panel_len` values apart,
     /// `c` reaches `R` rows of `16·P` values `ldc` apart, a non-null `init` reaches `16·P`
     /// values, and the CPU has the instruction set the implementation is compiled for.
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
         a_strides: (usize, usize),
         w: *const f32,
+        panel_len: usize,
         c: *mut f32,
         ldc: usize,
         init: *const f32,
@@ -81,73 +97,177 @@ pub(super) trait Blocking {
 pub(super) unsafe fn gemm<K: Blocking>(
     m: usize,
     a: &[f32],
-    (row_stride, k_stride): (usize, usize),
+    a_strides: (usize, usize),
     b: &PackedMatrix,
     c: &mut [f32],
     ldc: usize,
     init: Option<&[f32]>,
 ) {
-    let k = b.k;
+    // SAFETY: the caller vouches for the instruction set.
+    unsafe { gemm_k_range::<K>(m, a, a_strides, b, 0..b.k, c, ldc, init) }
+}
+
+/// [`gemm`] over the rows `k_range` of `B` only; `a` holds the matching columns of `A`,
+/// from column `k_range.start` on (element `(r, i)` at `(i − k_range.start)·k_stride`).
+///
+/// # Safety
+/// The CPU has the instruction set `K` is compiled for.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn gemm_k_range<K: Blocking>(
+    m: usize,
+    a: &[f32],
+    (row_stride, k_stride): (usize, usize),
+    b: &PackedMatrix,
+    k_range: std::ops::Range<usize>,
+    c: &mut [f32],
+    ldc: usize,
+    init: Option<&[f32]>,
+) {
+    let k = k_range.len();
     if m == 0 {
         return;
     }
+    assert!(k_range.end <= b.k);
     assert!(ldc >= b.padded_columns());
     assert!(init.is_none_or(|row| row.len() >= b.padded_columns()));
     assert!(k == 0 || a.len() > (m - 1) * row_stride + (k - 1) * k_stride);
+    let panel_len = b.k * PANEL;
     assert!(c.len() >= (m - 1) * ldc + b.padded_columns());
-    let mut p = 0;
-    while p < b.panels {
-        let pair = K::PANELS == 2 && p + 1 < b.panels;
-        let mut row = 0;
-        while row < m {
-            let full = row + K::ROWS <= m;
-            // SAFETY: the asserts above keep rows `row..row + ROWS` (or `row`) of `A` and
-            // `C`, and panels `p..p + 2` (or `p`) of `B`, inside their slices; the caller
-            // vouches for the instruction set.
-            unsafe {
-                let a = a.as_ptr().add(row * row_stride);
-                let c = c.as_mut_ptr().add(row * ldc + p * PANEL);
-                let w = b.values.as_ptr().add(p * k * PANEL);
-                let init = init.map_or(std::ptr::null(), |row| row.as_ptr().add(p * PANEL));
-                match (full, pair, K::ROWS) {
-                    (true, true, 8) => {
-                        K::tile::<8, 2>(k, a, (row_stride, k_stride), w, c, ldc, init)
+    // Rows of `A` are taken a chunk at a time, so that a chunk stays in cache while every
+    // panel of `B` passes over it.
+    let chunk = 16 * K::ROWS;
+    for first in (0..m).step_by(chunk) {
+        let last = m.min(first + chunk);
+        let mut p = 0;
+        while p < b.panels {
+            let pair = K::PANELS == 2 && p + 1 < b.panels;
+            let mut row = first;
+            while row < last {
+                let full = row + K::ROWS <= last;
+                // SAFETY: the asserts above keep rows `row..row + ROWS` (or `row`) of `A` and
+                // `C`, and panels `p..p + 2` (or `p`) of `B`, inside their slices; the caller
+                // vouches for the instruction set.
+                unsafe {
+                    let a = a.as_ptr().add(row * row_stride);
+                    let c = c.as_mut_ptr().add(row * ldc + p * PANEL);
+                    let w = b.values.as_ptr().add(p * panel_len + k_range.start * PANEL);
+                    let init = init.map_or(std::ptr::null(), |row| row.as_ptr().add(p * PANEL));
+                    match (full, pair, K::ROWS) {
+                        (true, true, 8) => K::tile::<8, 2>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
+                        (true, false, 8) => K::tile::<8, 1>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
+                        (true, true, 6) => K::tile::<6, 2>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
+                        (true, false, 6) => K::tile::<6, 1>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
+                        (true, true, 4) => K::tile::<4, 2>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
+                        (true, false, 4) => K::tile::<4, 1>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
+                        (true, true, 2) => K::tile::<2, 2>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
+                        (true, false, 2) => K::tile::<2, 1>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
+                        (_, true, _) => K::tile::<1, 2>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
+                        (_, false, _) => K::tile::<1, 1>(
+                            k,
+                            a,
+                            (row_stride, k_stride),
+                            w,
+                            panel_len,
+                            c,
+                            ldc,
+                            init,
+                        ),
                     }
-                    (true, false, 8) => {
-                        K::tile::<8, 1>(k, a, (row_stride, k_stride), w, c, ldc, init)
-                    }
-                    (true, true, 6) => {
-                        K::tile::<6, 2>(k, a, (row_stride, k_stride), w, c, ldc, init)
-                    }
-                    (true, false, 6) => {
-                        K::tile::<6, 1>(k, a, (row_stride, k_stride), w, c, ldc, init)
-                    }
-                    (true, true, 4) => {
-                        K::tile::<4, 2>(k, a, (row_stride, k_stride), w, c, ldc, init)
-                    }
-                    (true, false, 4) => {
-                        K::tile::<4, 1>(k, a, (row_stride, k_stride), w, c, ldc, init)
-                    }
-                    (true, true, 2) => {
-                        K::tile::<2, 2>(k, a, (row_stride, k_stride), w, c, ldc, init)
-                    }
-                    (true, false, 2) => {
-                        K::tile::<2, 1>(k, a, (row_stride, k_stride), w, c, ldc, init)
-                    }
-                    (_, true, _) => K::tile::<1, 2>(k, a, (row_stride, k_stride), w, c, ldc, init),
-                    (_, false, _) => K::tile::<1, 1>(k, a, (row_stride, k_stride), w, c, ldc, init),
                 }
+                row += if full { K::ROWS } else { 1 };
             }
-            row += if full { K::ROWS } else { 1 };
+            p += if pair { 2 } else { 1 };
         }
-        p += if pair { 2 } else { 1 };
     }
 }
 
 /// `C[m, padded] += Aᵀ · B` for a row-major `A` `[k, m]` with row stride `lda`: the
 /// products whose reduction runs over the rows of both operands (weight gradients summed
-/// over steps). `Aᵀ` is first laid out in blocks of `K::ROWS` rows, `k` values by `ROWS`,
-/// in one pass over `A`, so that the micro-kernel reads it contiguously.
+/// over steps). The reduction is cut into chunks of rows that stay in cache while every
+/// block of `Aᵀ` passes over them; each chunk of `Aᵀ` is first laid out in blocks of
+/// `K::ROWS` rows, so that the micro-kernel reads it contiguously.
 ///
 /// # Safety
 /// The CPU has the instruction set `K` is compiled for.
@@ -160,31 +280,27 @@ pub(super) unsafe fn gemm_transposed_a<K: Blocking>(
     c: &mut [f32],
     ldc: usize,
 ) {
+    const CHUNK: usize = 256;
     let k = b.k;
     let blocks = m.div_ceil(K::ROWS);
-    let block_len = k * K::ROWS;
+    let block_len = CHUNK * K::ROWS;
     let mut packed = vec![0.0; blocks * block_len];
-    for (i, row) in a.chunks(lda).take(k).enumerate() {
-        for (q, values) in row[..m].chunks(K::ROWS).enumerate() {
-            let at = q * block_len + i * K::ROWS;
-            packed[at..at + values.len()].copy_from_slice(values);
+    for start in (0..k).step_by(CHUNK) {
+        let chunk = start..k.min(start + CHUNK);
+        for (i, row) in a.chunks(lda).skip(start).take(chunk.len()).enumerate() {
+            for (q, values) in row[..m].chunks(K::ROWS).enumerate() {
+                let at = q * block_len + i * K::ROWS;
+                packed[at..at + values.len()].copy_from_slice(values);
+            }
         }
-    }
-    for q in 0..blocks {
-        let rows = K::ROWS.min(m - q * K::ROWS);
-        let block = &packed[q * block_len..(q + 1) * block_len];
-        // SAFETY: the caller vouches for the instruction set.
-        unsafe {
-            gemm::<K>(
-                rows,
-                block,
-                (1, K::ROWS),
-                b,
-                &mut c[q * K::ROWS * ldc..],
-                ldc,
-                None,
-            )
-        };
+        for q in 0..blocks {
+            let rows = K::ROWS.min(m - q * K::ROWS);
+            // Block `q` of this chunk, indexed from the chunk's first row of `B`.
+            let block = &packed[q * block_len..(q + 1) * block_len];
+            let c = &mut c[q * K::ROWS * ldc..];
+            // SAFETY: the caller vouches for the instruction set.
+            unsafe { gemm_k_range::<K>(rows, block, (1, K::ROWS), b, chunk.clone(), c, ldc, None) };
+        }
     }
 }
 
@@ -197,11 +313,13 @@ impl Blocking for Portable {
     const PANELS: usize = 1;
 
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
         (row_stride, k_stride): (usize, usize),
         w: *const f32,
+        panel_len: usize,
         c: *mut f32,
         ldc: usize,
         init: *const f32,
@@ -212,7 +330,8 @@ impl Blocking for Portable {
                 // SAFETY (every block here): inside the ranges of the trait's contract.
                 let x = unsafe { *a.add(r * row_stride + i * k_stride) };
                 for (q, acc_panel) in acc_row.iter_mut().enumerate() {
-                    let weights = unsafe { &*(w.add((q * k + i) * PANEL) as *const [f32; PANEL]) };
+                    let weights =
+                        unsafe { &*(w.add(q * panel_len + i * PANEL) as *const [f32; PANEL]) };
                     for (sum, weight) in acc_panel.iter_mut().zip(weights) {
                         *sum += x * weight;
                     }
@@ -248,11 +367,13 @@ impl Blocking for Avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
         (row_stride, k_stride): (usize, usize),
         w: *const f32,
+        panel_len: usize,
         c: *mut f32,
         ldc: usize,
         init: *const f32,
@@ -263,7 +384,7 @@ impl Blocking for Avx2 {
             let mut weights = [[_mm256_setzero_ps(); 2]; P];
             for (q, pair) in weights.iter_mut().enumerate() {
                 // SAFETY (every block here): inside the ranges of the trait's contract.
-                let row = unsafe { w.add((q * k + i) * PANEL) };
+                let row = unsafe { w.add(q * panel_len + i * PANEL) };
                 *pair = unsafe { [_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8))] };
             }
             for (r, acc_row) in acc.iter_mut().enumerate() {
@@ -303,11 +424,13 @@ impl Blocking for Avx512 {
 
     #[inline]
     #[target_feature(enable = "avx512f,fma")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile<const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
         (row_stride, k_stride): (usize, usize),
         w: *const f32,
+        panel_len: usize,
         c: *mut f32,
         ldc: usize,
         init: *const f32,
@@ -318,7 +441,7 @@ impl Blocking for Avx512 {
             let mut weights = [_mm512_setzero_ps(); P];
             for (q, panel) in weights.iter_mut().enumerate() {
                 // SAFETY (every block here): inside the ranges of the trait's contract.
-                *panel = unsafe { _mm512_loadu_ps(w.add((q * k + i) * PANEL)) };
+                *panel = unsafe { _mm512_loadu_ps(w.add(q * panel_len + i * PANEL)) };
             }
             for (r, acc_row) in acc.iter_mut().enumerate() {
                 let x = _mm512_set1_ps(unsafe { *a.add(r * row_stride + i * k_stride) });
@@ -338,6 +461,84 @@ impl Blocking for Avx512 {
                     };
                     _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(base), *sum));
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fused::isa::CpuIsa;
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// Both products against a plain triple loop in f64, for shapes that cross the row
+    /// chunks, the reduction chunks, partial panels and partial register blocks.
+    fn check<K: Blocking>(name: &str) {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (11, 5, 20),
+            (8, 128, 512),
+            (300, 600, 40),
+            (131, 257, 33),
+        ] {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let packed = PackedMatrix::pack(&b, (k, n), (n, 1));
+            let ldc = packed.padded_columns();
+            let exact = |i: usize, j: usize, a_at: &dyn Fn(usize, usize) -> f32| {
+                (0..k)
+                    .map(|l| f64::from(a_at(i, l)) * f64::from(b[l * n + j]))
+                    .sum::<f64>()
+            };
+            let init = values(ldc, 3);
+            let mut c = vec![0.0; m * ldc];
+            // SAFETY: `check` runs only for instruction sets the CPU has.
+            unsafe { gemm::<K>(m, &a, (k, 1), &packed, &mut c, ldc, Some(&init)) };
+            // `A` stored transposed, `[k, m]`.
+            let a_t: Vec<f32> = (0..k * m).map(|at| a[(at % m) * k + at / m]).collect();
+            let mut c_t = vec![0.0; m * ldc];
+            // SAFETY: as above.
+            unsafe { gemm_transposed_a::<K>(m, &a_t, m, &packed, &mut c_t, ldc) };
+            for i in 0..m {
+                for j in 0..n {
+                    let want = exact(i, j, &|i, l| a[i * k + l]);
+                    let tolerance = 1e-5 * (k as f64).sqrt() * want.abs().max(1.0);
+                    let got = f64::from(c[i * ldc + j]) - f64::from(init[j]);
+                    assert!(
+                        (got - want).abs() <= tolerance,
+                        "{name} {m}×{k}×{n} [{i},{j}]: {got} vs {want}"
+                    );
+                    let got_t = f64::from(c_t[i * ldc + j]);
+                    assert!(
+                        (got_t - want).abs() <= tolerance,
+                        "{name} Aᵀ {m}×{k}×{n} [{i},{j}]: {got_t} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn products_equal_a_plain_triple_loop_on_every_instruction_set() {
+        check::<Portable>("portable");
+        #[cfg(target_arch = "x86_64")]
+        {
+            if CpuIsa::Avx2.is_supported() {
+                check::<Avx2>("avx2");
+            }
+            if CpuIsa::Avx512.is_supported() {
+                check::<Avx512>("avx512");
             }
         }
     }
