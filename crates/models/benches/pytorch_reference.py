@@ -3,7 +3,8 @@ times ours: forward under no_grad and forward+backward (of the output's sum), me
 `--repeats`, batch_first input from U(0, 1). Prints three numbers: forward ms,
 forward+backward ms, and the growth of the process's peak resident memory over the first
 forward+backward, in MB. The Rust bench calls it when `BENCH_PYTHON` names a Python with
-torch (requirements: torch==2.15.0); the project's tests do not need it.
+torch (requirements: torch==2.15.0); the project's tests do not need it. With --peak it prints the GFLOP/s of
+torch.mm at 2048² on the same threads: the machine's sgemm peak the bench compares with.
 
     python crates/models/benches/pytorch_reference.py --module lstm --batch 32 --time 100 \\
         --input-size 40 --hidden-size 128 [--num-layers 2] [--bidirectional] [--threads 2]
@@ -39,7 +40,9 @@ def build(name, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--module", choices=["rnn_tanh", "rnn_relu", "lstm", "gru"], required=True)
+    parser.add_argument("--module", choices=["rnn_tanh", "rnn_relu", "lstm", "gru"])
+    parser.add_argument("--peak", action="store_true",
+                        help="print the GFLOP/s of torch.mm at 2048² instead (the machine's sgemm peak)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--time", type=int, default=100)
     parser.add_argument("--input-size", type=int, default=40)
@@ -51,6 +54,13 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.peak:
+        n = 2048
+        a, b = torch.rand(n, n), torch.rand(n, n)
+        print(f"{2 * n ** 3 / (median_ms(lambda: torch.mm(a, b), args.repeats) * 1e-3) / 1e9:.1f}")
+        return
+    if args.module is None:
+        parser.error("--module or --peak is needed")
     module = build(args.module, args)
     x = torch.rand(args.batch, args.time, args.input_size)
 

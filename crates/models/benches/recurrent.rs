@@ -272,9 +272,13 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// GFLOP/s of a 1024² sgemm through burn-ndarray's matmul, on every core: the peak the
-/// GFLOP/s of the table are compared with.
-fn sgemm_peak() -> f64 {
+/// The machine's sgemm peak on every core, which the GFLOP/s of the table are compared
+/// with: `torch.mm` at 2048² when `BENCH_PYTHON` has torch (MKL or OpenBLAS, the fastest
+/// sgemm at hand), else burn-ndarray's matmul at 1024².
+fn sgemm_peak(threads: usize) -> (f64, &'static str) {
+    if let Some(peak) = pytorch_peak(threads) {
+        return (peak, "torch.mm, 2048²");
+    }
     let n = 1024;
     let device = Default::default();
     let a = Tensor::<NdArray, 2>::random([n, n], Distribution::Default, &device);
@@ -282,7 +286,21 @@ fn sgemm_peak() -> f64 {
     let ms = median_ms(5, || {
         let _ = a.clone().matmul(b.clone()).into_data();
     });
-    2.0 * (n * n * n) as f64 / (ms * 1e-3) / 1e9
+    (
+        2.0 * (n * n * n) as f64 / (ms * 1e-3) / 1e9,
+        "burn-ndarray matmul, 1024²",
+    )
+}
+
+fn pytorch_peak(threads: usize) -> Option<f64> {
+    let python = std::env::var("BENCH_PYTHON").ok()?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_reference.py");
+    let output = Command::new(python)
+        .env_remove("OPENBLAS_CORETYPE")
+        .args([script, "--peak", "--threads", &threads.to_string()])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
 fn main() {
@@ -293,10 +311,10 @@ fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let shapes = std::env::var("BENCH_SHAPES").unwrap_or_default();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let peak = sgemm_peak();
+    let (peak, peak_source) = sgemm_peak(threads);
     println!("CPU: {} ({threads} threads), {}", cpu_model(), cpu_flags());
     println!(
-        "kernels: {:?}; sgemm peak {peak:.0} GFLOP/s (burn-ndarray matmul, 1024², {threads} threads); median of {repeats}",
+        "kernels: {:?}; sgemm peak {peak:.0} GFLOP/s ({peak_source}, {threads} threads); median of {repeats}",
         models::cpu_isa()
     );
     println!(
