@@ -667,6 +667,12 @@ fn gate_block(row: &[f32], k: usize, n: usize) -> &[f32] {
     &row[k * n..(k + 1) * n]
 }
 
+/// The first `G` gate blocks of a row of gates.
+#[inline(always)]
+fn gate_blocks<const G: usize>(row: &[f32], n: usize) -> [&[f32]; G] {
+    std::array::from_fn(|k| gate_block(row, k, n))
+}
+
 /// One row of an LSTM step, gate blocks in the order i, f, g, o.
 struct LstmRow<'a> {
     xp: &'a [f32],
@@ -682,24 +688,9 @@ impl LstmRow<'_> {
     #[inline(always)]
     fn run<const PEEPHOLE: bool, const COUPLED: bool>(self) {
         let n = self.h.len();
-        let block = |v, k| gate_block(v, k, n);
-        let (xi, xf, xg, xo) = (
-            block(self.xp, 0),
-            block(self.xp, 1),
-            block(self.xp, 2),
-            block(self.xp, 3),
-        );
-        let (hi, hf, hg, ho) = (
-            block(self.hh, 0),
-            block(self.hh, 1),
-            block(self.hh, 2),
-            block(self.hh, 3),
-        );
-        let (pi, pf, po) = (
-            block(self.peephole, 0),
-            block(self.peephole, 1),
-            block(self.peephole, 2),
-        );
+        let [xi, xf, xg, xo] = gate_blocks::<4>(self.xp, n);
+        let [hi, hf, hg, ho] = gate_blocks::<4>(self.hh, n);
+        let [pi, pf, po] = gate_blocks::<3>(self.peephole, n);
         let (ai, rest) = self.acts[..4 * n].split_at_mut(n);
         let (af, rest) = rest.split_at_mut(n);
         let (ag, ao) = rest.split_at_mut(n);
@@ -732,9 +723,8 @@ impl LstmRow<'_> {
 #[inline(always)]
 fn gru_row(xp: &[f32], hh: &[f32], h: &mut [f32], acts: &mut [f32], hh_n: &mut [f32]) {
     let n = h.len();
-    let block = |v, k| gate_block(v, k, n);
-    let (xr, xz, xn) = (block(xp, 0), block(xp, 1), block(xp, 2));
-    let (hr, hz, hn) = (block(hh, 0), block(hh, 1), block(hh, 2));
+    let [xr, xz, xn] = gate_blocks::<3>(xp, n);
+    let [hr, hz, hn] = gate_blocks::<3>(hh, n);
     let (ar, rest) = acts[..3 * n].split_at_mut(n);
     let (az, an) = rest.split_at_mut(n);
     let hh_n = &mut hh_n[..n];
@@ -1246,18 +1236,8 @@ impl LstmGradRow<'_> {
     #[inline(always)]
     fn run<const PEEPHOLE: bool, const COUPLED: bool>(self) {
         let n = self.dh.len();
-        let block = |v, k| gate_block(v, k, n);
-        let (ai, af, ag, ao) = (
-            block(self.acts, 0),
-            block(self.acts, 1),
-            block(self.acts, 2),
-            block(self.acts, 3),
-        );
-        let (pi, pf, po) = (
-            block(self.peephole, 0),
-            block(self.peephole, 1),
-            block(self.peephole, 2),
-        );
+        let [ai, af, ag, ao] = gate_blocks::<4>(self.acts, n);
+        let [pi, pf, po] = gate_blocks::<3>(self.peephole, n);
         let (c_prev, tanh_c, g_out) = (&self.c_prev[..n], &self.tanh_c[..n], &self.g_out[..n]);
         let (di, rest) = self.dxp[..4 * n].split_at_mut(n);
         let (df, rest) = rest.split_at_mut(n);
@@ -1308,8 +1288,7 @@ fn gru_grad_row(
     dhh: &mut [f32],
 ) {
     let n = dh.len();
-    let block = |v, k| gate_block(v, k, n);
-    let (ar, az, an) = (block(acts, 0), block(acts, 1), block(acts, 2));
+    let [ar, az, an] = gate_blocks::<3>(acts, n);
     let (h_prev, hh_n, g_out) = (&h_prev[..n], &hh_n[..n], &g_out[..n]);
     let (dxr, rest) = dxp[..3 * n].split_at_mut(n);
     let (dxz, dxn) = rest.split_at_mut(n);
