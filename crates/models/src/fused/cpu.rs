@@ -88,6 +88,29 @@ pub(crate) struct Matrix<'a> {
     pub strides: (usize, usize),
 }
 
+impl Matrix<'_> {
+    /// The same values read as the transpose.
+    fn t(self) -> Self {
+        Matrix {
+            values: self.values,
+            strides: (self.strides.1, self.strides.0),
+        }
+    }
+
+    /// The columns from `first` on.
+    fn columns_from(self, first: usize) -> Self {
+        Matrix {
+            values: &self.values[first * self.strides.1..],
+            strides: self.strides,
+        }
+    }
+
+    /// Its first `k` rows and `n` columns, laid out in panels.
+    fn pack(self, (k, n): (usize, usize)) -> PackedMatrix {
+        PackedMatrix::pack(self.values, (k, n), self.strides)
+    }
+}
+
 /// Everything the forward pass reads, borrowed from the caller's buffers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Inputs<'a> {
@@ -140,36 +163,26 @@ impl Inputs<'_> {
         (batch * time * directions + (which * directions + direction) * batch + b) * hidden
     }
 
-    /// `W_hhᵀ` packed for the forward product with `h`; for the reset-before GRU, its `r`
-    /// and `z` columns, and apart its `n` columns (multiplied with `r ⊙ h`).
-    fn recurrent_blocks(&self) -> (PackedMatrix, Option<PackedMatrix>) {
+    /// `W_hhᵀ` packed for the forward product with `h` or, `transposed`, `W_hh` for the
+    /// backward product with the gates' gradients; for the reset-before GRU, the `r` and `z`
+    /// blocks, and apart the `n` block (which multiplies `r ⊙ h`).
+    fn recurrent_blocks(&self, transposed: bool) -> (PackedMatrix, Option<PackedMatrix>) {
         let (hidden, gh) = (self.dims.hidden, self.gate_width());
-        let Matrix { values, strides } = self.w_t;
+        let pack = |m: Matrix, (k, n): (usize, usize)| {
+            if transposed {
+                m.t().pack((n, k))
+            } else {
+                m.pack((k, n))
+            }
+        };
         if self.recurrence == Recurrence::GruResetBefore {
-            let n_columns = &values[2 * hidden * strides.1..];
+            let n_block = self.w_t.columns_from(2 * hidden);
             (
-                PackedMatrix::pack(values, (hidden, 2 * hidden), strides),
-                Some(PackedMatrix::pack(n_columns, (hidden, hidden), strides)),
+                pack(self.w_t, (hidden, 2 * hidden)),
+                Some(pack(n_block, (hidden, hidden))),
             )
         } else {
-            (PackedMatrix::pack(values, (hidden, gh), strides), None)
-        }
-    }
-
-    /// `W_hh` packed for the backward products with the gates' gradients: all of it, or for
-    /// the reset-before GRU its `r` and `z` rows and apart its `n` rows.
-    fn recurrent_blocks_transposed(&self) -> (PackedMatrix, Option<PackedMatrix>) {
-        let (hidden, gh) = (self.dims.hidden, self.gate_width());
-        let Matrix { values, strides } = self.w_t;
-        let transposed = (strides.1, strides.0);
-        if self.recurrence == Recurrence::GruResetBefore {
-            let n_columns = &values[2 * hidden * strides.1..];
-            (
-                PackedMatrix::pack(values, (2 * hidden, hidden), transposed),
-                Some(PackedMatrix::pack(n_columns, (hidden, hidden), transposed)),
-            )
-        } else {
-            (PackedMatrix::pack(values, (gh, hidden), transposed), None)
+            (pack(self.w_t, (hidden, gh)), None)
         }
     }
 
@@ -371,12 +384,8 @@ struct Prepared {
 impl Inputs<'_> {
     fn prepare(&self) -> Prepared {
         let gh = self.gate_width();
-        let w_ih_t = PackedMatrix::pack(
-            self.w_ih_t.values,
-            (self.dims.input, gh),
-            self.w_ih_t.strides,
-        );
-        let (w_t, w_hn_t) = self.recurrent_blocks();
+        let w_ih_t = self.w_ih_t.pack((self.dims.input, gh));
+        let (w_t, w_hn_t) = self.recurrent_blocks(false);
         let padded_bias = |bias: Option<&[f32]>, width: usize| {
             let mut padded = vec![0.0; width];
             if let Some(bias) = bias {
@@ -836,10 +845,8 @@ pub(crate) fn backward(
     let packed: Vec<_> = layer
         .iter()
         .map(|inputs| {
-            let (w_hh, w_hn) = inputs.recurrent_blocks_transposed();
-            let (rs, cs) = inputs.w_ih_t.strides;
-            let w_ih = PackedMatrix::pack(inputs.w_ih_t.values, (gh, input), (cs, rs));
-            (w_hh, w_hn, w_ih)
+            let (w_hh, w_hn) = inputs.recurrent_blocks(true);
+            (w_hh, w_hn, inputs.w_ih_t.t().pack((gh, input)))
         })
         .collect();
     let parts = on_threads(

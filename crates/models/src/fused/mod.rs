@@ -81,7 +81,7 @@ pub fn num_threads() -> Option<usize> {
     THREADS.with(ThreadFlag::get)
 }
 
-/// Threads for one layer-direction: the caller's setting, or every core once a step's
+/// Threads for one layer: the caller's setting, or every core once a step's recurrent
 /// product has at least [`MIN_STEP_FLOP`] per thread.
 fn threads_for(dims: cpu::Dims, gates: usize) -> usize {
     /// Below this a thread costs more to start than it saves (it runs every step).
