@@ -186,6 +186,8 @@ fn ours(cell: &CellKind, shape: &Shape, repeats: usize) -> (f64, f64, usize) {
         drop(grads);
     };
     let both = median_ms(repeats, step);
+    // The kernels' buffer cache would otherwise hide the step's buffers in `base`.
+    models::empty_cache();
     let base = IN_USE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
     step();

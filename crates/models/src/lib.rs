@@ -35,8 +35,8 @@ pub use alloc::{ALLOCATION_ALIGNMENT, AlignedAllocator};
 pub use cell::{Cell, CellKind, Nonlinearity};
 pub use error::RecurrentError;
 pub use fused::{
-    CpuIsa, cpu_isa, fused_kernels_enabled, num_threads, set_cpu_isa_limit, set_fused_kernels,
-    set_num_threads,
+    CpuIsa, cpu_isa, empty_cache, fused_kernels_enabled, num_threads, set_cpu_isa_limit,
+    set_fused_kernels, set_num_threads,
 };
 pub use head::{
     OutputActivation, OutputLayer, Pooling, SequenceClassifier, SequenceClassifierConfig,

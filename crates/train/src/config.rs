@@ -310,6 +310,90 @@ impl ExperimentConfig {
                 self.model.dropout
             ));
         }
+        t.validate_ranges()?;
+        if self.task.generator().is_some() {
+            let steps = t.epochs * t.steps_per_epoch;
+            t.check_warmup(steps)?;
+        }
+        Ok(())
+    }
+}
+
+impl TrainingConfig {
+    /// Every numeric field with a range, named in the error.
+    fn validate_ranges(&self) -> Result<(), String> {
+        let positive = |name: &str, value: f64| {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} must be finite and > 0, got {value}"))
+            }
+        };
+        let non_negative = |name: &str, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{name} must be finite and ≥ 0, got {value}"))
+            }
+        };
+        positive("training.learning_rate", self.learning_rate)?;
+        if let Some(norm) = self.clip_grad_norm {
+            positive("training.clip_grad_norm", norm)?;
+        }
+        if let Some(value) = self.clip_grad_value {
+            positive("training.clip_grad_value", value)?;
+        }
+        match &self.optimizer {
+            OptimizerConfig::Adam => {}
+            OptimizerConfig::AdamW { weight_decay } => {
+                non_negative("training.optimizer.weight_decay", *weight_decay)?;
+            }
+            OptimizerConfig::Sgd { momentum, .. } => {
+                non_negative("training.optimizer.momentum", *momentum)?;
+            }
+        }
+        match &self.schedule {
+            Schedule::Constant => {}
+            Schedule::Step {
+                every_epochs,
+                gamma,
+            } => {
+                if *every_epochs == 0 {
+                    return Err("training.schedule.every_epochs must be ≥ 1".into());
+                }
+                non_negative("training.schedule.gamma", *gamma)?;
+            }
+            Schedule::Cosine { min_lr } => {
+                non_negative("training.schedule.min_lr", *min_lr)?;
+                if *min_lr > self.learning_rate {
+                    return Err(format!(
+                        "training.schedule.min_lr ({min_lr}) must not exceed training.learning_rate ({})",
+                        self.learning_rate
+                    ));
+                }
+            }
+        }
+        if self.early_stopping_patience == Some(0) {
+            return Err("training.early_stopping_patience must be ≥ 1".into());
+        }
+        if let Some(target) = self.stop_at_accuracy
+            && !(target > 0.0 && target <= 1.0)
+        {
+            return Err(format!(
+                "training.stop_at_accuracy must be in (0, 1], got {target}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a warm-up longer than a run of `total_steps` batches.
+    pub fn check_warmup(&self, total_steps: usize) -> Result<(), String> {
+        if self.warmup_steps > total_steps {
+            return Err(format!(
+                "training.warmup_steps ({}) is longer than the run ({total_steps} batches)",
+                self.warmup_steps
+            ));
+        }
         Ok(())
     }
 }

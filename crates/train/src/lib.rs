@@ -13,6 +13,7 @@ pub mod datasets;
 pub mod inference;
 pub mod output;
 pub mod plot;
+pub mod run_dir;
 pub mod task;
 pub mod trainer;
 pub mod vanishing;

@@ -570,6 +570,19 @@ impl SpokenDigits {
         if let Some(bad) = self.augment.noise_snrs.iter().find(|s| !s.is_finite()) {
             return Err(format!("task.augment.noise_snrs: {bad} dB is not finite"));
         }
+        let a = &self.augment;
+        if a.time_masks > 0 && a.time_mask_width == 0 {
+            return Err("task.augment.time_mask_width must be ≥ 1 with time_masks".into());
+        }
+        if a.feature_masks > 0 {
+            let columns = self.features_per_frame() / self.feature_blocks();
+            if a.feature_mask_width == 0 || a.feature_mask_width > columns {
+                return Err(format!(
+                    "task.augment.feature_mask_width must be in 1..={columns} (the columns of one block) with feature_masks, got {}",
+                    a.feature_mask_width
+                ));
+            }
+        }
         std::iter::once(self.pipeline())
             .chain(self.augmented_pipelines())
             .try_for_each(|pipeline| pipeline.options.validate())

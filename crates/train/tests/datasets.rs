@@ -406,3 +406,77 @@ fn the_configured_feature_width_is_what_the_pipeline_gives() {
         );
     }
 }
+
+#[test]
+fn runs_filling_one_cache_at_once_see_whole_entries_and_equal_results() {
+    let corpus = repo().join("datasets/default");
+    let wavs: Vec<PathBuf> = read_manifest(&corpus.join("manifest.csv"))
+        .expect("the embedded corpus")
+        .iter()
+        .step_by(17)
+        .take(24)
+        .map(|u| u.path.clone())
+        .collect();
+    let config = train::ExperimentConfig::load(&repo().join("experiments/spoken-digits.toml"), &[])
+        .expect("the main experiment");
+    let train::config::TaskConfig::SpokenDigits(task) = &config.task else {
+        panic!("a spoken-digit task");
+    };
+    let pipeline = task.pipeline();
+    let one_after_another: Vec<_> = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = FeatureCache::new(dir.path());
+        wavs.iter()
+            .map(|wav| cache.features(wav, &pipeline).expect("features"))
+            .collect()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shared = dir.path().join("cache");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // A reader that opens every entry it finds while the writers fill the cache.
+        let reader = scope.spawn(|| {
+            let mut seen = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                for entry in std::fs::read_dir(&shared).into_iter().flatten().flatten() {
+                    let path = entry.path();
+                    if path.extension().is_some_and(|e| e == "npy") {
+                        let array = features::read_npy(&path).expect("a whole entry");
+                        assert!(
+                            one_after_another.iter().any(|f| f.data == array.data),
+                            "{} holds features no sequential run computed",
+                            path.display()
+                        );
+                        seen += 1;
+                    }
+                }
+            }
+            seen
+        });
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let cache = FeatureCache::new(&shared);
+                    wavs.iter()
+                        .map(|wav| cache.features(wav, &pipeline).expect("features"))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for writer in writers {
+            assert_eq!(writer.join().expect("writer"), one_after_another);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().expect("reader") > 0, "the reader saw entries");
+    });
+    let names: Vec<String> = std::fs::read_dir(&shared)
+        .expect("cache")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let distinct: BTreeSet<Vec<u8>> = wavs.iter().map(|w| std::fs::read(w).unwrap()).collect();
+    assert_eq!(names.len(), distinct.len(), "one entry per file: {names:?}");
+    assert!(
+        names.iter().all(|n| n.ends_with(".npy")),
+        "no temporary left: {names:?}"
+    );
+}

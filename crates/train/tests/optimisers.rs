@@ -54,14 +54,15 @@ fn each_optimiser_lowers_the_validation_loss() {
 
 #[test]
 fn early_stopping_stops_after_patience_epochs_without_improvement() {
-    // A zero learning rate never improves validation accuracy: epoch 1 stays the best.
+    // A rate stepped to zero after epoch 1 never improves validation accuracy again.
+    let frozen = r#"training.schedule={ kind = "step", every_epochs = 1, gamma = 0.0 }"#;
     let h = history(&[
         "training.epochs=6",
-        "training.learning_rate=0.0",
+        frozen,
         "training.early_stopping_patience=2",
     ]);
     assert_eq!(h.len(), 3, "{h:?}");
-    let h = history(&["training.epochs=3", "training.learning_rate=0.0"]);
+    let h = history(&["training.epochs=3", frozen]);
     assert_eq!(h.len(), 3, "no patience, no stopping");
 }
 

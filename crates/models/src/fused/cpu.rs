@@ -23,6 +23,7 @@ use super::math::{sigmoid, tanh};
 use super::packed::{self, Blocking, PANEL, PackedMatrix, Portable};
 #[cfg(target_arch = "x86_64")]
 use super::packed::{Avx2, Avx512};
+use super::pool::Buffer;
 use crate::cell::Nonlinearity;
 
 /// The cell equations a kernel runs; see the cell types for the formulas.
@@ -208,14 +209,14 @@ impl Inputs<'_> {
 #[derive(Debug, Default)]
 pub(crate) struct Saved {
     /// Activated gates `[B, T, G·H]` (the RNN's output for the RNN).
-    acts: Vec<f32>,
+    acts: Buffer,
     /// The state each step started from, `[B, T, H]`.
-    h_prev: Vec<f32>,
+    h_prev: Buffer,
     /// LSTM only: the cell state each step started from, `[B, T, H]`.
-    c_prev: Vec<f32>,
+    c_prev: Buffer,
     /// LSTM: `tanh(c_t)`; reset-after GRU: the recurrent `n` block `W_hn h + b_hn`;
     /// reset-before GRU: `r ⊙ h`; empty for the RNN.
-    aux: Vec<f32>,
+    aux: Buffer,
 }
 
 /// Gradients of a direction's operands of [`forward`] (the input's is returned apart).
@@ -412,19 +413,28 @@ impl Saved {
             ..
         } = inputs.dims;
         let recurrence = inputs.recurrence;
-        let per_step = |width: usize| vec![0.0; time * batch * width];
+        // With every sequence full length every element is written before it is read;
+        // otherwise the steps past a length stay zero (the weight gradients read them).
+        let per_step = |width: usize| {
+            let len = time * batch * width;
+            if inputs.lengths.is_some() {
+                Buffer::zeroed(len)
+            } else {
+                Buffer::with_stale_values(len)
+            }
+        };
         Self {
             acts: per_step(inputs.gate_width()),
             h_prev: per_step(hidden),
             c_prev: if recurrence.has_cell() {
                 per_step(hidden)
             } else {
-                Vec::new()
+                Buffer::default()
             },
             aux: if recurrence.has_aux() {
                 per_step(hidden)
             } else {
-                Vec::new()
+                Buffer::default()
             },
         }
     }
@@ -808,7 +818,7 @@ struct BackwardRows {
     dh: Vec<f32>,
     dc: Vec<f32>,
     /// `[rows·T, D]` (padded to the packed width).
-    dx: Vec<f32>,
+    dx: Buffer,
     /// `dW_ih` `[G·H, D]` and `dW_hh` `[G·H, H]` (padded to the packed widths).
     d_w_ih: Vec<f32>,
     d_w_hh: Vec<f32>,
@@ -960,12 +970,12 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     let block = rows.start * time..rows.end * time;
     // The gradient of the gates' pre-activations, as the input product sees it (`d_xp`) and
     // as the recurrent product does (`d_hh`, GRU only: they differ in the `n` block).
-    let mut d_xp = vec![0.0; block.len() * gh];
+    let mut d_xp = Buffer::zeroed(block.len() * gh);
     let is_gru = recurrence == Recurrence::GruResetAfter;
     let mut d_hh = if is_gru {
-        vec![0.0; block.len() * gh]
+        Buffer::zeroed(block.len() * gh)
     } else {
-        Vec::new()
+        Buffer::default()
     };
     // Reset-before GRU: the gradient of `r ⊙ h`.
     let n_width = job.w_hn.map_or(0, PackedMatrix::padded_columns);
@@ -1078,7 +1088,7 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
         input.div_ceil(PANEL) * PANEL,
         hidden.div_ceil(PANEL) * PANEL,
     );
-    let mut dx = vec![0.0; block.len() * job.w_ih.padded_columns()];
+    let mut dx = Buffer::zeroed(block.len() * job.w_ih.padded_columns());
     let mut d_w_ih = vec![0.0; gh * x_width];
     let mut d_w_hh = vec![0.0; gh * h_width];
     // SAFETY: as above.
@@ -1147,7 +1157,7 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
                     block.len(),
                 );
                 let width = x_width + h_width;
-                let mut d_w = vec![0.0; gh * width];
+                let mut d_w = Buffer::zeroed(gh * width);
                 packed::gemm_transposed_a::<K>(gh, &d_xp, gh, &both, &mut d_w, width);
                 for ((row, ih), hh) in d_w
                     .chunks_exact(width)

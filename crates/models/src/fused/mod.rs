@@ -17,6 +17,7 @@ mod cpu;
 mod isa;
 mod math;
 mod packed;
+mod pool;
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
@@ -34,6 +35,7 @@ use burn_ndarray::{NdArray, NdArrayTensor};
 
 pub(crate) use cpu::Recurrence;
 pub use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
+pub use pool::empty_cache;
 
 use crate::cell::Cell;
 use crate::state::RecurrentState;

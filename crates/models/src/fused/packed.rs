@@ -7,50 +7,45 @@
 //! micro-kernel keeps a block of `C` in vector registers: one 16-float panel row is one
 //! AVX-512 register, two AVX2 registers, or four SSE/NEON registers.
 
+use super::pool::Buffer;
+
 /// Columns per panel.
 pub(super) const PANEL: usize = 16;
 
 /// A `[k, n]` matrix as `⌈n/16⌉` panels of 16 columns, each panel `k` rows of 16 floats,
 /// the last one padded with zeros.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct PackedMatrix {
     k: usize,
     panels: usize,
-    values: Vec<f32>,
+    values: Buffer,
 }
 
 impl PackedMatrix {
     /// Packs `b[i·row_stride + j·col_stride]` for `i < k`, `j < n`.
-    pub(super) fn pack(
-        b: &[f32],
-        (k, n): (usize, usize),
-        (row_stride, col_stride): (usize, usize),
-    ) -> Self {
-        let panels = n.div_ceil(PANEL);
-        let mut values = vec![0.0; panels * k * PANEL];
-        for (p, panel) in values.chunks_exact_mut(k * PANEL).enumerate() {
-            let columns = (p * PANEL)..n.min((p + 1) * PANEL);
-            for (i, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                for (slot, j) in row.iter_mut().zip(columns.clone()) {
-                    *slot = b[i * row_stride + j * col_stride];
-                }
-            }
-        }
-        Self { k, panels, values }
+    pub(super) fn pack(b: &[f32], (k, n): (usize, usize), strides: (usize, usize)) -> Self {
+        Self::pack_side_by_side(&[(b, n, strides)], k)
     }
 
     /// Several `[k, n_i]` matrices side by side, each starting on a panel boundary (so that
     /// one product gives the products with each of them).
     pub(super) fn pack_side_by_side(parts: &[(&[f32], usize, (usize, usize))], k: usize) -> Self {
-        let packed: Vec<Self> = parts
-            .iter()
-            .map(|&(values, n, strides)| Self::pack(values, (k, n), strides))
-            .collect();
-        Self {
-            k,
-            panels: packed.iter().map(|p| p.panels).sum(),
-            values: packed.into_iter().flat_map(|p| p.values).collect(),
+        let panels = parts.iter().map(|&(_, n, _)| n.div_ceil(PANEL)).sum();
+        let mut values = Buffer::with_stale_values(panels * k * PANEL);
+        let mut panel_values = values.chunks_exact_mut(k * PANEL);
+        for &(b, n, (row_stride, col_stride)) in parts {
+            for first in (0..n).step_by(PANEL) {
+                let panel = panel_values.next().expect("one panel per 16 columns");
+                let columns = first..n.min(first + PANEL);
+                for (i, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                    row.fill(0.0);
+                    for (slot, j) in row.iter_mut().zip(columns.clone()) {
+                        *slot = b[i * row_stride + j * col_stride];
+                    }
+                }
+            }
         }
+        Self { k, panels, values }
     }
 
     /// Columns including the padding: the row stride `C` needs.
@@ -208,7 +203,7 @@ pub(super) unsafe fn gemm_transposed_a<K: Blocking>(
     let k = b.k;
     let blocks = m.div_ceil(K::ROWS);
     let block_len = CHUNK * K::ROWS;
-    let mut packed = vec![0.0; blocks * block_len];
+    let mut packed = Buffer::zeroed(blocks * block_len);
     for start in (0..k).step_by(CHUNK) {
         let chunk = start..k.min(start + CHUNK);
         for (i, row) in a.chunks(lda).skip(start).take(chunk.len()).enumerate() {

@@ -15,6 +15,7 @@ use train::datasets::{load_examples, read_manifest};
 use train::inference::Recogniser;
 use train::output::{metrics_csv, write_atomic};
 use train::plot;
+use train::run_dir::{RunDir, RunMode};
 use train::task::SpokenDigits;
 use train::trainer::{EpochMetrics, RunOptions, TaskData, TrainError, evaluate, train};
 
@@ -43,12 +44,17 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
         /// Folder for runs; this run writes to OUT_DIR/NAME/ (checkpoints in
-        /// OUT_DIR/NAME/checkpoints/, one per epoch, and best.mpk).
+        /// OUT_DIR/NAME/checkpoints/, one per epoch, and best.mpk). A folder that holds a
+        /// run is refused unless --resume or --overwrite says what to do with it, and one
+        /// process at a time may use it (it is locked while the run lasts).
         #[arg(long, default_value = "runs")]
         out_dir: PathBuf,
-        /// Continue from the run's latest checkpoint (same configuration).
-        #[arg(long)]
+        /// Continue the run in OUT_DIR/NAME/ from its latest checkpoint (same configuration).
+        #[arg(long, conflicts_with = "overwrite")]
         resume: bool,
+        /// Delete the run in OUT_DIR/NAME/ and start a new one there.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Score a finished run's best checkpoint on splits of a manifest.
     Eval {
@@ -257,11 +263,17 @@ fn run(cli: Cli) -> Result<(), String> {
             overrides,
             out_dir,
             resume,
+            overwrite,
         } => {
             let config = load_config(&config, backend, &overrides)?;
-            let run_dir = out_dir.join(&config.name);
-            write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", run_dir.display()))?;
+            let mode = match (resume, overwrite) {
+                (true, _) => RunMode::Resume,
+                (_, true) => RunMode::Overwrite,
+                _ => RunMode::New,
+            };
+            // Held until the command ends: no other process can write into this run.
+            let run = RunDir::open(&out_dir.join(&config.name), mode).map_err(|e| e.to_string())?;
+            let run_dir = run.path();
             println!(
                 "experiment {} on {} ({} cell, hidden {})",
                 config.name,
@@ -270,6 +282,14 @@ fn run(cli: Cli) -> Result<(), String> {
                 config.model.hidden_size
             );
             let data = TaskData::prepare(&config).map_err(|e| e.to_string())?;
+            let total_steps = config.training.epochs * data.steps_per_epoch(&config);
+            config
+                .training
+                .check_warmup(total_steps)
+                .map_err(|m| format!("invalid configuration: {m}"))?;
+            // The first file of a run: from here on the folder holds one.
+            write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", run_dir.display()))?;
             if let TaskData::Corpus(corpus) = &data {
                 for (path, why) in &corpus.skipped {
                     eprintln!("skipped {}: {why}", path.display());
