@@ -249,34 +249,32 @@ impl<B: Backend> Recurrent<B> {
         let mut final_hidden = Vec::with_capacity(self.cells.len());
         let mut final_cell = Vec::with_capacity(self.cells.len());
         let directions = self.num_directions();
-        let width = directions * self.hidden_size;
         for layer in 0..self.num_layers() {
             let first = layer * directions;
             let cells = &self.cells[first..first + directions];
             let initial = (first..first + directions)
                 .map(|index| self.initial_state(state.as_ref(), index, batch, &device))
                 .collect();
-            let packed = fused::run_layer(
+            let output = fused::run_layer(
                 &recurrences[first..first + directions],
                 sequence,
                 cells,
                 initial,
                 lengths,
             );
-            // The final states follow the outputs, `[directions, B, H]` for h, then for c.
-            let steps = batch * time * width;
-            let states = batch * self.hidden_size;
-            let state = |k: usize| {
-                packed
+            // The final `h` and `c` are steps `T` and `T + 1`, directions side by side.
+            let state = |step: usize, direction: usize| {
+                output
                     .clone()
-                    .narrow(0, steps + k * states, states)
+                    .narrow(1, time + step, 1)
+                    .narrow(2, direction * self.hidden_size, self.hidden_size)
                     .reshape([batch, self.hidden_size])
             };
-            final_hidden.extend((0..directions).map(state));
+            final_hidden.extend((0..directions).map(|d| state(0, d)));
             if has_cell {
-                final_cell.extend((directions..2 * directions).map(state));
+                final_cell.extend((0..directions).map(|d| state(1, d)));
             }
-            let outputs = packed.narrow(0, 0, steps).reshape([batch, time, width]);
+            let outputs = output.narrow(1, 0, time);
             let is_last = layer + 1 == self.num_layers();
             sequence = if is_last {
                 outputs

@@ -53,8 +53,9 @@ impl Recurrence {
         matches!(self, Self::Lstm { .. })
     }
 
-    /// Rows of the packed output: `T` steps, the final `h`, and the final `c` for an LSTM.
-    pub(crate) fn packed_rows(self, time: usize) -> usize {
+    /// Steps of a layer's output `[B, steps, directions·H]`: the `T` outputs, then the
+    /// final `h`, then for an LSTM the final `c`.
+    pub(crate) fn output_steps(self, time: usize) -> usize {
         time + 1 + usize::from(self.has_cell())
     }
 
@@ -74,8 +75,8 @@ pub(crate) struct Dims {
     pub input: usize,
 }
 
-/// Where a direction's results go in a layer's packed output: the per-step outputs
-/// `[B, T, directions·H]`, then the final `h` `[directions, B, H]`, then the final `c`.
+/// Where a direction's results go in a layer's output `[B, T + 1 (+1), directions·H]`:
+/// its `H` columns of every step, the final states as steps `T` (`h`) and `T + 1` (`c`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
     pub direction: usize,
@@ -140,28 +141,19 @@ pub(crate) struct Inputs<'a> {
 }
 
 impl Inputs<'_> {
-    /// Offset of this direction's output at row `b`, step `t` in the packed output.
+    /// Offset of this direction's output at row `b`, step `t` in the layer's output.
     fn output_at(&self, b: usize, t: usize) -> usize {
         let Slot {
             direction,
             directions,
         } = self.slot;
-        ((b * self.dims.time + t) * directions + direction) * self.dims.hidden
+        let steps = self.recurrence.output_steps(self.dims.time);
+        ((b * steps + t) * directions + direction) * self.dims.hidden
     }
 
     /// Offset of this direction's final `h` (`which` 0) or `c` (1) of row `b`.
     fn final_at(&self, which: usize, b: usize) -> usize {
-        let Dims {
-            time,
-            batch,
-            hidden,
-            ..
-        } = self.dims;
-        let Slot {
-            direction,
-            directions,
-        } = self.slot;
-        (batch * time * directions + (which * directions + direction) * batch + b) * hidden
+        self.output_at(b, self.dims.time + which)
     }
 
     /// `W_hhᵀ` packed for the forward product with `h` or, `transposed`, `W_hh` for the
@@ -454,8 +446,8 @@ pub(crate) fn forward(
         hidden,
         ..
     } = layer[0].dims;
-    let rows = layer[0].recurrence.packed_rows(time);
-    let mut out = vec![0.0; rows * layer.len() * batch * hidden];
+    let steps = layer[0].recurrence.output_steps(time);
+    let mut out = vec![0.0; batch * steps * layer.len() * hidden];
     let mut saved: Vec<Saved> = if save {
         layer.iter().map(Saved::for_inputs).collect()
     } else {
@@ -635,19 +627,14 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
             unsafe { job.out.slice(inputs.output_at(b, t), hidden) }.copy_from_slice(h);
         }
     }
-    // SAFETY: these rows of the final state belong to this thread alone.
-    unsafe {
-        job.out
-            .slice(inputs.final_at(0, rows.start), state_rows.len())
-    }
-    .copy_from_slice(&h);
-    if recurrence.has_cell() {
-        // SAFETY: as above.
-        unsafe {
-            job.out
-                .slice(inputs.final_at(1, rows.start), state_rows.len())
+    for (r, b) in rows.clone().enumerate() {
+        let row = r * hidden..(r + 1) * hidden;
+        // SAFETY: row `b`'s final states belong to this thread alone.
+        unsafe { job.out.slice(inputs.final_at(0, b), hidden) }.copy_from_slice(&h[row.clone()]);
+        if recurrence.has_cell() {
+            // SAFETY: as above.
+            unsafe { job.out.slice(inputs.final_at(1, b), hidden) }.copy_from_slice(&c[row]);
         }
-        .copy_from_slice(&c);
     }
 }
 
@@ -957,12 +944,15 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
         let at = inputs.final_at(0, b);
         dh[r * padded..r * padded + hidden].copy_from_slice(&job.grad_out[at..at + hidden]);
     }
-    let mut dc = if recurrence.has_cell() {
-        let at = inputs.final_at(1, rows.start);
-        job.grad_out[at..at + rows.len() * hidden].to_vec()
+    let dc: Vec<f32> = if recurrence.has_cell() {
+        rows.clone()
+            .flat_map(|b| &job.grad_out[inputs.final_at(1, b)..][..hidden])
+            .copied()
+            .collect()
     } else {
         Vec::new()
     };
+    let mut dc = dc;
     let mut d_peephole = vec![0.0; 3 * hidden];
     let no_peephole = vec![0.0; 3 * hidden];
     let peephole = inputs.peephole.unwrap_or(&no_peephole);

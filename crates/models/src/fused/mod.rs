@@ -25,6 +25,7 @@ use std::cell::Cell as ThreadFlag;
 use std::sync::{Arc, OnceLock};
 
 use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 use burn_autodiff::Autodiff;
 use burn_autodiff::checkpoint::base::Checkpointer;
@@ -116,21 +117,23 @@ pub(crate) fn recurrence_for<B: Backend>(cell: &Cell<B>) -> Option<Recurrence> {
 /// One layer, in one or both directions, through the kernel.
 ///
 /// `x` is the layer's input `[B, T, D]`; `cells` and `initial` hold one entry per direction
-/// (forward, then reverse). Returns the packed output, flat: the per-step outputs
-/// `[B, T, directions·H]`, the final `h` `[directions, B, H]` and, for an LSTM, the final
-/// `c` `[directions, B, H]`.
+/// (forward, then reverse). Returns `[B, T + 1, directions·H]` (`[B, T + 2, …]` for an
+/// LSTM): the per-step outputs, then the final `h` as one more step, then the final `c`.
+/// (One tensor, because a burn autodiff node has one output; the steps are the outer
+/// dimension so that the outputs are a `narrow` of it, not a reshape, which copies on
+/// burn-ndarray.)
 pub(crate) fn run_layer<B: Backend>(
     recurrences: &[Recurrence],
     x: Tensor<B, 3>,
     cells: &[Cell<B>],
     initial: Vec<RecurrentState<B, 2>>,
     lengths: Option<&[usize]>,
-) -> Tensor<B, 1> {
+) -> Tensor<B, 3> {
     let [batch, time, input] = x.dims();
     let hidden = initial[0].hidden.dims()[1];
     let device = x.device();
     let placeholder = || Tensor::<B, 2>::zeros([1, 1], &device);
-    let mut operands = vec![x.reshape([batch * time, input])];
+    let mut operands = Vec::with_capacity(operand_count(cells.len()) - 1);
     let mut directions = Vec::with_capacity(cells.len());
     for (index, (cell, initial)) in cells.iter().zip(initial).enumerate() {
         // The input projection with every bias that folds into it, and the per-step
@@ -170,23 +173,31 @@ pub(crate) fn run_layer<B: Backend>(
         threads: threads_for(dims, recurrences[0].gates()),
     };
     if TypeId::of::<B>() == TypeId::of::<CpuAutodiff>() {
-        let operands = operands
-            .into_iter()
-            .map(cast::<_, Tensor<CpuAutodiff, 2>>)
+        let x = cast::<_, Tensor<CpuAutodiff, 3>>(x).into_primitive().tensor();
+        let operands = std::iter::once(x)
+            .chain(
+                operands
+                    .into_iter()
+                    .map(|t| cast::<_, Tensor<CpuAutodiff, 2>>(t).into_primitive().tensor()),
+            )
             .collect();
-        let packed = match cells.len() {
+        let output = match cells.len() {
             1 => run_autodiff::<{ operand_count(1) }>(layout, operands),
             _ => run_autodiff::<{ operand_count(2) }>(layout, operands),
         };
-        cast(packed)
+        cast(output)
     } else {
-        let primitives: Vec<NdArrayTensor> = operands
-            .into_iter()
-            .map(|t| cast::<_, Tensor<NdArray, 2>>(t).into_primitive().tensor())
+        let x = cast::<_, Tensor<NdArray, 3>>(x).into_primitive().tensor();
+        let primitives: Vec<NdArrayTensor> = std::iter::once(x)
+            .chain(
+                operands
+                    .into_iter()
+                    .map(|t| cast::<_, Tensor<NdArray, 2>>(t).into_primitive().tensor()),
+            )
             .collect();
-        let (packed, _) = layout.forward(&primitives, false);
-        cast(Tensor::<NdArray, 1>::from_primitive(
-            TensorPrimitive::Float(vec_to_primitive(packed, &layout.packed_shape())),
+        let (output, _) = layout.forward(&primitives, false);
+        cast(Tensor::<NdArray, 3>::from_primitive(
+            TensorPrimitive::Float(vec_to_primitive(output, &layout.output_shape())),
         ))
     }
 }
@@ -196,7 +207,7 @@ pub(crate) fn run_layer<B: Backend>(
 /// `[B, H]`; the ones a layer lacks are `[1, 1]` placeholders.
 const PER_DIRECTION: usize = 7;
 
-/// The input `x` `[B·T, D]`, then each direction's operands.
+/// The input `x` `[B, T, D]`, then each direction's operands.
 const fn operand_count(directions: usize) -> usize {
     1 + PER_DIRECTION * directions
 }
@@ -261,15 +272,15 @@ impl Layout {
         cpu::forward(&self.inputs(&views), save, self.isa, self.threads)
     }
 
-    fn packed_shape(&self) -> [usize; 1] {
+    fn output_shape(&self) -> [usize; 3] {
         let cpu::Dims {
             time,
             batch,
             hidden,
             ..
         } = self.dims;
-        let rows = self.directions[0].recurrence.packed_rows(time);
-        [rows * self.directions.len() * batch * hidden]
+        let steps = self.directions[0].recurrence.output_steps(time);
+        [batch, steps, self.directions.len() * hidden]
     }
 }
 
@@ -315,7 +326,7 @@ impl<const N: usize> Backward<NdArray, N> for FusedBackward<N> {
             input,
         } = layout.dims;
         let gh = layout.directions[0].recurrence.gates() * hidden;
-        let mut values = vec![(Some(d_x), vec![batch * time, input])];
+        let mut values = vec![(Some(d_x), vec![batch, time, input])];
         for g in directions {
             values.extend([
                 (Some(g.w_ih_t), vec![input, gh]),
@@ -337,17 +348,14 @@ impl<const N: usize> Backward<NdArray, N> for FusedBackward<N> {
 
 fn run_autodiff<const N: usize>(
     layout: Layout,
-    operands: Vec<Tensor<CpuAutodiff, 2>>,
-) -> Tensor<CpuAutodiff, 1> {
+    operands: Vec<FloatTensor<CpuAutodiff>>,
+) -> Tensor<CpuAutodiff, 3> {
     let tensors: [_; N] = operands
-        .into_iter()
-        .map(|t| t.into_primitive().tensor())
-        .collect::<Vec<_>>()
         .try_into()
         .unwrap_or_else(|_| unreachable!("N operands"));
     let nodes = tensors.each_ref().map(|t| t.node.clone());
     let primitives: Vec<NdArrayTensor> = tensors.into_iter().map(|t| t.primitive).collect();
-    let shape = layout.packed_shape();
+    let shape = layout.output_shape();
     let output = match FusedBackward::<N>
         .prepare::<NoCheckpointing>(nodes)
         .compute_bound()
