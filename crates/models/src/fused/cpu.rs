@@ -20,7 +20,7 @@ use std::ops::Range;
 
 use super::isa::CpuIsa;
 use super::math::{sigmoid, tanh};
-use super::packed::{self, Blocking, PANEL, PackedMatrix, Portable};
+use super::packed::{self, Blocking, PackedMatrix, Portable};
 #[cfg(target_arch = "x86_64")]
 use super::packed::{Avx2, Avx512};
 use super::pool::Buffer;
@@ -806,7 +806,7 @@ struct BackwardRows {
     dc: Vec<f32>,
     /// `[rows·T, D]` (padded to the packed width).
     dx: Buffer,
-    /// `dW_ih` `[G·H, D]` and `dW_hh` `[G·H, H]` (padded to the packed widths).
+    /// `dW_ihᵀ` `[D, G·H]` and `dW_hhᵀ` `[H, G·H]`.
     d_w_ih: Vec<f32>,
     d_w_hh: Vec<f32>,
     /// Column sums of the gradient as the input product and the recurrent product see it.
@@ -883,14 +883,6 @@ pub(crate) fn backward(
         .collect();
     let mut d_x = vec![0.0; batch * time * input];
     let add = |sum: &mut [f32], part: &[f32]| sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
-    // `[G·H, n]` padded to `padded` columns, added transposed into `[n, G·H]`.
-    let add_transposed = |sum: &mut [f32], part: &[f32], n: usize, padded: usize| {
-        for (g, row) in part.chunks_exact(padded).enumerate() {
-            for (j, value) in row[..n].iter().enumerate() {
-                sum[j * gh + g] += value;
-            }
-        }
-    };
     for (d, rows, part) in parts {
         let x_rows = &mut d_x[rows.start * time * input..rows.end * time * input];
         let padded = part.dx.len() / (rows.len() * time);
@@ -901,13 +893,8 @@ pub(crate) fn backward(
             add(sum, &row[..input]);
         }
         let grads = &mut grads[d];
-        add_transposed(
-            &mut grads.w_ih_t,
-            &part.d_w_ih,
-            input,
-            part.d_w_ih.len() / gh,
-        );
-        add_transposed(&mut grads.w_t, &part.d_w_hh, hidden, part.d_w_hh.len() / gh);
+        add(&mut grads.w_ih_t, &part.d_w_ih);
+        add(&mut grads.w_t, &part.d_w_hh);
         if let Some(sum) = &mut grads.input_bias {
             add(sum, &part.d_input_bias);
         }
@@ -1011,12 +998,7 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
             let dh = &mut dh[r * padded..r * padded + hidden];
             let dxp = &mut d_xp[local * gh..(local + 1) * gh];
             match recurrence {
-                Recurrence::Rnn(act) => {
-                    for j in 0..hidden {
-                        dxp[j] = (dh[j] + g_out[j]) * act.derivative_from_output(acts[j]);
-                        dh[j] = 0.0;
-                    }
-                }
+                Recurrence::Rnn(act) => rnn_grad_row(act, acts, g_out, dh, dxp),
                 Recurrence::Lstm {
                     peephole: p,
                     coupled,
@@ -1070,17 +1052,13 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
         }
     }
     let d_all = if is_gru { &d_hh } else { &d_xp };
-    // dx = d_xp · W_ih, dW_ih = d_xpᵀ · x and dW_hh = d_allᵀ · h_prev over this thread's
-    // rows of every step; the transposed operands are read in place.
+    // dx = d_xp · W_ih over this thread's rows of every step. The weight gradients come
+    // transposed, as the operands hold them: dW_ihᵀ = xᵀ · d_xp and dW_hhᵀ = h_prevᵀ · d_all,
+    // with the gate gradients packed once as the right operand and `xᵀ`, `h_prevᵀ` read in
+    // place (their rows are the products' reduction).
     let x_rows = &inputs.x[block.start * input..block.end * input];
     let h_prev_rows = &saved.h_prev[block.start * hidden..block.end * hidden];
-    let (x_width, h_width) = (
-        input.div_ceil(PANEL) * PANEL,
-        hidden.div_ceil(PANEL) * PANEL,
-    );
     let mut dx = Buffer::zeroed(block.len() * job.w_ih.padded_columns());
-    let mut d_w_ih = vec![0.0; gh * x_width];
-    let mut d_w_hh = vec![0.0; gh * h_width];
     // SAFETY: as above.
     unsafe {
         let w_ih = job.w_ih;
@@ -1093,73 +1071,41 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
             w_ih.padded_columns(),
             None,
         );
-        let pack = |rows: &[f32], n: usize| PackedMatrix::pack(rows, (block.len(), n), (n, 1));
-        match recurrence {
-            Recurrence::GruResetAfter => {
-                // The recurrent product sees `d_hh`, the input product `d_xp`.
-                packed::gemm_transposed_a::<K>(
-                    gh,
-                    &d_xp,
-                    gh,
-                    &pack(x_rows, input),
-                    &mut d_w_ih,
-                    x_width,
-                );
-                packed::gemm_transposed_a::<K>(
-                    gh,
-                    &d_hh,
-                    gh,
-                    &pack(h_prev_rows, hidden),
-                    &mut d_w_hh,
-                    h_width,
-                );
-            }
-            Recurrence::GruResetBefore => {
-                packed::gemm_transposed_a::<K>(
-                    gh,
-                    &d_xp,
-                    gh,
-                    &pack(x_rows, input),
-                    &mut d_w_ih,
-                    x_width,
-                );
-                // The `n` rows of W_hh multiply `r ⊙ h`, saved in `aux`.
-                let rh = pack(&saved.aux[block.start * hidden..block.end * hidden], hidden);
-                let (rz_rows, n_rows) = d_w_hh.split_at_mut(2 * hidden * h_width);
-                let h_prev = pack(h_prev_rows, hidden);
-                packed::gemm_transposed_a::<K>(2 * hidden, &d_xp, gh, &h_prev, rz_rows, h_width);
-                packed::gemm_transposed_a::<K>(
-                    hidden,
-                    &d_xp[2 * hidden..],
-                    gh,
-                    &rh,
-                    n_rows,
-                    h_width,
-                );
-            }
-            _ => {
-                // Both weight gradients from one pass over `d_xpᵀ`: `[x | h_prev]` side by side.
-                let both = PackedMatrix::pack_side_by_side(
-                    &[
-                        (x_rows, input, (input, 1)),
-                        (h_prev_rows, hidden, (hidden, 1)),
-                    ],
-                    block.len(),
-                );
-                let width = x_width + h_width;
-                let mut d_w = Buffer::zeroed(gh * width);
-                packed::gemm_transposed_a::<K>(gh, &d_xp, gh, &both, &mut d_w, width);
-                for ((row, ih), hh) in d_w
-                    .chunks_exact(width)
-                    .zip(d_w_ih.chunks_exact_mut(x_width))
-                    .zip(d_w_hh.chunks_exact_mut(h_width))
-                {
-                    ih.copy_from_slice(&row[..x_width]);
-                    hh.copy_from_slice(&row[x_width..]);
-                }
-            }
-        }
     }
+    // `width` columns of the gate gradients `gates`, from its first column on.
+    let gate_columns =
+        |gates: &[f32], width: usize| PackedMatrix::pack(gates, (block.len(), width), (gh, 1));
+    // `aᵀ · b` for `a` `[rows, n]`: `[n, columns of b]`, without the padding.
+    let product_t = |a: &[f32], n: usize, b: &PackedMatrix, width: usize| -> Vec<f32> {
+        let ldc = b.padded_columns();
+        let mut c = Buffer::zeroed(n * ldc);
+        // SAFETY: as above.
+        unsafe { packed::gemm::<K>(n, a, (1, n), b, &mut c, ldc, None) };
+        c.chunks_exact(ldc)
+            .flat_map(|row| &row[..width])
+            .copied()
+            .collect()
+    };
+    let d_xp_packed = gate_columns(&d_xp, gh);
+    let d_w_ih = product_t(x_rows, input, &d_xp_packed, gh);
+    let d_w_hh = match recurrence {
+        // The recurrent product sees `d_hh`, the input product `d_xp`.
+        Recurrence::GruResetAfter => product_t(h_prev_rows, hidden, &gate_columns(&d_hh, gh), gh),
+        Recurrence::GruResetBefore => {
+            // The `n` columns of W_hhᵀ multiply `r ⊙ h`, saved in `aux`.
+            let rh_rows = &saved.aux[block.start * hidden..block.end * hidden];
+            let rz = gate_columns(&d_xp, 2 * hidden);
+            let n = gate_columns(&d_xp[2 * hidden..], hidden);
+            let rz = product_t(h_prev_rows, hidden, &rz, 2 * hidden);
+            let n = product_t(rh_rows, hidden, &n, hidden);
+            rz.chunks_exact(2 * hidden)
+                .zip(n.chunks_exact(hidden))
+                .flat_map(|(rz, n)| rz.iter().chain(n))
+                .copied()
+                .collect()
+        }
+        _ => product_t(h_prev_rows, hidden, &d_xp_packed, gh),
+    };
     let column_sums = |values: &[f32]| {
         let mut sums = vec![0.0; gh];
         for row in values.chunks_exact(gh) {
@@ -1180,6 +1126,27 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
         d_input_bias: column_sums(&d_xp),
         d_bias: column_sums(d_all),
         d_peephole,
+    }
+}
+
+/// One row of an RNN's backward step: `dxp = (dh + g_out) · act′`, then `dh ← 0` (the
+/// product with `W_hh` adds the next `dh`). One loop per activation, so that each vectorises.
+#[inline(always)]
+fn rnn_grad_row(act: Nonlinearity, acts: &[f32], g_out: &[f32], dh: &mut [f32], dxp: &mut [f32]) {
+    let n = dh.len();
+    let (acts, g_out, dxp) = (&acts[..n], &g_out[..n], &mut dxp[..n]);
+    macro_rules! rows {
+        ($act:expr) => {
+            for j in 0..n {
+                dxp[j] = (dh[j] + g_out[j]) * $act.derivative_from_output(acts[j]);
+                dh[j] = 0.0;
+            }
+        };
+    }
+    match act {
+        Nonlinearity::Tanh => rows!(Nonlinearity::Tanh),
+        Nonlinearity::Relu => rows!(Nonlinearity::Relu),
+        Nonlinearity::Sigmoid => rows!(Nonlinearity::Sigmoid),
     }
 }
 

@@ -173,13 +173,15 @@ pub(crate) fn run_layer<B: Backend>(
         threads: threads_for(dims, recurrences[0].gates()),
     };
     if TypeId::of::<B>() == TypeId::of::<CpuAutodiff>() {
-        let x = cast::<_, Tensor<CpuAutodiff, 3>>(x).into_primitive().tensor();
+        let x = cast::<_, Tensor<CpuAutodiff, 3>>(x)
+            .into_primitive()
+            .tensor();
         let operands = std::iter::once(x)
-            .chain(
-                operands
-                    .into_iter()
-                    .map(|t| cast::<_, Tensor<CpuAutodiff, 2>>(t).into_primitive().tensor()),
-            )
+            .chain(operands.into_iter().map(|t| {
+                cast::<_, Tensor<CpuAutodiff, 2>>(t)
+                    .into_primitive()
+                    .tensor()
+            }))
             .collect();
         let output = match cells.len() {
             1 => run_autodiff::<{ operand_count(1) }>(layout, operands),

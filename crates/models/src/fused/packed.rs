@@ -38,9 +38,19 @@ impl PackedMatrix {
                 let panel = panel_values.next().expect("one panel per 16 columns");
                 let columns = first..n.min(first + PANEL);
                 for (i, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                    row.fill(0.0);
-                    for (slot, j) in row.iter_mut().zip(columns.clone()) {
-                        *slot = b[i * row_stride + j * col_stride];
+                    let (values, padding) = row.split_at_mut(columns.len());
+                    padding.fill(0.0);
+                    let start = i * row_stride + columns.start * col_stride;
+                    if col_stride == 1 && values.len() == PANEL {
+                        // A fixed-size copy, inlined (a `memcpy` call per 64 bytes is not).
+                        let whole: &mut [f32; PANEL] = values.try_into().expect("a full panel");
+                        *whole = b[start..start + PANEL].try_into().expect("a full panel");
+                    } else if col_stride == 1 {
+                        values.copy_from_slice(&b[start..start + values.len()]);
+                    } else {
+                        for (slot, j) in values.iter_mut().zip(columns.clone()) {
+                            *slot = b[i * row_stride + j * col_stride];
+                        }
                     }
                 }
             }
@@ -129,96 +139,64 @@ unsafe fn gemm_k_range<K: Blocking>(
     assert!(k == 0 || a.len() > (m - 1) * row_stride + (k - 1) * k_stride);
     let panel_len = b.k * PANEL;
     assert!(c.len() >= (m - 1) * ldc + b.padded_columns());
-    // Rows of `A` are taken a chunk at a time, so that a chunk stays in cache while every
-    // panel of `B` passes over it.
+    // The reduction is cut into pieces of at most `DEPTH` rows of `B`, so that the panels a
+    // micro-kernel streams stay in L1 while every row block of a chunk of `A` passes over
+    // them; the chunk of `A` stays in L2 while every panel passes over it.
+    const DEPTH: usize = 256;
     let chunk = 16 * K::ROWS;
     for first in (0..m).step_by(chunk) {
         let last = m.min(first + chunk);
-        let mut p = 0;
-        while p < b.panels {
-            let pair = K::PANELS == 2 && p + 1 < b.panels;
-            let mut row = first;
-            while row < last {
-                let full = row + K::ROWS <= last;
-                // SAFETY: the asserts above keep rows `row..row + ROWS` (or `row`) of `A` and
-                // `C`, and panels `p..p + 2` (or `p`) of `B`, inside their slices; the caller
-                // vouches for the instruction set.
-                unsafe {
-                    let a = a.as_ptr().add(row * row_stride);
-                    let c = c.as_mut_ptr().add(row * ldc + p * PANEL);
-                    let w = b.values.as_ptr().add(p * panel_len + k_range.start * PANEL);
-                    let init = init.map_or(std::ptr::null(), |row| row.as_ptr().add(p * PANEL));
-                    macro_rules! tile {
-                        ($rows:literal, $panels:literal) => {
-                            K::tile::<$rows, $panels>(
-                                k,
-                                a,
-                                (row_stride, k_stride),
-                                w,
-                                panel_len,
-                                c,
-                                ldc,
-                                init,
-                            )
-                        };
+        for depth in (0..k.max(1)).step_by(DEPTH) {
+            let piece = depth..k.min(depth + DEPTH);
+            let init = if depth == 0 { init } else { None };
+            let mut p = 0;
+            while p < b.panels {
+                let pair = K::PANELS == 2 && p + 1 < b.panels;
+                let mut row = first;
+                while row < last {
+                    let full = row + K::ROWS <= last;
+                    // SAFETY: the asserts above keep rows `row..row + ROWS` (or `row`) of `A`
+                    // and `C`, and panels `p..p + 2` (or `p`) of `B`, inside their slices; the
+                    // caller vouches for the instruction set.
+                    unsafe {
+                        let a = a.as_ptr().add(row * row_stride + piece.start * k_stride);
+                        let c = c.as_mut_ptr().add(row * ldc + p * PANEL);
+                        let w = b
+                            .values
+                            .as_ptr()
+                            .add(p * panel_len + (k_range.start + piece.start) * PANEL);
+                        let init = init.map_or(std::ptr::null(), |row| row.as_ptr().add(p * PANEL));
+                        macro_rules! tile {
+                            ($rows:literal, $panels:literal) => {
+                                K::tile::<$rows, $panels>(
+                                    piece.len(),
+                                    a,
+                                    (row_stride, k_stride),
+                                    w,
+                                    panel_len,
+                                    c,
+                                    ldc,
+                                    init,
+                                )
+                            };
+                        }
+                        match (full, pair, K::ROWS) {
+                            (true, true, 8) => tile!(8, 2),
+                            (true, false, 8) => tile!(8, 1),
+                            (true, true, 6) => tile!(6, 2),
+                            (true, false, 6) => tile!(6, 1),
+                            (true, true, 4) => tile!(4, 2),
+                            (true, false, 4) => tile!(4, 1),
+                            (true, true, 2) => tile!(2, 2),
+                            (true, false, 2) => tile!(2, 1),
+                            (_, true, _) => tile!(1, 2),
+                            (_, false, _) => tile!(1, 1),
+                        }
                     }
-                    match (full, pair, K::ROWS) {
-                        (true, true, 8) => tile!(8, 2),
-                        (true, false, 8) => tile!(8, 1),
-                        (true, true, 6) => tile!(6, 2),
-                        (true, false, 6) => tile!(6, 1),
-                        (true, true, 4) => tile!(4, 2),
-                        (true, false, 4) => tile!(4, 1),
-                        (true, true, 2) => tile!(2, 2),
-                        (true, false, 2) => tile!(2, 1),
-                        (_, true, _) => tile!(1, 2),
-                        (_, false, _) => tile!(1, 1),
-                    }
+                    row += if full { K::ROWS } else { 1 };
                 }
-                row += if full { K::ROWS } else { 1 };
+                p += if pair { 2 } else { 1 };
             }
-            p += if pair { 2 } else { 1 };
-        }
-    }
-}
-
-/// `C[m, padded] += Aᵀ · B` for a row-major `A` `[k, m]` with row stride `lda`: the
-/// products whose reduction runs over the rows of both operands (weight gradients summed
-/// over steps). The reduction is cut into chunks of rows that stay in cache while every
-/// block of `Aᵀ` passes over them; each chunk of `Aᵀ` is first laid out in blocks of
-/// `K::ROWS` rows, so that the micro-kernel reads it contiguously.
-///
-/// # Safety
-/// The CPU has the instruction set `K` is compiled for.
-#[inline(always)]
-pub(super) unsafe fn gemm_transposed_a<K: Blocking>(
-    m: usize,
-    a: &[f32],
-    lda: usize,
-    b: &PackedMatrix,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    const CHUNK: usize = 256;
-    let k = b.k;
-    let blocks = m.div_ceil(K::ROWS);
-    let block_len = CHUNK * K::ROWS;
-    let mut packed = Buffer::zeroed(blocks * block_len);
-    for start in (0..k).step_by(CHUNK) {
-        let chunk = start..k.min(start + CHUNK);
-        for (i, row) in a.chunks(lda).skip(start).take(chunk.len()).enumerate() {
-            for (q, values) in row[..m].chunks(K::ROWS).enumerate() {
-                let at = q * block_len + i * K::ROWS;
-                packed[at..at + values.len()].copy_from_slice(values);
-            }
-        }
-        for q in 0..blocks {
-            let rows = K::ROWS.min(m - q * K::ROWS);
-            // Block `q` of this chunk, indexed from the chunk's first row of `B`.
-            let block = &packed[q * block_len..(q + 1) * block_len];
-            let c = &mut c[q * K::ROWS * ldc..];
-            // SAFETY: the caller vouches for the instruction set.
-            unsafe { gemm_k_range::<K>(rows, block, (1, K::ROWS), b, chunk.clone(), c, ldc, None) };
         }
     }
 }
@@ -401,8 +379,9 @@ mod tests {
             .collect()
     }
 
-    /// Both products against a plain triple loop in f64, for shapes that cross the row
-    /// chunks, the reduction chunks, partial panels and partial register blocks.
+    /// The product, with `A` read row-major and transposed, against a plain triple loop in
+    /// f64, for shapes that cross the row chunks, the reduction pieces, partial panels and
+    /// partial register blocks.
     fn check<K: Blocking>(name: &str) {
         for (m, k, n) in [
             (1, 1, 1),
@@ -424,11 +403,11 @@ mod tests {
             let mut c = vec![0.0; m * ldc];
             // SAFETY: `check` runs only for instruction sets the CPU has.
             unsafe { gemm::<K>(m, &a, (k, 1), &packed, &mut c, ldc, Some(&init)) };
-            // `A` stored transposed, `[k, m]`.
+            // `A` stored transposed, `[k, m]`, and read in place.
             let a_t: Vec<f32> = (0..k * m).map(|at| a[(at % m) * k + at / m]).collect();
             let mut c_t = vec![0.0; m * ldc];
             // SAFETY: as above.
-            unsafe { gemm_transposed_a::<K>(m, &a_t, m, &packed, &mut c_t, ldc) };
+            unsafe { gemm::<K>(m, &a_t, (1, m), &packed, &mut c_t, ldc, None) };
             for i in 0..m {
                 for j in 0..n {
                     let want = exact(i, j, &|i, l| a[i * k + l]);
