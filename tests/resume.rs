@@ -36,6 +36,15 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// The history and the best epoch (restored from `best.mpk` when resuming).
 fn run(epochs: usize, checkpoints: &Checkpoints, resume: bool) -> (Vec<EpochMetrics>, usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    run_holding_the_turn(epochs, checkpoints, resume)
+}
+
+/// [`run`] for a caller that holds `ONE_AT_A_TIME`.
+fn run_holding_the_turn(
+    epochs: usize,
+    checkpoints: &Checkpoints,
+    resume: bool,
+) -> (Vec<EpochMetrics>, usize) {
     let config = config(epochs);
     let data = TaskData::prepare(&config).expect("data");
     let options = RunOptions {
@@ -104,4 +113,39 @@ fn resume_without_checkpoints_starts_afresh() {
     let other = tempfile::tempdir().expect("tempdir");
     let (plain, _) = run(1, &Checkpoints::new(other.path()), false);
     assert_eq!(without_time(&fresh), without_time(&plain));
+}
+
+#[test]
+fn best_mpk_read_while_training_is_always_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoints = Checkpoints::new(dir.path());
+    let best = checkpoints.best_path();
+    let config = config(6);
+    // Building and loading models draws from the generator the other tests use: hold the
+    // turn until the reader has stopped.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let sizes = TaskData::prepare(&config).expect("data").sizes();
+    let template =
+        train::trainer::build_model::<burn_ndarray::NdArray>(&config, sizes, &Default::default());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // What `predict` and `eval` do: load `best.mpk` whenever it is there.
+        let reader = scope.spawn(|| {
+            let mut loads = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if best.exists() {
+                    train::checkpoint::load_model(template.clone(), &best, &Default::default())
+                        .expect("best.mpk is whole whenever it exists");
+                    loads += 1;
+                }
+            }
+            loads
+        });
+        run_holding_the_turn(6, &checkpoints, false);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            reader.join().expect("reader") > 0,
+            "the reader loaded best.mpk"
+        );
+    });
 }

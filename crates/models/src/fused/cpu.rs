@@ -198,7 +198,7 @@ impl Inputs<'_> {
 }
 
 /// What the backward pass needs from the forward pass, by row `b·T + t` as `x`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Saved {
     /// Activated gates `[B, T, G·H]` (the RNN's output for the RNN).
     acts: Buffer,
@@ -789,7 +789,12 @@ fn gru_reset_before_row(
 /// One thread's share of the backward pass.
 struct BackwardJob<'a> {
     inputs: &'a Inputs<'a>,
-    saved: &'a Saved,
+    /// The saved activations, which backward overwrites with the gates' gradients (each
+    /// thread its own rows), and the rest of [`Saved`].
+    acts: SharedRows,
+    h_prev: &'a [f32],
+    c_prev: &'a [f32],
+    aux: &'a [f32],
     grad_out: &'a [f32],
     /// `W_hh` `[G·H, H]` and `W_ih` `[G·H, D]`: what `dh` and `dx` are products with; for the
     /// reset-before GRU `w_hh` holds the `r`, `z` rows and `w_hn` the `n` rows.
@@ -827,7 +832,7 @@ multiversion!(
 /// (summed over the directions) and each direction's other gradients.
 pub(crate) fn backward(
     layer: &[Inputs],
-    saved: &[Saved],
+    saved: &mut [Saved],
     grad_out: &[f32],
     isa: CpuIsa,
     threads: usize,
@@ -846,16 +851,24 @@ pub(crate) fn backward(
             (w_hh, w_hn, inputs.w_ih_t.t().pack((gh, input)))
         })
         .collect();
+    let saved: Vec<(SharedRows, &Saved)> = saved
+        .iter_mut()
+        .map(|s| (SharedRows::new(&mut s.acts), &*s))
+        .collect();
     let parts = on_threads(
         work_items(layer.len(), batch, threads),
         threads,
         |(d, rows)| {
             let (w_hh, w_hn, w_ih) = &packed[d];
+            let (acts, saved) = &saved[d];
             let part = backward_rows(
                 isa,
                 &BackwardJob {
                     inputs: &layer[d],
-                    saved: &saved[d],
+                    acts: *acts,
+                    h_prev: &saved.h_prev,
+                    c_prev: &saved.c_prev,
+                    aux: &saved.aux,
                     grad_out,
                     w_hh,
                     w_hn: w_hn.as_ref(),
@@ -915,7 +928,6 @@ pub(crate) fn backward(
 #[inline(always)]
 fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     let inputs = job.inputs;
-    let saved = job.saved;
     let Dims {
         time,
         hidden,
@@ -946,8 +958,12 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     // This thread's rows of every per-step array: rows `b·T + t` for its batch rows.
     let block = rows.start * time..rows.end * time;
     // The gradient of the gates' pre-activations, as the input product sees it (`d_xp`) and
-    // as the recurrent product does (`d_hh`, GRU only: they differ in the `n` block).
-    let mut d_xp = Buffer::zeroed(block.len() * gh);
+    // as the recurrent product does (`d_hh`, GRU only: they differ in the `n` block). `d_xp`
+    // takes the place of the saved activations, a step's rows once they are read (into
+    // `step_acts`); steps past a length stay zero in both.
+    // SAFETY: these rows of the activations belong to this thread alone.
+    let d_xp = unsafe { job.acts.slice(block.start * gh, block.len() * gh) };
+    let mut step_acts = vec![0.0; rows.len() * gh];
     let is_gru = recurrence == Recurrence::GruResetAfter;
     let mut d_hh = if is_gru {
         Buffer::zeroed(block.len() * gh)
@@ -958,13 +974,20 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     let n_width = job.w_hn.map_or(0, PackedMatrix::padded_columns);
     let mut d_rh = vec![0.0; rows.len() * n_width];
     for t in inputs.steps(true) {
+        for (r, b) in rows.clone().enumerate() {
+            if inputs.valid(t, b) {
+                let local = r * time + t;
+                step_acts[r * gh..(r + 1) * gh]
+                    .copy_from_slice(&d_xp[local * gh..(local + 1) * gh]);
+            }
+        }
         if let Some(w_hn) = job.w_hn {
             for (r, b) in rows.clone().enumerate() {
                 if inputs.valid(t, b) {
                     let (at, local) = (b * time + t, r * time + t);
                     reset_before_grad_z_n(
-                        &saved.acts[at * gh..(at + 1) * gh],
-                        &saved.h_prev[at * hidden..(at + 1) * hidden],
+                        &step_acts[r * gh..(r + 1) * gh],
+                        &job.h_prev[at * hidden..(at + 1) * hidden],
                         &job.grad_out[inputs.output_at(b, t)..][..hidden],
                         &mut dh[r * padded..r * padded + hidden],
                         &mut d_xp[local * gh..(local + 1) * gh],
@@ -993,7 +1016,7 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
             let at = b * time + t;
             let local = r * time + t;
             let span = at * hidden..(at + 1) * hidden;
-            let acts = &saved.acts[at * gh..(at + 1) * gh];
+            let acts = &step_acts[r * gh..(r + 1) * gh];
             let g_out = &job.grad_out[inputs.output_at(b, t)..][..hidden];
             let dh = &mut dh[r * padded..r * padded + hidden];
             let dxp = &mut d_xp[local * gh..(local + 1) * gh];
@@ -1005,8 +1028,8 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
                 } => {
                     let row = LstmGradRow {
                         acts,
-                        c_prev: &saved.c_prev[span.clone()],
-                        tanh_c: &saved.aux[span.clone()],
+                        c_prev: &job.c_prev[span.clone()],
+                        tanh_c: &job.aux[span.clone()],
                         g_out,
                         peephole,
                         dh,
@@ -1023,21 +1046,21 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
                 }
                 Recurrence::GruResetAfter => gru_grad_row(
                     acts,
-                    &saved.h_prev[span.clone()],
-                    &saved.aux[span],
+                    &job.h_prev[span.clone()],
+                    &job.aux[span],
                     g_out,
                     dh,
                     dxp,
                     &mut d_hh[local * gh..(local + 1) * gh],
                 ),
                 Recurrence::GruResetBefore => {
-                    reset_before_grad_r(acts, &saved.h_prev[span], &d_rh[r * n_width..], dh, dxp)
+                    reset_before_grad_r(acts, &job.h_prev[span], &d_rh[r * n_width..], dh, dxp)
                 }
             }
         }
         // dh_{t-1} += d_hh[t] · W_hh (rows of finished sequences are zero in d_hh); this
         // step's rows are one every `T · G·H` values.
-        let d_step = if is_gru { &d_hh } else { &d_xp };
+        let d_step: &[f32] = if is_gru { &d_hh } else { d_xp };
         // SAFETY: `multiversion!` runs this body with `K` only where the CPU has its ISA.
         unsafe {
             packed::gemm::<K>(
@@ -1051,20 +1074,20 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
             );
         }
     }
-    let d_all = if is_gru { &d_hh } else { &d_xp };
+    let d_all: &[f32] = if is_gru { &d_hh } else { d_xp };
     // dx = d_xp · W_ih over this thread's rows of every step. The weight gradients come
     // transposed, as the operands hold them: dW_ihᵀ = xᵀ · d_xp and dW_hhᵀ = h_prevᵀ · d_all,
     // with the gate gradients packed once as the right operand and `xᵀ`, `h_prevᵀ` read in
     // place (their rows are the products' reduction).
     let x_rows = &inputs.x[block.start * input..block.end * input];
-    let h_prev_rows = &saved.h_prev[block.start * hidden..block.end * hidden];
+    let h_prev_rows = &job.h_prev[block.start * hidden..block.end * hidden];
     let mut dx = Buffer::zeroed(block.len() * job.w_ih.padded_columns());
     // SAFETY: as above.
     unsafe {
         let w_ih = job.w_ih;
         packed::gemm::<K>(
             block.len(),
-            &d_xp,
+            d_xp,
             (gh, 1),
             w_ih,
             &mut dx,
@@ -1072,39 +1095,54 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
             None,
         );
     }
-    // `width` columns of the gate gradients `gates`, from its first column on.
-    let gate_columns =
-        |gates: &[f32], width: usize| PackedMatrix::pack(gates, (block.len(), width), (gh, 1));
-    // `aᵀ · b` for `a` `[rows, n]`: `[n, columns of b]`, without the padding.
-    let product_t = |a: &[f32], n: usize, b: &PackedMatrix, width: usize| -> Vec<f32> {
-        let ldc = b.padded_columns();
-        let mut c = Buffer::zeroed(n * ldc);
-        // SAFETY: as above.
-        unsafe { packed::gemm::<K>(n, a, (1, n), b, &mut c, ldc, None) };
-        c.chunks_exact(ldc)
-            .flat_map(|row| &row[..width])
-            .copied()
-            .collect()
-    };
-    let d_xp_packed = gate_columns(&d_xp, gh);
-    let d_w_ih = product_t(x_rows, input, &d_xp_packed, gh);
-    let d_w_hh = match recurrence {
-        // The recurrent product sees `d_hh`, the input product `d_xp`.
-        Recurrence::GruResetAfter => product_t(h_prev_rows, hidden, &gate_columns(&d_hh, gh), gh),
-        Recurrence::GruResetBefore => {
-            // The `n` columns of W_hhᵀ multiply `r ⊙ h`, saved in `aux`.
-            let rh_rows = &saved.aux[block.start * hidden..block.end * hidden];
-            let rz = gate_columns(&d_xp, 2 * hidden);
-            let n = gate_columns(&d_xp[2 * hidden..], hidden);
-            let rz = product_t(h_prev_rows, hidden, &rz, 2 * hidden);
-            let n = product_t(rh_rows, hidden, &n, hidden);
-            rz.chunks_exact(2 * hidden)
-                .zip(n.chunks_exact(hidden))
-                .flat_map(|(rz, n)| rz.iter().chain(n))
-                .copied()
-                .collect()
+    let rows_all = block.len();
+    // SAFETY (every call below): `multiversion!` runs this body with `K` only where the CPU
+    // has its ISA.
+    let d_w_hh = unsafe {
+        match recurrence {
+            // The recurrent product sees `d_hh`, the input product `d_xp`.
+            Recurrence::GruResetAfter => {
+                let [d_w_hh] =
+                    gate_products::<K, 1>(&d_hh, gh, gh, rows_all, [(h_prev_rows, hidden)]);
+                d_w_hh
+            }
+            Recurrence::GruResetBefore => {
+                // The `n` columns of W_hhᵀ multiply `r ⊙ h`, saved in `aux`.
+                let rh_rows = &job.aux[block.start * hidden..block.end * hidden];
+                let [rz] =
+                    gate_products::<K, 1>(d_xp, gh, 2 * hidden, rows_all, [(h_prev_rows, hidden)]);
+                let [n] = gate_products::<K, 1>(
+                    &d_xp[2 * hidden..],
+                    gh,
+                    hidden,
+                    rows_all,
+                    [(rh_rows, hidden)],
+                );
+                rz.chunks_exact(2 * hidden)
+                    .zip(n.chunks_exact(hidden))
+                    .flat_map(|(rz, n)| rz.iter().chain(n))
+                    .copied()
+                    .collect()
+            }
+            _ => Vec::new(),
         }
-        _ => product_t(h_prev_rows, hidden, &d_xp_packed, gh),
+    };
+    // SAFETY: as above.
+    let (d_w_ih, d_w_hh) = unsafe {
+        if d_w_hh.is_empty() {
+            // RNN and LSTM: both products share the gate gradients.
+            let [ih, hh] = gate_products::<K, 2>(
+                d_xp,
+                gh,
+                gh,
+                rows_all,
+                [(x_rows, input), (h_prev_rows, hidden)],
+            );
+            (ih, hh)
+        } else {
+            let [ih] = gate_products::<K, 1>(d_xp, gh, gh, rows_all, [(x_rows, input)]);
+            (ih, d_w_hh)
+        }
     };
     let column_sums = |values: &[f32]| {
         let mut sums = vec![0.0; gh];
@@ -1123,10 +1161,45 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
         dx,
         d_w_ih,
         d_w_hh,
-        d_input_bias: column_sums(&d_xp),
+        d_input_bias: column_sums(d_xp),
         d_bias: column_sums(d_all),
         d_peephole,
     }
+}
+
+/// `aᵀ · G` for each `(a, n)` of `lefts`, `a` `[rows, n]` row-major, and `G` the first
+/// `width` columns of `gates` (`[rows, ·]`, row stride `stride`): `[n, width]` each. These are
+/// the weight gradients, summed over the rows (every step of every sequence). `G` is packed a
+/// chunk of rows at a time, so that the packed chunk stays in cache and never costs more
+/// memory than the chunk.
+///
+/// # Safety
+/// The CPU has the instruction set `K` is compiled for.
+#[inline(always)]
+unsafe fn gate_products<K: Blocking, const N: usize>(
+    gates: &[f32],
+    stride: usize,
+    width: usize,
+    rows: usize,
+    lefts: [(&[f32], usize); N],
+) -> [Vec<f32>; N] {
+    const CHUNK: usize = 256;
+    let ldc = width.div_ceil(packed::PANEL) * packed::PANEL;
+    let mut sums = lefts.map(|(_, n)| Buffer::zeroed(n * ldc));
+    for start in (0..rows).step_by(CHUNK) {
+        let len = CHUNK.min(rows - start);
+        let chunk = PackedMatrix::pack(&gates[start * stride..], (len, width), (stride, 1));
+        for ((a, n), sum) in lefts.iter().zip(&mut sums) {
+            // SAFETY: the caller vouches for the instruction set.
+            unsafe { packed::gemm::<K>(*n, &a[start * n..], (1, *n), &chunk, sum, ldc, None) };
+        }
+    }
+    sums.map(|sum| {
+        sum.chunks_exact(ldc)
+            .flat_map(|row| &row[..width])
+            .copied()
+            .collect()
+    })
 }
 
 /// One row of an RNN's backward step: `dxp = (dh + g_out) · act′`, then `dh ← 0` (the

@@ -290,7 +290,7 @@ impl Layout {
 #[derive(Debug)]
 struct FusedBackward<const N: usize>;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct SavedForward {
     layout: Layout,
     /// The operands backward reads (all but the initial states, which are left empty).
@@ -307,16 +307,19 @@ impl<const N: usize> Backward<NdArray, N> for FusedBackward<N> {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
+        // Backward overwrites the saved activations with the gates' gradients; the state is
+        // this node's alone unless burn kept another handle to it.
         let SavedForward {
             layout,
             operands,
-            saved,
-        } = &*ops.state;
+            mut saved,
+        } = Arc::try_unwrap(ops.state).unwrap_or_else(|shared| (*shared).clone());
+        let (layout, operands) = (&layout, &operands);
         let grad_out = grads.consume::<NdArray>(&ops.node);
         let views: Vec<View> = operands.iter().map(View::of).collect();
         let (d_x, directions) = cpu::backward(
             &layout.inputs(&views),
-            saved,
+            &mut saved,
             &View::of(&grad_out).values,
             layout.isa,
             layout.threads,

@@ -87,6 +87,14 @@ impl Drop for Buffer {
     }
 }
 
+impl Clone for Buffer {
+    fn clone(&self) -> Self {
+        let mut copy = Self::with_stale_values(self.len());
+        copy.copy_from_slice(self);
+        copy
+    }
+}
+
 impl Deref for Buffer {
     type Target = [f32];
 
