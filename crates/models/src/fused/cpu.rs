@@ -59,9 +59,11 @@ impl Recurrence {
         time + 1 + usize::from(self.has_cell())
     }
 
-    /// Whether the saved forward keeps a per-step `[B, H]` block beside the gates.
+    /// Whether the saved forward keeps a per-step `[B, H]` block beside the gates (the
+    /// GRUs; the LSTM's `tanh(c_t)` is recomputed in backward from the gates and `c_{t−1}`,
+    /// the same float operations, so bit for bit).
     fn has_aux(self) -> bool {
-        !matches!(self, Self::Rnn(_))
+        matches!(self, Self::GruResetAfter | Self::GruResetBefore)
     }
 }
 
@@ -206,8 +208,8 @@ pub(crate) struct Saved {
     h_prev: Buffer,
     /// LSTM only: the cell state each step started from, `[B, T, H]`.
     c_prev: Buffer,
-    /// LSTM: `tanh(c_t)`; reset-after GRU: the recurrent `n` block `W_hn h + b_hn`;
-    /// reset-before GRU: `r ⊙ h`; empty for the RNN.
+    /// Reset-after GRU: the recurrent `n` block `W_hn h + b_hn`; reset-before GRU: `r ⊙ h`;
+    /// empty for the RNN and the LSTM.
     aux: Buffer,
 }
 
@@ -603,7 +605,6 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
                         h,
                         c,
                         acts,
-                        tanh_c: aux,
                     };
                     match (p, coupled) {
                         (false, false) => row.run::<false, false>(),
@@ -687,7 +688,6 @@ struct LstmRow<'a> {
     h: &'a mut [f32],
     c: &'a mut [f32],
     acts: &'a mut [f32],
-    tanh_c: &'a mut [f32],
 }
 
 impl LstmRow<'_> {
@@ -700,7 +700,7 @@ impl LstmRow<'_> {
         let (ai, rest) = self.acts[..4 * n].split_at_mut(n);
         let (af, rest) = rest.split_at_mut(n);
         let (ag, ao) = rest.split_at_mut(n);
-        let (h, c, tanh_c) = (&mut self.h[..n], &mut self.c[..n], &mut self.tanh_c[..n]);
+        let (h, c) = (&mut self.h[..n], &mut self.c[..n]);
         for j in 0..n {
             let cp = c[j];
             let peep = |p: &[f32], state: f32| if PEEPHOLE { p[j] * state } else { 0.0 };
@@ -718,7 +718,6 @@ impl LstmRow<'_> {
             af[j] = f;
             ag[j] = g;
             ao[j] = o;
-            tanh_c[j] = tc;
             c[j] = cn;
             h[j] = o * tc;
         }
@@ -1029,7 +1028,6 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
                     let row = LstmGradRow {
                         acts,
                         c_prev: &job.c_prev[span.clone()],
-                        tanh_c: &job.aux[span.clone()],
                         g_out,
                         peephole,
                         dh,
@@ -1270,7 +1268,6 @@ fn reset_before_grad_r(
 struct LstmGradRow<'a> {
     acts: &'a [f32],
     c_prev: &'a [f32],
-    tanh_c: &'a [f32],
     g_out: &'a [f32],
     peephole: &'a [f32],
     dh: &'a mut [f32],
@@ -1285,7 +1282,7 @@ impl LstmGradRow<'_> {
         let n = self.dh.len();
         let [ai, af, ag, ao] = gate_blocks::<4>(self.acts, n);
         let [pi, pf, po] = gate_blocks::<3>(self.peephole, n);
-        let (c_prev, tanh_c, g_out) = (&self.c_prev[..n], &self.tanh_c[..n], &self.g_out[..n]);
+        let (c_prev, g_out) = (&self.c_prev[..n], &self.g_out[..n]);
         let (di, rest) = self.dxp[..4 * n].split_at_mut(n);
         let (df, rest) = rest.split_at_mut(n);
         let (dg, d_o) = rest.split_at_mut(n);
@@ -1294,7 +1291,9 @@ impl LstmGradRow<'_> {
         let (dh, dc) = (&mut self.dh[..n], &mut self.dc[..n]);
         for j in 0..n {
             let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
-            let (cp, tc) = (c_prev[j], tanh_c[j]);
+            let cp = c_prev[j];
+            // `c_t` and `tanh(c_t)` exactly as the forward step computed them.
+            let tc = tanh(f * cp + i * g);
             let dh_j = dh[j] + g_out[j];
             let da_o = dh_j * tc * o * (1.0 - o);
             let mut dc_j = dc[j] + dh_j * o * (1.0 - tc * tc);
