@@ -4,7 +4,8 @@
 //! last bits within a few steps.
 
 use std::path::Path;
-use std::process::Command;
+
+mod common;
 
 /// The per-epoch metrics of a finished run, at full precision, without wall-clock times.
 fn metrics(run_dir: &Path) -> Vec<serde_json::Value> {
@@ -19,23 +20,11 @@ fn metrics(run_dir: &Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn seeded_runs_in_separate_processes_report_identical_metrics() {
-    let smoke =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/temporal-order-smoke.toml");
     let out = tempfile::tempdir().expect("tempdir");
     let runs: Vec<Vec<serde_json::Value>> = (0..3)
         .map(|i| {
             let name = format!("run{i}");
-            let status = Command::new(env!("CARGO_BIN_EXE_experiment"))
-                .arg("train")
-                .arg(&smoke)
-                .args([
-                    "--set",
-                    "training.epochs=2",
-                    "--set",
-                    "training.steps_per_epoch=60",
-                ])
-                .args(["--set", &format!("name={name:?}"), "--out-dir"])
-                .arg(out.path())
+            let status = common::smoke_train(2, 60, &name, out.path(), &[])
                 .output()
                 .expect("the experiment binary runs");
             assert!(

@@ -7,8 +7,18 @@ use std::time::{Duration, Instant};
 
 use train::run_dir::{LOCK_FILE, RunDir, RunDirError, RunMode};
 
+mod common;
+
 /// Set in a child copy of this test binary: the folder it opens and holds until killed.
 const HOLD_ENV: &str = "TRAIN_TEST_HOLD_RUN_DIR";
+
+/// One test at a time: a child process forked while another test holds a lock shares the
+/// lock until it `exec`s, which would make that test see its own folder as still in use.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Not a test of its own: the body of the child process of `a_killed_holder_leaves_no_lock`.
 #[test]
@@ -34,6 +44,7 @@ fn wait_for(what: &str, condition: impl Fn() -> bool) {
 
 #[test]
 fn one_process_at_a_time_and_an_existing_run_is_refused() {
+    let _turn = turn();
     let out = tempfile::tempdir().expect("tempdir");
     let path = out.path().join("run");
     let run = RunDir::open(&path, RunMode::New).expect("a fresh folder opens");
@@ -48,7 +59,7 @@ fn one_process_at_a_time_and_an_existing_run_is_refused() {
     }
     drop(run);
     let refused = RunDir::open(&path, RunMode::New).expect_err("a run exists");
-    assert!(matches!(refused, RunDirError::Exists { .. }));
+    assert!(matches!(refused, RunDirError::Exists { .. }), "{refused:?}");
     let message = refused.to_string();
     assert!(message.contains(&path.display().to_string()), "{message}");
     assert!(
@@ -77,6 +88,7 @@ fn one_process_at_a_time_and_an_existing_run_is_refused() {
 
 #[test]
 fn a_killed_holder_leaves_no_lock() {
+    let _turn = turn();
     let out = tempfile::tempdir().expect("tempdir");
     let path = out.path().join("run");
     let mut child: Child = Command::new(std::env::current_exe().expect("test binary"))
@@ -106,22 +118,10 @@ fn a_killed_holder_leaves_no_lock() {
 
 #[test]
 fn two_runs_started_together_leave_one_intact_and_refuse_the_other() {
-    let smoke =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/temporal-order-smoke.toml");
+    let _turn = turn();
     let out = tempfile::tempdir().expect("tempdir");
     let start = |seed: u64| {
-        Command::new(env!("CARGO_BIN_EXE_experiment"))
-            .arg("train")
-            .arg(&smoke)
-            .args([
-                "--set",
-                "training.epochs=2",
-                "--set",
-                "training.steps_per_epoch=30",
-            ])
-            .args(["--set", &format!("seed={seed}"), "--set", "name=\"shared\""])
-            .arg("--out-dir")
-            .arg(out.path())
+        common::smoke_train(2, 30, "shared", out.path(), &[format!("seed={seed}")])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -140,7 +140,7 @@ fn two_runs_started_together_leave_one_intact_and_refuse_the_other() {
     let dir = out.path().join("shared");
     assert!(
         message.contains(&dir.display().to_string())
-            && (message.contains("in use by process") || message.contains("--overwrite")),
+            && (message.contains("is in use by") || message.contains("--overwrite")),
         "{message}"
     );
     let config = std::fs::read_to_string(dir.join("config.toml")).expect("the run's config");
