@@ -291,7 +291,7 @@ impl ExperimentConfig {
         match &self.task {
             TaskConfig::TemporalOrder(task) => task.validate()?,
             TaskConfig::Adding(task) => task.validate()?,
-            TaskConfig::EmbeddedReber(_) => {}
+            TaskConfig::EmbeddedReber(task) => task.validate()?,
             TaskConfig::SpokenDigits(task) => task.validate()?,
         }
         let t = &self.training;

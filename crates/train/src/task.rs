@@ -276,6 +276,21 @@ impl EmbeddedReber {
     pub const INPUT_SIZE: usize = REBER_SYMBOLS;
     /// One softmax unit per symbol.
     pub const NUM_CLASSES: usize = REBER_SYMBOLS;
+    /// The shortest string: B, the outer T or P, B, four inner symbols (e.g. T X S E), the
+    /// outer symbol again, E.
+    pub const MIN_LENGTH: usize = 9;
+
+    /// Checks that strings of at most `max_length` symbols exist (the sampler redraws until
+    /// one fits).
+    pub fn validate(&self) -> Result<(), String> {
+        match self.max_length {
+            Some(max) if max < Self::MIN_LENGTH => Err(format!(
+                "task.max_length must be ≥ {} (the shortest embedded Reber string), got {max}",
+                Self::MIN_LENGTH
+            )),
+            _ => Ok(()),
+        }
+    }
 
     /// Draws one string with the legal successors of each of its symbols.
     fn string(rng: &mut StdRng) -> (Vec<usize>, Vec<Vec<usize>>) {

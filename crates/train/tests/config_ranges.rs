@@ -12,6 +12,7 @@ fn parse(file: &str, overrides: &[&str]) -> Result<ExperimentConfig, String> {
 
 const SMOKE: &str = "temporal-order-smoke.toml";
 const DIGITS: &str = "spoken-digits.toml";
+const REBER: &str = "embedded-reber.toml";
 
 #[test]
 fn out_of_range_values_are_refused_with_the_field_named() {
@@ -123,6 +124,7 @@ fn out_of_range_values_are_refused_with_the_field_named() {
         (SMOKE, &["model.hidden_size=0"], "model.hidden_size"),
         (SMOKE, &["training.batch_size=0"], "batch_size"),
         (SMOKE, &["task.first_window=[30, 20]"], "first_window"),
+        (REBER, &["task.max_length=8"], "task.max_length"),
         (
             DIGITS,
             &["task.augment.noise_snrs=[nan]"],
@@ -213,6 +215,7 @@ fn values_at_the_edges_of_their_ranges_are_accepted() {
             ],
         ),
         (SMOKE, &["model.dropout=0.0"]),
+        (REBER, &["task.max_length=9"]),
         (
             DIGITS,
             &[

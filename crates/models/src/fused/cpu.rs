@@ -942,7 +942,7 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
         let at = inputs.final_at(0, b);
         dh[r * padded..r * padded + hidden].copy_from_slice(&job.grad_out[at..at + hidden]);
     }
-    let dc: Vec<f32> = if recurrence.has_cell() {
+    let mut dc: Vec<f32> = if recurrence.has_cell() {
         rows.clone()
             .flat_map(|b| &job.grad_out[inputs.final_at(1, b)..][..hidden])
             .copied()
@@ -950,7 +950,6 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     } else {
         Vec::new()
     };
-    let mut dc = dc;
     let mut d_peephole = vec![0.0; 3 * hidden];
     let no_peephole = vec![0.0; 3 * hidden];
     let peephole = inputs.peephole.unwrap_or(&no_peephole);
