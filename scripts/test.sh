@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every check CI runs: formatting, clippy, then all tests (unit, doc, end-to-end in tests/)
-# in the release profile that the main job uses, so both share compiled dependencies.
+# Every check CI runs: formatting, clippy, rustdoc without warnings, then all tests (unit,
+# doc, end-to-end in tests/) in the release profile that the main job uses, so both share
+# compiled dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,4 +9,5 @@ bash scripts/setup.sh
 export CUBECL_AUTOTUNE_LEVEL="${CUBECL_AUTOTUNE_LEVEL:-minimal}"
 cargo fmt --all --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --release --locked --workspace --no-deps
 cargo test --release --locked --workspace

@@ -18,9 +18,9 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`wav`] | WAV decoding (bulk, all PCM widths and float), channel selection |
-//! | [`resample`] | sample-rate conversion with rubato |
+//! | [`resample`](mod@resample) | sample-rate conversion with rubato |
 //! | [`options`] | option structs and presets |
-//! | [`window`], [`mel`] | the pieces: windows, mel filterbanks, DCT, lifter |
+//! | [`window`](mod@window), [`mel`] | the pieces: windows, mel filterbanks, DCT, lifter |
 //! | [`extractor`] | the per-frame pipeline, whole-signal and streaming |
 //! | [`post`] | deltas and CMVN |
 //! | [`noise`] | additive noise at a set SNR (augmentation) |

@@ -67,15 +67,15 @@ pub enum Window {
     Rectangular,
 }
 
-/// When pre-emphasis y[n] = x[n] − k·x[n−1] is applied.
+/// When pre-emphasis `y[n] = x[n] − k·x[n−1]` is applied.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Preemphasis {
     /// Off.
     None,
-    /// Kaldi: inside each frame after DC removal; the first sample becomes x[0] − k·x[0].
+    /// Kaldi: inside each frame after DC removal; the first sample becomes `x[0] − k·x[0]`.
     PerFrame(f32),
-    /// HTK / python_speech_features: once over the whole signal, y[0] = x[0].
+    /// HTK / python_speech_features: once over the whole signal, `y[0] = x[0]`.
     WholeSignal(f32),
 }
 
