@@ -23,34 +23,31 @@ pub(super) struct PackedMatrix {
 
 impl PackedMatrix {
     /// Packs `b[i·row_stride + j·col_stride]` for `i < k`, `j < n`.
-    pub(super) fn pack(b: &[f32], (k, n): (usize, usize), strides: (usize, usize)) -> Self {
-        Self::pack_side_by_side(&[(b, n, strides)], k)
-    }
-
-    /// Several `[k, n_i]` matrices side by side, each starting on a panel boundary (so that
-    /// one product gives the products with each of them).
-    pub(super) fn pack_side_by_side(parts: &[(&[f32], usize, (usize, usize))], k: usize) -> Self {
-        let panels = parts.iter().map(|&(_, n, _)| n.div_ceil(PANEL)).sum();
+    pub(super) fn pack(
+        b: &[f32],
+        (k, n): (usize, usize),
+        (row_stride, col_stride): (usize, usize),
+    ) -> Self {
+        let panels = n.div_ceil(PANEL);
         let mut values = Buffer::with_stale_values(panels * k * PANEL);
-        let mut panel_values = values.chunks_exact_mut(k * PANEL);
-        for &(b, n, (row_stride, col_stride)) in parts {
-            for first in (0..n).step_by(PANEL) {
-                let panel = panel_values.next().expect("one panel per 16 columns");
-                let columns = first..n.min(first + PANEL);
-                for (i, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                    let (values, padding) = row.split_at_mut(columns.len());
-                    padding.fill(0.0);
-                    let start = i * row_stride + columns.start * col_stride;
-                    if col_stride == 1 && values.len() == PANEL {
-                        // A fixed-size copy, inlined (a `memcpy` call per 64 bytes is not).
-                        let whole: &mut [f32; PANEL] = values.try_into().expect("a full panel");
-                        *whole = b[start..start + PANEL].try_into().expect("a full panel");
-                    } else if col_stride == 1 {
-                        values.copy_from_slice(&b[start..start + values.len()]);
-                    } else {
-                        for (slot, j) in values.iter_mut().zip(columns.clone()) {
-                            *slot = b[i * row_stride + j * col_stride];
-                        }
+        for (first, panel) in (0..n)
+            .step_by(PANEL)
+            .zip(values.chunks_exact_mut(k * PANEL))
+        {
+            let columns = first..n.min(first + PANEL);
+            for (i, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                let (values, padding) = row.split_at_mut(columns.len());
+                padding.fill(0.0);
+                let start = i * row_stride + columns.start * col_stride;
+                if col_stride == 1 && values.len() == PANEL {
+                    // A fixed-size copy, inlined (a `memcpy` call per 64 bytes is not).
+                    let whole: &mut [f32; PANEL] = values.try_into().expect("a full panel");
+                    *whole = b[start..start + PANEL].try_into().expect("a full panel");
+                } else if col_stride == 1 {
+                    values.copy_from_slice(&b[start..start + values.len()]);
+                } else {
+                    for (slot, j) in values.iter_mut().zip(columns.clone()) {
+                        *slot = b[i * row_stride + j * col_stride];
                     }
                 }
             }
