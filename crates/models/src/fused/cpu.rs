@@ -1180,7 +1180,8 @@ unsafe fn gate_products<K: Blocking, const N: usize>(
     rows: usize,
     lefts: [(&[f32], usize); N],
 ) -> [Vec<f32>; N] {
-    const CHUNK: usize = 256;
+    // One reduction piece of the product per chunk.
+    const CHUNK: usize = packed::DEPTH;
     let ldc = width.div_ceil(packed::PANEL) * packed::PANEL;
     let mut sums = lefts.map(|(_, n)| Buffer::zeroed(n * ldc));
     for start in (0..rows).step_by(CHUNK) {

@@ -12,6 +12,10 @@ use super::pool::Buffer;
 /// Columns per panel.
 pub(super) const PANEL: usize = 16;
 
+/// Rows of `B` per piece of a product's reduction: two 16-column panels of this depth
+/// (32 KiB) fit in L1 beside the accumulators.
+pub(super) const DEPTH: usize = 256;
+
 /// A `[k, n]` matrix as `⌈n/16⌉` panels of 16 columns, each panel `k` rows of 16 floats,
 /// the last one padded with zeros.
 #[derive(Debug)]
@@ -139,7 +143,6 @@ unsafe fn gemm_k_range<K: Blocking>(
     // The reduction is cut into pieces of at most `DEPTH` rows of `B`, so that the panels a
     // micro-kernel streams stay in L1 while every row block of a chunk of `A` passes over
     // them; the chunk of `A` stays in L2 while every panel passes over it.
-    const DEPTH: usize = 256;
     let chunk = 16 * K::ROWS;
     for first in (0..m).step_by(chunk) {
         let last = m.min(first + chunk);

@@ -3,8 +3,8 @@
 //! Every training step allocates the same buffers again: the saved activations, the gate
 //! gradients, the packed operands of the weight-gradient products. Blocks this large come
 //! from the OS (glibc hands blocks above its mmap threshold back on `free` and trims the
-//! heap), so each step paid a page fault per 4 KiB on first touch, plus the zeroing: a
-//! quarter of a small LSTM's forward+backward. A [`Buffer`] goes back to a pool when it
+//! heap), so without reuse each step pays a page fault per 4 KiB on first touch, plus the
+//! zeroing: about a quarter of a small LSTM's forward+backward. A [`Buffer`] goes back to a pool when it
 //! is dropped and the next request of a similar size takes it, as PyTorch's caching
 //! allocators do. The pool keeps at most [`POOL_BYTES`].
 
@@ -26,9 +26,12 @@ static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 /// models::empty_cache();
 /// ```
 pub fn empty_cache() {
-    POOL.lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clear();
+    pool().clear();
+}
+
+/// The pool, locked (a panic while it was held leaves nothing half done).
+fn pool() -> std::sync::MutexGuard<'static, Vec<Vec<f32>>> {
+    POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A buffer of `f32` that returns to the pool when dropped.
@@ -52,7 +55,7 @@ impl Buffer {
             return Self::default();
         }
         let reused = {
-            let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut pool = pool();
             // The smallest buffer that holds `len` without wasting more than half of itself.
             let best = pool
                 .iter()
@@ -78,7 +81,7 @@ impl Drop for Buffer {
             return;
         }
         let values = std::mem::take(&mut self.values);
-        let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pool = pool();
         pool.push(values);
         let mut bytes: usize = pool.iter().map(|v| 4 * v.capacity()).sum();
         while bytes > POOL_BYTES {
