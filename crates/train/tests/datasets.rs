@@ -437,7 +437,10 @@ fn runs_filling_one_cache_at_once_see_whole_entries_and_equal_results() {
         // A reader that opens every entry it finds while the writers fill the cache.
         let reader = scope.spawn(|| {
             let mut seen = 0;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            // The last pass starts after the writers are done, so it sees every entry
+            // even when the writers finish before this thread is first scheduled.
+            loop {
+                let writers_done = done.load(std::sync::atomic::Ordering::Acquire);
                 for entry in std::fs::read_dir(&shared).into_iter().flatten().flatten() {
                     let path = entry.path();
                     if path.extension().is_some_and(|e| e == "npy") {
@@ -449,6 +452,9 @@ fn runs_filling_one_cache_at_once_see_whole_entries_and_equal_results() {
                         );
                         seen += 1;
                     }
+                }
+                if writers_done {
+                    break;
                 }
             }
             seen
@@ -466,7 +472,7 @@ fn runs_filling_one_cache_at_once_see_whole_entries_and_equal_results() {
         for writer in writers {
             assert_eq!(writer.join().expect("writer"), one_after_another);
         }
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        done.store(true, std::sync::atomic::Ordering::Release);
         assert!(reader.join().expect("reader") > 0, "the reader saw entries");
     });
     let names: Vec<String> = std::fs::read_dir(&shared)
