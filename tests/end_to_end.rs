@@ -15,7 +15,7 @@ fn repo() -> &'static Path {
 
 #[test]
 fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
-    let text = std::fs::read_to_string(repo().join("experiments/spoken-digits.toml"))
+    let text = std::fs::read_to_string(repo().join("experiments/spoken-digits-demo.toml"))
         .expect("experiment file");
     let run_dir = tempfile::tempdir().expect("tempdir");
     let manifest = repo().join("datasets/default/manifest.csv");

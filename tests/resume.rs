@@ -4,7 +4,8 @@
 use train::ExperimentConfig;
 use train::backend::CpuBackend;
 use train::checkpoint::Checkpoints;
-use train::trainer::{EpochMetrics, RunOptions, TaskData, train};
+use train::metrics::EpochMetrics;
+use train::trainer::{RunOptions, TaskData, train};
 
 fn config(epochs: usize) -> ExperimentConfig {
     let text = std::fs::read_to_string(concat!(

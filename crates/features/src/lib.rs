@@ -37,6 +37,7 @@ pub mod noise;
 pub mod npy;
 pub mod options;
 pub mod pipeline;
+#[cfg(feature = "cli")]
 pub mod plot;
 pub mod post;
 pub mod resample;
@@ -52,6 +53,7 @@ pub use options::{
     MelOptions, MelScale, Padding, Preemphasis, Preset, Rounding, Span, Spectrum, Vtln, Window,
 };
 pub use pipeline::FilePipeline;
+#[cfg(feature = "cli")]
 pub use plot::write_png;
 pub use post::{Cmvn, add_deltas, apply_cmvn};
 pub use resample::resample;

@@ -10,7 +10,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use models::SequenceClassifier;
 
-use crate::trainer::EpochMetrics;
+use crate::metrics::EpochMetrics;
 
 /// burn's named MessagePack format at full precision: a resumed run continues bit for bit.
 type FileRecorder = NamedMpkFileRecorder<FullPrecisionSettings>;

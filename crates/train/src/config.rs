@@ -6,7 +6,8 @@ use models::CellKind;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::task::{Adding, EmbeddedReber, Generator, SpokenDigits, TemporalOrder};
+use crate::corpus::SpokenDigits;
+use crate::task::{Adding, EmbeddedReber, Generator, TemporalOrder};
 
 /// A whole experiment, as written in `experiments/*.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -271,7 +271,7 @@ pub struct Example {
     pub path: PathBuf,
     /// Who is speaking (the manifest's `speaker`).
     pub speaker: String,
-    /// Augmented versions of the same utterance (training only; see `task::Augment`).
+    /// Augmented versions of the same utterance (training only; see `corpus::Augment`).
     pub augmented: Vec<Features>,
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{Checkpoints, load_model};
 use crate::config::{ExperimentConfig, TaskConfig};
-use crate::task::SpokenDigits;
+use crate::corpus::SpokenDigits;
 use crate::trainer::build_model;
 
 /// Why a run could not be used.

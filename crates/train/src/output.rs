@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::trainer::EpochMetrics;
+use crate::metrics::EpochMetrics;
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
 /// reader never sees a half-written file.

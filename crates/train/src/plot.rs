@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
+use crate::metrics::EpochMetrics;
 use crate::output::write_atomic;
-use crate::trainer::EpochMetrics;
 
 /// Width and height of a character, in pixels.
 const GLYPH: usize = 8;

@@ -1,6 +1,5 @@
 //! The training loop, written out once and generic over the backend.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -13,34 +12,14 @@ use models::{Pooling, RecurrentConfig, SequenceClassifier, SequenceClassifierCon
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointError, Checkpoints, best_model_index, load_model};
 use crate::clip::{clip_global_norm, clip_value};
-use crate::config::{ExperimentConfig, OptimizerConfig, TaskConfig};
-use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
-use crate::task::{Augment, Batch, Generator, SpokenDigits, Targets, pad_batch};
-
-/// Metrics after one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochMetrics {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// Mean cross-entropy over the epoch's training batches.
-    pub train_loss: f64,
-    /// Fraction of training sequences classified right during the epoch.
-    pub train_accuracy: f64,
-    /// Cross-entropy on the validation set after the epoch.
-    pub valid_loss: f64,
-    /// Accuracy on the validation set after the epoch.
-    pub valid_accuracy: f64,
-    /// Validation accuracy of each class (sequences of that true class classified right;
-    /// per-step tasks count steps by their target class; empty for regression).
-    #[serde(default)]
-    pub valid_class_accuracy: Vec<f64>,
-    /// Wall-clock seconds of the epoch, validation included.
-    pub seconds: f64,
-}
+use crate::config::{ExperimentConfig, OptimizerConfig, TaskConfig, TrainingConfig};
+use crate::corpus::{Corpus, CorpusError, SpokenDigits, load_corpus, pad_batch};
+use crate::datasets::Example;
+use crate::metrics::{EpochMetrics, Score, SplitReport, confusion};
+use crate::task::{Batch, Generator, Targets};
 
 /// Why training stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -55,15 +34,12 @@ pub enum TrainError {
         /// The loss.
         value: f64,
     },
-    /// The dataset could not be loaded.
+    /// The corpus could not be loaded.
     #[error(transparent)]
-    Dataset(#[from] DatasetError),
+    Corpus(#[from] CorpusError),
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-    /// A split the experiment needs has no usable utterances.
-    #[error("split {0:?} has no usable utterances")]
-    EmptySplit(String),
 }
 
 /// The data of an experiment, ready for the loop.
@@ -80,30 +56,9 @@ pub enum TaskData {
     Corpus(Corpus),
 }
 
-/// A corpus's examples by split.
-#[derive(Debug)]
-pub struct Corpus {
-    /// Feature width.
-    pub input_size: usize,
-    /// Training examples.
-    pub train: Vec<Example>,
-    /// Scored after every epoch.
-    pub valid: Vec<Example>,
-    /// Scored once after training, by split name.
-    pub reports: Vec<(String, Vec<Example>)>,
-    /// Files that could not be used, with why.
-    pub skipped: Vec<(std::path::PathBuf, String)>,
-    /// How `y_t` is pooled.
-    pub pooling: Pooling,
-    /// Training augmentation; its SpecAugment masks are applied as batches are drawn.
-    pub augment: Augment,
-    /// Equal column blocks of a feature row (3 with Δ and ΔΔ), for the frequency masks.
-    pub blocks: usize,
-}
-
 impl TaskData {
     /// Generates or loads the data an experiment describes.
-    pub fn prepare(config: &ExperimentConfig) -> Result<Self, TrainError> {
+    pub fn prepare(config: &ExperimentConfig) -> Result<Self, CorpusError> {
         match (&config.task, config.task.generator()) {
             (_, Some(task)) => Ok(TaskData::Generated {
                 validation: task.sample(
@@ -141,61 +96,13 @@ impl TaskData {
         }
     }
 
-    fn pooling(&self) -> Pooling {
+    /// How `y_t` becomes one prediction per sequence (the last step for generated tasks).
+    pub fn pooling(&self) -> Pooling {
         match self {
             TaskData::Generated { .. } => Pooling::Last,
             TaskData::Corpus(corpus) => corpus.pooling,
         }
     }
-}
-
-fn load_corpus(task: &SpokenDigits) -> Result<Corpus, TrainError> {
-    let utterances = read_manifest(&task.manifest)?;
-    let pipeline = task.pipeline();
-    let cache = task.cache_dir.as_ref().map(FeatureCache::new);
-    let labels = SpokenDigits::labels();
-    let mut skipped = Vec::new();
-    let mut load = |split: &str| -> Result<Vec<Example>, TrainError> {
-        let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
-        let loaded = load_examples(&chosen, &labels, &pipeline, cache.as_ref(), task.strict)?;
-        skipped.extend(loaded.skipped);
-        if loaded.examples.is_empty() {
-            return Err(TrainError::EmptySplit(split.to_string()));
-        }
-        Ok(loaded.examples)
-    };
-    let mut train = load("train")?;
-    let valid = load("valid")?;
-    let reports = task
-        .report_splits
-        .iter()
-        .map(|split| load(split).map(|examples| (split.clone(), examples)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let chosen: Vec<_> = utterances.iter().filter(|u| u.split == "train").collect();
-    for augmented in task.augmented_pipelines() {
-        let loaded = load_examples(&chosen, &labels, &augmented, cache.as_ref(), task.strict)?;
-        skipped.extend(loaded.skipped);
-        let versions: HashMap<_, _> = loaded
-            .examples
-            .into_iter()
-            .map(|e| (e.path, e.features))
-            .collect();
-        for example in &mut train {
-            example
-                .augmented
-                .extend(versions.get(&example.path).cloned());
-        }
-    }
-    Ok(Corpus {
-        input_size: train[0].features.dim,
-        train,
-        valid,
-        reports,
-        skipped,
-        pooling: task.pooling,
-        augment: task.augment.clone(),
-        blocks: task.feature_blocks(),
-    })
 }
 
 /// Builds the classifier an experiment describes, for `input_size` features and `classes`.
@@ -210,45 +117,6 @@ pub fn build_model<B: Backend>(
         .with_bidirectional(m.bidirectional)
         .with_dropout(m.dropout);
     SequenceClassifierConfig::new(recurrent, classes).init(device)
-}
-
-/// How many sequences of a batch (or several) came out right, and per class.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Score {
-    /// Sequences counted right (see [`Targets`] for what "right" means per kind).
-    pub correct: usize,
-    /// Sequences scored.
-    pub sequences: usize,
-    /// Per class: (right, total), by true class; empty for regression.
-    pub per_class: Vec<(usize, usize)>,
-}
-
-impl Score {
-    /// Adds another batch's counts.
-    pub fn merge(&mut self, other: Score) {
-        self.correct += other.correct;
-        self.sequences += other.sequences;
-        if self.per_class.len() < other.per_class.len() {
-            self.per_class.resize(other.per_class.len(), (0, 0));
-        }
-        for (mine, theirs) in self.per_class.iter_mut().zip(other.per_class) {
-            mine.0 += theirs.0;
-            mine.1 += theirs.1;
-        }
-    }
-
-    /// Fraction of sequences right.
-    pub fn accuracy(&self) -> f64 {
-        self.correct as f64 / self.sequences.max(1) as f64
-    }
-
-    /// Accuracy of each class (0 for a class never seen).
-    pub fn class_accuracy(&self) -> Vec<f64> {
-        self.per_class
-            .iter()
-            .map(|&(right, total)| right as f64 / total.max(1) as f64)
-            .collect()
-    }
 }
 
 /// The loss of one batch (mean cross-entropy of the softmax over `y`, or mean squared
@@ -397,72 +265,6 @@ pub fn predict_classes<B: Backend>(
     predictions
 }
 
-/// Counts of (true class, predicted class): row = truth, column = prediction.
-pub fn confusion(examples: &[Example], predictions: &[usize], classes: usize) -> Vec<Vec<usize>> {
-    let mut counts = vec![vec![0; classes]; classes];
-    for (example, &predicted) in examples.iter().zip(predictions) {
-        counts[example.label][predicted] += 1;
-    }
-    counts
-}
-
-/// Accuracy on one split scored after training, in all and per speaker.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SplitReport {
-    /// The split's name in the manifest.
-    pub split: String,
-    /// Share of utterances classified right.
-    pub accuracy: f64,
-    /// Utterances scored.
-    pub utterances: usize,
-    /// (speaker, right, utterances), by speaker name.
-    pub speakers: Vec<(String, usize, usize)>,
-}
-
-impl SplitReport {
-    /// Scores `predictions` against the examples' labels.
-    pub fn new(split: &str, examples: &[Example], predictions: &[usize]) -> Self {
-        let mut speakers = std::collections::BTreeMap::<&str, (usize, usize)>::new();
-        for (example, &predicted) in examples.iter().zip(predictions) {
-            let tally = speakers.entry(&example.speaker).or_default();
-            tally.0 += usize::from(predicted == example.label);
-            tally.1 += 1;
-        }
-        let correct: usize = speakers.values().map(|(right, _)| right).sum();
-        SplitReport {
-            split: split.to_string(),
-            accuracy: correct as f64 / examples.len().max(1) as f64,
-            utterances: examples.len(),
-            speakers: speakers
-                .into_iter()
-                .map(|(name, (right, total))| (name.to_string(), right, total))
-                .collect(),
-        }
-    }
-}
-
-impl std::fmt::Display for SplitReport {
-    /// `real accuracy 81.8% (22 utterances; asterisk:… 9/10, pocketsphinx:dhd 4/5)`
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} accuracy {:.1}% ({} utterances",
-            self.split,
-            100.0 * self.accuracy,
-            self.utterances
-        )?;
-        if self.speakers.len() > 1 {
-            let each: Vec<String> = self
-                .speakers
-                .iter()
-                .map(|(name, right, total)| format!("{name} {right}/{total}"))
-                .collect();
-            write!(f, "; {}", each.join(", "))?;
-        }
-        write!(f, ")")
-    }
-}
-
 /// Epochs since the best validation accuracy so far (0 when the last epoch is the best).
 fn epochs_since_best(history: &[EpochMetrics]) -> usize {
     let best =
@@ -559,25 +361,15 @@ where
     B::seed(device, config.seed);
     let t = &config.training;
     let pooling = data.pooling();
-    let mut model = build_model::<B>(config, data.sizes(), device);
+    let model = build_model::<B>(config, data.sizes(), device);
     // Parameters are drawn lazily on first use; draw them now, from the experiment's seed.
     model.state_dict();
-    let mut optimizer = new_optimizer();
-    let mut history = Vec::with_capacity(t.epochs);
-    if run.resume
-        && let Some(checkpoints) = &run.checkpoints
-        && let Some(restored) = checkpoints.restore_latest(model.clone(), optimizer, device)?
-    {
-        (model, optimizer, history) = (restored.model, restored.optimizer, restored.history);
-    } else {
-        optimizer = new_optimizer();
-    }
-    // The best epoch's model, kept in memory for the reports (restored from best.mpk).
-    let mut best: Option<(usize, SequenceClassifier<B::InnerBackend>)> = None;
-    if let (Some(index), Some(checkpoints)) = (best_model_index(&history), &run.checkpoints) {
-        let restored = load_model(model.valid(), &checkpoints.best_path(), device)?;
-        best = Some((history[index].epoch, restored));
-    }
+    let Restored {
+        mut model,
+        mut optimizer,
+        mut history,
+        mut best,
+    } = restore(model, new_optimizer, run, device)?;
     let steps_per_epoch = data.steps_per_epoch(config);
     let total_steps = t.epochs * steps_per_epoch;
 
@@ -595,64 +387,30 @@ where
         B::seed(device, epoch_seed);
         let mut rng = StdRng::seed_from_u64(epoch_seed);
         let (mut loss_sum, mut train_score) = (0.0, Score::default());
-        let batches: Box<dyn Iterator<Item = Batch>> = match data {
-            TaskData::Generated { task, .. } => {
-                let draws: Vec<Batch> = (0..t.steps_per_epoch)
-                    .map(|_| task.sample(&mut rng, t.batch_size))
-                    .collect();
-                Box::new(draws.into_iter())
-            }
-            TaskData::Corpus(corpus) => {
-                let mut order: Vec<&Example> = corpus.train.iter().collect();
-                order.shuffle(&mut rng);
-                let drawn: Vec<Example> = order
-                    .iter()
-                    .map(|e| {
-                        let mut drawn = e.draw_version(&mut rng);
-                        corpus
-                            .augment
-                            .mask(&mut drawn.features, corpus.blocks, &mut rng);
-                        drawn
-                    })
-                    .collect();
-                let drawn: Vec<&Example> = drawn.iter().collect();
-                let batches: Vec<Batch> = drawn.chunks(t.batch_size).map(pad_batch).collect();
-                Box::new(batches.into_iter())
-            }
-        };
+        let batches = epoch_batches(data, t, &mut rng);
         let mut steps = 0;
-        for (index, batch) in batches.enumerate() {
+        for (index, batch) in batches.into_iter().enumerate() {
             let step = index + 1;
-            let (loss, batch_score) = batch_loss(&model, &batch, pooling, device);
-            let value = loss.clone().into_scalar().elem::<f64>();
-            if !value.is_finite() {
-                return Err(TrainError::NonFiniteLoss { epoch, step, value });
-            }
             let learning_rate =
                 t.learning_rate_at((epoch - 1) * steps_per_epoch + index, epoch, total_steps);
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-            if let Some(max) = t.clip_grad_value {
-                clip_value::<B, _>(&model, &mut grads, max);
-            }
-            if let Some(max_norm) = t.clip_grad_norm {
-                clip_global_norm::<B, _>(&model, &mut grads, max_norm);
-            }
-            model = optimizer.step(learning_rate, model, grads);
+            let (updated, value, batch_score) = optimise_step(
+                model,
+                &mut optimizer,
+                &batch,
+                learning_rate,
+                t,
+                pooling,
+                device,
+            )
+            .map_err(|value| TrainError::NonFiniteLoss { epoch, step, value })?;
+            model = updated;
             loss_sum += value;
             train_score.merge(batch_score);
             steps += 1;
             on_step(epoch, step);
         }
         let inference = model.valid();
-        let (valid_loss, valid_score) = match data {
-            TaskData::Generated { validation, .. } => {
-                let (loss, score) = batch_loss(&inference, validation, pooling, device);
-                (loss.into_scalar().elem::<f64>(), score)
-            }
-            TaskData::Corpus(corpus) => {
-                evaluate(&inference, &corpus.valid, t.batch_size, pooling, device)
-            }
-        };
+        let (valid_loss, valid_score) = validate(&inference, data, t.batch_size, device);
         let metrics = EpochMetrics {
             epoch,
             train_loss: loss_sum / steps.max(1) as f64,
@@ -678,24 +436,10 @@ where
         }
     }
     let (best_epoch, best_model) = best.unwrap_or_else(|| (0, model.valid()));
-    let (mut reports, mut confusions) = (Vec::new(), Vec::new());
-    if let TaskData::Corpus(corpus) = data {
-        let inference = best_model;
-        let classes = data.sizes().1;
-        let splits = std::iter::once(("valid".to_string(), &corpus.valid)).chain(
-            corpus
-                .reports
-                .iter()
-                .map(|(name, examples)| (name.clone(), examples)),
-        );
-        for (split, examples) in splits {
-            let predictions = predict_classes(&inference, examples, t.batch_size, pooling, device);
-            if split != "valid" {
-                reports.push(SplitReport::new(&split, examples, &predictions));
-            }
-            confusions.push((split, confusion(examples, &predictions, classes)));
-        }
-    }
+    let (reports, confusions) = match data {
+        TaskData::Corpus(corpus) => score_splits(&best_model, corpus, t.batch_size, device),
+        TaskData::Generated { .. } => (Vec::new(), Vec::new()),
+    };
     Ok(TrainOutcome {
         model,
         history,
@@ -703,4 +447,152 @@ where
         reports,
         confusions,
     })
+}
+
+/// Where a run starts: fresh, or the latest checkpoint with its history and the best
+/// epoch's model so far.
+struct Restored<B: AutodiffBackend, O> {
+    model: SequenceClassifier<B>,
+    optimizer: O,
+    history: Vec<EpochMetrics>,
+    /// The best epoch's model, kept in memory for the reports (restored from best.mpk).
+    best: Option<(usize, SequenceClassifier<B::InnerBackend>)>,
+}
+
+fn restore<B, O>(
+    model: SequenceClassifier<B>,
+    new_optimizer: impl Fn() -> O,
+    run: &RunOptions,
+    device: &B::Device,
+) -> Result<Restored<B, O>, TrainError>
+where
+    B: AutodiffBackend,
+    O: Optimizer<SequenceClassifier<B>, B>,
+{
+    let fresh = |model| Restored {
+        model,
+        optimizer: new_optimizer(),
+        history: Vec::new(),
+        best: None,
+    };
+    let Some(checkpoints) = run.checkpoints.as_ref().filter(|_| run.resume) else {
+        return Ok(fresh(model));
+    };
+    let Some(restored) = checkpoints.restore_latest(model.clone(), new_optimizer(), device)? else {
+        return Ok(fresh(model));
+    };
+    let best = match best_model_index(&restored.history) {
+        Some(index) => {
+            let best_model = load_model(restored.model.valid(), &checkpoints.best_path(), device)?;
+            Some((restored.history[index].epoch, best_model))
+        }
+        None => None,
+    };
+    Ok(Restored {
+        model: restored.model,
+        optimizer: restored.optimizer,
+        history: restored.history,
+        best,
+    })
+}
+
+/// One optimiser step on `batch`: the loss, its gradients (clipped as configured) and the
+/// update. Returns the updated model, the loss and the batch's score, or the loss alone
+/// when it is not finite (nothing is updated then).
+fn optimise_step<B, O>(
+    model: SequenceClassifier<B>,
+    optimizer: &mut O,
+    batch: &Batch,
+    learning_rate: f64,
+    t: &TrainingConfig,
+    pooling: Pooling,
+    device: &B::Device,
+) -> Result<(SequenceClassifier<B>, f64, Score), f64>
+where
+    B: AutodiffBackend,
+    O: Optimizer<SequenceClassifier<B>, B>,
+{
+    let (loss, score) = batch_loss(&model, batch, pooling, device);
+    let value = loss.clone().into_scalar().elem::<f64>();
+    if !value.is_finite() {
+        return Err(value);
+    }
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    if let Some(max) = t.clip_grad_value {
+        clip_value::<B, _>(&model, &mut grads, max);
+    }
+    if let Some(max_norm) = t.clip_grad_norm {
+        clip_global_norm::<B, _>(&model, &mut grads, max_norm);
+    }
+    Ok((optimizer.step(learning_rate, model, grads), value, score))
+}
+
+/// One epoch's training batches: fresh draws for a generated task; for a corpus, the
+/// training utterances shuffled, each as one of its versions with SpecAugment's masks.
+fn epoch_batches(data: &TaskData, t: &TrainingConfig, rng: &mut StdRng) -> Vec<Batch> {
+    match data {
+        TaskData::Generated { task, .. } => (0..t.steps_per_epoch)
+            .map(|_| task.sample(rng, t.batch_size))
+            .collect(),
+        TaskData::Corpus(corpus) => {
+            let mut order: Vec<&Example> = corpus.train.iter().collect();
+            order.shuffle(rng);
+            let drawn: Vec<Example> = order
+                .iter()
+                .map(|e| {
+                    let mut drawn = e.draw_version(rng);
+                    corpus.augment.mask(&mut drawn.features, corpus.blocks, rng);
+                    drawn
+                })
+                .collect();
+            let drawn: Vec<&Example> = drawn.iter().collect();
+            drawn.chunks(t.batch_size).map(pad_batch).collect()
+        }
+    }
+}
+
+/// Mean loss and score on the validation data.
+fn validate<B: Backend>(
+    model: &SequenceClassifier<B>,
+    data: &TaskData,
+    batch_size: usize,
+    device: &B::Device,
+) -> (f64, Score) {
+    let pooling = data.pooling();
+    match data {
+        TaskData::Generated { validation, .. } => {
+            let (loss, score) = batch_loss(model, validation, pooling, device);
+            (loss.into_scalar().elem::<f64>(), score)
+        }
+        TaskData::Corpus(corpus) => evaluate(model, &corpus.valid, batch_size, pooling, device),
+    }
+}
+
+/// Per-speaker reports of the report splits, and confusion matrices of `valid` and each
+/// report split.
+fn score_splits<B: Backend>(
+    model: &SequenceClassifier<B>,
+    corpus: &Corpus,
+    batch_size: usize,
+    device: &B::Device,
+) -> (Vec<SplitReport>, Vec<(String, Vec<Vec<usize>>)>) {
+    let (mut reports, mut confusions) = (Vec::new(), Vec::new());
+    let splits = std::iter::once(("valid", &corpus.valid)).chain(
+        corpus
+            .reports
+            .iter()
+            .map(|(name, examples)| (name.as_str(), examples)),
+    );
+    for (split, examples) in splits {
+        let predictions = predict_classes(model, examples, batch_size, corpus.pooling, device);
+        if split != "valid" {
+            reports.push(SplitReport::new(split, examples, &predictions));
+        }
+        let classes = SpokenDigits::NUM_CLASSES;
+        confusions.push((
+            split.to_string(),
+            confusion(examples, &predictions, classes),
+        ));
+    }
+    (reports, confusions)
 }

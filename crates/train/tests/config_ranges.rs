@@ -11,7 +11,7 @@ fn parse(file: &str, overrides: &[&str]) -> Result<ExperimentConfig, String> {
 }
 
 const SMOKE: &str = "temporal-order-smoke.toml";
-const DIGITS: &str = "spoken-digits.toml";
+const DIGITS: &str = "spoken-digits-demo.toml";
 const REBER: &str = "embedded-reber.toml";
 
 #[test]

@@ -35,6 +35,42 @@ fn summary(utterances: &[Utterance]) -> Vec<(&str, &str, &str)> {
 }
 
 #[test]
+fn the_embedded_corpus_balances_the_digits_in_every_synthetic_split_and_stays_small() {
+    let utterances =
+        read_manifest(&repo().join("datasets/default/manifest.csv")).expect("manifest");
+    for split in ["train", "valid", "test"] {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for u in utterances.iter().filter(|u| u.split == split) {
+            *counts.entry(&u.label).or_default() += 1;
+        }
+        assert_eq!(counts.len(), 10, "{split}: every digit appears: {counts:?}");
+        let (least, most) = (counts.values().min(), counts.values().max());
+        assert!(
+            most.zip(least).is_some_and(|(m, l)| m - l <= 1),
+            "{split}: digit counts within ±1: {counts:?}"
+        );
+    }
+    let bytes: u64 = walk(&repo().join("datasets/default"))
+        .iter()
+        .map(|path| std::fs::metadata(path).expect("file").len())
+        .sum();
+    assert!(bytes < 5_000_000, "datasets/default holds {bytes} bytes");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("readable").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
 fn the_embedded_corpus_has_speaker_disjoint_splits() {
     let utterances =
         read_manifest(&repo().join("datasets/default/manifest.csv")).expect("manifest");
@@ -369,7 +405,7 @@ fn specaugment_masks_zero_runs_of_frames_and_the_same_columns_in_every_block() {
     assert_eq!((widest_rows, widest_columns), (6, 5));
 
     // No masks, no draws: unmasked runs keep their random sequence.
-    let none = train::task::Augment::default();
+    let none = train::corpus::Augment::default();
     let (mut a, mut b) = (
         rand::rngs::StdRng::seed_from_u64(4),
         rand::rngs::StdRng::seed_from_u64(4),
@@ -417,8 +453,9 @@ fn runs_filling_one_cache_at_once_see_whole_entries_and_equal_results() {
         .take(24)
         .map(|u| u.path.clone())
         .collect();
-    let config = train::ExperimentConfig::load(&repo().join("experiments/spoken-digits.toml"), &[])
-        .expect("the main experiment");
+    let config =
+        train::ExperimentConfig::load(&repo().join("experiments/spoken-digits-demo.toml"), &[])
+            .expect("the main experiment");
     let train::config::TaskConfig::SpokenDigits(task) = &config.task else {
         panic!("a spoken-digit task");
     };

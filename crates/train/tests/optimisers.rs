@@ -2,7 +2,8 @@
 
 use train::ExperimentConfig;
 use train::backend::CpuBackend;
-use train::trainer::{EpochMetrics, RunOptions, TaskData, train};
+use train::metrics::EpochMetrics;
+use train::trainer::{RunOptions, TaskData, train};
 
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

@@ -1,10 +1,10 @@
 //! The PNG pictures decode, with the size and colours they promise.
 
+use train::metrics::EpochMetrics;
 use train::plot::{
     CONFUSION_CELL, LEARNING_CURVES_SIZE, Series, confusion_matrix, confusion_origin,
     learning_curves, log_lines,
 };
-use train::trainer::EpochMetrics;
 
 fn decode(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
     let decoder = png::Decoder::new(std::io::BufReader::new(

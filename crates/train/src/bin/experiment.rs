@@ -11,13 +11,14 @@ use train::backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
 use train::bench::{BenchShape, bench_modules, format_table};
 use train::checkpoint::Checkpoints;
 use train::config::ExperimentConfig;
+use train::corpus::SpokenDigits;
 use train::datasets::{load_examples, read_manifest};
 use train::inference::Recogniser;
+use train::metrics::EpochMetrics;
 use train::output::{metrics_csv, write_atomic};
 use train::plot;
 use train::run_dir::{RunDir, RunMode};
-use train::task::SpokenDigits;
-use train::trainer::{EpochMetrics, RunOptions, TaskData, TrainError, evaluate, train};
+use train::trainer::{RunOptions, TaskData, TrainError, evaluate, train};
 
 #[derive(Parser)]
 #[command(
@@ -387,7 +388,7 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// Accuracy per report split, in all and per speaker.
-type Reports = Vec<train::trainer::SplitReport>;
+type Reports = Vec<train::metrics::SplitReport>;
 /// Confusion matrix per split.
 type Confusions = Vec<(String, Vec<Vec<usize>>)>;
 

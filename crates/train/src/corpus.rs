@@ -1,0 +1,347 @@
+//! A fixed corpus of utterances as the training loop sees it: the spoken-digit task's
+//! configuration, loading and caching its features per split, training augmentation, and
+//! padding examples into batches.
+
+use std::collections::HashMap;
+
+use models::Pooling;
+use serde::{Deserialize, Serialize};
+
+use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
+use crate::task::{Batch, Targets};
+
+/// Why a corpus could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    /// The manifest or a file in it could not be read.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// A split the experiment needs has no usable utterances.
+    #[error("split {0:?} has no usable utterances")]
+    EmptySplit(String),
+}
+
+/// A corpus's examples by split.
+#[derive(Debug)]
+pub struct Corpus {
+    /// Feature width.
+    pub input_size: usize,
+    /// Training examples.
+    pub train: Vec<Example>,
+    /// Scored after every epoch.
+    pub valid: Vec<Example>,
+    /// Scored once after training, by split name.
+    pub reports: Vec<(String, Vec<Example>)>,
+    /// Files that could not be used, with why.
+    pub skipped: Vec<(std::path::PathBuf, String)>,
+    /// How `y_t` is pooled.
+    pub pooling: Pooling,
+    /// Training augmentation; its SpecAugment masks are applied as batches are drawn.
+    pub augment: Augment,
+    /// Equal column blocks of a feature row (3 with Δ and ΔΔ), for the frequency masks.
+    pub blocks: usize,
+}
+
+/// Loads the corpus `task` describes: every split's features (cached when `cache_dir` is
+/// set) and the augmented versions of the training utterances.
+pub fn load_corpus(task: &SpokenDigits) -> Result<Corpus, CorpusError> {
+    let utterances = read_manifest(&task.manifest)?;
+    let pipeline = task.pipeline();
+    let cache = task.cache_dir.as_ref().map(FeatureCache::new);
+    let labels = SpokenDigits::labels();
+    let mut skipped = Vec::new();
+    let mut load = |split: &str| -> Result<Vec<Example>, CorpusError> {
+        let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
+        let loaded = load_examples(&chosen, &labels, &pipeline, cache.as_ref(), task.strict)?;
+        skipped.extend(loaded.skipped);
+        if loaded.examples.is_empty() {
+            return Err(CorpusError::EmptySplit(split.to_string()));
+        }
+        Ok(loaded.examples)
+    };
+    let mut train = load("train")?;
+    let valid = load("valid")?;
+    let reports = task
+        .report_splits
+        .iter()
+        .map(|split| load(split).map(|examples| (split.clone(), examples)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chosen: Vec<_> = utterances.iter().filter(|u| u.split == "train").collect();
+    for augmented in task.augmented_pipelines() {
+        let loaded = load_examples(&chosen, &labels, &augmented, cache.as_ref(), task.strict)?;
+        skipped.extend(loaded.skipped);
+        let versions: HashMap<_, _> = loaded
+            .examples
+            .into_iter()
+            .map(|e| (e.path, e.features))
+            .collect();
+        for example in &mut train {
+            example
+                .augmented
+                .extend(versions.get(&example.path).cloned());
+        }
+    }
+    Ok(Corpus {
+        input_size: train[0].features.dim,
+        train,
+        valid,
+        reports,
+        skipped,
+        pooling: task.pooling,
+        augment: task.augment.clone(),
+        blocks: task.feature_blocks(),
+    })
+}
+
+/// Spoken-digit classification from a manifest of WAV files: MFCC → recurrent stack →
+/// `y_t` → one softmax per utterance (pooled over its valid steps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpokenDigits {
+    /// Manifest CSV (`path,label,speaker,split,…`; labels `0`…`9`), relative to the
+    /// working directory; its paths are relative to the manifest's folder.
+    pub manifest: std::path::PathBuf,
+    /// Feature preset: `kaldi`, `librosa` or `htk`.
+    pub preset: features::Preset,
+    /// Rate the features are computed at (Hz); files at other rates are resampled.
+    pub sample_rate: u32,
+    /// `mfcc` (the default) or `log_mel` (the filterbank energies, Kaldi's fbank).
+    #[serde(default)]
+    pub features: FeatureKind,
+    /// Lowest mel band edge in Hz, instead of the preset's (e.g. 300 for telephone speech).
+    #[serde(default)]
+    pub fmin: Option<f32>,
+    /// Highest mel band edge in Hz, instead of the preset's; negative counts down from
+    /// Nyquist (Kaldi's `--high-freq`), e.g. 3400 or −400 at 8 kHz for telephone speech.
+    #[serde(default)]
+    pub fmax: Option<f32>,
+    /// Append Δ and ΔΔ (Kaldi's add-deltas, window 2).
+    #[serde(default)]
+    pub deltas: bool,
+    /// Per-utterance mean and variance normalisation of the features.
+    #[serde(default)]
+    pub cmvn: bool,
+    /// How `y_t` becomes one prediction per utterance: `mean` over valid steps or `last`.
+    #[serde(default)]
+    pub pooling: models::Pooling,
+    /// Folder for cached features (none when absent).
+    #[serde(default)]
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Splits scored once after training, besides `valid` every epoch (e.g. `["test", "real"]`).
+    #[serde(default)]
+    pub report_splits: Vec<String>,
+    /// Stop on an unreadable file instead of skipping it with a report.
+    #[serde(default)]
+    pub strict: bool,
+    /// Training-only augmentation (none by default).
+    #[serde(default)]
+    pub augment: Augment,
+}
+
+/// What [`SpokenDigits`] feeds the network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// Cepstra (the preset's `n_mfcc`).
+    #[default]
+    Mfcc,
+    /// Log-mel filterbank energies (the preset's `n_mels`).
+    LogMel,
+}
+
+/// Extra versions of every training utterance. Each epoch trains on one version of each
+/// utterance, drawn at random with the original among them; evaluation splits are never
+/// augmented. The versions are computed once (and cached with the features).
+///
+/// SpecAugment's masks are drawn afresh for each utterance every epoch, on the version drawn.
+///
+/// ```toml
+/// [task.augment]
+/// vtln_warps = [0.9, 0.95, 1.05, 1.1]
+/// speeds = [0.9, 1.1]
+/// time_masks = 2
+/// time_mask_width = 10
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Augment {
+    /// VTLP (Jaitly & Hinton 2013): one version per factor with the mel filterbank warped
+    /// by it, as Kaldi's `--vtln-warp` does ([`features::Vtln`]); 0.9–1.1 is usual.
+    #[serde(default)]
+    pub vtln_warps: Vec<f32>,
+    /// Speed perturbation (Ko et al. 2015; Kaldi's recipes use 0.9 and 1.1): one version per
+    /// factor, resampled so that it plays that many times faster, pitch included.
+    #[serde(default)]
+    pub speeds: Vec<f32>,
+    /// Additive white noise: one version per signal-to-noise ratio in dB (e.g. 20 and 10).
+    #[serde(default)]
+    pub noise_snrs: Vec<f32>,
+    /// SpecAugment (Park et al. 2019) time masks per utterance: each sets a run of up to
+    /// `time_mask_width` frames (its width uniform in 0..=width) to zero, the mean after CMVN.
+    #[serde(default)]
+    pub time_masks: usize,
+    /// Widest time mask, in frames.
+    #[serde(default)]
+    pub time_mask_width: usize,
+    /// SpecAugment frequency masks per utterance: each zeroes a run of up to
+    /// `feature_mask_width` feature columns, the same columns in the Δ and ΔΔ blocks.
+    #[serde(default)]
+    pub feature_masks: usize,
+    /// Widest feature mask, in columns of the static block.
+    #[serde(default)]
+    pub feature_mask_width: usize,
+}
+
+impl Augment {
+    /// Applies the SpecAugment masks to `features`, whose columns are `blocks` equal blocks
+    /// (1, or 3 with Δ and ΔΔ). Draws nothing from `rng` when there are no masks.
+    pub fn mask(&self, features: &mut features::Features, blocks: usize, rng: &mut impl rand::Rng) {
+        let (frames, dim) = (features.num_frames, features.dim);
+        for _ in 0..self.time_masks {
+            let width = rng.random_range(0..=self.time_mask_width.min(frames));
+            let start = rng.random_range(0..=frames - width);
+            features.data[start * dim..(start + width) * dim].fill(0.0);
+        }
+        let block = dim / blocks.max(1);
+        for _ in 0..self.feature_masks {
+            let width = rng.random_range(0..=self.feature_mask_width.min(block));
+            let start = rng.random_range(0..=block - width);
+            for row in features.data.chunks_exact_mut(dim) {
+                for b in 0..blocks {
+                    row[b * block + start..b * block + start + width].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+impl SpokenDigits {
+    /// Ten classes, `0`…`9`.
+    pub const NUM_CLASSES: usize = 10;
+    /// Delta order and window with `deltas = true` (Kaldi's add-deltas defaults).
+    pub const DELTAS: (usize, usize) = (2, 2);
+
+    /// The class names as the manifest writes them.
+    pub fn labels() -> Vec<String> {
+        (0..Self::NUM_CLASSES).map(|d| d.to_string()).collect()
+    }
+
+    /// The feature pipeline these options describe.
+    pub fn pipeline(&self) -> features::FilePipeline {
+        let mut options = features::FeatureOptions::preset(self.preset);
+        options.frame.sample_rate = self.sample_rate;
+        if let Some(fmin) = self.fmin {
+            options.mel.fmin = fmin;
+        }
+        if self.fmax.is_some() {
+            options.mel.fmax = self.fmax;
+        }
+        let mut pipeline = features::FilePipeline::new(options);
+        pipeline.output = match self.features {
+            FeatureKind::Mfcc => features::Output::Mfcc,
+            FeatureKind::LogMel => features::Output::LogMel,
+        };
+        pipeline.deltas = self.deltas.then_some(Self::DELTAS);
+        pipeline.cmvn = self
+            .cmvn
+            .then_some(features::Cmvn::Utterance { variance: true });
+        pipeline
+    }
+
+    /// Equal column blocks of a feature row: the static features, then Δ and ΔΔ with deltas.
+    pub fn feature_blocks(&self) -> usize {
+        if self.deltas { Self::DELTAS.0 + 1 } else { 1 }
+    }
+
+    /// Values per frame of [`SpokenDigits::pipeline`]'s output: the preset's MFCCs or mel
+    /// bands, once per [`SpokenDigits::feature_blocks`].
+    pub fn features_per_frame(&self) -> usize {
+        let options = features::FeatureOptions::preset(self.preset);
+        let n = match self.features {
+            FeatureKind::Mfcc => options.cepstral.n_mfcc,
+            FeatureKind::LogMel => options.mel.n_mels,
+        };
+        n * self.feature_blocks()
+    }
+
+    /// Checks the feature options and the augmentation before any file is read.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.sample_rate == 0 {
+            return Err("task.sample_rate must be positive".into());
+        }
+        if let Some(bad) = self
+            .augment
+            .speeds
+            .iter()
+            .find(|s| !(s.is_finite() && **s > 0.0))
+        {
+            return Err(format!(
+                "task.augment.speeds: {bad} is not a positive factor"
+            ));
+        }
+        if let Some(bad) = self.augment.noise_snrs.iter().find(|s| !s.is_finite()) {
+            return Err(format!("task.augment.noise_snrs: {bad} dB is not finite"));
+        }
+        let a = &self.augment;
+        if a.time_masks > 0 && a.time_mask_width == 0 {
+            return Err("task.augment.time_mask_width must be ≥ 1 with time_masks".into());
+        }
+        if a.feature_masks > 0 {
+            let columns = self.features_per_frame() / self.feature_blocks();
+            if a.feature_mask_width == 0 || a.feature_mask_width > columns {
+                return Err(format!(
+                    "task.augment.feature_mask_width must be in 1..={columns} (the columns of one block) with feature_masks, got {}",
+                    a.feature_mask_width
+                ));
+            }
+        }
+        std::iter::once(self.pipeline())
+            .chain(self.augmented_pipelines())
+            .try_for_each(|pipeline| pipeline.options.validate())
+            .map_err(|e| format!("task features: {e}"))
+    }
+
+    /// One pipeline per augmented version of a training utterance (see [`Augment`]).
+    pub fn augmented_pipelines(&self) -> Vec<features::FilePipeline> {
+        let warped = self.augment.vtln_warps.iter().map(|&warp| {
+            let mut pipeline = self.pipeline();
+            pipeline.options.mel.vtln = Some(features::Vtln {
+                warp,
+                ..features::Vtln::default()
+            });
+            pipeline
+        });
+        let sped = self.augment.speeds.iter().map(|&speed| {
+            let mut pipeline = self.pipeline();
+            pipeline.speed = speed;
+            pipeline
+        });
+        let noisy = self.augment.noise_snrs.iter().map(|&snr| {
+            let mut pipeline = self.pipeline();
+            pipeline.noise_snr_db = Some(snr);
+            pipeline
+        });
+        warped.chain(sped).chain(noisy).collect()
+    }
+}
+
+/// Pads examples into one batch (zeros past each sequence's length).
+pub fn pad_batch(examples: &[&crate::datasets::Example]) -> Batch {
+    let dim = examples.first().map_or(0, |e| e.features.dim);
+    let time = examples
+        .iter()
+        .map(|e| e.features.num_frames)
+        .max()
+        .unwrap_or(0);
+    let mut inputs = vec![0.0; examples.len() * time * dim];
+    for (b, example) in examples.iter().enumerate() {
+        let start = b * time * dim;
+        inputs[start..start + example.features.data.len()].copy_from_slice(&example.features.data);
+    }
+    Batch {
+        inputs,
+        shape: [examples.len(), time, dim],
+        lengths: examples.iter().map(|e| e.features.num_frames).collect(),
+        targets: Targets::Classes(examples.iter().map(|e| e.label as i64).collect()),
+    }
+}

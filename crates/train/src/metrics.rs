@@ -1,0 +1,209 @@
+//! What training measures: per-epoch metrics, batch scores, confusion matrices and the
+//! per-speaker reports with their confidence intervals. Plain data, no backend.
+
+use serde::{Deserialize, Serialize};
+
+use crate::datasets::Example;
+
+/// Metrics after one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean cross-entropy over the epoch's training batches.
+    pub train_loss: f64,
+    /// Fraction of training sequences classified right during the epoch.
+    pub train_accuracy: f64,
+    /// Cross-entropy on the validation set after the epoch.
+    pub valid_loss: f64,
+    /// Accuracy on the validation set after the epoch.
+    pub valid_accuracy: f64,
+    /// Validation accuracy of each class (sequences of that true class classified right;
+    /// per-step tasks count steps by their target class; empty for regression).
+    #[serde(default)]
+    pub valid_class_accuracy: Vec<f64>,
+    /// Wall-clock seconds of the epoch, validation included.
+    pub seconds: f64,
+}
+
+/// How many sequences of a batch (or several) came out right, and per class.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Score {
+    /// Sequences counted right (see [`Targets`] for what "right" means per kind).
+    pub correct: usize,
+    /// Sequences scored.
+    pub sequences: usize,
+    /// Per class: (right, total), by true class; empty for regression.
+    pub per_class: Vec<(usize, usize)>,
+}
+
+impl Score {
+    /// Adds another batch's counts.
+    pub fn merge(&mut self, other: Score) {
+        self.correct += other.correct;
+        self.sequences += other.sequences;
+        if self.per_class.len() < other.per_class.len() {
+            self.per_class.resize(other.per_class.len(), (0, 0));
+        }
+        for (mine, theirs) in self.per_class.iter_mut().zip(other.per_class) {
+            mine.0 += theirs.0;
+            mine.1 += theirs.1;
+        }
+    }
+
+    /// Fraction of sequences right.
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.sequences.max(1) as f64
+    }
+
+    /// Accuracy of each class (0 for a class never seen).
+    pub fn class_accuracy(&self) -> Vec<f64> {
+        self.per_class
+            .iter()
+            .map(|&(right, total)| right as f64 / total.max(1) as f64)
+            .collect()
+    }
+}
+
+/// Counts of (true class, predicted class): row = truth, column = prediction.
+pub fn confusion(examples: &[Example], predictions: &[usize], classes: usize) -> Vec<Vec<usize>> {
+    let mut counts = vec![vec![0; classes]; classes];
+    for (example, &predicted) in examples.iter().zip(predictions) {
+        counts[example.label][predicted] += 1;
+    }
+    counts
+}
+
+/// Accuracy on one split scored after training, in all and per speaker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SplitReport {
+    /// The split's name in the manifest.
+    pub split: String,
+    /// Share of utterances classified right.
+    pub accuracy: f64,
+    /// Utterances scored.
+    pub utterances: usize,
+    /// (speaker, right, utterances), by speaker name.
+    pub speakers: Vec<(String, usize, usize)>,
+}
+
+impl SplitReport {
+    /// Scores `predictions` against the examples' labels.
+    pub fn new(split: &str, examples: &[Example], predictions: &[usize]) -> Self {
+        let mut speakers = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+        for (example, &predicted) in examples.iter().zip(predictions) {
+            let tally = speakers.entry(&example.speaker).or_default();
+            tally.0 += usize::from(predicted == example.label);
+            tally.1 += 1;
+        }
+        let correct: usize = speakers.values().map(|(right, _)| right).sum();
+        SplitReport {
+            split: split.to_string(),
+            accuracy: correct as f64 / examples.len().max(1) as f64,
+            utterances: examples.len(),
+            speakers: speakers
+                .into_iter()
+                .map(|(name, (right, total))| (name.to_string(), right, total))
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for SplitReport {
+    /// One line for the split, then one per speaker when there are several, each with
+    /// its Wilson 95% interval:
+    ///
+    /// ```text
+    /// real: 18/22 = 81.8% (95% CI 61.5–92.7%)
+    ///   asterisk:en_US_f_Allison  10/10  100.0%  (72.2–100.0%)
+    /// ```
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let right = self
+            .speakers
+            .iter()
+            .map(|(_, right, _)| right)
+            .sum::<usize>();
+        let (low, high) = wilson_interval(right, self.utterances);
+        write!(
+            f,
+            "{}: {right}/{} = {:.1}% (95% CI {:.1}–{:.1}%)",
+            self.split,
+            self.utterances,
+            100.0 * self.accuracy,
+            100.0 * low,
+            100.0 * high
+        )?;
+        if self.speakers.len() > 1 {
+            let width = self
+                .speakers
+                .iter()
+                .map(|(name, ..)| name.len())
+                .max()
+                .unwrap_or(0);
+            for (name, right, total) in &self.speakers {
+                let (low, high) = wilson_interval(*right, *total);
+                write!(
+                    f,
+                    "\n  {name:<width$}  {:>7}  {:>5.1}%  ({:.1}–{:.1}%)",
+                    format!("{right}/{total}"),
+                    100.0 * *right as f64 / (*total).max(1) as f64,
+                    100.0 * low,
+                    100.0 * high
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Wilson score interval at 95% confidence for `right` successes in `total` trials,
+/// as (low, high) shares; (0, 1) when there are no trials. Unlike the normal
+/// approximation it stays inside [0, 1] and is not degenerate at 0 or `total` right,
+/// which matters for the small per-speaker counts of a test split.
+///
+/// ```
+/// let (low, high) = train::trainer::wilson_interval(10, 10);
+/// assert!((low - 0.7225).abs() < 1e-4 && high == 1.0);
+/// ```
+pub fn wilson_interval(right: usize, total: usize) -> (f64, f64) {
+    if total == 0 {
+        return (0.0, 1.0);
+    }
+    // The 97.5% quantile of the standard normal distribution.
+    const Z: f64 = 1.959_963_984_540_054;
+    let n = total as f64;
+    let p = right as f64 / n;
+    let centre = p + Z * Z / (2.0 * n);
+    let spread = Z * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt();
+    let scale = 1.0 + Z * Z / n;
+    (
+        ((centre - spread) / scale).clamp(0.0, 1.0),
+        ((centre + spread) / scale).clamp(0.0, 1.0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wilson_interval;
+
+    #[test]
+    fn wilson_intervals_match_newcombes_worked_examples() {
+        // Newcombe (1998), Statistics in Medicine 17:857–872, table I, method 3.
+        for (right, total, low, high) in [
+            (81, 263, 0.2553, 0.3662),
+            (15, 148, 0.0624, 0.1605),
+            (0, 20, 0.0, 0.1611),
+            (1, 29, 0.0061, 0.1718),
+        ] {
+            let (l, h) = wilson_interval(right, total);
+            assert!(
+                (l - low).abs() < 5e-5 && (h - high).abs() < 5e-5,
+                "{right}/{total}: ({l:.4}, {h:.4}), expected ({low}, {high})"
+            );
+        }
+        assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
+        let (low, high) = wilson_interval(20, 20);
+        assert_eq!(high, 1.0);
+        assert!(low > 0.8 && low < 0.85, "{low}");
+    }
+}

