@@ -46,6 +46,12 @@ pub enum FeatureError {
     /// The options contradict each other or are out of range.
     #[error("invalid feature options: {0}")]
     InvalidOptions(String),
+    /// The signal gives no frame: it is shorter than one analysis window.
+    #[error("shorter than one frame")]
+    ShorterThanOneFrame,
+    /// A `.npy` file this crate does not read (not float32/float64 C-order, or malformed).
+    #[error("not a supported .npy file: {0}")]
+    UnsupportedNpy(String),
     /// A computation needs the whole input (librosa's `top_db` is relative to the file's maximum).
     #[error("{0} needs the whole input and cannot be used while streaming")]
     NeedsWholeInput(&'static str),

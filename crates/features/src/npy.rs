@@ -65,7 +65,7 @@ pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray, FeatureError> {
 
 /// Parses `.npy` bytes; see [`read_npy`].
 pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, FeatureError> {
-    let bad = |why: &str| FeatureError::InvalidOptions(format!("not a supported .npy file: {why}"));
+    let bad = |why: &str| FeatureError::UnsupportedNpy(why.to_string());
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("no magic"));
     }

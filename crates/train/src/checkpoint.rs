@@ -26,13 +26,33 @@ pub enum CheckpointError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// burn's recorder failed.
-    #[error("{path}: {message}")]
+    /// burn's recorder could not write or read a model or optimiser state.
+    #[error("{path}: {source}")]
     Record {
         /// The file.
         path: PathBuf,
         /// What the recorder said.
-        message: String,
+        source: burn::record::RecorderError,
+    },
+    /// The epoch history is not valid JSON.
+    #[error("{path}: {source}")]
+    History {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        source: serde_json::Error,
+    },
+    /// The checkpoint holds a model of another size than the configuration describes.
+    #[error(
+        "{path} holds {found} parameters, but the configuration describes a model of {expected}"
+    )]
+    WrongSize {
+        /// The file.
+        path: PathBuf,
+        /// Parameters in the file.
+        found: usize,
+        /// Parameters of the configured model.
+        expected: usize,
     },
 }
 
@@ -91,12 +111,7 @@ impl Checkpoints {
         }
         std::fs::create_dir_all(&staging).map_err(io(&staging))?;
         let recorder = FileRecorder::new();
-        let failed = |path: PathBuf| {
-            move |e: burn::record::RecorderError| CheckpointError::Record {
-                path,
-                message: e.to_string(),
-            }
-        };
+        let failed = |path: PathBuf| move |source| CheckpointError::Record { path, source };
         model
             .clone()
             .save_file(staging.join("model"), &recorder)
@@ -146,12 +161,7 @@ impl Checkpoints {
         };
         let dir = self.epoch_dir(epoch);
         let recorder = FileRecorder::new();
-        let failed = |path: PathBuf| {
-            move |e: burn::record::RecorderError| CheckpointError::Record {
-                path,
-                message: e.to_string(),
-            }
-        };
+        let failed = |path: PathBuf| move |source| CheckpointError::Record { path, source };
         let model = load_model(model, &dir.join("model.mpk"), device)?;
         let record = recorder
             .load(dir.join("optimizer"), device)
@@ -162,10 +172,8 @@ impl Checkpoints {
             path: path.clone(),
             source,
         })?;
-        let history = serde_json::from_str(&text).map_err(|e| CheckpointError::Record {
-            path,
-            message: e.to_string(),
-        })?;
+        let history = serde_json::from_str(&text)
+            .map_err(|source| CheckpointError::History { path, source })?;
         Ok(Some(Restored {
             model,
             optimizer,
@@ -194,17 +202,18 @@ pub fn load_model<B: Backend>(
     device: &B::Device,
 ) -> Result<SequenceClassifier<B>, CheckpointError> {
     let expected = model.num_params();
-    let failed = |message: String| CheckpointError::Record {
-        path: path.to_path_buf(),
-        message,
-    };
     let model = model
         .load_file(path.to_path_buf(), &FileRecorder::new(), device)
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|source| CheckpointError::Record {
+            path: path.to_path_buf(),
+            source,
+        })?;
     match model.num_params() {
         found if found == expected => Ok(model),
-        found => Err(failed(format!(
-            "holds {found} parameters, but the configuration describes a model of {expected}"
-        ))),
+        found => Err(CheckpointError::WrongSize {
+            path: path.to_path_buf(),
+            found,
+            expected,
+        }),
     }
 }

@@ -44,6 +44,14 @@ pub enum DatasetError {
     /// A folder is not in the expected layout.
     #[error("{0}")]
     Layout(String),
+    /// In strict mode, the first file whose label is not one of the task's.
+    #[error("{path}: unknown label {label:?}")]
+    UnknownLabel {
+        /// The file.
+        path: PathBuf,
+        /// Its label in the manifest.
+        label: String,
+    },
     /// In strict mode, the first file that could not be turned into features.
     #[error("{path}: {source}")]
     BadFile {
@@ -315,25 +323,26 @@ pub fn load_examples(
     cache: Option<&FeatureCache>,
     strict: bool,
 ) -> Result<Loaded, DatasetError> {
-    let results: Vec<Result<Example, (PathBuf, FeatureError)>> = utterances
+    let results: Vec<Result<Example, DatasetError>> = utterances
         .par_iter()
         .map(|u| {
             let label = labels.iter().position(|l| *l == u.label).ok_or_else(|| {
-                (
-                    u.path.clone(),
-                    FeatureError::InvalidOptions(format!("unknown label {:?}", u.label)),
-                )
+                DatasetError::UnknownLabel {
+                    path: u.path.clone(),
+                    label: u.label.clone(),
+                }
             })?;
+            let bad_file = |source| DatasetError::BadFile {
+                path: u.path.clone(),
+                source,
+            };
             let features = match cache {
                 Some(cache) => cache.features(&u.path, pipeline),
                 None => pipeline.run(&u.path),
             }
-            .map_err(|e| (u.path.clone(), e))?;
+            .map_err(bad_file)?;
             if features.num_frames == 0 {
-                return Err((
-                    u.path.clone(),
-                    FeatureError::InvalidOptions("shorter than one frame".into()),
-                ));
+                return Err(bad_file(FeatureError::ShorterThanOneFrame));
             }
             Ok(Example {
                 features,
@@ -348,8 +357,14 @@ pub fn load_examples(
     for result in results {
         match result {
             Ok(example) => loaded.examples.push(example),
-            Err((path, source)) if strict => return Err(DatasetError::BadFile { path, source }),
-            Err((path, source)) => loaded.skipped.push((path, source.to_string())),
+            Err(error) if strict => return Err(error),
+            Err(DatasetError::UnknownLabel { path, label }) => loaded
+                .skipped
+                .push((path, format!("unknown label {label:?}"))),
+            Err(DatasetError::BadFile { path, source }) => {
+                loaded.skipped.push((path, source.to_string()))
+            }
+            Err(error) => return Err(error),
         }
     }
     Ok(loaded)

@@ -20,13 +20,8 @@ pub enum InferenceError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// The checkpoint could not be loaded.
-    #[error("{path}: {message}")]
-    Checkpoint {
-        /// The checkpoint.
-        path: PathBuf,
-        /// Why.
-        message: String,
-    },
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// The run's task does not take audio.
     #[error("run {0} is not a spoken-digits experiment")]
     NotAudio(String),
@@ -78,10 +73,7 @@ impl<B: Backend> Recogniser<B> {
         let input_size = task.features_per_frame();
         let path = Checkpoints::new(run_dir.join("checkpoints")).best_path();
         let model = build_model::<B>(&config, (input_size, SpokenDigits::NUM_CLASSES), device);
-        let model = load_model(model, &path, device).map_err(|e| InferenceError::Checkpoint {
-            path,
-            message: e.to_string(),
-        })?;
+        let model = load_model(model, &path, device)?;
         Ok(Self {
             config,
             task,
@@ -107,7 +99,7 @@ impl<B: Backend> Recogniser<B> {
         if features.num_frames == 0 {
             return Err(InferenceError::Features {
                 path: path.to_path_buf(),
-                source: features::FeatureError::InvalidOptions("shorter than one frame".into()),
+                source: features::FeatureError::ShorterThanOneFrame,
             });
         }
         let shape = [1, features.num_frames, features.dim];

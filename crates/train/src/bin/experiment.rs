@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use burn_ndarray::NdArray;
 use clap::{Parser, Subcommand};
@@ -129,14 +130,27 @@ static ALLOCATOR: models::AlignedAllocator = models::AlignedAllocator;
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+/// The error and its causes, outermost first ("cannot write …: Permission denied"),
+/// skipping a cause whose text the message before it already quotes.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message = format!("{message}: {text}");
+        }
+    }
+    message
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench {
             backends,
@@ -164,8 +178,7 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             let mut results = Vec::new();
             for backend in backends {
-                let rows =
-                    run_on(backend, BenchJob { shape, repeats }).map_err(|e| e.to_string())?;
+                let rows = run_on(backend, BenchJob { shape, repeats })?;
                 results.push((backend.to_string(), rows));
             }
             print!("{}", format_table(&results));
@@ -177,11 +190,10 @@ fn run(cli: Cli) -> Result<(), String> {
             manifest,
         } => {
             let device = Default::default();
-            let recogniser =
-                Recogniser::<NdArray>::load(&run_dir, &device).map_err(|e| e.to_string())?;
+            let recogniser = Recogniser::<NdArray>::load(&run_dir, &device)?;
             let task = &recogniser.task;
             let manifest = manifest.unwrap_or_else(|| task.manifest.clone());
-            let utterances = read_manifest(&manifest).map_err(|e| e.to_string())?;
+            let utterances = read_manifest(&manifest)?;
             let splits = if splits.is_empty() {
                 std::iter::once("valid".to_string())
                     .chain(task.report_splits.iter().cloned())
@@ -197,8 +209,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     &task.pipeline(),
                     None,
                     false,
-                )
-                .map_err(|e| e.to_string())?;
+                )?;
                 let (loss, score) = evaluate(
                     &recogniser.model,
                     &loaded.examples,
@@ -221,8 +232,7 @@ fn run(cli: Cli) -> Result<(), String> {
             top_k,
         } => {
             let device = Default::default();
-            let recogniser =
-                Recogniser::<NdArray>::load(&run_dir, &device).map_err(|e| e.to_string())?;
+            let recogniser = Recogniser::<NdArray>::load(&run_dir, &device)?;
             let mut failed = 0;
             for wav in &wavs {
                 match recogniser.predict(wav, top_k, &device) {
@@ -237,10 +247,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 }
             }
             if failed > 0 {
-                return Err(format!(
-                    "{failed} of {} files could not be read",
-                    wavs.len()
-                ));
+                anyhow::bail!("{failed} of {} files could not be read", wavs.len());
             }
             Ok(())
         }
@@ -273,7 +280,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 _ => RunMode::New,
             };
             // Held until the command ends: no other process can write into this run.
-            let run = RunDir::open(&out_dir.join(&config.name), mode).map_err(|e| e.to_string())?;
+            let run = RunDir::open(&out_dir.join(&config.name), mode)?;
             let run_dir = run.path();
             println!(
                 "experiment {} on {} ({} cell, hidden {})",
@@ -282,15 +289,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 config.model.cell.name(),
                 config.model.hidden_size
             );
-            let data = TaskData::prepare(&config).map_err(|e| e.to_string())?;
+            let data = TaskData::prepare(&config)?;
             let total_steps = config.training.epochs * data.steps_per_epoch(&config);
             config
                 .training
                 .check_warmup(total_steps)
-                .map_err(|m| format!("invalid configuration: {m}"))?;
+                .map_err(|m| anyhow::anyhow!("invalid configuration: {m}"))?;
             // The first file of a run: from here on the folder holds one.
             write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", run_dir.display()))?;
+                .with_context(|| format!("cannot write {}", run_dir.display()))?;
             if let TaskData::Corpus(corpus) = &data {
                 for (path, why) in &corpus.skipped {
                     eprintln!("skipped {}: {why}", path.display());
@@ -317,14 +324,12 @@ fn run(cli: Cli) -> Result<(), String> {
                         resume,
                     },
                 },
-            )
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            )??;
             write_atomic(
                 &run_dir.join("metrics.csv"),
                 metrics_csv(&history, &data.class_names()).as_bytes(),
             )
-            .map_err(|e| format!("cannot write metrics: {e}"))?;
+            .context("cannot write metrics")?;
             let summary = serde_json::json!({
                 "epochs": history,
                 "best_epoch": best_epoch,
@@ -343,7 +348,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 plot::confusion_matrix(&path, counts, &data.class_names())
             });
             for result in pictures.into_iter().chain(confusion_pictures) {
-                result.map_err(|e| format!("cannot write to {}: {e}", run_dir.display()))?;
+                result.with_context(|| format!("cannot write to {}", run_dir.display()))?;
             }
             let last = history.last().expect("at least one epoch");
             let target = config.training.stop_at_accuracy;
@@ -450,8 +455,8 @@ fn load_config(
     path: &std::path::Path,
     backend: Option<BackendKind>,
     overrides: &[String],
-) -> Result<ExperimentConfig, String> {
-    let mut config = ExperimentConfig::load(path, overrides).map_err(|e| e.to_string())?;
+) -> anyhow::Result<ExperimentConfig> {
+    let mut config = ExperimentConfig::load(path, overrides)?;
     config.backend = backend.unwrap_or(config.backend);
     Ok(config)
 }
@@ -462,13 +467,13 @@ fn vanishing(
     backend: Option<BackendKind>,
     overrides: &[String],
     out_dir: &std::path::Path,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     use train::config::TaskConfig;
     use train::vanishing::{Measurement, VanishingJob, probe_batch};
 
     let base = load_config(config, backend, overrides)?;
     let TaskConfig::TemporalOrder(task) = &base.task else {
-        return Err("vanishing needs a temporal_order task".into());
+        anyhow::bail!("vanishing needs a temporal_order task");
     };
     let probe = probe_batch(task, base.seed + 2, 64);
     let cells = [
@@ -504,9 +509,7 @@ fn vanishing(
             before,
             after,
             valid_accuracy: accuracy,
-        } = run_on(config.backend, job)
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        } = run_on(config.backend, job)??;
         println!(
             "{name:5} ‖∂L/∂h_t‖ at t=0 / t=T−1: init {:.2e} / {:.2e}, trained {:.2e} / {:.2e} (validation accuracy {:.1}%)",
             before[0],
@@ -543,11 +546,9 @@ fn vanishing(
         }
         csv.push('\n');
     }
-    write_atomic(&run_dir.join("vanishing_gradients.csv"), csv.as_bytes())
-        .map_err(|e| e.to_string())?;
+    write_atomic(&run_dir.join("vanishing_gradients.csv"), csv.as_bytes())?;
     let path = run_dir.join("vanishing_gradients.png");
-    plot::log_lines(&path, &series, "step t", "|dL/dh_t| (log scale)")
-        .map_err(|e| e.to_string())?;
+    plot::log_lines(&path, &series, "step t", "|dL/dh_t| (log scale)")?;
     println!(
         "wrote {0}/vanishing_gradients.csv and .png (log10 ‖∂L/∂h_t‖ against t; light: at initialisation, dark: trained; red RNN, blue LSTM, purple LSTM with chrono initialisation, green GRU)",
         run_dir.display()
