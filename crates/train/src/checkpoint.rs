@@ -217,3 +217,38 @@ pub fn load_model<B: Backend>(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn the_epoch_history_round_trips_through_its_json_bit_for_bit() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut value =
+            || f64::from_bits(rng.random_range(0x3c00_0000_0000_0000..0x4100_0000_0000_0000));
+        let history: Vec<EpochMetrics> = (1..=2000)
+            .map(|epoch| EpochMetrics {
+                epoch,
+                train_loss: value(),
+                train_accuracy: value(),
+                valid_loss: value(),
+                valid_accuracy: value(),
+                valid_class_accuracy: vec![value(), value()],
+                seconds: value(),
+            })
+            .collect();
+        let json = serde_json::to_string_pretty(&history).expect("serialises");
+        let parsed: Vec<EpochMetrics> = serde_json::from_str(&json).expect("parses");
+        for (a, b) in history.iter().zip(&parsed) {
+            let bits = |m: &EpochMetrics| {
+                let mut bits = vec![m.train_loss, m.train_accuracy, m.valid_loss];
+                bits.extend([m.valid_accuracy, m.seconds]);
+                bits.extend(&m.valid_class_accuracy);
+                bits.into_iter().map(f64::to_bits).collect::<Vec<_>>()
+            };
+            assert_eq!(bits(a), bits(b), "epoch {}", a.epoch);
+        }
+    }
+}
