@@ -131,7 +131,7 @@ pub(crate) struct Inputs<'a> {
     pub w_t: Matrix<'a>,
     /// Bias added to `h·W_hhᵀ` at every step, `[G·H]` (the reset-after GRU's `b_hh`).
     pub bias: Option<&'a [f32]>,
-    /// LSTM peepholes `[3, H]` (i, f, o).
+    /// LSTM peepholes `[1, 3·H]`: the i, f and o vectors side by side.
     pub peephole: Option<&'a [f32]>,
     /// `[B, H]`.
     pub h0: &'a [f32],

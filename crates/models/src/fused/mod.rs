@@ -146,18 +146,19 @@ pub(crate) fn run_layer<B: Backend>(
             has_bias: weights.recurrent_bias.is_some(),
             reverse: index == 1,
         });
-        operands.extend([
-            projection.weight_t().clone(),
-            projection.bias().cloned().unwrap_or_else(placeholder),
-            cell.weights().weight_hh.val().transpose(),
-            weights.recurrent_bias.clone().unwrap_or_else(placeholder),
-            match &weights.peephole {
+        let direction = Operands {
+            w_ih_t: projection.weight_t().clone(),
+            input_bias: projection.bias().cloned().unwrap_or_else(placeholder),
+            w_t: cell.weights().weight_hh.val().transpose(),
+            bias: weights.recurrent_bias.clone().unwrap_or_else(placeholder),
+            peephole: match &weights.peephole {
                 Some(p) => Tensor::cat(p.to_vec(), 1),
                 None => placeholder(),
             },
-            initial.hidden,
-            initial.cell.unwrap_or_else(placeholder),
-        ]);
+            h0: initial.hidden,
+            c0: initial.cell.unwrap_or_else(placeholder),
+        };
+        operands.extend(direction.into_array());
     }
     let dims = cpu::Dims {
         time,
@@ -204,14 +205,66 @@ pub(crate) fn run_layer<B: Backend>(
     }
 }
 
-/// Operands of each direction: `W_ihᵀ` `[D, G·H]`, the input bias `[1, G·H]`, `W_hhᵀ`
-/// `[H, G·H]`, the recurrent bias `[1, G·H]`, the peepholes `[1, 3·H]`, `h0` and `c0`
-/// `[B, H]`; the ones a layer lacks are `[1, 1]` placeholders.
+/// The tensors of one direction, in the order they follow the input `x` `[B, T, D]` among
+/// the fused node's operands (the autodiff parents); the ones a layer lacks are `[1, 1]`
+/// placeholders.
+#[derive(Debug, Clone, Copy)]
+struct Operands<T> {
+    /// `W_ihᵀ`, `[D, G·H]`.
+    w_ih_t: T,
+    /// The bias folded into the input projection, `[1, G·H]`.
+    input_bias: T,
+    /// `W_hhᵀ`, `[H, G·H]`.
+    w_t: T,
+    /// The bias added to `h·W_hhᵀ` every step (the reset-after GRU's `b_hh`), `[1, G·H]`.
+    bias: T,
+    /// The LSTM's peepholes, i, f and o side by side, `[1, 3·H]`.
+    peephole: T,
+    /// The initial hidden state, `[B, H]`.
+    h0: T,
+    /// The initial cell state (LSTM), `[B, H]`.
+    c0: T,
+}
+
+/// How many operands [`Operands`] holds.
 const PER_DIRECTION: usize = 7;
 
-/// The input `x` `[B, T, D]`, then each direction's operands.
+/// The input `x`, then each direction's operands.
 const fn operand_count(directions: usize) -> usize {
     1 + PER_DIRECTION * directions
+}
+
+impl<T> Operands<T> {
+    fn into_array(self) -> [T; PER_DIRECTION] {
+        [
+            self.w_ih_t,
+            self.input_bias,
+            self.w_t,
+            self.bias,
+            self.peephole,
+            self.h0,
+            self.c0,
+        ]
+    }
+
+    fn from_array([w_ih_t, input_bias, w_t, bias, peephole, h0, c0]: [T; PER_DIRECTION]) -> Self {
+        Self {
+            w_ih_t,
+            input_bias,
+            w_t,
+            bias,
+            peephole,
+            h0,
+            c0,
+        }
+    }
+
+    /// Each direction's operands from the operands after `x`.
+    fn per_direction(operands: &[T]) -> impl Iterator<Item = Operands<&T>> {
+        operands
+            .chunks_exact(PER_DIRECTION)
+            .map(|chunk| Operands::from_array(std::array::from_fn(|i| &chunk[i])))
+    }
 }
 
 /// What a direction is, apart from its tensors.
@@ -239,12 +292,18 @@ impl Layout {
         let x = &views[0].values;
         self.directions
             .iter()
-            .zip(views[1..].chunks_exact(PER_DIRECTION))
+            .zip(Operands::per_direction(&views[1..]))
             .enumerate()
             .map(|(index, (direction, views))| {
-                let [w_ih_t, input_bias, w_t, bias, peephole, h0, c0] = views else {
-                    unreachable!("chunks of PER_DIRECTION views")
-                };
+                let Operands {
+                    w_ih_t,
+                    input_bias,
+                    w_t,
+                    bias,
+                    peephole,
+                    h0,
+                    c0,
+                } = views;
                 let recurrence = direction.recurrence;
                 cpu::Inputs {
                     recurrence,
@@ -333,15 +392,16 @@ impl<const N: usize> Backward<NdArray, N> for FusedBackward<N> {
         let gh = layout.directions[0].recurrence.gates() * hidden;
         let mut values = vec![(Some(d_x), vec![batch, time, input])];
         for g in directions {
-            values.extend([
-                (Some(g.w_ih_t), vec![input, gh]),
-                (g.input_bias, vec![1, gh]),
-                (Some(g.w_t), vec![hidden, gh]),
-                (g.bias, vec![1, gh]),
-                (g.peephole, vec![1, 3 * hidden]),
-                (Some(g.h0), vec![batch, hidden]),
-                (g.c0, vec![batch, hidden]),
-            ]);
+            let grads = Operands {
+                w_ih_t: (Some(g.w_ih_t), vec![input, gh]),
+                input_bias: (g.input_bias, vec![1, gh]),
+                w_t: (Some(g.w_t), vec![hidden, gh]),
+                bias: (g.bias, vec![1, gh]),
+                peephole: (g.peephole, vec![1, 3 * hidden]),
+                h0: (Some(g.h0), vec![batch, hidden]),
+                c0: (g.c0, vec![batch, hidden]),
+            };
+            values.extend(grads.into_array());
         }
         for (parent, (grad, shape)) in ops.parents.into_iter().zip(values) {
             if let (Some(node), Some(grad)) = (parent, grad) {
@@ -369,18 +429,30 @@ fn run_autodiff<const N: usize>(
         OpsKind::Tracked(prep) => {
             let (packed, saved) = layout.forward(&primitives, true);
             // Backward reads the input and the weights, not the initial states.
-            let operands = primitives
-                .into_iter()
-                .enumerate()
-                .map(|(index, tensor)| {
-                    let slot = index.checked_sub(1).map(|i| i % PER_DIRECTION);
-                    if matches!(slot, Some(5 | 6)) {
-                        vec_to_primitive(Vec::new(), &[0])
-                    } else {
-                        tensor
+            let mut primitives = primitives.into_iter();
+            let mut operands: Vec<NdArrayTensor> = primitives.by_ref().take(1).collect();
+            let empty = || vec_to_primitive(Vec::new(), &[0]);
+            while let Some(w_ih_t) = primitives.next() {
+                let mut next = || primitives.next().expect("whole directions");
+                // Fields are evaluated in the order written: the operands' order.
+                let direction = Operands {
+                    w_ih_t,
+                    input_bias: next(),
+                    w_t: next(),
+                    bias: next(),
+                    peephole: next(),
+                    h0: next(),
+                    c0: next(),
+                };
+                operands.extend(
+                    Operands {
+                        h0: empty(),
+                        c0: empty(),
+                        ..direction
                     }
-                })
-                .collect();
+                    .into_array(),
+                );
+            }
             let state = SavedForward {
                 layout,
                 operands,
