@@ -173,37 +173,62 @@ impl<B: Backend> Recurrent<B> {
             }
         }
 
+        let device = input.device();
         let recurrences: Option<Vec<Recurrence>> =
             self.cells.iter().map(fused::recurrence_for).collect();
         if let Some(recurrences) = recurrences {
-            return Ok(self.forward_fused(input, state, lengths, &recurrences));
+            // Each layer-direction as one fused kernel call (see [`crate::fused`]); the
+            // sequence stays one contiguous `[B, T, F]` tensor between layers.
+            let run_layer = |layer: usize, sequence: Tensor<B, 3>, initial| {
+                let directions = self.num_directions();
+                let first = layer * directions;
+                let output = fused::run_layer(
+                    &recurrences[first..first + directions],
+                    sequence,
+                    &self.cells[first..first + directions],
+                    initial,
+                    lengths,
+                );
+                // The final `h` and `c` are steps `T` and `T + 1`, directions side by side.
+                let step = |step: usize, direction: usize| {
+                    output
+                        .clone()
+                        .narrow(1, time + step, 1)
+                        .narrow(2, direction * self.hidden_size, self.hidden_size)
+                        .reshape([batch, self.hidden_size])
+                };
+                let finals = (0..directions)
+                    .map(|d| RecurrentState {
+                        hidden: step(0, d),
+                        cell: has_cell.then(|| step(1, d)),
+                    })
+                    .collect();
+                (output.narrow(1, 0, time), finals)
+            };
+            let dropout = |sequence| self.dropout.forward(sequence);
+            let at = (batch, &device);
+            return Ok(self.stack_layers(input, state.as_ref(), at, run_layer, dropout));
         }
-
-        let device = input.device();
-        let masks = StepMasks::new(lengths, batch, time, &device);
 
         // The sequence travels between layers as one `[batch, F]` tensor per step and is
         // stacked only at the end: slicing a stacked, tracked tensor per step costs
         // O(T²) in burn-autodiff 0.21's backward (see `InputProjection`).
-        let mut steps: Vec<Tensor<B, 2>> = input
+        let masks = StepMasks::new(lengths, batch, time, &device);
+        let steps: Vec<Tensor<B, 2>> = input
             .chunk(time, 1)
             .into_iter()
             .map(|step| step.reshape([batch, features]))
             .collect();
-        let mut final_hidden = Vec::with_capacity(self.cells.len());
-        let mut final_cell = Vec::with_capacity(self.cells.len());
-        for layer in 0..self.num_layers() {
-            let mut directions = Vec::with_capacity(self.num_directions());
-            for direction in 0..self.num_directions() {
-                let index = layer * self.num_directions() + direction;
-                let initial = self.initial_state(state.as_ref(), index, batch, &device);
-                let reverse = direction == 1;
-                let (outputs, last) =
-                    run_direction(&self.cells[index], &steps, initial, &masks, reverse);
-                directions.push(outputs);
-                final_hidden.push(last.hidden);
-                final_cell.extend(last.cell);
-            }
+        let run_layer = |layer: usize, steps: Vec<Tensor<B, 2>>, initial: Vec<_>| {
+            let first = layer * self.num_directions();
+            let (mut directions, finals): (Vec<_>, Vec<_>) = initial
+                .into_iter()
+                .enumerate()
+                .map(|(direction, initial)| {
+                    let cell = &self.cells[first + direction];
+                    run_direction(cell, &steps, initial, &masks, direction == 1)
+                })
+                .unzip();
             let outputs: Vec<Tensor<B, 2>> = if directions.len() == 1 {
                 directions.pop().expect("one direction")
             } else {
@@ -215,72 +240,48 @@ impl<B: Backend> Recurrent<B> {
                     .map(|(f, b)| Tensor::cat(vec![f, b], 1))
                     .collect()
             };
-            let is_last = layer + 1 == self.num_layers();
-            steps = if is_last {
-                outputs
-            } else {
-                outputs
-                    .into_iter()
-                    .map(|step| self.dropout.forward(step))
-                    .collect()
-            };
-        }
-        let final_state = RecurrentState {
-            hidden: Tensor::stack(final_hidden, 0),
-            cell: has_cell.then(|| Tensor::stack(final_cell, 0)),
+            (outputs, finals)
         };
+        let dropout = |steps: Vec<Tensor<B, 2>>| {
+            steps
+                .into_iter()
+                .map(|step| self.dropout.forward(step))
+                .collect()
+        };
+        let at = (batch, &device);
+        let (steps, final_state) = self.stack_layers(steps, state.as_ref(), at, run_layer, dropout);
         Ok((Tensor::stack(steps, 1), final_state))
     }
 
-    /// The same stack with each layer-direction as one fused kernel call (see
-    /// [`crate::fused`]): the input projection of all steps is one matmul, and the
-    /// sequence stays one contiguous `[B, T, F]` tensor between layers.
-    fn forward_fused(
+    /// The one loop over layers, whatever runs a layer: each layer reads the previous
+    /// one's output (with dropout between layers), starts from its directions' initial
+    /// states, and gives its directions' final states, stacked as PyTorch's `h_n`/`c_n`.
+    /// `run_layer(layer, sequence, initial)` returns the layer's output and final states,
+    /// one per direction.
+    fn stack_layers<S>(
         &self,
-        input: Tensor<B, 3>,
-        state: Option<RecurrentState<B, 3>>,
-        lengths: Option<&[usize]>,
-        recurrences: &[Recurrence],
-    ) -> (Tensor<B, 3>, RecurrentState<B, 3>) {
-        let [batch, time, _] = input.dims();
-        let device = input.device();
+        input: S,
+        state: Option<&RecurrentState<B, 3>>,
+        (batch, device): (usize, &B::Device),
+        mut run_layer: impl FnMut(usize, S, Vec<RecurrentState<B, 2>>) -> (S, Vec<RecurrentState<B, 2>>),
+        dropout: impl Fn(S) -> S,
+    ) -> (S, RecurrentState<B, 3>) {
         let has_cell = self.cells[0].has_cell_state();
         let mut sequence = input;
         let mut final_hidden = Vec::with_capacity(self.cells.len());
         let mut final_cell = Vec::with_capacity(self.cells.len());
-        let directions = self.num_directions();
         for layer in 0..self.num_layers() {
-            let first = layer * directions;
-            let cells = &self.cells[first..first + directions];
-            let initial = (first..first + directions)
-                .map(|index| self.initial_state(state.as_ref(), index, batch, &device))
+            let first = layer * self.num_directions();
+            let initial = (first..first + self.num_directions())
+                .map(|index| self.initial_state(state, index, batch, device))
                 .collect();
-            let output = fused::run_layer(
-                &recurrences[first..first + directions],
-                sequence,
-                cells,
-                initial,
-                lengths,
-            );
-            // The final `h` and `c` are steps `T` and `T + 1`, directions side by side.
-            let state = |step: usize, direction: usize| {
-                output
-                    .clone()
-                    .narrow(1, time + step, 1)
-                    .narrow(2, direction * self.hidden_size, self.hidden_size)
-                    .reshape([batch, self.hidden_size])
-            };
-            final_hidden.extend((0..directions).map(|d| state(0, d)));
-            if has_cell {
-                final_cell.extend((0..directions).map(|d| state(1, d)));
+            let (outputs, finals) = run_layer(layer, sequence, initial);
+            for last in finals {
+                final_hidden.push(last.hidden);
+                final_cell.extend(last.cell);
             }
-            let outputs = output.narrow(1, 0, time);
             let is_last = layer + 1 == self.num_layers();
-            sequence = if is_last {
-                outputs
-            } else {
-                self.dropout.forward(outputs)
-            };
+            sequence = if is_last { outputs } else { dropout(outputs) };
         }
         let final_state = RecurrentState {
             hidden: Tensor::stack(final_hidden, 0),

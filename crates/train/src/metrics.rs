@@ -74,6 +74,24 @@ pub fn confusion(examples: &[Example], predictions: &[usize], classes: usize) ->
     counts
 }
 
+/// A split's confusion matrix: its name and the counts, row = truth, column = prediction.
+pub type Confusion = (String, Vec<Vec<usize>>);
+
+/// What a finished run reports, apart from its model: the content of `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// The epoch whose model the reports and confusions score (see `TrainOutcome`).
+    pub best_epoch: usize,
+    /// Confusion matrices of `valid` and each report split (corpus tasks).
+    #[serde(rename = "confusion")]
+    pub confusions: Vec<Confusion>,
+    /// One entry per epoch.
+    #[serde(rename = "epochs")]
+    pub history: Vec<EpochMetrics>,
+    /// Accuracy on each report split, in all and per speaker.
+    pub reports: Vec<SplitReport>,
+}
+
 /// Accuracy on one split scored after training, in all and per speaker.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SplitReport {

@@ -18,7 +18,7 @@ use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, OptimizerConfig, TaskConfig, TrainingConfig};
 use crate::corpus::{Corpus, CorpusError, SpokenDigits, load_corpus, pad_batch};
 use crate::datasets::Example;
-use crate::metrics::{EpochMetrics, Score, SplitReport, confusion};
+use crate::metrics::{Confusion, EpochMetrics, RunSummary, Score, SplitReport, confusion};
 use crate::task::{Batch, Generator, Targets};
 
 /// Why training stopped early.
@@ -291,7 +291,19 @@ pub struct TrainOutcome<B: AutodiffBackend> {
     /// Accuracy on each report split, in all and per speaker, of the best epoch's model.
     pub reports: Vec<SplitReport>,
     /// Confusion matrices of `valid` and each report split (corpus tasks), of that model.
-    pub confusions: Vec<(String, Vec<Vec<usize>>)>,
+    pub confusions: Vec<Confusion>,
+}
+
+impl<B: AutodiffBackend> TrainOutcome<B> {
+    /// Everything but the model: what `metrics.json` holds.
+    pub fn into_summary(self) -> RunSummary {
+        RunSummary {
+            best_epoch: self.best_epoch,
+            confusions: self.confusions,
+            history: self.history,
+            reports: self.reports,
+        }
+    }
 }
 
 /// Where a run keeps its checkpoints and whether it continues from them.
@@ -575,7 +587,7 @@ fn score_splits<B: Backend>(
     corpus: &Corpus,
     batch_size: usize,
     device: &B::Device,
-) -> (Vec<SplitReport>, Vec<(String, Vec<Vec<usize>>)>) {
+) -> (Vec<SplitReport>, Vec<Confusion>) {
     let (mut reports, mut confusions) = (Vec::new(), Vec::new());
     let splits = std::iter::once(("valid", &corpus.valid)).chain(
         corpus

@@ -15,11 +15,11 @@ use train::config::ExperimentConfig;
 use train::corpus::SpokenDigits;
 use train::datasets::{load_examples, read_manifest};
 use train::inference::Recogniser;
-use train::metrics::EpochMetrics;
-use train::output::{metrics_csv, write_atomic};
+use train::metrics::RunSummary;
+use train::output::{write_atomic, write_run_files};
 use train::plot;
 use train::run_dir::{RunDir, RunMode};
-use train::trainer::{RunOptions, TaskData, TrainError, evaluate, train};
+use train::trainer::{RunOptions, TaskData, TrainError, TrainOutcome, evaluate, train};
 
 #[derive(Parser)]
 #[command(
@@ -314,7 +314,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 );
             }
-            let (history, best_epoch, reports, confusions) = run_on(
+            let summary = run_on(
                 config.backend,
                 TrainJob {
                     config: &config,
@@ -325,31 +325,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     },
                 },
             )??;
-            write_atomic(
-                &run_dir.join("metrics.csv"),
-                metrics_csv(&history, &data.class_names()).as_bytes(),
-            )
-            .context("cannot write metrics")?;
-            let summary = serde_json::json!({
-                "epochs": history,
-                "best_epoch": best_epoch,
-                "reports": reports,
-                "confusion": confusions,
-            });
-            let pictures = [
-                write_atomic(
-                    &run_dir.join("metrics.json"),
-                    summary.to_string().as_bytes(),
-                ),
-                plot::learning_curves(&run_dir.join("learning_curves.png"), &history),
-            ];
-            let confusion_pictures = confusions.iter().map(|(split, counts)| {
-                let path = run_dir.join(format!("confusion_{split}.png"));
-                plot::confusion_matrix(&path, counts, &data.class_names())
-            });
-            for result in pictures.into_iter().chain(confusion_pictures) {
-                result.with_context(|| format!("cannot write to {}", run_dir.display()))?;
-            }
+            write_run_files(run_dir, &summary, &data.class_names())?;
+            let RunSummary {
+                history,
+                best_epoch,
+                reports,
+                ..
+            } = summary;
             let last = history.last().expect("at least one epoch");
             let target = config.training.stop_at_accuracy;
             if let Some(target) = target.filter(|&target| last.valid_accuracy >= target) {
@@ -392,11 +374,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Accuracy per report split, in all and per speaker.
-type Reports = Vec<train::metrics::SplitReport>;
-/// Confusion matrix per split.
-type Confusions = Vec<(String, Vec<Vec<usize>>)>;
-
 struct BenchJob {
     shape: BenchShape,
     repeats: usize,
@@ -417,7 +394,7 @@ struct TrainJob<'a> {
 }
 
 impl OnBackend for TrainJob<'_> {
-    type Output = Result<(Vec<EpochMetrics>, usize, Reports, Confusions), TrainError>;
+    type Output = Result<RunSummary, TrainError>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let steps = self.data.steps_per_epoch(self.config);
@@ -446,7 +423,7 @@ impl OnBackend for TrainJob<'_> {
             },
         );
         bar.finish_and_clear();
-        result.map(|o| (o.history, o.best_epoch, o.reports, o.confusions))
+        result.map(TrainOutcome::into_summary)
     }
 }
 
