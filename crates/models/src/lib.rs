@@ -5,7 +5,7 @@
 //! layers, both directions, initial/final states, variable lengths and dropout. Weights are
 //! fused and named as in PyTorch (`weight_ih_l0`, `bias_hh_l1_reverse`, …). On
 //! burn-ndarray the time loop of each layer-direction runs as one fused kernel with a
-//! hand-written backward (see [`set_fused_kernels`]); other backends run the generic driver.
+//! hand-written backward (see [`Kernels`]); other backends run the generic driver.
 //!
 //! ```
 //! use burn::tensor::Tensor;
@@ -35,8 +35,7 @@ pub use alloc::{ALLOCATION_ALIGNMENT, AlignedAllocator};
 pub use cell::{Cell, CellKind, Nonlinearity};
 pub use error::RecurrentError;
 pub use fused::{
-    CpuIsa, cpu_isa, empty_cache, fused_kernels_enabled, num_threads, set_cpu_isa_limit,
-    set_fused_kernels, set_num_threads,
+    CpuIsa, Kernels, cpu_isa, empty_cache, num_threads, set_cpu_isa_limit, set_num_threads,
 };
 pub use head::{
     OutputActivation, OutputLayer, Pooling, SequenceClassifier, SequenceClassifierConfig,

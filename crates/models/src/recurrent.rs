@@ -9,7 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::cell::{Cell, CellKind};
 use crate::error::RecurrentError;
-use crate::fused::{self, Recurrence};
+use crate::fused::{self, Kernels, Recurrence};
 use crate::state::RecurrentState;
 use crate::weights::RecurrentInit;
 
@@ -54,6 +54,10 @@ pub struct RecurrentConfig {
     /// How `weight_hh` is initialised. Default: PyTorch's uniform draw.
     #[config(default = "RecurrentInit::Uniform")]
     pub recurrent_init: RecurrentInit,
+    /// What runs the time loop. Default: the fused CPU kernels where the backend is
+    /// burn-ndarray, the generic driver elsewhere.
+    #[config(default = "Kernels::Auto")]
+    pub kernels: Kernels,
 }
 
 impl RecurrentConfig {
@@ -83,6 +87,7 @@ impl RecurrentConfig {
             bidirectional: self.bidirectional,
             hidden_size: self.hidden_size,
             input_size: self.input_size,
+            kernels: self.kernels,
         }
     }
 }
@@ -102,6 +107,9 @@ pub struct Recurrent<B: Backend> {
     pub hidden_size: usize,
     /// `D` of the first layer.
     pub input_size: usize,
+    /// What runs the time loop; may be changed on a built stack.
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 impl<B: Backend> Recurrent<B> {
@@ -174,8 +182,11 @@ impl<B: Backend> Recurrent<B> {
         }
 
         let device = input.device();
-        let recurrences: Option<Vec<Recurrence>> =
-            self.cells.iter().map(fused::recurrence_for).collect();
+        let recurrences: Option<Vec<Recurrence>> = self
+            .cells
+            .iter()
+            .map(|cell| fused::recurrence_for(cell, self.kernels))
+            .collect();
         if let Some(recurrences) = recurrences {
             // Each layer-direction as one fused kernel call (see [`crate::fused`]); the
             // sequence stays one contiguous `[B, T, F]` tensor between layers.

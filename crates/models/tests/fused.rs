@@ -10,7 +10,7 @@ use burn::tensor::backend::Backend;
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use common::{all_cells, fixed_weights, max_abs_diff, tensor};
-use models::{CellKind, CpuIsa, Recurrent, RecurrentConfig, RecurrentState, StateDict};
+use models::{CellKind, CpuIsa, Kernels, Recurrent, RecurrentConfig, RecurrentState, StateDict};
 
 type AD = Autodiff<NdArray>;
 
@@ -81,9 +81,13 @@ fn run(cell: &CellKind, case: Case, fused: bool) -> Pass {
     let _serial = AUTODIFF
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    models::set_fused_kernels(fused);
     let device = Default::default();
-    let model = stack::<AD>(cell, case, &device);
+    let mut model = stack::<AD>(cell, case, &device);
+    model.kernels = if fused {
+        Kernels::Auto
+    } else {
+        Kernels::Generic
+    };
     let Case {
         batch,
         time,
@@ -109,7 +113,6 @@ fn run(cell: &CellKind, case: Case, fused: bool) -> Pass {
         loss = loss + (c.clone() * tensor::<AD, 3>([states, batch, hidden], 6, &device)).sum();
     }
     let grads = loss.backward();
-    models::set_fused_kernels(true);
     Pass {
         output: y.inner(),
         hidden: last.hidden.inner(),
@@ -231,13 +234,11 @@ fn fused_inference_without_autodiff_equals_the_generic_driver() {
         models::set_cpu_isa_limit(Some(isa));
         for case in [SMALL, WIDE] {
             for (name, cell) in all_cells() {
-                let model = stack::<NdArray>(&cell, case, &device);
+                let mut model = stack::<NdArray>(&cell, case, &device);
                 let x = tensor::<NdArray, 3>([case.batch, case.time, case.input], 1, &device);
-                models::set_fused_kernels(true);
                 let (fused, fused_last) = model.forward(x.clone(), None, case.lengths);
-                models::set_fused_kernels(false);
+                model.kernels = Kernels::Generic;
                 let (generic, generic_last) = model.forward(x, None, case.lengths);
-                models::set_fused_kernels(true);
                 let name = format!("{name} ({isa:?})");
                 assert_close(case, &name, "output", fused, generic);
                 assert_close(

@@ -44,27 +44,7 @@ use crate::state::RecurrentState;
 type CpuAutodiff = Autodiff<NdArray>;
 
 thread_local! {
-    static ENABLED: ThreadFlag<bool> = const { ThreadFlag::new(true) };
     static THREADS: ThreadFlag<Option<usize>> = const { ThreadFlag::new(None) };
-}
-
-/// Turns the fused CPU kernels on or off for the calling thread (on by default).
-///
-/// Off, every backend runs the generic driver; useful to compare the two or to time the
-/// generic path.
-///
-/// ```
-/// models::set_fused_kernels(false);
-/// assert!(!models::fused_kernels_enabled());
-/// models::set_fused_kernels(true);
-/// ```
-pub fn set_fused_kernels(enabled: bool) {
-    ENABLED.with(|flag| flag.set(enabled));
-}
-
-/// Whether [`set_fused_kernels`] left the kernels on for the calling thread.
-pub fn fused_kernels_enabled() -> bool {
-    ENABLED.with(ThreadFlag::get)
 }
 
 /// Sets how many threads the fused kernels split a batch between, for calls made from the
@@ -96,11 +76,24 @@ fn threads_for(dims: cpu::Dims, gates: usize) -> usize {
     threads.min(dims.batch.max(1))
 }
 
+/// Which code runs a layer's time loop ([`crate::RecurrentConfig::kernels`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernels {
+    /// The fused CPU kernels on burn-ndarray (and `Autodiff<NdArray>`), with their own
+    /// backward; the generic driver on every other backend. The default.
+    #[default]
+    Auto,
+    /// The generic driver (burn tensor operations, one cell step at a time) on every
+    /// backend: the reference the fused kernels are tested against.
+    Generic,
+}
+
 /// The kernel's equations for `cell`, when the kernels cover it and backend `B`.
-pub(crate) fn recurrence_for<B: Backend>(cell: &Cell<B>) -> Option<Recurrence> {
+pub(crate) fn recurrence_for<B: Backend>(cell: &Cell<B>, kernels: Kernels) -> Option<Recurrence> {
     let backend = TypeId::of::<B>();
     let cpu = backend == TypeId::of::<NdArray>() || backend == TypeId::of::<CpuAutodiff>();
-    if !cpu || !fused_kernels_enabled() {
+    if !cpu || kernels == Kernels::Generic {
         return None;
     }
     match cell {
