@@ -29,7 +29,7 @@ pub struct EpochMetrics {
 /// How many sequences of a batch (or several) came out right, and per class.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Score {
-    /// Sequences counted right (see [`Targets`] for what "right" means per kind).
+    /// Sequences counted right (see [`Targets`](crate::task::Targets) for what "right" means per kind).
     pub correct: usize,
     /// Sequences scored.
     pub sequences: usize,
