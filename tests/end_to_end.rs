@@ -30,7 +30,7 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
         "task.augment.vtln_warps=[0.9, 1.1]".to_string(),
         "task.augment.speeds=[]".to_string(),
         "task.augment.noise_snrs=[]".to_string(),
-        "seed=2".to_string(),
+        "seed=5".to_string(),
         "training.epochs=4".to_string(),
         "training.learning_rate=0.03".to_string(),
         "model.hidden_size=32".to_string(),
