@@ -42,14 +42,27 @@ pub enum TaskConfig {
     SpokenDigits(SpokenDigits),
 }
 
+/// Where a task's data comes from: drawn fresh by a generator, or read from a corpus.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DataSource<'a> {
+    /// A generated task.
+    Generated(Generator),
+    /// A corpus of recordings.
+    Corpus(&'a SpokenDigits),
+}
+
 impl TaskConfig {
-    /// The generator of a generated task; `None` for datasets.
-    pub fn generator(&self) -> Option<Generator> {
+    /// Where this task's data comes from.
+    pub fn source(&self) -> DataSource<'_> {
         match self {
-            Self::TemporalOrder(task) => Some(Generator::TemporalOrder(task.clone())),
-            Self::Adding(task) => Some(Generator::Adding(task.clone())),
-            Self::EmbeddedReber(task) => Some(Generator::EmbeddedReber(task.clone())),
-            Self::SpokenDigits(_) => None,
+            Self::TemporalOrder(task) => {
+                DataSource::Generated(Generator::TemporalOrder(task.clone()))
+            }
+            Self::Adding(task) => DataSource::Generated(Generator::Adding(task.clone())),
+            Self::EmbeddedReber(task) => {
+                DataSource::Generated(Generator::EmbeddedReber(task.clone()))
+            }
+            Self::SpokenDigits(task) => DataSource::Corpus(task),
         }
     }
 }
@@ -312,7 +325,7 @@ impl ExperimentConfig {
             ));
         }
         t.validate_ranges()?;
-        if self.task.generator().is_some() {
+        if matches!(self.task.source(), DataSource::Generated(_)) {
             let steps = t.epochs * t.steps_per_epoch;
             t.check_warmup(steps)?;
         }

@@ -180,7 +180,7 @@ impl std::fmt::Display for SplitReport {
 /// which matters for the small per-speaker counts of a test split.
 ///
 /// ```
-/// let (low, high) = train::trainer::wilson_interval(10, 10);
+/// let (low, high) = train::metrics::wilson_interval(10, 10);
 /// assert!((low - 0.7225).abs() < 1e-4 && high == 1.0);
 /// ```
 pub fn wilson_interval(right: usize, total: usize) -> (f64, f64) {

@@ -15,7 +15,7 @@ use rand::seq::SliceRandom;
 
 use crate::checkpoint::{CheckpointError, Checkpoints, best_model_index, load_model};
 use crate::clip::{clip_global_norm, clip_value};
-use crate::config::{ExperimentConfig, OptimizerConfig, TaskConfig, TrainingConfig};
+use crate::config::{DataSource, ExperimentConfig, OptimizerConfig, TrainingConfig};
 use crate::corpus::{Corpus, CorpusError, SpokenDigits, load_corpus, pad_batch};
 use crate::datasets::Example;
 use crate::metrics::{Confusion, EpochMetrics, RunSummary, Score, SplitReport, confusion};
@@ -59,16 +59,15 @@ pub enum TaskData {
 impl TaskData {
     /// Generates or loads the data an experiment describes.
     pub fn prepare(config: &ExperimentConfig) -> Result<Self, CorpusError> {
-        match (&config.task, config.task.generator()) {
-            (_, Some(task)) => Ok(TaskData::Generated {
+        match config.task.source() {
+            DataSource::Generated(task) => Ok(TaskData::Generated {
                 validation: task.sample(
                     &mut StdRng::seed_from_u64(config.seed + 1),
                     config.training.validation_size,
                 ),
                 task,
             }),
-            (TaskConfig::SpokenDigits(task), None) => load_corpus(task).map(TaskData::Corpus),
-            (_, None) => unreachable!("every other task is generated"),
+            DataSource::Corpus(task) => load_corpus(task).map(TaskData::Corpus),
         }
     }
 
