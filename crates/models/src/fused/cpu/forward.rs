@@ -1,0 +1,448 @@
+//! The forward pass: each thread runs the whole sequence for its rows, saving what
+//! backward needs.
+
+use std::ops::Range;
+
+use super::{Dims, Inputs, Recurrence, Saved, SharedRows, on_threads, work_items};
+use crate::cell::Nonlinearity;
+use crate::fused::isa::CpuIsa;
+use crate::fused::math::{sigmoid, tanh};
+use crate::fused::packed::{self, Blocking, PackedMatrix, Portable};
+#[cfg(target_arch = "x86_64")]
+use crate::fused::packed::{Avx2, Avx512};
+use crate::fused::pool::Buffer;
+
+/// One thread's share of the forward pass.
+struct ForwardJob<'a> {
+    inputs: &'a Inputs<'a>,
+    w_ih_t: &'a PackedMatrix,
+    /// `W_hhᵀ`, or for the reset-before GRU its `r` and `z` columns and, apart, `W_hnᵀ`.
+    w_t: &'a PackedMatrix,
+    w_hn_t: Option<&'a PackedMatrix>,
+    /// The biases padded to the packed widths: of the input side and of the recurrent side.
+    input_bias: &'a [f32],
+    recurrent_bias: &'a [f32],
+    rows: Range<usize>,
+    out: SharedRows,
+    saved: Option<[SharedRows; 4]>,
+}
+
+multiversion!(forward_rows, forward_rows_with, ForwardJob<'_>, ());
+
+/// One direction's weights packed and biases padded once per call.
+struct Prepared {
+    w_ih_t: PackedMatrix,
+    w_t: PackedMatrix,
+    w_hn_t: Option<PackedMatrix>,
+    input_bias: Vec<f32>,
+    recurrent_bias: Vec<f32>,
+}
+
+impl Inputs<'_> {
+    fn prepare(&self) -> Prepared {
+        let gh = self.gate_width();
+        let w_ih_t = self.w_ih_t.pack((self.dims.input, gh));
+        let (w_t, w_hn_t) = self.recurrent_blocks(false);
+        let padded_bias = |bias: Option<&[f32]>, width: usize| {
+            let mut padded = vec![0.0; width];
+            if let Some(bias) = bias {
+                padded[..bias.len()].copy_from_slice(bias);
+            }
+            padded
+        };
+        Prepared {
+            input_bias: padded_bias(self.input_bias, w_ih_t.padded_columns()),
+            recurrent_bias: padded_bias(self.bias, w_t.padded_columns()),
+            w_ih_t,
+            w_t,
+            w_hn_t,
+        }
+    }
+}
+
+impl Saved {
+    fn for_inputs(inputs: &Inputs) -> Self {
+        let Dims {
+            time,
+            batch,
+            hidden,
+            ..
+        } = inputs.dims;
+        let recurrence = inputs.recurrence;
+        // With every sequence full length every element is written before it is read;
+        // otherwise the steps past a length stay zero (the weight gradients read them).
+        let per_step = |width: usize| {
+            let len = time * batch * width;
+            if inputs.lengths.is_some() {
+                Buffer::zeroed(len)
+            } else {
+                Buffer::with_stale_values(len)
+            }
+        };
+        Self {
+            acts: per_step(inputs.gate_width()),
+            h_prev: per_step(hidden),
+            c_prev: if recurrence.has_cell() {
+                per_step(hidden)
+            } else {
+                Buffer::default()
+            },
+            aux: if recurrence.has_aux() {
+                per_step(hidden)
+            } else {
+                Buffer::default()
+            },
+        }
+    }
+}
+
+/// Runs a layer (one [`Inputs`] per direction, all of the same cell and sizes); returns
+/// the packed output and, when `save`, what backward needs for each direction.
+pub(crate) fn forward(
+    layer: &[Inputs],
+    save: bool,
+    isa: CpuIsa,
+    threads: usize,
+) -> (Vec<f32>, Vec<Saved>) {
+    let Dims {
+        time,
+        batch,
+        hidden,
+        ..
+    } = layer[0].dims;
+    let steps = layer[0].recurrence.output_steps(time);
+    let mut out = vec![0.0; batch * steps * layer.len() * hidden];
+    let mut saved: Vec<Saved> = if save {
+        layer.iter().map(Saved::for_inputs).collect()
+    } else {
+        Vec::new()
+    };
+    let prepared: Vec<Prepared> = layer.iter().map(Inputs::prepare).collect();
+    let out_rows = SharedRows::new(&mut out);
+    let saved_rows: Vec<[SharedRows; 4]> = saved
+        .iter_mut()
+        .map(|s| {
+            [&mut s.acts, &mut s.h_prev, &mut s.c_prev, &mut s.aux].map(|b| SharedRows::new(b))
+        })
+        .collect();
+    on_threads(
+        work_items(layer.len(), batch, threads),
+        threads,
+        |(d, rows)| {
+            let prepared = &prepared[d];
+            forward_rows(
+                isa,
+                &ForwardJob {
+                    inputs: &layer[d],
+                    w_ih_t: &prepared.w_ih_t,
+                    w_t: &prepared.w_t,
+                    w_hn_t: prepared.w_hn_t.as_ref(),
+                    input_bias: &prepared.input_bias,
+                    recurrent_bias: &prepared.recurrent_bias,
+                    rows,
+                    out: out_rows,
+                    saved: saved_rows.get(d).copied(),
+                },
+            );
+        },
+    );
+    (out, saved)
+}
+
+#[inline(always)]
+fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
+    let inputs = job.inputs;
+    let Dims {
+        time,
+        hidden,
+        input,
+        ..
+    } = inputs.dims;
+    let recurrence = inputs.recurrence;
+    let gh = inputs.gate_width();
+    let rows = job.rows.clone();
+    let state_rows = rows.start * hidden..rows.end * hidden;
+    let mut h = inputs.h0[state_rows.clone()].to_vec();
+    let mut c = inputs
+        .c0
+        .map(|c0| c0[state_rows.clone()].to_vec())
+        .unwrap_or_default();
+    let (x_width, h_width) = (job.w_ih_t.padded_columns(), job.w_t.padded_columns());
+    let mut xp = vec![0.0; rows.len() * x_width];
+    let mut hh = vec![0.0; rows.len() * h_width];
+    // Reset-before GRU: `r, z` per row, `r ⊙ h`, and its product with `W_hnᵀ`.
+    let n_width = job.w_hn_t.map_or(0, PackedMatrix::padded_columns);
+    let mut rz = vec![0.0; job.w_hn_t.map_or(0, |_| rows.len() * 2 * hidden)];
+    let mut rh = vec![0.0; job.w_hn_t.map_or(0, |_| rows.len() * hidden)];
+    let mut hn = vec![0.0; rows.len() * n_width];
+    let zero_row = vec![0.0; n_width];
+    let mut acts_scratch = vec![0.0; gh];
+    let mut aux_scratch = vec![0.0; hidden];
+    let no_peephole = vec![0.0; 3 * hidden];
+    let peephole = inputs.peephole.unwrap_or(&no_peephole);
+    for t in inputs.steps(false) {
+        // This step's input rows, one every `T · D` values.
+        let x = &inputs.x[(rows.start * time + t) * input..];
+        // SAFETY: `multiversion!` runs this body with `K` only where the CPU has its ISA.
+        unsafe {
+            packed::gemm::<K>(
+                rows.len(),
+                x,
+                (time * input, 1),
+                job.w_ih_t,
+                &mut xp,
+                x_width,
+                Some(job.input_bias),
+            );
+            packed::gemm::<K>(
+                rows.len(),
+                &h,
+                (hidden, 1),
+                job.w_t,
+                &mut hh,
+                h_width,
+                Some(job.recurrent_bias),
+            );
+        }
+        if let Some(w_hn_t) = job.w_hn_t {
+            for r in 0..rows.len() {
+                reset_before_gates(
+                    &xp[r * x_width..],
+                    &hh[r * h_width..],
+                    &h[r * hidden..(r + 1) * hidden],
+                    &mut rz[r * 2 * hidden..(r + 1) * 2 * hidden],
+                    &mut rh[r * hidden..(r + 1) * hidden],
+                );
+            }
+            // SAFETY: as above.
+            unsafe {
+                packed::gemm::<K>(
+                    rows.len(),
+                    &rh,
+                    (hidden, 1),
+                    w_hn_t,
+                    &mut hn,
+                    n_width,
+                    Some(&zero_row),
+                )
+            };
+        }
+        for (r, b) in rows.clone().enumerate() {
+            if !inputs.valid(t, b) {
+                continue;
+            }
+            let at = b * time + t;
+            let xp = &xp[r * x_width..r * x_width + gh];
+            let hh = &hh[r * h_width..(r + 1) * h_width];
+            let h = &mut h[r * hidden..(r + 1) * hidden];
+            // SAFETY: row `b` of step `t` belongs to this thread alone.
+            let (acts, aux) = match &job.saved {
+                Some([acts, h_prev, c_prev, aux]) => unsafe {
+                    h_prev.slice(at * hidden, hidden).copy_from_slice(h);
+                    if recurrence.has_cell() {
+                        c_prev
+                            .slice(at * hidden, hidden)
+                            .copy_from_slice(&c[r * hidden..(r + 1) * hidden]);
+                    }
+                    let aux = if recurrence.has_aux() {
+                        aux.slice(at * hidden, hidden)
+                    } else {
+                        &mut aux_scratch[..]
+                    };
+                    (acts.slice(at * gh, gh), aux)
+                },
+                None => (&mut acts_scratch[..], &mut aux_scratch[..]),
+            };
+            match recurrence {
+                Recurrence::Rnn(act) => rnn_row(act, xp, hh, h, acts),
+                Recurrence::Lstm {
+                    peephole: p,
+                    coupled,
+                } => {
+                    let c = &mut c[r * hidden..(r + 1) * hidden];
+                    let row = LstmRow {
+                        xp,
+                        hh,
+                        peephole,
+                        h,
+                        c,
+                        acts,
+                    };
+                    match (p, coupled) {
+                        (false, false) => row.run::<false, false>(),
+                        (false, true) => row.run::<false, true>(),
+                        (true, false) => row.run::<true, false>(),
+                        (true, true) => row.run::<true, true>(),
+                    }
+                }
+                Recurrence::GruResetAfter => gru_row(xp, hh, h, acts, aux),
+                Recurrence::GruResetBefore => gru_reset_before_row(
+                    xp,
+                    &rz[r * 2 * hidden..(r + 1) * 2 * hidden],
+                    &rh[r * hidden..(r + 1) * hidden],
+                    &hn[r * n_width..],
+                    h,
+                    acts,
+                    aux,
+                ),
+            }
+            // SAFETY: as above.
+            unsafe { job.out.slice(inputs.output_at(b, t), hidden) }.copy_from_slice(h);
+        }
+    }
+    for (r, b) in rows.clone().enumerate() {
+        let row = r * hidden..(r + 1) * hidden;
+        // SAFETY: row `b`'s final states belong to this thread alone.
+        unsafe { job.out.slice(inputs.final_at(0, b), hidden) }.copy_from_slice(&h[row.clone()]);
+        if recurrence.has_cell() {
+            // SAFETY: as above.
+            unsafe { job.out.slice(inputs.final_at(1, b), hidden) }.copy_from_slice(&c[row]);
+        }
+    }
+}
+
+#[inline(always)]
+fn rnn_row(act: Nonlinearity, xp: &[f32], hh: &[f32], h: &mut [f32], acts: &mut [f32]) {
+    let n = h.len();
+    let (xp, hh, acts) = (&xp[..n], &hh[..n], &mut acts[..n]);
+    match act {
+        Nonlinearity::Tanh => {
+            for j in 0..n {
+                let y = tanh(xp[j] + hh[j]);
+                acts[j] = y;
+                h[j] = y;
+            }
+        }
+        Nonlinearity::Relu => {
+            for j in 0..n {
+                let y = (xp[j] + hh[j]).max(0.0);
+                acts[j] = y;
+                h[j] = y;
+            }
+        }
+        Nonlinearity::Sigmoid => {
+            for j in 0..n {
+                let y = sigmoid(xp[j] + hh[j]);
+                acts[j] = y;
+                h[j] = y;
+            }
+        }
+    }
+}
+
+/// Gate block `k` (`H` = `n` wide) of a row of gates.
+#[inline(always)]
+pub(super) fn gate_block(row: &[f32], k: usize, n: usize) -> &[f32] {
+    &row[k * n..(k + 1) * n]
+}
+
+/// The first `G` gate blocks of a row of gates.
+#[inline(always)]
+pub(super) fn gate_blocks<const G: usize>(row: &[f32], n: usize) -> [&[f32]; G] {
+    std::array::from_fn(|k| gate_block(row, k, n))
+}
+
+/// One row of an LSTM step, gate blocks in the order i, f, g, o.
+struct LstmRow<'a> {
+    xp: &'a [f32],
+    hh: &'a [f32],
+    peephole: &'a [f32],
+    h: &'a mut [f32],
+    c: &'a mut [f32],
+    acts: &'a mut [f32],
+}
+
+impl LstmRow<'_> {
+    #[inline(always)]
+    fn run<const PEEPHOLE: bool, const COUPLED: bool>(self) {
+        let n = self.h.len();
+        let [xi, xf, xg, xo] = gate_blocks::<4>(self.xp, n);
+        let [hi, hf, hg, ho] = gate_blocks::<4>(self.hh, n);
+        let [pi, pf, po] = gate_blocks::<3>(self.peephole, n);
+        let (ai, rest) = self.acts[..4 * n].split_at_mut(n);
+        let (af, rest) = rest.split_at_mut(n);
+        let (ag, ao) = rest.split_at_mut(n);
+        let (h, c) = (&mut self.h[..n], &mut self.c[..n]);
+        for j in 0..n {
+            let cp = c[j];
+            let peep = |p: &[f32], state: f32| if PEEPHOLE { p[j] * state } else { 0.0 };
+            let i = sigmoid(xi[j] + hi[j] + peep(pi, cp));
+            let f = if COUPLED {
+                1.0 - i
+            } else {
+                sigmoid(xf[j] + hf[j] + peep(pf, cp))
+            };
+            let g = tanh(xg[j] + hg[j]);
+            let cn = f * cp + i * g;
+            let o = sigmoid(xo[j] + ho[j] + peep(po, cn));
+            let tc = tanh(cn);
+            ai[j] = i;
+            af[j] = f;
+            ag[j] = g;
+            ao[j] = o;
+            c[j] = cn;
+            h[j] = o * tc;
+        }
+    }
+}
+
+/// One row of a reset-after GRU step, gate blocks r, z, n; `hh_n` receives `W_hn h + b_hn`.
+#[inline(always)]
+fn gru_row(xp: &[f32], hh: &[f32], h: &mut [f32], acts: &mut [f32], hh_n: &mut [f32]) {
+    let n = h.len();
+    let [xr, xz, xn] = gate_blocks::<3>(xp, n);
+    let [hr, hz, hn] = gate_blocks::<3>(hh, n);
+    let (ar, rest) = acts[..3 * n].split_at_mut(n);
+    let (az, an) = rest.split_at_mut(n);
+    let hh_n = &mut hh_n[..n];
+    for j in 0..n {
+        let r = sigmoid(xr[j] + hr[j]);
+        let z = sigmoid(xz[j] + hz[j]);
+        let nn = tanh(xn[j] + r * hn[j]);
+        ar[j] = r;
+        az[j] = z;
+        an[j] = nn;
+        hh_n[j] = hn[j];
+        h[j] = nn + z * (h[j] - nn);
+    }
+}
+
+/// The reset-before GRU's `r` and `z` (into `rz`) and `r ⊙ h` for one row.
+#[inline(always)]
+fn reset_before_gates(xp: &[f32], hh: &[f32], h: &[f32], rz: &mut [f32], rh: &mut [f32]) {
+    let n = h.len();
+    let (xr, xz) = (gate_block(xp, 0, n), gate_block(xp, 1, n));
+    let (hr, hz) = (gate_block(hh, 0, n), gate_block(hh, 1, n));
+    let (ar, az) = rz[..2 * n].split_at_mut(n);
+    let rh = &mut rh[..n];
+    for j in 0..n {
+        let r = sigmoid(xr[j] + hr[j]);
+        ar[j] = r;
+        az[j] = sigmoid(xz[j] + hz[j]);
+        rh[j] = r * h[j];
+    }
+}
+
+/// The rest of a reset-before GRU step for one row: `hn` is `(r ⊙ h)·W_hnᵀ`; `acts`
+/// receives r, z, n and `aux` receives `r ⊙ h`.
+#[inline(always)]
+fn gru_reset_before_row(
+    xp: &[f32],
+    rz: &[f32],
+    rh: &[f32],
+    hn: &[f32],
+    h: &mut [f32],
+    acts: &mut [f32],
+    aux: &mut [f32],
+) {
+    let n = h.len();
+    let (xn, hn, z) = (gate_block(xp, 2, n), &hn[..n], gate_block(rz, 1, n));
+    acts[..2 * n].copy_from_slice(&rz[..2 * n]);
+    aux[..n].copy_from_slice(&rh[..n]);
+    let an = &mut acts[2 * n..3 * n];
+    for j in 0..n {
+        let nn = tanh(xn[j] + hn[j]);
+        an[j] = nn;
+        h[j] = nn + z[j] * (h[j] - nn);
+    }
+}
