@@ -194,10 +194,18 @@ pub fn wilson_interval(right: usize, total: usize) -> (f64, f64) {
     let centre = p + Z * Z / (2.0 * n);
     let spread = Z * (p * (1.0 - p) / n + Z * Z / (4.0 * n * n)).sqrt();
     let scale = 1.0 + Z * Z / n;
-    (
-        ((centre - spread) / scale).clamp(0.0, 1.0),
-        ((centre + spread) / scale).clamp(0.0, 1.0),
-    )
+    // At 0 or `total` right the bound is exactly 0 or 1; rounding would land a hair inside.
+    let low = if right == 0 {
+        0.0
+    } else {
+        (centre - spread) / scale
+    };
+    let high = if right == total {
+        1.0
+    } else {
+        (centre + spread) / scale
+    };
+    (low.clamp(0.0, 1.0), high.clamp(0.0, 1.0))
 }
 
 #[cfg(test)]
