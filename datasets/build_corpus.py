@@ -55,6 +55,10 @@ SPLIT_SHARES = (("valid", 0.1), ("test", 0.1))
 TRIM_SILENCE = ("silence", "1", "0.02", "0.1%", "reverse", "silence", "1", "0.02", "0.1%", "reverse")
 
 
+def log(message):
+    print(f"build_corpus: {message}", file=sys.stderr, flush=True)
+
+
 def run(command, **kwargs):
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
 
@@ -216,6 +220,7 @@ def build(out, seed, jobs, piper_python=None):
     out.mkdir(parents=True, exist_ok=True)
     work = plan(rng)
     rows = []
+    log(f"synthesising {len(work)} utterances (espeak-ng, flite, festival) on {jobs} threads")
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
         targets = list(pool.map(lambda job: synthesise(job, out, Path(tmp)), work))
     for job, target in zip(work, targets):
@@ -223,9 +228,11 @@ def build(out, seed, jobs, piper_python=None):
         speaker = f"{engine}:{voice}"
         rows.append((target, digit, speaker, engine, split_of(speaker, seed), engine))
     if piper_python:
+        log("rendering piper's voice")
         rows += piper_voices(out, piper_python, seed, jobs)
     # Augmented copies of a seeded 60% of the utterances, same speaker and split.
     chosen = [r for r in rows if rng.random() < 0.6]
+    log(f"augmenting {len(chosen)} copies")
 
     def make(row):
         target, digit, speaker, engine, split, source = row
@@ -235,6 +242,7 @@ def build(out, seed, jobs, piper_python=None):
 
     with ThreadPoolExecutor(jobs) as pool:
         rows += list(pool.map(make, chosen))
+    log("cutting the real speakers' digits from Debian's packages")
     rows += real_speakers(out)
     rows.sort(key=lambda r: str(r[0]))
     write_manifest(out / "manifest.csv", rows, out)
