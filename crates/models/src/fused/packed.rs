@@ -66,7 +66,7 @@ impl PackedMatrix {
 }
 
 /// A micro-kernel: `R` rows of `A` times `P` consecutive panels of `B`, accumulated into
-/// `C`, with `R` ∈ {1, [`Blocking::ROWS`]} and `P` ∈ {1, [`Blocking::PANELS`]}.
+/// `C`, with `1 ≤ R ≤` [`Blocking::ROWS`] (at most 8) and `P` ∈ {1, [`Blocking::PANELS`]}.
 pub(super) trait Blocking {
     const ROWS: usize;
     const PANELS: usize;
@@ -154,10 +154,12 @@ unsafe fn gemm_k_range<K: Blocking>(
                 let pair = K::PANELS == 2 && p + 1 < b.panels;
                 let mut row = first;
                 while row < last {
-                    let full = row + K::ROWS <= last;
-                    // SAFETY: the asserts above keep rows `row..row + ROWS` (or `row`) of `A`
-                    // and `C`, and panels `p..p + 2` (or `p`) of `B`, inside their slices; the
-                    // caller vouches for the instruction set.
+                    // A full block of rows, or one block of exactly the rows left over, so
+                    // that every tile streams its panels once for up to `ROWS` rows.
+                    let rows = K::ROWS.min(last - row);
+                    // SAFETY: the asserts above keep rows `row..row + rows` of `A` and `C`, and
+                    // panels `p..p + 2` (or `p`) of `B`, inside their slices; the caller
+                    // vouches for the instruction set.
                     unsafe {
                         let a = a.as_ptr().add(row * row_stride + piece.start * k_stride);
                         let c = c.as_mut_ptr().add(row * ldc + p * PANEL);
@@ -167,33 +169,44 @@ unsafe fn gemm_k_range<K: Blocking>(
                             .add(p * panel_len + (k_range.start + piece.start) * PANEL);
                         let init = init.map_or(std::ptr::null(), |row| row.as_ptr().add(p * PANEL));
                         macro_rules! tile {
-                            ($rows:literal, $panels:literal) => {
-                                K::tile::<$rows, $panels>(
-                                    piece.len(),
-                                    a,
-                                    (row_stride, k_stride),
-                                    w,
-                                    panel_len,
-                                    c,
-                                    ldc,
-                                    init,
-                                )
+                            ($rows:literal) => {
+                                if pair {
+                                    K::tile::<$rows, 2>(
+                                        piece.len(),
+                                        a,
+                                        (row_stride, k_stride),
+                                        w,
+                                        panel_len,
+                                        c,
+                                        ldc,
+                                        init,
+                                    )
+                                } else {
+                                    K::tile::<$rows, 1>(
+                                        piece.len(),
+                                        a,
+                                        (row_stride, k_stride),
+                                        w,
+                                        panel_len,
+                                        c,
+                                        ldc,
+                                        init,
+                                    )
+                                }
                             };
                         }
-                        match (full, pair, K::ROWS) {
-                            (true, true, 8) => tile!(8, 2),
-                            (true, false, 8) => tile!(8, 1),
-                            (true, true, 6) => tile!(6, 2),
-                            (true, false, 6) => tile!(6, 1),
-                            (true, true, 4) => tile!(4, 2),
-                            (true, false, 4) => tile!(4, 1),
-                            (true, true, 2) => tile!(2, 2),
-                            (true, false, 2) => tile!(2, 1),
-                            (_, true, _) => tile!(1, 2),
-                            (_, false, _) => tile!(1, 1),
+                        match rows {
+                            8 => tile!(8),
+                            7 => tile!(7),
+                            6 => tile!(6),
+                            5 => tile!(5),
+                            4 => tile!(4),
+                            3 => tile!(3),
+                            2 => tile!(2),
+                            _ => tile!(1),
                         }
                     }
-                    row += if full { K::ROWS } else { 1 };
+                    row += rows;
                 }
                 p += if pair { 2 } else { 1 };
             }
