@@ -10,7 +10,9 @@
 //! With `BENCH_PYTHON` set to a Python that has torch, `pytorch_reference.py` (beside this
 //! file) runs in the same invocation, right after each of our rows, and the table gets its
 //! times and the ratio PyTorch / ours (above 1: we are faster). `BENCH_REPEATS` sets the
-//! repetitions (median reported), `BENCH_ONLY` keeps the rows whose name contains it,
+//! repetitions (median reported), `BENCH_ROUNDS` how many times each row alternates ours
+//! and PyTorch (default 3; the medians over the rounds are reported, and the ratio is the
+//! median of each round's ratio), `BENCH_ONLY` keeps the rows whose name contains it,
 //! `BENCH_SHAPES=small` or `large` runs one shape. Also printed: the CPU's SIMD flags, the
 //! instruction set the kernels use, GFLOP/s of the matrix products against the machine's
 //! sgemm peak, and the peak heap of forward+backward.
@@ -310,17 +312,22 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(7);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let shapes = std::env::var("BENCH_SHAPES").unwrap_or_default();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let (peak, peak_source) = sgemm_peak(threads);
     println!("CPU: {} ({threads} threads), {}", cpu_model(), cpu_flags());
     println!(
-        "kernels: {:?}; sgemm peak {peak:.0} GFLOP/s ({peak_source}, {threads} threads); median of {repeats}",
+        "kernels: {:?}; sgemm peak {peak:.0} GFLOP/s ({peak_source}, {threads} threads); median of {repeats} runs, then of {rounds} rounds",
         models::cpu_isa()
     );
     println!(
-        "ratio = PyTorch time / ours (above 1: ours is faster); GFLOP/s and % of peak are ours"
+        "ratio = median over the rounds of PyTorch time / ours (above 1: ours is faster); GFLOP/s and % of peak are ours"
     );
     for shape in SHAPES
         .iter()
@@ -341,20 +348,38 @@ fn main() {
             "torch MB"
         );
         for (name, cell, module) in cells().iter().filter(|c| c.0.contains(&only)) {
-            let (forward, both, heap) = ours(cell, shape, repeats);
-            let torch = pytorch(module, shape, repeats, threads);
+            // Ours and PyTorch one after the other, `rounds` times: this VM's speed drifts
+            // by tens of percent within minutes, so each round's ratio compares neighbours
+            // in time, and the table gives the medians over the rounds.
+            let mut runs = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                let (forward, both, heap) = ours(cell, shape, repeats);
+                let torch = pytorch(module, shape, repeats, threads).unwrap_or((
+                    f64::NAN,
+                    f64::NAN,
+                    f64::NAN,
+                ));
+                runs.push(([forward, both, torch.0, torch.1], heap, torch.2));
+            }
+            let median = |value: &dyn Fn(&[f64; 4]) -> f64| {
+                let mut values: Vec<f64> = runs.iter().map(|run| value(&run.0)).collect();
+                values.sort_by(f64::total_cmp);
+                values[values.len() / 2]
+            };
+            let (forward, both) = (median(&|r| r[0]), median(&|r| r[1]));
+            let (t_fwd, t_both) = (median(&|r| r[2]), median(&|r| r[3]));
+            let (heap, t_mb) = (runs[0].1, runs[0].2);
             let flop = 3.0 * shape.forward_flop(cell.gates());
             let gflops = flop / (both * 1e-3) / 1e9;
-            let (t_fwd, t_both, t_mb) = torch.unwrap_or((f64::NAN, f64::NAN, f64::NAN));
             println!(
                 "{:<18} {:>9.2} {:>9.2} {:>6.2} {:>10.2} {:>10.2} {:>6.2} {:>7.0} ({:>3.0}%) {:>11.1} {:>11.1}",
                 name,
                 forward,
                 t_fwd,
-                t_fwd / forward,
+                median(&|r| r[2] / r[0]),
                 both,
                 t_both,
-                t_both / both,
+                median(&|r| r[3] / r[1]),
                 gflops,
                 100.0 * gflops / peak,
                 heap as f64 / 1e6,
