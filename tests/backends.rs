@@ -16,7 +16,8 @@ use models::{
 use train::ExperimentConfig;
 use train::backend::{BackendKind, CpuBackend, GpuBackend, run_on, wgpu_adapter};
 use train::config::TaskConfig;
-use train::trainer::{RunOptions, TaskData, train};
+use train::corpus::TaskData;
+use train::trainer::{RunOptions, train};
 use train::vanishing::{VanishingJob, probe_batch};
 
 const TOLERANCE: f32 = 1e-4;

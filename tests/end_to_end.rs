@@ -6,8 +6,9 @@ use std::path::Path;
 use train::ExperimentConfig;
 use train::backend::CpuBackend;
 use train::checkpoint::Checkpoints;
+use train::corpus::TaskData;
 use train::inference::Recogniser;
-use train::trainer::{RunOptions, TaskData, train};
+use train::trainer::{RunOptions, train};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

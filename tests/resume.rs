@@ -4,8 +4,9 @@
 use train::ExperimentConfig;
 use train::backend::CpuBackend;
 use train::checkpoint::Checkpoints;
+use train::corpus::TaskData;
 use train::metrics::EpochMetrics;
-use train::trainer::{RunOptions, TaskData, train};
+use train::trainer::{RunOptions, train};
 
 fn config(epochs: usize) -> ExperimentConfig {
     let text = std::fs::read_to_string(concat!(

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use crate::fft::{FftBuffers, PowerSpectrum};
 use crate::kernels::{dot, squared_deviation, sum};
 use crate::mel::{MelFilterbank, dct_matrix, lifter_weights};
+use crate::stream::Stream;
 use crate::{
-    Energy, FeatureError, FeatureOptions, Framing, LogScale, Padding, Preemphasis, Spectrum, window,
+    Energy, FeatureError, FeatureOptions, Framing, LogScale, Preemphasis, Spectrum, window,
 };
 
 /// A `[frames, dim]` row-major matrix of features.
@@ -78,15 +79,15 @@ pub enum Output {
 /// ```
 #[derive(Clone)]
 pub struct FeatureExtractor {
-    options: FeatureOptions,
-    win: usize,
-    hop: usize,
-    n_fft: usize,
-    window: Vec<f32>,
-    filterbank: MelFilterbank,
-    dct: Vec<f32>,
-    lifter: Vec<f32>,
-    fft: Arc<PowerSpectrum>,
+    pub(crate) options: FeatureOptions,
+    pub(crate) win: usize,
+    pub(crate) hop: usize,
+    pub(crate) n_fft: usize,
+    pub(crate) window: Vec<f32>,
+    pub(crate) filterbank: MelFilterbank,
+    pub(crate) dct: Vec<f32>,
+    pub(crate) lifter: Vec<f32>,
+    pub(crate) fft: Arc<PowerSpectrum>,
 }
 
 impl std::fmt::Debug for FeatureExtractor {
@@ -266,7 +267,7 @@ impl FeatureExtractor {
     }
 
     /// First sample index of frame `t` (negative when the frame starts in the padding).
-    fn frame_start(&self, t: usize) -> isize {
+    pub(crate) fn frame_start(&self, t: usize) -> isize {
         let start = (t * self.hop) as isize;
         match self.options.frame.framing {
             Framing::Centered { .. } => {
@@ -282,7 +283,12 @@ impl FeatureExtractor {
     /// On x86-64 CPUs with AVX2 and FMA the same code is compiled a second time
     /// for them (8-lane vectors instead of SSE's 4) and chosen at run time; the
     /// arithmetic and its order are the same, so the results are too.
-    fn process_frame(&self, source: &[f32], scratch: &mut Scratch, log_mel: &mut [f32]) -> f32 {
+    pub(crate) fn process_frame(
+        &self,
+        source: &[f32],
+        scratch: &mut Scratch,
+        log_mel: &mut [f32],
+    ) -> f32 {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has the features `process_frame_avx2` is compiled for.
@@ -391,7 +397,7 @@ impl FeatureExtractor {
     }
 
     /// DCT, lifter and energy: one log-mel frame to one cepstral frame.
-    fn cepstra(&self, log_mel: &[f32], log_energy: f32, out: &mut [f32]) {
+    pub(crate) fn cepstra(&self, log_mel: &[f32], log_energy: f32, out: &mut [f32]) {
         let n_mels = log_mel.len();
         for ((c, row), lifter) in out
             .iter_mut()
@@ -407,182 +413,14 @@ impl FeatureExtractor {
 }
 
 /// Per-stream working memory, allocated once.
-struct Scratch {
+pub(crate) struct Scratch {
     /// The frame being processed, n_fft long (zero-padded past the window).
-    frame: Vec<f32>,
+    pub(crate) frame: Vec<f32>,
     /// The frame with dither added, when dither is on.
-    raw: Vec<f32>,
-    fft: FftBuffers,
-    power: Vec<f32>,
-    gauss: Gaussian,
-}
-
-/// An incremental computation over audio that arrives in chunks; see [`FeatureExtractor::stream`].
-pub struct Stream<'a> {
-    extractor: &'a FeatureExtractor,
-    output: Output,
-    /// Samples kept for frames not yet emitted (whole-signal pre-emphasis applied,
-    /// not yet scaled); borrowed from the caller by the whole-signal computation.
-    buffer: Cow<'a, [f32]>,
-    /// Stream index of `buffer[0]`.
-    buffer_start: usize,
-    /// Samples received so far.
-    received: usize,
-    /// Last raw sample, for whole-signal pre-emphasis across chunks.
-    previous: Option<f32>,
-    next_frame: usize,
-    scratch: Scratch,
-    /// A frame that reaches into the padding, assembled sample by sample.
-    padded: Vec<f32>,
-    log_mel: Vec<f32>,
-    energies: Vec<f32>,
-}
-
-impl<'a> Stream<'a> {
-    fn new_unchecked(extractor: &'a FeatureExtractor, output: Output) -> Self {
-        Stream {
-            extractor,
-            output,
-            buffer: Cow::Owned(Vec::new()),
-            buffer_start: 0,
-            received: 0,
-            previous: None,
-            next_frame: 0,
-            scratch: Scratch {
-                frame: vec![0.0; extractor.n_fft],
-                raw: vec![0.0; extractor.win],
-                fft: extractor.fft.buffers(),
-                power: vec![0.0; extractor.n_fft / 2 + 1],
-                gauss: Gaussian::new(extractor.options.frame.dither_seed),
-            },
-            padded: vec![0.0; extractor.win],
-            log_mel: vec![0.0; extractor.options.mel.n_mels],
-            energies: Vec::new(),
-        }
-    }
-
-    /// Adds samples (±1 scale); returns the frames completed by them.
-    ///
-    /// Non-finite samples are not checked here (the whole-signal call and the
-    /// WAV reader check them); they propagate as NaN.
-    pub fn push(&mut self, samples: &[f32]) -> Features {
-        let buffer = self.buffer.to_mut();
-        match self.extractor.options.frame.preemphasis {
-            Preemphasis::WholeSignal(k) => {
-                for &x in samples {
-                    buffer.push(match self.previous {
-                        Some(p) => x - k * p,
-                        None => x,
-                    });
-                    self.previous = Some(x);
-                }
-            }
-            _ => buffer.extend_from_slice(samples),
-        }
-        self.received += samples.len();
-        let mut out = Features::empty(self.extractor.dim(self.output));
-        while self.ready(self.next_frame) {
-            self.emit(None, &mut out);
-        }
-        self.trim();
-        out
-    }
-
-    /// Ends the input and returns the remaining frames (those that reach past the end).
-    pub fn finish(mut self) -> Features {
-        self.finish_in_place()
-    }
-
-    fn finish_in_place(&mut self) -> Features {
-        let total = self.extractor.num_frames(self.received);
-        let mut out = Features::empty(self.extractor.dim(self.output));
-        while self.next_frame < total {
-            self.emit(Some(self.received), &mut out);
-        }
-        out
-    }
-
-    /// Whether frame `t` can be computed before the input ends.
-    fn ready(&self, t: usize) -> bool {
-        let start = self.extractor.frame_start(t);
-        let end = start + self.extractor.win as isize;
-        end <= self.received as isize && -start < self.received as isize
-    }
-
-    fn emit(&mut self, total: Option<usize>, out: &mut Features) {
-        let extractor = self.extractor;
-        let (start, win) = (extractor.frame_start(self.next_frame), extractor.win);
-        let buffer_end = (self.buffer_start + self.buffer.len()) as isize;
-        let energy = if start >= self.buffer_start as isize && start + win as isize <= buffer_end {
-            let from = start as usize - self.buffer_start;
-            extractor.process_frame(
-                &self.buffer[from..from + win],
-                &mut self.scratch,
-                &mut self.log_mel,
-            )
-        } else {
-            let mut padded = std::mem::take(&mut self.padded);
-            for (i, sample) in padded.iter_mut().enumerate() {
-                *sample = self.sample_at(start + i as isize, total);
-            }
-            let energy = extractor.process_frame(&padded, &mut self.scratch, &mut self.log_mel);
-            self.padded = padded;
-            energy
-        };
-        self.energies.push(energy);
-        match self.output {
-            Output::LogMel => out.data.extend_from_slice(&self.log_mel),
-            Output::Spectrum => out.data.extend_from_slice(&self.scratch.power),
-            Output::Mfcc => {
-                let at = out.data.len();
-                out.data.resize(at + extractor.options.cepstral.n_mfcc, 0.0);
-                extractor.cepstra(&self.log_mel, energy, &mut out.data[at..]);
-            }
-        }
-        out.num_frames += 1;
-        self.next_frame += 1;
-    }
-
-    /// A sample by stream index, with the framing's padding outside `0..total`.
-    fn sample_at(&self, index: isize, total: Option<usize>) -> f32 {
-        let reflect = matches!(
-            self.extractor.options.frame.framing,
-            Framing::Centered {
-                pad: Padding::Reflect
-            }
-        );
-        let n = total.unwrap_or(self.received) as isize;
-        let index = if reflect && n > 1 {
-            let period = 2 * (n - 1);
-            let folded = index.rem_euclid(period);
-            if folded >= n { period - folded } else { folded }
-        } else if reflect {
-            0
-        } else {
-            index
-        };
-        if index < 0 || index >= n {
-            return 0.0;
-        }
-        self.buffer[index as usize - self.buffer_start]
-    }
-
-    /// Drops samples no later frame can need (a margin of n_fft covers reflection).
-    fn trim(&mut self) {
-        let keep_from = (self.extractor.frame_start(self.next_frame)
-            - self.extractor.n_fft as isize)
-            .max(0) as usize;
-        let reflect_start = matches!(
-            self.extractor.options.frame.framing,
-            Framing::Centered {
-                pad: Padding::Reflect
-            }
-        ) && keep_from < 2 * self.extractor.n_fft;
-        if keep_from > self.buffer_start && !reflect_start {
-            self.buffer.to_mut().drain(..keep_from - self.buffer_start);
-            self.buffer_start = keep_from;
-        }
-    }
+    pub(crate) raw: Vec<f32>,
+    pub(crate) fft: FftBuffers,
+    pub(crate) power: Vec<f32>,
+    pub(crate) gauss: Gaussian,
 }
 
 /// Seeded standard normal numbers (xorshift64* and Box–Muller) for dither.

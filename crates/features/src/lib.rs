@@ -41,11 +41,12 @@ pub mod pipeline;
 pub mod plot;
 pub mod post;
 pub mod resample;
+pub mod stream;
 pub mod wav;
 pub mod window;
 
 pub use error::FeatureError;
-pub use extractor::{FeatureExtractor, Features, Output, Stream};
+pub use extractor::{FeatureExtractor, Features, Output};
 pub use mel::{MelFilterbank, dct_matrix, hz_to_mel, lifter_weights, mel_to_hz, vtln_warp_hz};
 pub use npy::{NpyArray, read_npy, write_npy};
 pub use options::{
@@ -57,5 +58,6 @@ pub use pipeline::FilePipeline;
 pub use plot::write_png;
 pub use post::{Cmvn, add_deltas, apply_cmvn};
 pub use resample::resample;
+pub use stream::Stream;
 pub use wav::{Audio, Channel, decode_wav, read_wav};
 pub use window::window;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
 use crate::corpus::SpokenDigits;
-use crate::task::{Adding, EmbeddedReber, Generator, TemporalOrder};
+use crate::task::{Adding, EmbeddedReber, SequenceTask, TemporalOrder};
 
 /// A whole experiment, as written in `experiments/*.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,10 +43,10 @@ pub enum TaskConfig {
 }
 
 /// Where a task's data comes from: drawn fresh by a generator, or read from a corpus.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub enum DataSource<'a> {
     /// A generated task.
-    Generated(Generator),
+    Generated(&'a dyn SequenceTask),
     /// A corpus of recordings.
     Corpus(&'a SpokenDigits),
 }
@@ -55,13 +55,9 @@ impl TaskConfig {
     /// Where this task's data comes from.
     pub fn source(&self) -> DataSource<'_> {
         match self {
-            Self::TemporalOrder(task) => {
-                DataSource::Generated(Generator::TemporalOrder(task.clone()))
-            }
-            Self::Adding(task) => DataSource::Generated(Generator::Adding(task.clone())),
-            Self::EmbeddedReber(task) => {
-                DataSource::Generated(Generator::EmbeddedReber(task.clone()))
-            }
+            Self::TemporalOrder(task) => DataSource::Generated(task),
+            Self::Adding(task) => DataSource::Generated(task),
+            Self::EmbeddedReber(task) => DataSource::Generated(task),
             Self::SpokenDigits(task) => DataSource::Corpus(task),
         }
     }
@@ -233,21 +229,71 @@ impl TrainingConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The path.
         path: String,
         /// The I/O error.
+        #[source]
         source: std::io::Error,
     },
     /// The TOML or an override did not parse, or a field is wrong.
-    #[error("invalid configuration {origin}: {message}")]
+    #[error("invalid configuration {origin}: {problem}")]
     Invalid {
         /// The file or override.
         origin: String,
         /// What is wrong.
-        message: String,
+        #[source]
+        problem: ConfigProblem,
     },
+}
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    /// Not TOML, or not the fields and types of [`ExperimentConfig`].
+    #[error(transparent)]
+    Syntax(#[from] toml::de::Error),
+    /// A `--set` item that is not `key.path=value`.
+    #[error(transparent)]
+    Override(#[from] OverrideError),
+    /// A value out of its range.
+    #[error(transparent)]
+    Value(#[from] InvalidValue),
+    /// Feature options `features` refuses.
+    #[error("task features: {0}")]
+    Features(#[from] features::FeatureError),
+}
+
+/// A value a configuration may not hold, with the field named.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field} {rule}")]
+pub struct InvalidValue {
+    /// The field's path in the TOML, e.g. `training.learning_rate`.
+    pub field: String,
+    /// What it must be, and what it was.
+    pub rule: String,
+}
+
+impl InvalidValue {
+    /// `field` breaks `rule` (worded to follow the field's name).
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}
+
+/// A `--set` item that cannot be applied.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OverrideError {
+    #[error("expected key.path=value")]
+    NoEquals,
+    #[error("empty key")]
+    EmptyKey,
+    #[error("{0} is not a table")]
+    NotATable(String),
 }
 
 impl ExperimentConfig {
@@ -280,19 +326,18 @@ impl ExperimentConfig {
     /// assert!(ExperimentConfig::parse(&text, "smoke", &typo).is_err());
     /// ```
     pub fn parse(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ConfigError> {
-        let invalid = |origin: &str, message: String| ConfigError::Invalid {
-            origin: origin.to_string(),
-            message,
+        let invalid = |origin: &str| {
+            let origin = origin.to_string();
+            move |problem: ConfigProblem| ConfigError::Invalid { origin, problem }
         };
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| invalid(origin, e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(origin)(e.into()))?;
         for item in overrides {
-            apply_override(&mut table, item).map_err(|m| invalid(item, m))?;
+            apply_override(&mut table, item).map_err(|e| invalid(item)(e.into()))?;
         }
         let config: Self = table
             .try_into()
-            .map_err(|e: toml::de::Error| invalid(origin, e.to_string()))?;
-        config.validate().map_err(|m| invalid(origin, m))?;
+            .map_err(|e: toml::de::Error| invalid(origin)(e.into()))?;
+        config.validate().map_err(invalid(origin))?;
         Ok(config)
     }
 
@@ -301,7 +346,7 @@ impl ExperimentConfig {
         toml::to_string_pretty(self).expect("configuration serialises")
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigProblem> {
         match &self.task {
             TaskConfig::TemporalOrder(task) => task.validate()?,
             TaskConfig::Adding(task) => task.validate()?,
@@ -310,19 +355,23 @@ impl ExperimentConfig {
         }
         let t = &self.training;
         if t.epochs == 0 || t.steps_per_epoch == 0 || t.batch_size == 0 || t.validation_size == 0 {
-            return Err(
-                "training.epochs, steps_per_epoch, batch_size and validation_size must be ≥ 1"
-                    .into(),
-            );
+            return Err(InvalidValue::new(
+                "training.epochs, steps_per_epoch, batch_size and validation_size",
+                "must be ≥ 1",
+            )
+            .into());
         }
         if self.model.hidden_size == 0 || self.model.num_layers == 0 {
-            return Err("model.hidden_size and model.num_layers must be ≥ 1".into());
+            return Err(
+                InvalidValue::new("model.hidden_size and model.num_layers", "must be ≥ 1").into(),
+            );
         }
         if !(0.0..1.0).contains(&self.model.dropout) {
-            return Err(format!(
-                "model.dropout must be in [0, 1), got {}",
-                self.model.dropout
-            ));
+            return Err(InvalidValue::new(
+                "model.dropout",
+                format!("must be in [0, 1), got {}", self.model.dropout),
+            )
+            .into());
         }
         t.validate_ranges()?;
         if matches!(self.task.source(), DataSource::Generated(_)) {
@@ -335,19 +384,25 @@ impl ExperimentConfig {
 
 impl TrainingConfig {
     /// Every numeric field with a range, named in the error.
-    fn validate_ranges(&self) -> Result<(), String> {
+    fn validate_ranges(&self) -> Result<(), InvalidValue> {
         let positive = |name: &str, value: f64| {
             if value.is_finite() && value > 0.0 {
                 Ok(())
             } else {
-                Err(format!("{name} must be finite and > 0, got {value}"))
+                Err(InvalidValue::new(
+                    name,
+                    format!("must be finite and > 0, got {value}"),
+                ))
             }
         };
         let non_negative = |name: &str, value: f64| {
             if value.is_finite() && value >= 0.0 {
                 Ok(())
             } else {
-                Err(format!("{name} must be finite and ≥ 0, got {value}"))
+                Err(InvalidValue::new(
+                    name,
+                    format!("must be finite and ≥ 0, got {value}"),
+                ))
             }
         };
         positive("training.learning_rate", self.learning_rate)?;
@@ -373,62 +428,73 @@ impl TrainingConfig {
                 gamma,
             } => {
                 if *every_epochs == 0 {
-                    return Err("training.schedule.every_epochs must be ≥ 1".into());
+                    return Err(InvalidValue::new(
+                        "training.schedule.every_epochs",
+                        "must be ≥ 1",
+                    ));
                 }
                 non_negative("training.schedule.gamma", *gamma)?;
             }
             Schedule::Cosine { min_lr } => {
                 non_negative("training.schedule.min_lr", *min_lr)?;
                 if *min_lr > self.learning_rate {
-                    return Err(format!(
-                        "training.schedule.min_lr ({min_lr}) must not exceed training.learning_rate ({})",
-                        self.learning_rate
+                    return Err(InvalidValue::new(
+                        "training.schedule.min_lr",
+                        format!(
+                            "({min_lr}) must not exceed training.learning_rate ({})",
+                            self.learning_rate
+                        ),
                     ));
                 }
             }
         }
         if self.early_stopping_patience == Some(0) {
-            return Err("training.early_stopping_patience must be ≥ 1".into());
+            return Err(InvalidValue::new(
+                "training.early_stopping_patience",
+                "must be ≥ 1",
+            ));
         }
         if let Some(target) = self.stop_at_accuracy
             && !(target > 0.0 && target <= 1.0)
         {
-            return Err(format!(
-                "training.stop_at_accuracy must be in (0, 1], got {target}"
+            return Err(InvalidValue::new(
+                "training.stop_at_accuracy",
+                format!("must be in (0, 1], got {target}"),
             ));
         }
         Ok(())
     }
 
     /// Refuses a warm-up longer than a run of `total_steps` batches.
-    pub fn check_warmup(&self, total_steps: usize) -> Result<(), String> {
+    pub fn check_warmup(&self, total_steps: usize) -> Result<(), InvalidValue> {
         if self.warmup_steps > total_steps {
-            return Err(format!(
-                "training.warmup_steps ({}) is longer than the run ({total_steps} batches)",
-                self.warmup_steps
+            return Err(InvalidValue::new(
+                "training.warmup_steps",
+                format!(
+                    "({}) is longer than the run ({total_steps} batches)",
+                    self.warmup_steps
+                ),
             ));
         }
         Ok(())
     }
 }
 
-fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), String> {
-    let (key, raw) = item
-        .split_once('=')
-        .ok_or_else(|| "expected key.path=value".to_string())?;
+fn apply_override(table: &mut toml::Table, item: &str) -> Result<(), OverrideError> {
+    let (key, raw) = item.split_once('=').ok_or(OverrideError::NoEquals)?;
     let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_string()));
     let parts: Vec<&str> = key.trim().split('.').collect();
-    let (last, parents) = parts.split_last().ok_or("empty key")?;
+    let (last, parents) = parts.split_last().ok_or(OverrideError::EmptyKey)?;
     let mut node = table;
     for part in parents {
         node = node
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
             .as_table_mut()
-            .ok_or_else(|| format!("{part} is not a table"))?;
+            .ok_or_else(|| OverrideError::NotATable(part.to_string()))?;
     }
     node.insert(last.to_string(), value);
     Ok(())

@@ -1,14 +1,17 @@
-//! A fixed corpus of utterances as the training loop sees it: the spoken-digit task's
-//! configuration, loading and caching its features per split, training augmentation, and
-//! padding examples into batches.
+//! The data as the training loop sees it ([`TaskData`]): a generated task, or a fixed corpus
+//! of utterances with the spoken-digit task's configuration, loading and caching its
+//! features per split, training augmentation, and padding examples into batches.
 
 use std::collections::HashMap;
 
 use models::Pooling;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ConfigProblem, DataSource, ExperimentConfig, InvalidValue};
 use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
-use crate::task::{Batch, Targets};
+use crate::task::{Batch, SequenceTask, Targets};
 
 /// Why a corpus could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +22,68 @@ pub enum CorpusError {
     /// A split the experiment needs has no usable utterances.
     #[error("split {0:?} has no usable utterances")]
     EmptySplit(String),
+}
+
+/// The data of an experiment, ready for the loop.
+#[derive(Debug)]
+pub enum TaskData {
+    /// Fresh sequences every batch, and one fixed validation batch.
+    Generated {
+        /// The generator.
+        task: Box<dyn SequenceTask>,
+        /// Drawn once from `seed + 1`.
+        validation: Batch,
+    },
+    /// A fixed corpus, split by speaker.
+    Corpus(Corpus),
+}
+
+impl TaskData {
+    /// Generates or loads the data an experiment describes.
+    pub fn prepare(config: &ExperimentConfig) -> Result<Self, CorpusError> {
+        match config.task.source() {
+            DataSource::Generated(task) => Ok(TaskData::Generated {
+                validation: task.sample(
+                    &mut StdRng::seed_from_u64(config.seed + 1),
+                    config.training.validation_size,
+                ),
+                task: task.boxed(),
+            }),
+            DataSource::Corpus(task) => load_corpus(task).map(TaskData::Corpus),
+        }
+    }
+
+    /// Input width and number of classes.
+    pub fn sizes(&self) -> (usize, usize) {
+        match self {
+            TaskData::Generated { task, .. } => task.sizes(),
+            TaskData::Corpus(corpus) => (corpus.input_size, SpokenDigits::NUM_CLASSES),
+        }
+    }
+
+    /// The class names, in output order (none for regression).
+    pub fn class_names(&self) -> Vec<String> {
+        match self {
+            TaskData::Generated { task, .. } => task.class_names(),
+            TaskData::Corpus(_) => SpokenDigits::labels(),
+        }
+    }
+
+    /// Batches per epoch.
+    pub fn steps_per_epoch(&self, config: &ExperimentConfig) -> usize {
+        match self {
+            TaskData::Generated { .. } => config.training.steps_per_epoch,
+            TaskData::Corpus(corpus) => corpus.train.len().div_ceil(config.training.batch_size),
+        }
+    }
+
+    /// How `y_t` becomes one prediction per sequence (the last step for generated tasks).
+    pub fn pooling(&self) -> Pooling {
+        match self {
+            TaskData::Generated { .. } => Pooling::Last,
+            TaskData::Corpus(corpus) => corpus.pooling,
+        }
+    }
 }
 
 /// A corpus's examples by split.
@@ -265,9 +330,9 @@ impl SpokenDigits {
     }
 
     /// Checks the feature options and the augmentation before any file is read.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
         if self.sample_rate == 0 {
-            return Err("task.sample_rate must be positive".into());
+            return Err(InvalidValue::new("task.sample_rate", "must be positive").into());
         }
         if let Some(bad) = self
             .augment
@@ -275,30 +340,44 @@ impl SpokenDigits {
             .iter()
             .find(|s| !(s.is_finite() && **s > 0.0))
         {
-            return Err(format!(
-                "task.augment.speeds: {bad} is not a positive factor"
-            ));
+            return Err(InvalidValue::new(
+                "task.augment.speeds",
+                format!("must be positive factors, got {bad}"),
+            )
+            .into());
         }
         if let Some(bad) = self.augment.noise_snrs.iter().find(|s| !s.is_finite()) {
-            return Err(format!("task.augment.noise_snrs: {bad} dB is not finite"));
+            return Err(InvalidValue::new(
+                "task.augment.noise_snrs",
+                format!("must be finite, got {bad} dB"),
+            )
+            .into());
         }
         let a = &self.augment;
         if a.time_masks > 0 && a.time_mask_width == 0 {
-            return Err("task.augment.time_mask_width must be ≥ 1 with time_masks".into());
+            return Err(InvalidValue::new(
+                "task.augment.time_mask_width",
+                "must be ≥ 1 with time_masks",
+            )
+            .into());
         }
         if a.feature_masks > 0 {
             let columns = self.features_per_frame() / self.feature_blocks();
             if a.feature_mask_width == 0 || a.feature_mask_width > columns {
-                return Err(format!(
-                    "task.augment.feature_mask_width must be in 1..={columns} (the columns of one block) with feature_masks, got {}",
-                    a.feature_mask_width
-                ));
+                return Err(InvalidValue::new(
+                    "task.augment.feature_mask_width",
+                    format!(
+                        "must be in 1..={columns} (the columns of one block) with feature_masks, got {}",
+                        a.feature_mask_width
+                    ),
+                )
+                .into());
             }
         }
         std::iter::once(self.pipeline())
             .chain(self.augmented_pipelines())
             .try_for_each(|pipeline| pipeline.options.validate())
-            .map_err(|e| format!("task features: {e}"))
+            .map_err(ConfigProblem::from)
     }
 
     /// One pipeline per augmented version of a training utterance (see [`Augment`]).

@@ -4,6 +4,8 @@ use rand::Rng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+use crate::config::InvalidValue;
+
 /// A padded batch of sequences and what the network should output for them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
@@ -99,7 +101,7 @@ impl TemporalOrder {
     }
 
     /// Checks that both windows fit strictly inside the shortest sequence, in order.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidValue> {
         let [a0, a1] = self.first_window;
         let [b0, b1] = self.second_window;
         if !(1 <= a0
@@ -109,10 +111,13 @@ impl TemporalOrder {
             && b1 + 1 < self.min_length
             && self.min_length <= self.max_length)
         {
-            return Err(format!(
-                "temporal_order needs 1 ≤ first_window ≤ … < second_window ≤ … < min_length − 1 ≤ max_length − 1; \
-                 got first_window {:?}, second_window {:?}, lengths {}..={}",
-                self.first_window, self.second_window, self.min_length, self.max_length
+            return Err(InvalidValue::new(
+                "task.first_window, task.second_window, task.min_length and task.max_length",
+                format!(
+                    "must satisfy 1 ≤ first_window ≤ … < second_window ≤ … < min_length − 1 ≤ max_length − 1; \
+                     got first_window {:?}, second_window {:?}, lengths {}..={}",
+                    self.first_window, self.second_window, self.min_length, self.max_length
+                ),
             ));
         }
         Ok(())
@@ -175,11 +180,14 @@ impl Adding {
     pub const TOLERANCE: f32 = 0.04;
 
     /// Checks that the marked windows exist.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidValue> {
         if self.min_length < 12 {
-            return Err(format!(
-                "adding needs min_length ≥ 12 (two marker windows); got {}",
-                self.min_length
+            return Err(InvalidValue::new(
+                "task.min_length",
+                format!(
+                    "must be ≥ 12 for the adding problem (two marker windows), got {}",
+                    self.min_length
+                ),
             ));
         }
         Ok(())
@@ -282,11 +290,14 @@ impl EmbeddedReber {
 
     /// Checks that strings of at most `max_length` symbols exist (the sampler redraws until
     /// one fits).
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidValue> {
         match self.max_length {
-            Some(max) if max < Self::MIN_LENGTH => Err(format!(
-                "task.max_length must be ≥ {} (the shortest embedded Reber string), got {max}",
-                Self::MIN_LENGTH
+            Some(max) if max < Self::MIN_LENGTH => Err(InvalidValue::new(
+                "task.max_length",
+                format!(
+                    "must be ≥ {} (the shortest embedded Reber string), got {max}",
+                    Self::MIN_LENGTH
+                ),
             )),
             _ => Ok(()),
         }
@@ -355,43 +366,51 @@ impl EmbeddedReber {
     }
 }
 
-/// A task that draws fresh sequences every batch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Generator {
-    /// Experiment 6a of the 1997 paper.
-    TemporalOrder(TemporalOrder),
-    /// Experiment 4.
-    Adding(Adding),
-    /// Experiment 1.
-    EmbeddedReber(EmbeddedReber),
-}
-
-impl Generator {
+/// A task that draws fresh sequences every batch: the 1997 experiments. The variants of
+/// [`crate::config::TaskConfig`] that generate their data hand it out as this trait.
+pub trait SequenceTask: std::fmt::Debug + Send + Sync {
     /// Draws `batch` sequences.
-    pub fn sample(&self, rng: &mut StdRng, batch: usize) -> Batch {
-        match self {
-            Self::TemporalOrder(task) => task.sample(rng, batch),
-            Self::Adding(task) => task.sample(rng, batch),
-            Self::EmbeddedReber(task) => task.sample(rng, batch),
-        }
-    }
-
-    /// The class names, in output order (none for the adding problem's regression).
-    pub fn class_names(&self) -> Vec<String> {
-        let names: &[&str] = match self {
-            Self::TemporalOrder(_) => &["XX", "XY", "YX", "YY"],
-            Self::Adding(_) => &[],
-            Self::EmbeddedReber(_) => &["B", "T", "P", "S", "X", "V", "E"],
-        };
-        names.iter().map(|n| n.to_string()).collect()
-    }
-
-    /// Input width and output width (classes, or 1 for the adding problem's regression).
-    pub fn sizes(&self) -> (usize, usize) {
-        match self {
-            Self::TemporalOrder(_) => (TemporalOrder::INPUT_SIZE, TemporalOrder::NUM_CLASSES),
-            Self::Adding(_) => (Adding::INPUT_SIZE, 1),
-            Self::EmbeddedReber(_) => (EmbeddedReber::INPUT_SIZE, EmbeddedReber::NUM_CLASSES),
-        }
-    }
+    fn sample(&self, rng: &mut StdRng, batch: usize) -> Batch;
+    /// The class names, in output order (none for a regression).
+    fn class_names(&self) -> Vec<String>;
+    /// Input width and output width (classes, or 1 for a regression).
+    fn sizes(&self) -> (usize, usize);
+    /// An owned copy, for a trainer that keeps the task for a whole run.
+    fn boxed(&self) -> Box<dyn SequenceTask>;
 }
+
+/// Implements [`SequenceTask`] over a type's own `sample`.
+macro_rules! sequence_task {
+    ($task:ty, $classes:expr, $sizes:expr) => {
+        impl SequenceTask for $task {
+            fn sample(&self, rng: &mut StdRng, batch: usize) -> Batch {
+                <$task>::sample(self, rng, batch)
+            }
+
+            fn class_names(&self) -> Vec<String> {
+                let names: &[&str] = $classes;
+                names.iter().map(|n| n.to_string()).collect()
+            }
+
+            fn sizes(&self) -> (usize, usize) {
+                $sizes
+            }
+
+            fn boxed(&self) -> Box<dyn SequenceTask> {
+                Box::new(self.clone())
+            }
+        }
+    };
+}
+
+sequence_task!(
+    TemporalOrder,
+    &["XX", "XY", "YX", "YY"],
+    (TemporalOrder::INPUT_SIZE, TemporalOrder::NUM_CLASSES)
+);
+sequence_task!(Adding, &[], (Adding::INPUT_SIZE, 1));
+sequence_task!(
+    EmbeddedReber,
+    &["B", "T", "P", "S", "X", "V", "E"],
+    (EmbeddedReber::INPUT_SIZE, EmbeddedReber::NUM_CLASSES)
+);

@@ -15,11 +15,11 @@ use rand::seq::SliceRandom;
 
 use crate::checkpoint::{CheckpointError, Checkpoints, best_model_index, load_model};
 use crate::clip::{clip_global_norm, clip_value};
-use crate::config::{DataSource, ExperimentConfig, OptimizerConfig, TrainingConfig};
-use crate::corpus::{Corpus, CorpusError, SpokenDigits, load_corpus, pad_batch};
+use crate::config::{ExperimentConfig, OptimizerConfig, TrainingConfig};
+use crate::corpus::{Corpus, CorpusError, SpokenDigits, TaskData, pad_batch};
 use crate::datasets::Example;
 use crate::metrics::{Confusion, EpochMetrics, RunSummary, Score, SplitReport, confusion};
-use crate::task::{Batch, Generator, Targets};
+use crate::task::{Batch, Targets};
 
 /// Why training stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -40,68 +40,6 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
-}
-
-/// The data of an experiment, ready for the loop.
-#[derive(Debug)]
-pub enum TaskData {
-    /// Fresh sequences every batch, and one fixed validation batch.
-    Generated {
-        /// The generator.
-        task: Generator,
-        /// Drawn once from `seed + 1`.
-        validation: Batch,
-    },
-    /// A fixed corpus, split by speaker.
-    Corpus(Corpus),
-}
-
-impl TaskData {
-    /// Generates or loads the data an experiment describes.
-    pub fn prepare(config: &ExperimentConfig) -> Result<Self, CorpusError> {
-        match config.task.source() {
-            DataSource::Generated(task) => Ok(TaskData::Generated {
-                validation: task.sample(
-                    &mut StdRng::seed_from_u64(config.seed + 1),
-                    config.training.validation_size,
-                ),
-                task,
-            }),
-            DataSource::Corpus(task) => load_corpus(task).map(TaskData::Corpus),
-        }
-    }
-
-    /// Input width and number of classes.
-    pub fn sizes(&self) -> (usize, usize) {
-        match self {
-            TaskData::Generated { task, .. } => task.sizes(),
-            TaskData::Corpus(corpus) => (corpus.input_size, SpokenDigits::NUM_CLASSES),
-        }
-    }
-
-    /// The class names, in output order (none for regression).
-    pub fn class_names(&self) -> Vec<String> {
-        match self {
-            TaskData::Generated { task, .. } => task.class_names(),
-            TaskData::Corpus(_) => SpokenDigits::labels(),
-        }
-    }
-
-    /// Batches per epoch.
-    pub fn steps_per_epoch(&self, config: &ExperimentConfig) -> usize {
-        match self {
-            TaskData::Generated { .. } => config.training.steps_per_epoch,
-            TaskData::Corpus(corpus) => corpus.train.len().div_ceil(config.training.batch_size),
-        }
-    }
-
-    /// How `y_t` becomes one prediction per sequence (the last step for generated tasks).
-    pub fn pooling(&self) -> Pooling {
-        match self {
-            TaskData::Generated { .. } => Pooling::Last,
-            TaskData::Corpus(corpus) => corpus.pooling,
-        }
-    }
 }
 
 /// Builds the classifier an experiment describes, for `input_size` features and `classes`.

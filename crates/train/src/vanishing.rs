@@ -7,8 +7,9 @@ use models::{RecurrentState, SequenceClassifier};
 
 use crate::backend::OnBackend;
 use crate::config::ExperimentConfig;
+use crate::corpus::TaskData;
 use crate::task::{Batch, TemporalOrder};
-use crate::trainer::{RunOptions, TaskData, TrainError, build_model, train};
+use crate::trainer::{RunOptions, TrainError, build_model, train};
 
 /// `size` sequences of `task` drawn from `seed`, all of its shortest length: the probe batch
 /// [`hidden_gradient_norms`] needs (full-length sequences only).
@@ -118,4 +119,97 @@ pub fn hidden_gradient_norms<B: AutodiffBackend>(
             per_example.mean().into_scalar().elem::<f64>()
         })
         .collect()
+}
+
+/// A cell the `vanishing` report compares, with the colour of its lines.
+#[derive(Debug, Clone)]
+pub struct ComparedCell {
+    pub name: &'static str,
+    pub cell: models::CellKind,
+    /// RGB of its trained line; the line at initialisation is a lighter tint of it.
+    pub colour: [u8; 3],
+}
+
+/// The cells of the report: RNN (red), LSTM (blue), LSTM with chrono initialisation for
+/// lags up to `max_length` (purple), GRU (green).
+pub fn compared_cells(max_length: usize) -> Vec<ComparedCell> {
+    let cell = |name, cell, colour| ComparedCell { name, cell, colour };
+    vec![
+        cell(
+            "rnn",
+            models::CellKind::rnn(models::Nonlinearity::Tanh),
+            [214, 39, 40],
+        ),
+        cell("lstm", models::CellKind::lstm(), [31, 119, 180]),
+        cell(
+            "lstm-chrono",
+            models::CellKind::Lstm {
+                peephole: false,
+                coupled_input_forget: false,
+                unit_forget_bias: false,
+                chrono_init: Some(max_length),
+            },
+            [148, 103, 189],
+        ),
+        cell("gru", models::CellKind::gru(), [44, 160, 44]),
+    ]
+}
+
+/// `t` and one column per cell and moment (`rnn_init`, `rnn_trained`, …): ‖∂L/∂h_t‖ per step.
+pub fn report_csv(results: &[(ComparedCell, Measurement)]) -> String {
+    let mut csv = String::from("t");
+    for (cell, _) in results {
+        csv.push_str(&format!(",{0}_init,{0}_trained", cell.name));
+    }
+    csv.push('\n');
+    let steps = results.first().map_or(0, |(_, m)| m.before.len());
+    for t in 0..steps {
+        csv.push_str(&t.to_string());
+        for (_, m) in results {
+            csv.push_str(&format!(",{:.6e},{:.6e}", m.before[t], m.after[t]));
+        }
+        csv.push('\n');
+    }
+    csv
+}
+
+/// Writes `vanishing_gradients.csv` ([`report_csv`]) and `vanishing_gradients.png` (the
+/// norms against t on a log scale; light lines at initialisation, dark ones trained) into
+/// `run_dir`, each whole or not at all.
+pub fn write_report(
+    run_dir: &std::path::Path,
+    results: &[(ComparedCell, Measurement)],
+) -> Result<(), crate::output::OutputError> {
+    let failed = |file: &str| {
+        let path = run_dir.join(file);
+        move |source| crate::output::OutputError { path, source }
+    };
+    let csv_file = "vanishing_gradients.csv";
+    crate::output::write_atomic(&run_dir.join(csv_file), report_csv(results).as_bytes())
+        .map_err(failed(csv_file))?;
+    let lines: Vec<(String, [u8; 3], Vec<f64>)> = results
+        .iter()
+        .flat_map(|(cell, m)| {
+            let light = cell
+                .colour
+                .map(|c| (u16::from(c) + (255 - u16::from(c)) * 2 / 3) as u8);
+            [
+                (format!("{} at init", cell.name), light, m.before.clone()),
+                (
+                    format!("{} trained", cell.name),
+                    cell.colour,
+                    m.after.clone(),
+                ),
+            ]
+        })
+        .collect();
+    let png_file = "vanishing_gradients.png";
+    crate::plot::log_lines(
+        &run_dir.join(png_file),
+        "gradient reaching each step",
+        &lines,
+        "step t",
+        "‖∂L/∂h_t‖ (log scale)",
+    )
+    .map_err(failed(png_file))
 }

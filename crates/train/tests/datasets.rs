@@ -279,8 +279,8 @@ fn augmentation_gives_training_examples_their_versions_and_only_them() {
         "[task.augment]\nvtln_warps = [0.9, 1.1]\nspeeds = [1.25]\nnoise_snrs = [10.0]",
     )
     .expect("valid");
-    let train::trainer::TaskData::Corpus(corpus) =
-        train::trainer::TaskData::prepare(&config).expect("loads")
+    let train::corpus::TaskData::Corpus(corpus) =
+        train::corpus::TaskData::prepare(&config).expect("loads")
     else {
         panic!("a corpus task");
     };
@@ -353,8 +353,8 @@ fn specaugment_masks_zero_runs_of_frames_and_the_same_columns_in_every_block() {
          time_masks = 1\ntime_mask_width = 6\nfeature_masks = 1\nfeature_mask_width = 5",
     )
     .expect("valid");
-    let train::trainer::TaskData::Corpus(corpus) =
-        train::trainer::TaskData::prepare(&config).expect("loads")
+    let train::corpus::TaskData::Corpus(corpus) =
+        train::corpus::TaskData::prepare(&config).expect("loads")
     else {
         panic!("a corpus task");
     };
@@ -430,8 +430,8 @@ fn the_configured_feature_width_is_what_the_pipeline_gives() {
         let train::config::TaskConfig::SpokenDigits(task) = &config.task else {
             panic!("a spoken-digits task");
         };
-        let train::trainer::TaskData::Corpus(corpus) =
-            train::trainer::TaskData::prepare(&config).expect("loads")
+        let train::corpus::TaskData::Corpus(corpus) =
+            train::corpus::TaskData::prepare(&config).expect("loads")
         else {
             panic!("a corpus task");
         };

@@ -2,8 +2,9 @@
 
 use train::ExperimentConfig;
 use train::backend::CpuBackend;
+use train::corpus::TaskData;
 use train::metrics::EpochMetrics;
-use train::trainer::{RunOptions, TaskData, train};
+use train::trainer::{RunOptions, train};
 
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 

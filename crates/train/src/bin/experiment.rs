@@ -13,13 +13,13 @@ use train::bench::{BenchShape, bench_modules, format_table};
 use train::checkpoint::Checkpoints;
 use train::config::ExperimentConfig;
 use train::corpus::SpokenDigits;
+use train::corpus::TaskData;
 use train::datasets::{load_examples, read_manifest};
 use train::inference::Recogniser;
 use train::metrics::RunSummary;
 use train::output::{write_atomic, write_run_files};
-use train::plot;
 use train::run_dir::{RunDir, RunMode};
-use train::trainer::{RunOptions, TaskData, TrainError, TrainOutcome, evaluate, train};
+use train::trainer::{RunOptions, TrainError, TrainOutcome, evaluate, train};
 
 #[derive(Parser)]
 #[command(
@@ -294,7 +294,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config
                 .training
                 .check_warmup(total_steps)
-                .map_err(|m| anyhow::anyhow!("invalid configuration: {m}"))?;
+                .context("invalid configuration")?;
             // The first file of a run: from here on the folder holds one.
             write_atomic(&run_dir.join("config.toml"), config.to_toml().as_bytes())
                 .with_context(|| format!("cannot write {}", run_dir.display()))?;
@@ -446,86 +446,37 @@ fn vanishing(
     out_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     use train::config::TaskConfig;
-    use train::vanishing::{Measurement, VanishingJob, probe_batch};
+    use train::vanishing::{Measurement, VanishingJob, compared_cells, probe_batch, write_report};
 
     let base = load_config(config, backend, overrides)?;
     let TaskConfig::TemporalOrder(task) = &base.task else {
         anyhow::bail!("vanishing needs a temporal_order task");
     };
     let probe = probe_batch(task, base.seed + 2, 64);
-    let cells = [
-        (
-            "rnn",
-            models::CellKind::rnn(models::Nonlinearity::Tanh),
-            [214, 39, 40],
-        ),
-        ("lstm", models::CellKind::lstm(), [31, 119, 180]),
-        (
-            "lstm-chrono",
-            models::CellKind::Lstm {
-                peephole: false,
-                coupled_input_forget: false,
-                unit_forget_bias: false,
-                chrono_init: Some(task.max_length),
-            },
-            [148, 103, 189],
-        ),
-        ("gru", models::CellKind::gru(), [44, 160, 44]),
-    ];
-    let mut columns: Vec<(String, Vec<f64>)> = Vec::new();
-    let mut series = Vec::new();
+    let mut results = Vec::new();
     println!("vanishing gradients on {}", base.backend);
-    for (name, cell, colour) in cells {
+    for compared in compared_cells(task.max_length) {
         let mut config = base.clone();
-        config.model.cell = cell;
+        config.model.cell = compared.cell.clone();
         let job = VanishingJob {
             config: &config,
             probe: &probe,
         };
-        let Measurement {
-            before,
-            after,
-            valid_accuracy: accuracy,
-        } = run_on(config.backend, job)??;
+        let measurement: Measurement = run_on(config.backend, job)??;
+        let (before, after) = (&measurement.before, &measurement.after);
         println!(
-            "{name:5} ‖∂L/∂h_t‖ at t=0 / t=T−1: init {:.2e} / {:.2e}, trained {:.2e} / {:.2e} (validation accuracy {:.1}%)",
+            "{:5} ‖∂L/∂h_t‖ at t=0 / t=T−1: init {:.2e} / {:.2e}, trained {:.2e} / {:.2e} (validation accuracy {:.1}%)",
+            compared.name,
             before[0],
             before[before.len() - 1],
             after[0],
             after[after.len() - 1],
-            100.0 * accuracy
+            100.0 * measurement.valid_accuracy
         );
-        let light = colour.map(|c: u8| (c as u16 + (255 - c as u16) * 2 / 3) as u8);
-        series.push(plot::Series {
-            name: format!("{name} at init"),
-            values: before.clone(),
-            colour: light,
-        });
-        series.push(plot::Series {
-            name: format!("{name} trained"),
-            values: after.clone(),
-            colour,
-        });
-        columns.push((format!("{name}_init"), before));
-        columns.push((format!("{name}_trained"), after));
+        results.push((compared, measurement));
     }
     let run_dir = out_dir.join(&base.name);
-    let mut csv = String::from("t");
-    for (name, _) in &columns {
-        csv.push(',');
-        csv.push_str(name);
-    }
-    csv.push('\n');
-    for t in 0..columns[0].1.len() {
-        csv.push_str(&t.to_string());
-        for (_, values) in &columns {
-            csv.push_str(&format!(",{:.6e}", values[t]));
-        }
-        csv.push('\n');
-    }
-    write_atomic(&run_dir.join("vanishing_gradients.csv"), csv.as_bytes())?;
-    let path = run_dir.join("vanishing_gradients.png");
-    plot::log_lines(&path, &series, "step t", "|dL/dh_t| (log scale)")?;
+    write_report(&run_dir, &results)?;
     println!(
         "wrote {0}/vanishing_gradients.csv and .png (log10 ‖∂L/∂h_t‖ against t; light: at initialisation, dark: trained; red RNN, blue LSTM, purple LSTM with chrono initialisation, green GRU)",
         run_dir.display()
