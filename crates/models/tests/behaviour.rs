@@ -164,13 +164,14 @@ fn orthogonal_recurrent_blocks_are_orthogonal() {
         .with_recurrent_init(models::RecurrentInit::Orthogonal)
         .init::<B>(&device);
     let w: Tensor<B, 2> = Tensor::from_data(rnn.state_dict()["weight_hh_l0"].clone(), &device);
-    // burn's orthogonal initialiser works in f32; an unlucky draw loses a few more digits
-    // than 1e-5 (a uniform draw would be off by ~0.1).
+    // burn's orthogonal initialiser works in f32 and its draw is not seeded here: over 9,000
+    // blocks the largest error was 2.9e-4 and about one in a thousand exceeded 1e-4 (which
+    // made this test fail now and then); a uniform draw is off by ~0.1.
     for k in 0..3 {
         let block = w.clone().slice([k * 6..(k + 1) * 6, 0..6]);
         let gram = block.clone().matmul(block.transpose());
         assert!(
-            max_abs_diff(gram, Tensor::eye(6, &device)) < 1e-4,
+            max_abs_diff(gram, Tensor::eye(6, &device)) < 1e-3,
             "block {k}"
         );
     }
