@@ -152,15 +152,17 @@ impl Panel {
         Self { y_scale, ..self }
     }
 
-    /// The finite points of every series that the y scale can show.
+    /// Whether a point can be drawn: finite, and above 0 on a log axis.
+    fn shows(&self, (x, y): (f64, f64)) -> bool {
+        x.is_finite() && y.is_finite() && (self.y_scale != Scale::Log10 || y > 0.0)
+    }
+
+    /// The points of every series that [`Panel::shows`].
     fn shown_points(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
-        let log = self.y_scale == Scale::Log10;
-        self.series.iter().flat_map(move |s| {
-            s.points
-                .iter()
-                .copied()
-                .filter(move |(x, y)| x.is_finite() && y.is_finite() && (!log || *y > 0.0))
-        })
+        self.series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|&point| self.shows(point))
     }
 }
 
@@ -218,7 +220,7 @@ fn draw_panel(area: &DrawingArea<BitMapBackend, Shift>, panel: &Panel) -> Result
         .y_label_area_size(64);
     // The same drawing for both kinds of y axis (their coordinate types differ).
     macro_rules! draw {
-        ($chart:expr, $keep:expr) => {{
+        ($chart:expr) => {{
             let mut chart = $chart;
             chart
                 .configure_mesh()
@@ -232,7 +234,7 @@ fn draw_panel(area: &DrawingArea<BitMapBackend, Shift>, panel: &Panel) -> Result
                 .draw()?;
             for series in &panel.series {
                 let colour = rgb(series.colour);
-                let points = series.points.iter().copied().filter($keep);
+                let points = series.points.iter().copied().filter(|&p| panel.shows(p));
                 let drawn = chart.draw_series(LineSeries::new(points, colour.stroke_width(2)))?;
                 if !series.name.is_empty() {
                     drawn.label(series.name.as_str()).legend(move |(x, y)| {
@@ -260,17 +262,12 @@ fn draw_panel(area: &DrawingArea<BitMapBackend, Shift>, panel: &Panel) -> Result
                 let (low, high) = extent(panel.shown_points().map(|p| p.1));
                 (low.min(0.0), high)
             });
-            let keep = |(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
-            draw!(builder.build_cartesian_2d(x_low..x_high, low..high)?, keep);
+            draw!(builder.build_cartesian_2d(x_low..x_high, low..high)?);
         }
         Scale::Log10 => {
             let (low, high) = extent(panel.shown_points().map(|p| p.1.log10()));
             let (low, high) = (10f64.powf(low.floor()), 10f64.powf(high.ceil()));
-            let keep = |(x, y): &(f64, f64)| x.is_finite() && y.is_finite() && *y > 0.0;
-            draw!(
-                builder.build_cartesian_2d(x_low..x_high, (low..high).log_scale())?,
-                keep
-            );
+            draw!(builder.build_cartesian_2d(x_low..x_high, (low..high).log_scale())?);
         }
     }
     Ok(())

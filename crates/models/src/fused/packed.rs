@@ -168,30 +168,13 @@ unsafe fn gemm_k_range<K: Blocking>(
                             .as_ptr()
                             .add(p * panel_len + (k_range.start + piece.start) * PANEL);
                         let init = init.map_or(std::ptr::null(), |row| row.as_ptr().add(p * PANEL));
+                        let (k, a_strides) = (piece.len(), (row_stride, k_stride));
                         macro_rules! tile {
                             ($rows:literal) => {
                                 if pair {
-                                    K::tile::<$rows, 2>(
-                                        piece.len(),
-                                        a,
-                                        (row_stride, k_stride),
-                                        w,
-                                        panel_len,
-                                        c,
-                                        ldc,
-                                        init,
-                                    )
+                                    K::tile::<$rows, 2>(k, a, a_strides, w, panel_len, c, ldc, init)
                                 } else {
-                                    K::tile::<$rows, 1>(
-                                        piece.len(),
-                                        a,
-                                        (row_stride, k_stride),
-                                        w,
-                                        panel_len,
-                                        c,
-                                        ldc,
-                                        init,
-                                    )
+                                    K::tile::<$rows, 1>(k, a, a_strides, w, panel_len, c, ldc, init)
                                 }
                             };
                         }
