@@ -285,8 +285,8 @@ fn work_items(directions: usize, batch: usize, threads: usize) -> Vec<(usize, Ra
         .collect()
 }
 
-/// Runs `job` on every item, spread over at most `threads` threads (the first share on the
-/// calling thread), and returns the results in the items' order.
+/// Runs `job` on every item, spread over at most `threads` of rayon's worker threads, and
+/// returns the results in the items' order. One group runs on the calling thread.
 fn on_threads<I: Send, T: Send>(
     items: Vec<I>,
     threads: usize,
@@ -299,23 +299,20 @@ fn on_threads<I: Send, T: Send>(
         grouped[index * groups / count].push(item);
     }
     let run = |group: Vec<I>| group.into_iter().map(&job).collect::<Vec<T>>();
+    if groups == 1 {
+        return grouped.into_iter().flat_map(run).collect();
+    }
+    let mut results: Vec<Vec<T>> = (0..groups).map(|_| Vec::new()).collect();
     let run = &run;
-    std::thread::scope(|scope| {
-        let mut grouped = grouped.into_iter();
-        let first = grouped.next().expect("at least one group");
-        let handles: Vec<_> = grouped
-            .map(|group| scope.spawn(move || run(group)))
-            .collect();
-        let mut results = run(first);
-        for handle in handles {
-            results.extend(
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
+    rayon::in_place_scope(|scope| {
+        let mut pairs = grouped.into_iter().zip(results.iter_mut());
+        let (first, first_slot) = pairs.next().expect("at least two groups");
+        for (group, slot) in pairs {
+            scope.spawn(move |_| *slot = run(group));
         }
-        results
-    })
+        *first_slot = run(first);
+    });
+    results.into_iter().flatten().collect()
 }
 
 /// `fn $name(isa, job: &$job) -> $out` that runs `$body::<blocking>(job)` compiled for `isa`.
