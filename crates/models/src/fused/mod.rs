@@ -122,6 +122,7 @@ pub(crate) fn run_layer<B: Backend>(
     initial: Vec<RecurrentState<B, 2>>,
     lengths: Option<&[usize]>,
 ) -> Tensor<B, 3> {
+    pool::keep_freed_blocks();
     let [batch, time, input] = x.dims();
     let hidden = initial[0].hidden.dims()[1];
     let device = x.device();
