@@ -176,7 +176,7 @@ mod tests {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn a_freed_block_of_megabytes_is_not_faulted_in_again() {
         keep_freed_blocks();
-        // 8 MiB: with glibc's defaults each round maps it afresh (2,048 faults a round).
+        // 8 MiB: with glibc's defaults each round maps it afresh (2,048 faults in the 4 rounds).
         let len = 8 << 20;
         let touch = || {
             let mut block = vec![0u8; len];
