@@ -5,6 +5,9 @@
 //! Runs under its own harness so that, on a machine with no wgpu adapter at all, the wgpu
 //! checks are reported as ignored with the reason, never as passed.
 
+#[path = "../crates/train/tests/layouts/mod.rs"]
+mod layouts;
+
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use burn_ndarray::NdArrayDevice;
@@ -16,7 +19,7 @@ use models::{
 use train::ExperimentConfig;
 use train::backend::{BackendKind, CpuBackend, GpuBackend, run_on, wgpu_adapter};
 use train::config::TaskConfig;
-use train::corpus::TaskData;
+use train::corpus::{CorpusSource, TaskData};
 use train::trainer::{RunOptions, train};
 use train::vanishing::{VanishingJob, probe_batch};
 
@@ -92,6 +95,37 @@ fn repo() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The embedded corpus's synthetic training recordings.
+fn embedded_wavs() -> Result<Vec<std::path::PathBuf>, Failed> {
+    let corpus = repo().join("datasets/default");
+    let utterances = train::datasets::read_manifest(&corpus.join("manifest.csv"))?;
+    Ok(utterances
+        .into_iter()
+        .filter(|u| u.split == "train")
+        .map(|u| u.path)
+        .collect())
+}
+
+/// A Speech Commands folder with the ten command words and one other word, said by four
+/// speakers of the embedded corpus's recordings (two train, one in each list).
+fn tiny_speech_commands(root: &std::path::Path) -> Result<(), Failed> {
+    let wavs = embedded_wavs()?;
+    let words = train::datasets::COMMAND_WORDS.iter().chain(&["wow"]);
+    let lists = ["training", "training", "validation", "testing"];
+    let names: Vec<String> = (0..lists.len())
+        .map(|speaker| format!("{speaker:08x}_nohash_0.wav"))
+        .collect();
+    let mut files = Vec::new();
+    for (w, word) in words.enumerate() {
+        for (speaker, list) in lists.iter().enumerate() {
+            let wav = &wavs[(w * lists.len() + speaker) % wavs.len()];
+            files.push((*word, names[speaker].as_str(), *list, wav.as_path()));
+        }
+    }
+    layouts::speech_commands_layout(root, &files, 12)?;
+    Ok(())
+}
+
 /// A manifest of a few utterances per split of the embedded corpus (absolute paths).
 fn tiny_manifest(dir: &std::path::Path) -> Result<std::path::PathBuf, Failed> {
     let corpus = repo().join("datasets/default");
@@ -138,14 +172,28 @@ fn experiment_runs_on_wgpu(file: std::path::PathBuf) -> Result<(), Failed> {
     .map(String::from)
     .to_vec();
     match ExperimentConfig::parse(&text, &stem, &[])?.task {
-        TaskConfig::SpokenDigits(_) => {
-            let manifest = tiny_manifest(scratch.path())?;
+        TaskConfig::AudioClassification(task) => {
             let cache = scratch.path().join("cache");
-            overrides.push(format!(
-                "task.manifest={:?}",
-                manifest.display().to_string()
-            ));
             overrides.push(format!("task.cache_dir={:?}", cache.display().to_string()));
+            let (setting, path) = match task.source() {
+                CorpusSource::Manifest { .. } if task.manifest.is_some() => {
+                    ("task.manifest", tiny_manifest(scratch.path())?)
+                }
+                CorpusSource::Manifest { .. } => {
+                    ("task.corpus.path", tiny_manifest(scratch.path())?)
+                }
+                CorpusSource::Fsdd { .. } => {
+                    let root = scratch.path().join("fsdd");
+                    layouts::free_spoken_digits_layout(&root, &embedded_wavs()?, &[0, 5, 10, 11])?;
+                    ("task.corpus.root", root)
+                }
+                CorpusSource::SpeechCommands { .. } => {
+                    let root = scratch.path().join("speech_commands");
+                    tiny_speech_commands(&root)?;
+                    ("task.corpus.root", root)
+                }
+            };
+            overrides.push(format!("{setting}={:?}", path.display().to_string()));
         }
         TaskConfig::TemporalOrder(_) => {
             for short in [

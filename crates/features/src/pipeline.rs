@@ -66,13 +66,13 @@ impl FilePipeline {
     /// Features of one file.
     pub fn run(&self, path: impl AsRef<Path>) -> Result<Features, FeatureError> {
         self.check_perturbation()?;
-        self.run_audio(read_wav(path, self.channel)?)
+        self.features_of(read_wav(path, self.channel)?)
     }
 
     /// Features of a WAV file already in memory (e.g. read once to hash it as well).
     pub fn run_bytes(&self, bytes: &[u8]) -> Result<Features, FeatureError> {
         self.check_perturbation()?;
-        self.run_audio(decode_wav(bytes, self.channel)?)
+        self.features_of(decode_wav(bytes, self.channel)?)
     }
 
     fn check_perturbation(&self) -> Result<(), FeatureError> {
@@ -90,8 +90,14 @@ impl FilePipeline {
         }
     }
 
+    /// Features of decoded audio, e.g. a stretch cut from a longer recording.
+    pub fn run_audio(&self, audio: Audio) -> Result<Features, FeatureError> {
+        self.check_perturbation()?;
+        self.features_of(audio)
+    }
+
     /// Resampling (and speed), features, deltas and CMVN of decoded audio.
-    fn run_audio(&self, mut audio: Audio) -> Result<Features, FeatureError> {
+    fn features_of(&self, mut audio: Audio) -> Result<Features, FeatureError> {
         let mut options = self.options.clone();
         if !self.fixed_rate {
             options.frame.sample_rate = audio.sample_rate;

@@ -1,6 +1,7 @@
 //! The data as the training loop sees it ([`TaskData`]): a generated task, or a fixed corpus
-//! of utterances with the spoken-digit task's configuration, loading and caching its
-//! features per split, training augmentation, and padding examples into batches.
+//! of utterances with the audio classification task's configuration (which corpus, which
+//! labels), loading and caching its features per split, training augmentation, and padding
+//! examples into batches.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,10 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigProblem, DataSource, ExperimentConfig, InvalidValue};
-use crate::datasets::{DatasetError, Example, FeatureCache, load_examples, read_manifest};
+use crate::datasets::{
+    DatasetError, Example, FeatureCache, KeywordTask, Utterance, free_spoken_digits,
+    keyword_spotting, load_examples, read_manifest, speech_commands,
+};
 use crate::task::{Batch, SequenceTask, Targets};
 
 /// Why a corpus could not be loaded.
@@ -57,7 +61,7 @@ impl TaskData {
     pub fn sizes(&self) -> (usize, usize) {
         match self {
             TaskData::Generated { task, .. } => task.sizes(),
-            TaskData::Corpus(corpus) => (corpus.input_size, SpokenDigits::NUM_CLASSES),
+            TaskData::Corpus(corpus) => (corpus.input_size, corpus.labels.len()),
         }
     }
 
@@ -65,7 +69,7 @@ impl TaskData {
     pub fn class_names(&self) -> Vec<String> {
         match self {
             TaskData::Generated { task, .. } => task.class_names(),
-            TaskData::Corpus(_) => SpokenDigits::labels(),
+            TaskData::Corpus(corpus) => corpus.labels.clone(),
         }
     }
 
@@ -89,6 +93,8 @@ impl TaskData {
 /// A corpus's examples by split.
 #[derive(Debug)]
 pub struct Corpus {
+    /// The class names, in output order.
+    pub labels: Vec<String>,
     /// Feature width.
     pub input_size: usize,
     /// Training examples.
@@ -109,11 +115,11 @@ pub struct Corpus {
 
 /// Loads the corpus `task` describes: every split's features (cached when `cache_dir` is
 /// set) and the augmented versions of the training utterances.
-pub fn load_corpus(task: &SpokenDigits) -> Result<Corpus, CorpusError> {
-    let utterances = read_manifest(&task.manifest)?;
+pub fn load_corpus(task: &AudioClassification) -> Result<Corpus, CorpusError> {
+    let utterances = task.utterances()?;
     let pipeline = task.pipeline();
     let cache = task.cache_dir.as_ref().map(FeatureCache::new);
-    let labels = SpokenDigits::labels();
+    let labels = task.resolve_labels(&utterances);
     let mut skipped = Vec::new();
     let mut load = |split: &str| -> Result<Vec<Example>, CorpusError> {
         let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
@@ -138,15 +144,15 @@ pub fn load_corpus(task: &SpokenDigits) -> Result<Corpus, CorpusError> {
         let versions: HashMap<_, _> = loaded
             .examples
             .into_iter()
-            .map(|e| (e.path, e.features))
+            .map(|e| ((e.path, format!("{:?}", e.clip)), e.features))
             .collect();
         for example in &mut train {
-            example
-                .augmented
-                .extend(versions.get(&example.path).cloned());
+            let key = (example.path.clone(), format!("{:?}", example.clip));
+            example.augmented.extend(versions.get(&key).cloned());
         }
     }
     Ok(Corpus {
+        labels,
         input_size: train[0].features.dim,
         train,
         valid,
@@ -158,14 +164,36 @@ pub fn load_corpus(task: &SpokenDigits) -> Result<Corpus, CorpusError> {
     })
 }
 
-/// Spoken-digit classification from a manifest of WAV files: MFCC → recurrent stack →
-/// `y_t` → one softmax per utterance (pooled over its valid steps).
+/// Classification of recordings (spoken digits, keywords, any label set): features →
+/// recurrent stack → `y_t` → one softmax per utterance (pooled over its valid steps).
+///
+/// The utterances come from `manifest` (a CSV, the shorthand the digit experiments use)
+/// or `corpus` (any [`CorpusSource`]); exactly one is given. The classes are `labels` when
+/// given, otherwise [`AudioClassification::resolve_labels`] takes them from the corpus;
+/// a run saves them in its `config.toml`, so `predict` prints the same names.
+///
+/// ```toml
+/// [task]
+/// kind = "audio_classification"
+/// corpus = { kind = "speech_commands", root = "data/speech_commands_v0.02", version = 2, task = "12class" }
+/// preset = "kaldi"
+/// sample_rate = 16000
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SpokenDigits {
-    /// Manifest CSV (`path,label,speaker,split,…`; labels `0`…`9`), relative to the
-    /// working directory; its paths are relative to the manifest's folder.
-    pub manifest: std::path::PathBuf,
+pub struct AudioClassification {
+    /// Manifest CSV (`path,label,speaker,split,…`), relative to the working directory; its
+    /// paths are relative to the manifest's folder. Short for
+    /// `corpus = { kind = "manifest", path = … }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<std::path::PathBuf>,
+    /// Where the utterances come from, when not `manifest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus: Option<CorpusSource>,
+    /// The class names in output order; utterances with other labels are skipped (and
+    /// reported). Taken from the corpus when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     /// Feature preset: `kaldi`, `librosa` or `htk`.
     pub preset: features::Preset,
     /// Rate the features are computed at (Hz); files at other rates are resampled.
@@ -203,7 +231,7 @@ pub struct SpokenDigits {
     pub augment: Augment,
 }
 
-/// What [`SpokenDigits`] feeds the network.
+/// What [`AudioClassification`] feeds the network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeatureKind {
@@ -280,15 +308,118 @@ impl Augment {
     }
 }
 
-impl SpokenDigits {
-    /// Ten classes, `0`…`9`.
-    pub const NUM_CLASSES: usize = 10;
+/// A corpus an [`AudioClassification`] task reads, named in its TOML.
+///
+/// ```toml
+/// corpus = { kind = "manifest", path = "datasets/synthetic/manifest.csv" }
+/// corpus = { kind = "fsdd", root = "data/free-spoken-digit-dataset" }
+/// corpus = { kind = "speech_commands", root = "data/speech_commands_v0.02", version = 2, task = "35words" }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CorpusSource {
+    /// A manifest CSV ([`read_manifest`]).
+    Manifest {
+        /// The CSV, relative to the working directory.
+        path: std::path::PathBuf,
+    },
+    /// The Free Spoken Digit Dataset ([`free_spoken_digits`]): labels `0`…`9`.
+    Fsdd {
+        /// The clone of its repository, or its `recordings` folder.
+        root: std::path::PathBuf,
+    },
+    /// Google Speech Commands, split by its `validation_list.txt` and `testing_list.txt`.
+    SpeechCommands {
+        /// The extracted archive: one folder per word, the two lists, `_background_noise_`.
+        root: std::path::PathBuf,
+        /// 1 (`speech_commands_v0.01`, 30 words) or 2 (`v0.02`, 35 words).
+        version: u8,
+        /// `"12class"` (the default) or `"35words"`.
+        #[serde(default)]
+        task: SpeechCommandsTask,
+    },
+}
+
+/// Which of Speech Commands' tasks a run trains.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpeechCommandsTask {
+    /// The ten command words, `_unknown_` and `_silence_` ([`keyword_spotting`] with
+    /// [`KeywordTask::twelve_class`]): the task of Warden (2018) and most papers since.
+    #[default]
+    #[serde(rename = "12class")]
+    TwelveClass,
+    /// Every word its own class ([`speech_commands`]); v2 only, which has 35.
+    #[serde(rename = "35words")]
+    AllWords,
+}
+
+impl CorpusSource {
+    /// Lists the corpus's utterances (no audio is read, except `_background_noise_`).
+    pub fn utterances(&self) -> Result<Vec<Utterance>, DatasetError> {
+        match self {
+            CorpusSource::Manifest { path } => read_manifest(path),
+            CorpusSource::Fsdd { root } => free_spoken_digits(root),
+            CorpusSource::SpeechCommands { root, task, .. } => match task {
+                SpeechCommandsTask::TwelveClass => {
+                    keyword_spotting(root, &KeywordTask::twelve_class())
+                }
+                SpeechCommandsTask::AllWords => speech_commands(root),
+            },
+        }
+    }
+}
+
+impl AudioClassification {
     /// Delta order and window with `deltas = true` (Kaldi's add-deltas defaults).
     pub const DELTAS: (usize, usize) = (2, 2);
 
-    /// The class names as the manifest writes them.
-    pub fn labels() -> Vec<String> {
-        (0..Self::NUM_CLASSES).map(|d| d.to_string()).collect()
+    /// The corpus, with the `manifest` shorthand spelled out.
+    pub fn source(&self) -> CorpusSource {
+        match (&self.corpus, &self.manifest) {
+            (Some(corpus), _) => corpus.clone(),
+            (None, Some(path)) => CorpusSource::Manifest { path: path.clone() },
+            // `validate` refuses a task with neither.
+            (None, None) => CorpusSource::Manifest {
+                path: std::path::PathBuf::new(),
+            },
+        }
+    }
+
+    /// Lists the task's utterances.
+    pub fn utterances(&self) -> Result<Vec<Utterance>, DatasetError> {
+        self.source().utterances()
+    }
+
+    /// The class names in output order: `labels` when given; for Speech Commands' 12-class
+    /// task the reference's order (`_silence_`, `_unknown_`, then the command words);
+    /// otherwise every label of the `train` split in sorted (byte) order, so digits are
+    /// `0`…`9`.
+    pub fn resolve_labels(&self, utterances: &[Utterance]) -> Vec<String> {
+        if let Some(labels) = &self.labels {
+            return labels.clone();
+        }
+        if let CorpusSource::SpeechCommands {
+            task: SpeechCommandsTask::TwelveClass,
+            ..
+        } = self.source()
+        {
+            return KeywordTask::twelve_class().labels();
+        }
+        utterances
+            .iter()
+            .filter(|u| u.split == "train")
+            .map(|u| u.label.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// The class names a trained run was saved with, or else those the corpus gives.
+    pub fn saved_or_resolved_labels(&self) -> Result<Vec<String>, DatasetError> {
+        match &self.labels {
+            Some(labels) => Ok(labels.clone()),
+            None => Ok(self.resolve_labels(&self.utterances()?)),
+        }
     }
 
     /// The feature pipeline these options describe.
@@ -318,8 +449,8 @@ impl SpokenDigits {
         if self.deltas { Self::DELTAS.0 + 1 } else { 1 }
     }
 
-    /// Values per frame of [`SpokenDigits::pipeline`]'s output: the preset's MFCCs or mel
-    /// bands, once per [`SpokenDigits::feature_blocks`].
+    /// Values per frame of [`AudioClassification::pipeline`]'s output: the preset's MFCCs or mel
+    /// bands, once per [`AudioClassification::feature_blocks`].
     pub fn features_per_frame(&self) -> usize {
         let options = features::FeatureOptions::preset(self.preset);
         let n = match self.features {
@@ -331,6 +462,39 @@ impl SpokenDigits {
 
     /// Checks the feature options and the augmentation before any file is read.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
+        if self.manifest.is_some() == self.corpus.is_some() {
+            return Err(InvalidValue::new(
+                "task.manifest and task.corpus",
+                "must be given one at a time: exactly one of them says where the utterances are",
+            )
+            .into());
+        }
+        if let Some(labels) = &self.labels {
+            let distinct: std::collections::BTreeSet<_> = labels.iter().collect();
+            if labels.len() < 2 || distinct.len() != labels.len() {
+                return Err(InvalidValue::new(
+                    "task.labels",
+                    format!("must hold at least two different names, each once, got {labels:?}"),
+                )
+                .into());
+            }
+        }
+        if let Some(CorpusSource::SpeechCommands { version, task, .. }) = &self.corpus {
+            if !matches!(version, 1 | 2) {
+                return Err(InvalidValue::new(
+                    "task.corpus.version",
+                    format!("must be 1 or 2 (Speech Commands v0.01 or v0.02), got {version}"),
+                )
+                .into());
+            }
+            if *version == 1 && *task == SpeechCommandsTask::AllWords {
+                return Err(InvalidValue::new(
+                    "task.corpus.task",
+                    "\"35words\" needs version = 2 (v0.01 has 30 words)",
+                )
+                .into());
+            }
+        }
         if self.sample_rate == 0 {
             return Err(InvalidValue::new("task.sample_rate", "must be positive").into());
         }

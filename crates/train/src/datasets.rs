@@ -1,14 +1,18 @@
 //! Utterance lists from the corpora this project reads (its own manifest CSV, the Free
-//! Spoken Digit Dataset, Google Speech Commands), and their features, cached on disk.
+//! Spoken Digit Dataset, Google Speech Commands and its 12-class keyword task), and their
+//! features, cached on disk.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use features::{FeatureError, Features, FilePipeline, read_npy};
+use features::{Audio, FeatureError, Features, FilePipeline, decode_wav, read_npy};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 /// One recording and what is known about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Utterance {
     /// The WAV file.
     pub path: PathBuf,
@@ -18,6 +22,35 @@ pub struct Utterance {
     pub speaker: String,
     /// `train`, `valid`, `test`, or a corpus's own name such as `real`.
     pub split: String,
+    /// The stretch of `path` that is this utterance, when it is not the whole file.
+    pub clip: Option<Clip>,
+}
+
+/// A stretch of a longer recording used as an utterance of its own, such as Speech
+/// Commands' `_silence_` clips cut from `_background_noise_`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clip {
+    /// First sample, at the file's own rate.
+    pub start: usize,
+    /// Samples (fewer when the file ends sooner).
+    pub length: usize,
+    /// Factor applied to the samples.
+    pub gain: f32,
+}
+
+impl Clip {
+    /// The stretch of `audio`, scaled.
+    pub fn cut(&self, audio: &Audio) -> Audio {
+        let start = self.start.min(audio.samples.len());
+        let end = start.saturating_add(self.length).min(audio.samples.len());
+        Audio {
+            sample_rate: audio.sample_rate,
+            samples: audio.samples[start..end]
+                .iter()
+                .map(|x| x * self.gain)
+                .collect(),
+        }
+    }
 }
 
 /// Why a corpus could not be listed or loaded.
@@ -117,13 +150,16 @@ pub fn read_manifest(path: &Path) -> Result<Vec<Utterance>, DatasetError> {
             label: field(l)?.to_string(),
             speaker: field(s)?.to_string(),
             split: field(sp)?.to_string(),
+            clip: None,
         });
     }
     Ok(utterances)
 }
 
 /// The Free Spoken Digit Dataset: `{digit}_{speaker}_{index}.wav` in `root` or
-/// `root/recordings`, split as its README says (indices 0–4 test, the rest train).
+/// `root/recordings`. Its README's split gives indices 0–4 to test and the rest to train;
+/// indices 5–9 of that rest are held out here as `valid`, so that training can choose its
+/// best epoch without looking at test.
 pub fn free_spoken_digits(root: &Path) -> Result<Vec<Utterance>, DatasetError> {
     let folder = if root.join("recordings").is_dir() {
         root.join("recordings")
@@ -154,8 +190,14 @@ pub fn free_spoken_digits(root: &Path) -> Result<Vec<Utterance>, DatasetError> {
         utterances.push(Utterance {
             label: digit.to_string(),
             speaker: speaker.to_string(),
-            split: if index < 5 { "test" } else { "train" }.to_string(),
+            split: match index {
+                0..5 => "test",
+                5..10 => "valid",
+                _ => "train",
+            }
+            .to_string(),
             path,
+            clip: None,
         });
     }
     utterances.sort_by(|a, b| a.path.cmp(&b.path));
@@ -169,8 +211,11 @@ pub fn free_spoken_digits(root: &Path) -> Result<Vec<Utterance>, DatasetError> {
 }
 
 /// Google Speech Commands (v1 or v2): one folder per word, `validation_list.txt` and
-/// `testing_list.txt` naming the held-out files, speaker = the file name before `_nohash_`.
-/// Folders starting with `_` (such as `_background_noise_`) are skipped.
+/// `testing_list.txt` naming the held-out files (`word/file.wav`), speaker = the file name
+/// before `_nohash_` (a hash of the speaker), so every `_nohash_N` take of a speaker falls
+/// where the lists put that speaker. A file named in both lists is a test file. Every word
+/// is its own label (Speech Commands' 35-word task on v2, 30 words on v1); folders starting
+/// with `_` (such as `_background_noise_`) are skipped.
 pub fn speech_commands(root: &Path) -> Result<Vec<Utterance>, DatasetError> {
     let list = |name: &str| -> Result<BTreeSet<String>, DatasetError> {
         let path = root.join(name);
@@ -215,11 +260,210 @@ pub fn speech_commands(root: &Path) -> Result<Vec<Utterance>, DatasetError> {
                 label: word.clone(),
                 split: split.to_string(),
                 path,
+                clip: None,
             });
         }
     }
     utterances.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(utterances)
+}
+
+/// The label of Speech Commands' clips that hold no word.
+pub const SILENCE: &str = "_silence_";
+/// The label of every word that is not a keyword.
+pub const UNKNOWN: &str = "_unknown_";
+/// The ten command words of Speech Commands' standard 12-class task, in the reference
+/// order (TensorFlow's `speech_commands` example).
+pub const COMMAND_WORDS: [&str; 10] = [
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
+];
+
+/// How [`keyword_spotting`] builds a keyword task from Speech Commands, as TensorFlow's
+/// reference (`input_data.py`) does: the keywords keep their labels, and each split gets
+/// `unknown_percentage`% as many other words labelled `_unknown_` and `silence_percentage`%
+/// as many one-second `_silence_` clips.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeywordTask {
+    /// The words kept as classes.
+    pub keywords: Vec<String>,
+    /// `_unknown_` utterances per split, in percent of that split's keyword utterances.
+    pub unknown_percentage: f64,
+    /// `_silence_` clips per split, in percent of that split's keyword utterances.
+    pub silence_percentage: f64,
+    /// Seed of the draws of unknown words and silence clips.
+    pub seed: u64,
+}
+
+impl KeywordTask {
+    /// The standard task: [`COMMAND_WORDS`], 10% unknown, 10% silence, the reference's seed.
+    pub fn twelve_class() -> Self {
+        Self {
+            keywords: COMMAND_WORDS.iter().map(|w| w.to_string()).collect(),
+            unknown_percentage: 10.0,
+            silence_percentage: 10.0,
+            seed: 59185,
+        }
+    }
+
+    /// `_silence_`, `_unknown_`, then the keywords: the reference's class order.
+    pub fn labels(&self) -> Vec<String> {
+        [SILENCE, UNKNOWN]
+            .iter()
+            .map(|l| l.to_string())
+            .chain(self.keywords.iter().cloned())
+            .collect()
+    }
+}
+
+/// Speech Commands as a keyword-spotting task ([`KeywordTask`]), splits from its lists.
+///
+/// - Unknown words are drawn per split without replacement, from every non-keyword file of
+///   that split, by a shuffle seeded with `task.seed`.
+/// - Silence clips are one second long, cut at random from the files in
+///   `_background_noise_` at a gain uniform in [0.1, 1]. Each noise file is cut in three
+///   stretches, the first 80% for train, the next 10% for valid and the last 10% for test, so
+///   no split hears another's noise. Their speaker is `_background_noise_/<file stem>`.
+///
+/// ```no_run
+/// use train::datasets::{KeywordTask, keyword_spotting};
+/// let utterances = keyword_spotting("speech_commands_v0.02".as_ref(), &KeywordTask::twelve_class())?;
+/// # Ok::<(), train::datasets::DatasetError>(())
+/// ```
+pub fn keyword_spotting(root: &Path, task: &KeywordTask) -> Result<Vec<Utterance>, DatasetError> {
+    let all = speech_commands(root)?;
+    let noise = background_noise(root)?;
+    let mut rng = StdRng::seed_from_u64(task.seed);
+    let mut chosen = Vec::new();
+    // Every split the lists define, in a fixed order so the draws are too.
+    for (split, share) in [
+        ("train", (0.0, 0.8)),
+        ("valid", (0.8, 0.9)),
+        ("test", (0.9, 1.0)),
+    ] {
+        let in_split = all.iter().filter(|u| u.split == split);
+        let (keywords, mut others): (Vec<&Utterance>, Vec<&Utterance>) =
+            in_split.partition(|u| task.keywords.contains(&u.label));
+        let count = |percentage: f64| (keywords.len() as f64 * percentage / 100.0).ceil() as usize;
+        chosen.extend(keywords.iter().map(|u| (*u).clone()));
+        others.shuffle(&mut rng);
+        chosen.extend(
+            others
+                .iter()
+                .take(count(task.unknown_percentage))
+                .map(|u| Utterance {
+                    label: UNKNOWN.to_string(),
+                    ..(*u).clone()
+                }),
+        );
+        let silence = count(task.silence_percentage);
+        if silence > 0 {
+            chosen.extend(silence_clips(&noise, split, share, silence, &mut rng)?);
+        }
+    }
+    Ok(chosen)
+}
+
+/// The noise recordings of `_background_noise_`, by path, with their rate and length.
+fn background_noise(root: &Path) -> Result<Vec<(PathBuf, Audio)>, DatasetError> {
+    let folder = root.join("_background_noise_");
+    let Ok(entries) = std::fs::read_dir(&folder) else {
+        return Ok(Vec::new());
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(io(&folder))?.path();
+        if path.extension().is_some_and(|e| e == "wav") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let audio = features::read_wav(&path, features::Channel::Mean).map_err(|source| {
+                DatasetError::BadFile {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            Ok((path, audio))
+        })
+        .collect()
+}
+
+/// `count` one-second clips for `split`, cut from the `share` (start, end fractions) of the
+/// noise files, round robin over the files long enough to hold one.
+fn silence_clips(
+    noise: &[(PathBuf, Audio)],
+    split: &str,
+    share: (f64, f64),
+    count: usize,
+    rng: &mut StdRng,
+) -> Result<Vec<Utterance>, DatasetError> {
+    use rand::Rng;
+    let stretches: Vec<(&PathBuf, usize, usize, usize)> = noise
+        .iter()
+        .filter_map(|(path, audio)| {
+            let n = audio.samples.len() as f64;
+            let (from, to) = ((n * share.0) as usize, (n * share.1) as usize);
+            let second = audio.sample_rate as usize;
+            (to >= from + second).then_some((path, from, to, second))
+        })
+        .collect();
+    if stretches.is_empty() {
+        return Err(DatasetError::Layout(format!(
+            "{split} needs {count} {SILENCE} clips, but _background_noise_ holds no .wav file \
+             with a second of audio in that split's share of it"
+        )));
+    }
+    Ok((0..count)
+        .map(|i| {
+            let &(path, from, to, second) = &stretches[i % stretches.len()];
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("noise");
+            Utterance {
+                path: path.clone(),
+                label: SILENCE.to_string(),
+                speaker: format!("_background_noise_/{stem}"),
+                split: split.to_string(),
+                clip: Some(Clip {
+                    start: rng.random_range(from..=to - second),
+                    length: second,
+                    gain: rng.random_range(0.1..=1.0),
+                }),
+            }
+        })
+        .collect())
+}
+
+/// Counts of a corpus listing, for `experiment corpus-info`: utterances per split, per
+/// (split, label) and per (split, speaker), each sorted by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CorpusCounts {
+    /// Utterances per split.
+    pub splits: std::collections::BTreeMap<String, usize>,
+    /// Utterances per split and label.
+    pub labels: std::collections::BTreeMap<(String, String), usize>,
+    /// Utterances per split and speaker.
+    pub speakers: std::collections::BTreeMap<(String, String), usize>,
+}
+
+impl CorpusCounts {
+    /// Counts `utterances`.
+    pub fn new(utterances: &[Utterance]) -> Self {
+        let mut counts = Self::default();
+        for u in utterances {
+            *counts.splits.entry(u.split.clone()).or_default() += 1;
+            *counts
+                .labels
+                .entry((u.split.clone(), u.label.clone()))
+                .or_default() += 1;
+            *counts
+                .speakers
+                .entry((u.split.clone(), u.speaker.clone()))
+                .or_default() += 1;
+        }
+        counts
+    }
 }
 
 /// Features stored on disk, one `.npy` per (file contents, feature configuration): a
@@ -237,10 +481,24 @@ impl FeatureCache {
 
     /// The features of `path` under `pipeline`, computed and stored on a miss.
     pub fn features(&self, path: &Path, pipeline: &FilePipeline) -> Result<Features, FeatureError> {
+        self.clip_features(path, None, pipeline)
+    }
+
+    /// The features of `clip` of `path` (the whole file when `None`) under `pipeline`.
+    pub fn clip_features(
+        &self,
+        path: &Path,
+        clip: Option<Clip>,
+        pipeline: &FilePipeline,
+    ) -> Result<Features, FeatureError> {
         let bytes = std::fs::read(path).map_err(|e| FeatureError::io(path, e))?;
+        let mut configuration = format!("{pipeline:?}");
+        if let Some(clip) = clip {
+            configuration.push_str(&format!("{clip:?}"));
+        }
         let key = fnv1a(
             &bytes,
-            fnv1a(format!("{pipeline:?}").as_bytes(), 0xcbf2_9ce4_8422_2325),
+            fnv1a(configuration.as_bytes(), 0xcbf2_9ce4_8422_2325),
         );
         let entry = self.dir.join(format!("{key:016x}.npy"));
         if let Ok(array) = read_npy(&entry)
@@ -252,10 +510,22 @@ impl FeatureCache {
                 data: array.data,
             });
         }
-        let features = pipeline.run_bytes(&bytes)?;
+        let features = features_of_bytes(&bytes, clip, pipeline)?;
         std::fs::create_dir_all(&self.dir).map_err(|e| FeatureError::io(&self.dir, e))?;
         features::write_npy(&entry, &features)?;
         Ok(features)
+    }
+}
+
+/// The features of a WAV file in memory, or of a clip of it.
+fn features_of_bytes(
+    bytes: &[u8],
+    clip: Option<Clip>,
+    pipeline: &FilePipeline,
+) -> Result<Features, FeatureError> {
+    match clip {
+        None => pipeline.run_bytes(bytes),
+        Some(clip) => pipeline.run_audio(clip.cut(&decode_wav(bytes, pipeline.channel)?)),
     }
 }
 
@@ -279,6 +549,8 @@ pub struct Example {
     pub path: PathBuf,
     /// Who is speaking (the manifest's `speaker`).
     pub speaker: String,
+    /// The stretch of `path` it came from, when not the whole file.
+    pub clip: Option<Clip>,
     /// Augmented versions of the same utterance (training only; see `corpus::Augment`).
     pub augmented: Vec<Features>,
 }
@@ -299,6 +571,7 @@ impl Example {
             label: self.label,
             path: self.path.clone(),
             speaker: self.speaker.clone(),
+            clip: self.clip,
             augmented: Vec::new(),
         }
     }
@@ -337,8 +610,10 @@ pub fn load_examples(
                 source,
             };
             let features = match cache {
-                Some(cache) => cache.features(&u.path, pipeline),
-                None => pipeline.run(&u.path),
+                Some(cache) => cache.clip_features(&u.path, u.clip, pipeline),
+                None => std::fs::read(&u.path)
+                    .map_err(|e| FeatureError::io(&u.path, e))
+                    .and_then(|bytes| features_of_bytes(&bytes, u.clip, pipeline)),
             }
             .map_err(bad_file)?;
             if features.num_frames == 0 {
@@ -349,6 +624,7 @@ pub fn load_examples(
                 label,
                 path: u.path.clone(),
                 speaker: u.speaker.clone(),
+                clip: u.clip,
                 augmented: Vec::new(),
             })
         })

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{Checkpoints, load_model};
 use crate::config::{ExperimentConfig, TaskConfig};
-use crate::corpus::SpokenDigits;
+use crate::corpus::AudioClassification;
 use crate::trainer::build_model;
 
 /// Why a run could not be used.
@@ -23,8 +23,16 @@ pub enum InferenceError {
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// The run's task does not take audio.
-    #[error("run {0} is not a spoken-digits experiment")]
+    #[error("run {0} is not an audio classification experiment")]
     NotAudio(String),
+    /// The run saved no class names, and its corpus could not be listed to find them.
+    #[error("run {run}: cannot list its corpus for the class names")]
+    Labels {
+        /// The run folder.
+        run: String,
+        /// Why the corpus could not be listed.
+        source: crate::datasets::DatasetError,
+    },
     /// A file could not be turned into features.
     #[error("{path}: {source}")]
     Features {
@@ -35,12 +43,14 @@ pub enum InferenceError {
     },
 }
 
-/// A trained spoken-digit classifier with its feature pipeline.
+/// A trained audio classifier with its feature pipeline and class names.
 pub struct Recogniser<B: Backend> {
     /// The run's resolved configuration.
     pub config: ExperimentConfig,
     /// The task options (features, pooling).
-    pub task: SpokenDigits,
+    pub task: AudioClassification,
+    /// The class names, in output order.
+    pub labels: Vec<String>,
     /// The best checkpoint's model.
     pub model: SequenceClassifier<B>,
 }
@@ -67,21 +77,28 @@ impl<B: Backend> Recogniser<B> {
     /// Loads `run_dir/config.toml` and `run_dir/checkpoints/best.mpk`.
     pub fn load(run_dir: &Path, device: &B::Device) -> Result<Self, InferenceError> {
         let config = ExperimentConfig::load(&run_dir.join("config.toml"), &[])?;
-        let TaskConfig::SpokenDigits(task) = config.task.clone() else {
+        let TaskConfig::AudioClassification(task) = config.task.clone() else {
             return Err(InferenceError::NotAudio(run_dir.display().to_string()));
         };
+        let labels = task
+            .saved_or_resolved_labels()
+            .map_err(|source| InferenceError::Labels {
+                run: run_dir.display().to_string(),
+                source,
+            })?;
         let input_size = task.features_per_frame();
         let path = Checkpoints::new(run_dir.join("checkpoints")).best_path();
-        let model = build_model::<B>(&config, (input_size, SpokenDigits::NUM_CLASSES), device);
+        let model = build_model::<B>(&config, (input_size, labels.len()), device);
         let model = load_model(model, &path, device)?;
         Ok(Self {
             config,
             task,
+            labels,
             model,
         })
     }
 
-    /// The `k` most probable digits for one WAV file.
+    /// The `k` most probable labels for one WAV file.
     pub fn predict(
         &self,
         path: &Path,
@@ -109,14 +126,13 @@ impl<B: Backend> Recogniser<B> {
         let probabilities: Vec<f32> = softmax(logits, 1).into_data().iter::<f32>().collect();
         let mut ranked: Vec<(usize, f32)> = probabilities.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let labels = SpokenDigits::labels();
         Ok(Prediction {
             path: path.display().to_string(),
             top: ranked
                 .into_iter()
                 .take(k)
                 .map(|(class, probability)| LabelProbability {
-                    label: labels[class].clone(),
+                    label: self.labels[class].clone(),
                     probability,
                 })
                 .collect(),

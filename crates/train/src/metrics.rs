@@ -106,6 +106,10 @@ pub struct SplitReport {
 }
 
 impl SplitReport {
+    /// Most speakers listed one per line by `Display`; a split with more (a public corpus's
+    /// thousands) is summarised in one line.
+    pub const MAX_SPEAKERS_SHOWN: usize = 20;
+
     /// Scores `predictions` against the examples' labels.
     pub fn new(split: &str, examples: &[Example], predictions: &[usize]) -> Self {
         let mut speakers = std::collections::BTreeMap::<&str, (usize, usize)>::new();
@@ -128,8 +132,8 @@ impl SplitReport {
 }
 
 impl std::fmt::Display for SplitReport {
-    /// One line for the split, then one per speaker when there are several, each with
-    /// its Wilson 95% interval:
+    /// One line for the split, then one per speaker when there are several (up to
+    /// [`SplitReport::MAX_SPEAKERS_SHOWN`]), each with its Wilson 95% interval:
     ///
     /// ```text
     /// real: 18/22 = 81.8% (95% CI 61.5–92.7%)
@@ -151,7 +155,13 @@ impl std::fmt::Display for SplitReport {
             100.0 * low,
             100.0 * high
         )?;
-        if self.speakers.len() > 1 {
+        if self.speakers.len() > Self::MAX_SPEAKERS_SHOWN {
+            write!(
+                f,
+                "\n  {} speakers (each one's figure is in metrics.json)",
+                self.speakers.len()
+            )?;
+        } else if self.speakers.len() > 1 {
             let width = self
                 .speakers
                 .iter()

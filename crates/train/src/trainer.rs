@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 use crate::checkpoint::{CheckpointError, Checkpoints, best_model_index, load_model};
 use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, OptimizerConfig, TrainingConfig};
-use crate::corpus::{Corpus, CorpusError, SpokenDigits, TaskData, pad_batch};
+use crate::corpus::{Corpus, CorpusError, TaskData, pad_batch};
 use crate::datasets::Example;
 use crate::metrics::{Confusion, EpochMetrics, RunSummary, Score, SplitReport, confusion};
 use crate::task::{Batch, Targets};
@@ -537,7 +537,7 @@ fn score_splits<B: Backend>(
         if split != "valid" {
             reports.push(SplitReport::new(split, examples, &predictions));
         }
-        let classes = SpokenDigits::NUM_CLASSES;
+        let classes = corpus.labels.len();
         confusions.push((
             split.to_string(),
             confusion(examples, &predictions, classes),

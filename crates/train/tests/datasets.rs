@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 
 use features::{FeatureOptions, FilePipeline, Preset};
+mod layouts;
+
 use train::datasets::{
-    DatasetError, FeatureCache, Utterance, free_spoken_digits, load_examples, read_manifest,
-    speech_commands,
+    COMMAND_WORDS, CorpusCounts, DatasetError, FeatureCache, KeywordTask, SILENCE, UNKNOWN,
+    Utterance, free_spoken_digits, keyword_spotting, load_examples, read_manifest, speech_commands,
 };
 
 fn repo() -> PathBuf {
@@ -127,17 +129,22 @@ fn free_spoken_digit_layout_and_its_split() {
         "3_jackson_0.wav",
         "3_jackson_4.wav",
         "3_jackson_5.wav",
+        "3_jackson_9.wav",
+        "3_jackson_10.wav",
         "9_nicolas_49.wav",
     ] {
         std::fs::copy(a_wav(), recordings.join(name)).expect("copy");
     }
     let utterances = free_spoken_digits(root.path()).expect("lists");
+    // Sorted by path: 0, 10, 4, 5, 9, then nicolas's 49.
     assert_eq!(
         summary(&utterances),
         vec![
             ("3", "jackson", "test"),
-            ("3", "jackson", "test"),
             ("3", "jackson", "train"),
+            ("3", "jackson", "test"),
+            ("3", "jackson", "valid"),
+            ("3", "jackson", "valid"),
             ("9", "nicolas", "train")
         ]
     );
@@ -179,6 +186,202 @@ fn speech_commands_layout_lists_and_speakers() {
             ("yes", "0b09edd3", "valid")
         ]
     );
+}
+
+fn speech_commands_layout(root: &Path, files: &[(&str, &str, &str)], noise_seconds: usize) {
+    let wav = a_wav();
+    let files: Vec<_> = files
+        .iter()
+        .map(|&(word, file, list)| (word, file, list, wav.as_path()))
+        .collect();
+    layouts::speech_commands_layout(root, &files, noise_seconds).expect("layout");
+}
+
+#[test]
+fn the_twelve_class_task_keeps_the_keywords_and_adds_a_tenth_each_of_unknown_and_silence() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    let names: Vec<String> = (0..40).map(|i| format!("{i:08x}_nohash_0.wav")).collect();
+    // 20 keyword files and 15 other words in train, a few in the two lists.
+    for (i, name) in names.iter().enumerate() {
+        let (word, list) = match i {
+            0..20 => (COMMAND_WORDS[i % 10], "training"),
+            20..35 => (["cat", "dog", "bed"][i % 3], "training"),
+            35 | 36 => ("yes", "validation"),
+            37 => ("cat", "validation"),
+            38 => ("no", "testing"),
+            _ => ("dog", "testing"),
+        };
+        files.push((word, name.as_str(), list));
+    }
+    speech_commands_layout(root.path(), &files, 12);
+    let task = KeywordTask::twelve_class();
+    let utterances = keyword_spotting(root.path(), &task).expect("lists");
+    let counts = CorpusCounts::new(&utterances);
+    let count = |split: &str, label: &str| {
+        counts
+            .labels
+            .get(&(split.to_string(), label.to_string()))
+            .copied()
+            .unwrap_or(0)
+    };
+    // ceil(10% of the split's keyword utterances) unknown words and silence clips.
+    assert_eq!((count("train", UNKNOWN), count("train", SILENCE)), (2, 2));
+    assert_eq!((count("valid", UNKNOWN), count("valid", SILENCE)), (1, 1));
+    assert_eq!((count("test", UNKNOWN), count("test", SILENCE)), (1, 1));
+    assert_eq!(count("train", "yes"), 2);
+    assert!(utterances.iter().all(|u| task.labels().contains(&u.label)));
+    // Silence is a second of one split's share of the noise file (12 s: train 0–9.6 s,
+    // valid 9.6–10.8 s, test 10.8–12 s), at a gain in [0.1, 1].
+    for u in utterances.iter().filter(|u| u.label == SILENCE) {
+        let clip = u.clip.expect("silence is a clip");
+        let (from, to) = match u.split.as_str() {
+            "train" => (0, 153_600),
+            "valid" => (153_600, 172_800),
+            _ => (172_800, 192_000),
+        };
+        assert!(
+            clip.start >= from && clip.start + clip.length <= to,
+            "{u:?}"
+        );
+        assert_eq!(clip.length, 16000);
+        assert!((0.1..=1.0).contains(&clip.gain));
+        assert_eq!(u.speaker, "_background_noise_/noise");
+    }
+    // The same draws every time.
+    assert_eq!(
+        keyword_spotting(root.path(), &task).expect("lists"),
+        utterances
+    );
+    // A clip's features are a second's frames (8 kHz Kaldi frames: 10 ms shift, 25 ms window).
+    let silence: Vec<&Utterance> = utterances.iter().filter(|u| u.label == SILENCE).collect();
+    let loaded = load_examples(&silence, &task.labels(), &pipeline(), None, true).expect("loads");
+    assert_eq!(loaded.examples[0].features.num_frames, 98);
+    assert_eq!(loaded.examples[0].label, 0);
+    // Without noise long enough for a split's share, the error says so.
+    speech_commands_layout(root.path(), &files, 5);
+    let error = keyword_spotting(root.path(), &task).expect_err("too little noise");
+    assert!(error.to_string().contains("_background_noise_"), "{error}");
+}
+
+#[test]
+fn speech_commands_splits_follow_the_lists_by_speaker_and_test_wins_a_tie() {
+    let root = tempfile::tempdir().expect("tempdir");
+    speech_commands_layout(
+        root.path(),
+        &[
+            // One speaker's takes in the validation list, wherever the word.
+            ("yes", "c0ffee00_nohash_0.wav", "validation"),
+            ("yes", "c0ffee00_nohash_1.wav", "validation"),
+            ("up", "c0ffee00_nohash_0.wav", "validation"),
+            // A file named in both lists is a test file.
+            ("no", "feedbeef_nohash_0.wav", "both"),
+            ("go", "00000001_nohash_3.wav", "training"),
+        ],
+        12,
+    );
+    let utterances = speech_commands(root.path()).expect("lists");
+    assert_eq!(
+        summary(&utterances),
+        vec![
+            ("go", "00000001", "train"),
+            ("no", "feedbeef", "test"),
+            ("up", "c0ffee00", "valid"),
+            ("yes", "c0ffee00", "valid"),
+            ("yes", "c0ffee00", "valid"),
+        ]
+    );
+}
+
+#[test]
+fn an_audio_task_takes_its_classes_from_its_labels_or_else_the_corpus() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    let names: Vec<String> = (0..24).map(|i| format!("{i:08x}_nohash_0.wav")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let (word, list) = match i {
+            0..10 => (COMMAND_WORDS[i], "training"),
+            10..20 => (COMMAND_WORDS[i - 10], "validation"),
+            20 => ("wow", "training"),
+            21 => ("wow", "validation"),
+            _ => ("yes", "testing"),
+        };
+        files.push((word, name.as_str(), list));
+    }
+    speech_commands_layout(root.path(), &files, 12);
+    let versioned = |version: u8, task: &str, extra: &str| {
+        let text = format!(
+            "name = \"kws\"\nseed = 1\n[task]\nkind = \"audio_classification\"\n\
+             corpus = {{ kind = \"speech_commands\", root = {:?}, version = {version}, task = {task:?} }}\n\
+             preset = \"kaldi\"\nsample_rate = 8000\n{extra}\n[model]\ncell = {{ kind = \"gru\" }}\n\
+             hidden_size = 4\n[training]\nepochs = 1\nbatch_size = 2\nlearning_rate = 0.01\n",
+            root.path().display().to_string()
+        );
+        train::ExperimentConfig::parse(&text, "test", &[]).map_err(|e| e.to_string())
+    };
+    let config = |task: &str, extra: &str| versioned(2, task, extra);
+    let prepare = |config: &train::ExperimentConfig| match train::corpus::TaskData::prepare(config)
+        .expect("loads")
+    {
+        train::corpus::TaskData::Corpus(corpus) => corpus,
+        _ => panic!("a corpus task"),
+    };
+    let twelve = prepare(&config("12class", "").expect("valid"));
+    let mut expected = vec![SILENCE.to_string(), UNKNOWN.to_string()];
+    expected.extend(COMMAND_WORDS.iter().map(|w| w.to_string()));
+    assert_eq!(twelve.labels, expected);
+    assert_eq!(twelve.reports.len(), 0);
+    // Every word its own class, in sorted order.
+    let words = prepare(&config("35words", "").expect("valid"));
+    let mut sorted: Vec<String> = COMMAND_WORDS.iter().map(|w| w.to_string()).collect();
+    sorted.push("wow".into());
+    sorted.sort();
+    assert_eq!(words.labels, sorted);
+    // Named labels win, and other words are skipped with a reason.
+    let named = prepare(&config("35words", "labels = [\"yes\", \"no\"]").expect("valid"));
+    assert_eq!(named.labels, ["yes", "no"]);
+    assert_eq!(named.train.len(), 2);
+    assert!(
+        named
+            .skipped
+            .iter()
+            .any(|(_, why)| why.contains("unknown label"))
+    );
+    for (extra, complaint) in [
+        ("labels = [\"yes\", \"yes\"]", "task.labels"),
+        ("manifest = \"m.csv\"", "task.manifest and task.corpus"),
+    ] {
+        let error = config("12class", extra).expect_err(extra);
+        assert!(error.contains(complaint), "{extra}: {error}");
+    }
+    let error = versioned(1, "35words", "").expect_err("35 words on v1");
+    assert!(error.contains("version = 2"), "{error}");
+    let error = versioned(3, "12class", "").expect_err("no v3");
+    assert!(error.contains("task.corpus.version"), "{error}");
+}
+
+#[test]
+fn an_fsdd_task_trains_on_the_later_takes_and_holds_out_the_first_ten() {
+    let root = tempfile::tempdir().expect("tempdir");
+    layouts::free_spoken_digits_layout(root.path(), &[a_wav()], &[0, 4, 5, 9, 10, 49])
+        .expect("layout");
+    let text = format!(
+        "name = \"fsdd\"\nseed = 1\n[task]\nkind = \"audio_classification\"\n\
+         corpus = {{ kind = \"fsdd\", root = {:?} }}\npreset = \"kaldi\"\nsample_rate = 8000\n\
+         report_splits = [\"test\"]\n[model]\ncell = {{ kind = \"gru\" }}\nhidden_size = 4\n\
+         [training]\nepochs = 1\nbatch_size = 2\nlearning_rate = 0.01\n",
+        root.path().display().to_string()
+    );
+    let config = train::ExperimentConfig::parse(&text, "test", &[]).expect("valid");
+    let train::corpus::TaskData::Corpus(corpus) =
+        train::corpus::TaskData::prepare(&config).expect("loads")
+    else {
+        panic!("a corpus task");
+    };
+    let digits: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    assert_eq!(corpus.labels, digits);
+    assert_eq!((corpus.train.len(), corpus.valid.len()), (20, 20));
+    assert_eq!(corpus.reports[0].1.len(), 20);
 }
 
 #[test]
@@ -241,6 +444,7 @@ fn bad_files_are_skipped_and_counted_or_refused_when_strict() {
         label: "7".into(),
         speaker: "s".into(),
         split: "train".into(),
+        clip: None,
     };
     let list = [utterance(&good), utterance(&bad)];
     let refs: Vec<&Utterance> = list.iter().collect();
@@ -427,7 +631,7 @@ fn the_configured_feature_width_is_what_the_pipeline_gives() {
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = digit_config(dir.path(), extra).expect("valid");
-        let train::config::TaskConfig::SpokenDigits(task) = &config.task else {
+        let train::config::TaskConfig::AudioClassification(task) = &config.task else {
             panic!("a spoken-digits task");
         };
         let train::corpus::TaskData::Corpus(corpus) =
@@ -456,7 +660,7 @@ fn runs_filling_one_cache_at_once_see_whole_entries_and_equal_results() {
     let config =
         train::ExperimentConfig::load(&repo().join("experiments/spoken-digits-demo.toml"), &[])
             .expect("the main experiment");
-    let train::config::TaskConfig::SpokenDigits(task) = &config.task else {
+    let train::config::TaskConfig::AudioClassification(task) = &config.task else {
         panic!("a spoken-digit task");
     };
     let pipeline = task.pipeline();

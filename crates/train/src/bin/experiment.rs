@@ -12,9 +12,9 @@ use train::backend::{BackendKind, OnBackend, run_on, wgpu_adapter};
 use train::bench::{BenchShape, bench_modules, format_table};
 use train::checkpoint::Checkpoints;
 use train::config::ExperimentConfig;
-use train::corpus::SpokenDigits;
+use train::config::TaskConfig;
 use train::corpus::TaskData;
-use train::datasets::{load_examples, read_manifest};
+use train::datasets::{CorpusCounts, load_examples, read_manifest};
 use train::inference::Recogniser;
 use train::metrics::RunSummary;
 use train::output::{write_atomic, write_run_files};
@@ -58,7 +58,7 @@ enum Command {
         #[arg(long)]
         overwrite: bool,
     },
-    /// Score a finished run's best checkpoint on splits of a manifest.
+    /// Score a finished run's best checkpoint on splits of its corpus (or of a manifest).
     Eval {
         /// The run folder (holds config.toml and checkpoints/best.mpk).
         run_dir: PathBuf,
@@ -69,7 +69,7 @@ enum Command {
         #[arg(long)]
         manifest: Option<PathBuf>,
     },
-    /// Print the top-k digits of WAV files with a finished run, one JSON line per file.
+    /// Print the top-k labels of WAV files with a finished run, one JSON line per file.
     Predict {
         /// The run folder (holds config.toml and checkpoints/best.mpk).
         run_dir: PathBuf,
@@ -96,6 +96,16 @@ enum Command {
         /// Folder for runs; this writes to OUT_DIR/NAME/.
         #[arg(long, default_value = "runs")]
         out_dir: PathBuf,
+    },
+    /// List what an audio experiment's corpus holds: utterances per split, per label and
+    /// per speaker, and the class order the run will use. Reads no audio.
+    CorpusInfo {
+        /// The experiment, e.g. experiments/speech-commands-12.toml.
+        config: PathBuf,
+        /// Override any field (repeatable), as for `train`,
+        /// e.g. --set task.corpus.root=data/speech_commands_v0.02.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// List the backends and the GPU adapter wgpu would use.
     Backends,
@@ -192,8 +202,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let device = Default::default();
             let recogniser = Recogniser::<NdArray>::load(&run_dir, &device)?;
             let task = &recogniser.task;
-            let manifest = manifest.unwrap_or_else(|| task.manifest.clone());
-            let utterances = read_manifest(&manifest)?;
+            let utterances = match manifest {
+                Some(manifest) => read_manifest(&manifest)?,
+                None => task.utterances()?,
+            };
             let splits = if splits.is_empty() {
                 std::iter::once("valid".to_string())
                     .chain(task.report_splits.iter().cloned())
@@ -203,13 +215,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             for split in splits {
                 let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
-                let loaded = load_examples(
-                    &chosen,
-                    &SpokenDigits::labels(),
-                    &task.pipeline(),
-                    None,
-                    false,
-                )?;
+                let loaded =
+                    load_examples(&chosen, &recogniser.labels, &task.pipeline(), None, false)?;
                 let (loss, score) = evaluate(
                     &recogniser.model,
                     &loaded.examples,
@@ -257,6 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             overrides,
             out_dir,
         } => vanishing(&config, backend, &overrides, &out_dir),
+        Command::CorpusInfo { config, overrides } => corpus_info(&config, &overrides),
         Command::Backends => {
             println!("ndarray: CPU");
             match wgpu_adapter() {
@@ -273,7 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             resume,
             overwrite,
         } => {
-            let config = load_config(&config, backend, &overrides)?;
+            let mut config = load_config(&config, backend, &overrides)?;
             let mode = match (resume, overwrite) {
                 (true, _) => RunMode::Resume,
                 (_, true) => RunMode::Overwrite,
@@ -290,6 +298,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config.model.hidden_size
             );
             let data = TaskData::prepare(&config)?;
+            // Saved with the run, so that `predict` and `eval` use the same class order.
+            if let (TaskConfig::AudioClassification(task), TaskData::Corpus(corpus)) =
+                (&mut config.task, &data)
+            {
+                task.labels = Some(corpus.labels.clone());
+            }
             let total_steps = config.training.epochs * data.steps_per_epoch(&config);
             config
                 .training
@@ -330,7 +344,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 history,
                 best_epoch,
                 reports,
-                ..
+                confusions: summary_confusions,
             } = summary;
             let last = history.last().expect("at least one epoch");
             let target = config.training.stop_at_accuracy;
@@ -368,6 +382,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for report in &reports {
                 println!("{report}");
+            }
+            let names = data.class_names();
+            for (split, counts) in &summary_confusions {
+                println!("{split} per class: {}", per_class(counts, &names));
             }
             Ok(())
         }
@@ -438,6 +456,99 @@ fn load_config(
     Ok(config)
 }
 
+/// Each class's accuracy from a confusion matrix (row = truth): `yes 97.1% (99/102), …`.
+fn per_class(counts: &[Vec<usize>], names: &[String]) -> String {
+    counts
+        .iter()
+        .zip(names)
+        .enumerate()
+        .map(|(class, (row, name))| {
+            let total: usize = row.iter().sum();
+            let right = row.get(class).copied().unwrap_or(0);
+            format!(
+                "{name} {:.1}% ({right}/{total})",
+                100.0 * right as f64 / total.max(1) as f64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The `corpus-info` subcommand.
+fn corpus_info(config: &std::path::Path, overrides: &[String]) -> anyhow::Result<()> {
+    let config = load_config(config, None, overrides)?;
+    let TaskConfig::AudioClassification(task) = &config.task else {
+        anyhow::bail!("corpus-info needs an audio_classification task");
+    };
+    let utterances = task.utterances()?;
+    let counts = CorpusCounts::new(&utterances);
+    let labels = task.resolve_labels(&utterances);
+    println!("{}: {} utterances", config.name, utterances.len());
+    println!("classes, in output order: {}", labels.join(", "));
+    let splits: Vec<&String> = counts.splits.keys().collect();
+    let width = labels
+        .iter()
+        .chain(counts.labels.keys().map(|(_, l)| l))
+        .map(|l| l.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let mut header = format!("{:width$}", "label");
+    for split in &splits {
+        header.push_str(&format!(" {split:>8}"));
+    }
+    println!("\n{header}");
+    let mut all_labels: Vec<&String> = labels.iter().collect();
+    for (_, label) in counts.labels.keys() {
+        if !all_labels.contains(&label) {
+            all_labels.push(label);
+        }
+    }
+    for label in all_labels {
+        let mut row = format!("{label:width$}");
+        for split in &splits {
+            let n = counts
+                .labels
+                .get(&((*split).clone(), label.clone()))
+                .copied()
+                .unwrap_or(0);
+            row.push_str(&format!(" {n:>8}"));
+        }
+        if !labels.contains(label) {
+            row.push_str("  (not a class: skipped)");
+        }
+        println!("{row}");
+    }
+    let mut total = format!("{:width$}", "all");
+    for split in &splits {
+        total.push_str(&format!(" {:>8}", counts.splits[*split]));
+    }
+    println!("{total}\n");
+    for split in &splits {
+        let speakers: Vec<(&String, usize)> = counts
+            .speakers
+            .iter()
+            .filter(|((s, _), _)| s == *split)
+            .map(|((_, speaker), &n)| (speaker, n))
+            .collect();
+        let mut sizes: Vec<usize> = speakers.iter().map(|(_, n)| *n).collect();
+        sizes.sort_unstable();
+        println!(
+            "{split}: {} speakers, {}–{} utterances each (median {})",
+            speakers.len(),
+            sizes.first().copied().unwrap_or(0),
+            sizes.last().copied().unwrap_or(0),
+            sizes.get(sizes.len() / 2).copied().unwrap_or(0)
+        );
+        if speakers.len() <= train::metrics::SplitReport::MAX_SPEAKERS_SHOWN {
+            for (speaker, n) in speakers {
+                println!("  {speaker}: {n}");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The `vanishing` subcommand: every cell, before and after training.
 fn vanishing(
     config: &std::path::Path,
@@ -445,7 +556,6 @@ fn vanishing(
     overrides: &[String],
     out_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
-    use train::config::TaskConfig;
     use train::vanishing::{Measurement, VanishingJob, compared_cells, probe_batch, write_report};
 
     let base = load_config(config, backend, overrides)?;

@@ -1,0 +1,132 @@
+//! The 12-class Speech Commands experiment from its shipped TOML, through the CLI, on a
+//! small folder in the corpus's layout: `corpus-info`, `train`, `eval` and `predict`.
+
+mod layouts;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use train::datasets::{COMMAND_WORDS, SILENCE, UNKNOWN};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every command word and two other words, each said by five "speakers" (copies of the
+/// embedded corpus's recordings): three in train, one in each list.
+fn stand_in(root: &Path) -> Vec<PathBuf> {
+    let wavs: Vec<PathBuf> =
+        train::datasets::read_manifest(&repo().join("datasets/default/manifest.csv"))
+            .expect("the embedded corpus")
+            .into_iter()
+            .map(|u| u.path)
+            .collect();
+    let lists = ["training", "training", "training", "validation", "testing"];
+    let names: Vec<String> = (0..lists.len())
+        .map(|speaker| format!("{:08x}_nohash_0.wav", 0xabc0 + speaker))
+        .collect();
+    let words: Vec<&str> = COMMAND_WORDS
+        .iter()
+        .copied()
+        .chain(["wow", "cat"])
+        .collect();
+    let mut files = Vec::new();
+    for (w, word) in words.iter().enumerate() {
+        for (speaker, list) in lists.iter().enumerate() {
+            let wav = wavs[(w * lists.len() + speaker) % wavs.len()].as_path();
+            files.push((*word, names[speaker].as_str(), *list, wav));
+        }
+    }
+    layouts::speech_commands_layout(root, &files, 12).expect("layout");
+    files
+        .iter()
+        .map(|(word, name, ..)| root.join(word).join(name))
+        .collect()
+}
+
+fn experiment(args: &[&str], settings: &[String]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_experiment"));
+    command.args(args);
+    for setting in settings {
+        command.args(["--set", setting]);
+    }
+    let output = command.output().expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn the_twelve_class_experiment_lists_trains_and_predicts_named_words() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let root = scratch.path().join("speech_commands");
+    let wavs = stand_in(&root);
+    let toml = repo().join("experiments/speech-commands-12.toml");
+    let toml = toml.to_str().expect("a UTF-8 path");
+    let settings = vec![
+        format!("task.corpus.root={:?}", root.display().to_string()),
+        format!(
+            "task.cache_dir={:?}",
+            scratch.path().join("cache").display().to_string()
+        ),
+        "training.epochs=1".to_string(),
+        "model.hidden_size=8".to_string(),
+    ];
+
+    let info = experiment(&["corpus-info", toml], &settings);
+    let mut classes = vec![SILENCE, UNKNOWN];
+    classes.extend(COMMAND_WORDS);
+    assert!(
+        info.contains(&format!("classes, in output order: {}", classes.join(", "))),
+        "{info}"
+    );
+    // 30 keyword files in train: ceil(10%) = 3 unknown words and 3 silence clips.
+    let row = |label: &str| {
+        info.lines()
+            .find(|l| l.split_whitespace().next() == Some(label))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+    };
+    // Columns: test, train, valid (sorted split names).
+    assert_eq!(row(UNKNOWN).as_deref(), Some("1 3 1"), "{info}");
+    assert_eq!(row(SILENCE).as_deref(), Some("1 3 1"), "{info}");
+    assert_eq!(row("yes").as_deref(), Some("1 3 1"), "{info}");
+    assert!(info.contains("train: 4 speakers"), "{info}");
+
+    let out = scratch.path().join("runs");
+    let out_dir = out.display().to_string();
+    let trained = experiment(&["train", toml, "--out-dir", &out_dir], &settings);
+    for class in &classes {
+        assert!(trained.contains(&format!("{class} ")), "{class}: {trained}");
+    }
+    assert!(trained.contains("test per class: _silence_"), "{trained}");
+    let run = out.join("speech-commands-12");
+    let saved = std::fs::read_to_string(run.join("config.toml")).expect("saved");
+    assert!(
+        saved.contains("labels = [") && saved.contains("\"_unknown_\""),
+        "{saved}"
+    );
+    let run = run.display().to_string();
+    let evaluated = experiment(&["eval", &run, "--split", "test"], &[]);
+    assert!(
+        evaluated.contains("(12 utterances, 0 skipped)"),
+        "{evaluated}"
+    );
+    let wav = wavs[0].display().to_string();
+    let predicted = experiment(&["predict", &run, &wav, "--top-k", "12"], &[]);
+    let line: serde_json::Value = serde_json::from_str(predicted.trim()).expect("JSON");
+    let labels: Vec<&str> = line["top"]
+        .as_array()
+        .expect("top")
+        .iter()
+        .map(|entry| entry["label"].as_str().expect("a label"))
+        .collect();
+    let mut sorted = labels.clone();
+    sorted.sort_unstable();
+    let mut expected = classes.clone();
+    expected.sort_unstable();
+    assert_eq!(sorted, expected, "{predicted}");
+}
