@@ -106,6 +106,15 @@ def synthesise(job, out, scratch):
     engine, voice, digit, variant, s = job
     target = out / "wav" / engine / voice / f"{digit}_{variant}.wav"
     raw = scratch / f"{engine}_{voice}_{digit}_{variant}.wav".replace("+", "_")
+    speak(engine, voice, s, raw)
+    normalise(raw, target)
+    raw.unlink(missing_ok=True)
+    return target
+
+
+def speak(engine, voice, s, raw):
+    """Renders s["word"] with one engine's voice and settings into the WAV file `raw`."""
+    scratch = raw.parent
     if engine == "espeak-ng":
         run(["espeak-ng", "-v", voice, "-s", str(s["speed"]), "-p", str(s["pitch"]), "-w", str(raw), s["word"]])
     elif engine == "flite":
@@ -117,9 +126,6 @@ def synthesise(job, out, scratch):
         script.write_text(f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {s['stretch']})\n"
                           f"(utt.save.wave (SynthText \"{s['word']}\") \"{raw}\" 'riff)\n")
         run(["festival", "-b", str(script)])
-    normalise(raw, target)
-    raw.unlink(missing_ok=True)
-    return target
 
 
 def piper_voices(out, python, seed, jobs):

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigProblem, DataSource, ExperimentConfig, InvalidValue};
 use crate::datasets::{
-    DatasetError, Example, FeatureCache, KeywordTask, Utterance, free_spoken_digits,
+    DatasetError, Example, FeatureCache, KeywordTask, NoiseMix, Utterance, free_spoken_digits,
     keyword_spotting, load_examples, read_manifest, speech_commands,
 };
 use crate::task::{Batch, SequenceTask, Targets};
@@ -151,6 +151,20 @@ pub fn load_corpus(task: &AudioClassification) -> Result<Corpus, CorpusError> {
             example.augmented.extend(versions.get(&key).cloned());
         }
     }
+    for noisy in task.background_versions(&chosen)? {
+        let refs: Vec<&Utterance> = noisy.iter().collect();
+        let loaded = load_examples(&refs, &labels, &pipeline, cache.as_ref(), task.strict)?;
+        skipped.extend(loaded.skipped);
+        let versions: HashMap<_, _> = loaded
+            .examples
+            .into_iter()
+            .map(|e| ((e.path, format!("{:?}", e.clip)), e.features))
+            .collect();
+        for example in &mut train {
+            let key = (example.path.clone(), format!("{:?}", example.clip));
+            example.augmented.extend(versions.get(&key).cloned());
+        }
+    }
     Ok(Corpus {
         labels,
         input_size: train[0].features.dim,
@@ -252,6 +266,7 @@ pub enum FeatureKind {
 /// [task.augment]
 /// vtln_warps = [0.9, 0.95, 1.05, 1.1]
 /// speeds = [0.9, 1.1]
+/// background_snrs = [10.0, 5.0]
 /// time_masks = 2
 /// time_mask_width = 10
 /// ```
@@ -283,6 +298,15 @@ pub struct Augment {
     /// Widest feature mask, in columns of the static block.
     #[serde(default)]
     pub feature_mask_width: usize,
+    /// Background noise from recordings: one version per signal-to-noise ratio in dB, each
+    /// with a stretch of one of the `background_noise` files mixed in (file and start chosen
+    /// by a hash of the utterance and the ratio, so a run always gets the same mixes).
+    #[serde(default)]
+    pub background_snrs: Vec<f32>,
+    /// The folder of noise WAVs for `background_snrs`; for Speech Commands, its
+    /// `_background_noise_` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background_noise: Option<std::path::PathBuf>,
 }
 
 impl Augment {
@@ -510,14 +534,27 @@ impl AudioClassification {
             )
             .into());
         }
-        if let Some(bad) = self.augment.noise_snrs.iter().find(|s| !s.is_finite()) {
+        if let Some(bad) = self
+            .augment
+            .noise_snrs
+            .iter()
+            .chain(&self.augment.background_snrs)
+            .find(|s| !s.is_finite())
+        {
             return Err(InvalidValue::new(
-                "task.augment.noise_snrs",
+                "task.augment.noise_snrs and background_snrs",
                 format!("must be finite, got {bad} dB"),
             )
             .into());
         }
         let a = &self.augment;
+        if !a.background_snrs.is_empty() && self.background_noise_folder().is_none() {
+            return Err(InvalidValue::new(
+                "task.augment.background_noise",
+                "must name a folder of noise WAVs for background_snrs (only a Speech Commands corpus has its own)",
+            )
+            .into());
+        }
         if a.time_masks > 0 && a.time_mask_width == 0 {
             return Err(InvalidValue::new(
                 "task.augment.time_mask_width",
@@ -542,6 +579,55 @@ impl AudioClassification {
             .chain(self.augmented_pipelines())
             .try_for_each(|pipeline| pipeline.options.validate())
             .map_err(ConfigProblem::from)
+    }
+
+    /// The folder of noise recordings for `augment.background_snrs`, if any.
+    pub fn background_noise_folder(&self) -> Option<std::path::PathBuf> {
+        match (&self.augment.background_noise, self.source()) {
+            (Some(folder), _) => Some(folder.clone()),
+            (None, CorpusSource::SpeechCommands { root, .. }) => {
+                Some(root.join("_background_noise_"))
+            }
+            (None, _) => None,
+        }
+    }
+
+    /// For each of `augment.background_snrs`, the utterances with a noise stretch to mix in.
+    fn background_versions(
+        &self,
+        utterances: &[&Utterance],
+    ) -> Result<Vec<Vec<Utterance>>, DatasetError> {
+        let snrs = &self.augment.background_snrs;
+        let Some(folder) = self.background_noise_folder().filter(|_| !snrs.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let files = crate::datasets::wav_files(&folder)?;
+        if files.is_empty() {
+            return Err(DatasetError::Layout(format!(
+                "task.augment.background_noise: no .wav files in {}",
+                folder.display()
+            )));
+        }
+        Ok(snrs
+            .iter()
+            .map(|&snr_db| {
+                utterances
+                    .iter()
+                    .map(|u| {
+                        let key = format!("{}{:?}{snr_db}", u.path.display(), u.clip);
+                        let hash = crate::datasets::stable_hash(key.as_bytes());
+                        Utterance {
+                            noise: Some(NoiseMix {
+                                path: files[(hash % files.len() as u64) as usize].clone(),
+                                offset: (hash >> 11) as f64 / (1u64 << 53) as f64,
+                                snr_db,
+                            }),
+                            ..(*u).clone()
+                        }
+                    })
+                    .collect()
+            })
+            .collect())
     }
 
     /// One pipeline per augmented version of a training utterance (see [`Augment`]).

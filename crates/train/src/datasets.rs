@@ -24,6 +24,47 @@ pub struct Utterance {
     pub split: String,
     /// The stretch of `path` that is this utterance, when it is not the whole file.
     pub clip: Option<Clip>,
+    /// Background noise mixed in (a training augmentation), if any.
+    pub noise: Option<NoiseMix>,
+}
+
+/// Background noise mixed into an utterance at a signal-to-noise ratio: a stretch of a
+/// noise recording as long as the utterance (the recording repeated if it is shorter),
+/// resampled to the utterance's rate when the rates differ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoiseMix {
+    /// The noise recording.
+    pub path: PathBuf,
+    /// Where the stretch starts, as a fraction in [0, 1) of the starts that fit.
+    pub offset: f64,
+    /// Ratio of the utterance's mean power to the noise stretch's, in dB.
+    pub snr_db: f32,
+}
+
+impl NoiseMix {
+    /// Adds the noise to `audio` (left alone when either is silent).
+    pub fn mix_into(&self, audio: &mut Audio) -> Result<(), FeatureError> {
+        let mut noise = features::read_wav(&self.path, features::Channel::Mean)?;
+        if noise.sample_rate != audio.sample_rate {
+            noise = features::resample(&noise, audio.sample_rate)?;
+        }
+        let (n, len) = (audio.samples.len(), noise.samples.len());
+        if n == 0 || len == 0 {
+            return Ok(());
+        }
+        let start = (self.offset.clamp(0.0, 1.0) * len.saturating_sub(n) as f64) as usize;
+        let stretch: Vec<f32> = (0..n).map(|i| noise.samples[(start + i) % len]).collect();
+        let power = |x: &[f32]| x.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n as f64;
+        let (signal, noise_power) = (power(&audio.samples), power(&stretch));
+        if signal == 0.0 || noise_power == 0.0 {
+            return Ok(());
+        }
+        let scale = (signal / (noise_power * 10f64.powf(self.snr_db as f64 / 10.0))).sqrt() as f32;
+        for (x, v) in audio.samples.iter_mut().zip(stretch) {
+            *x += scale * v;
+        }
+        Ok(())
+    }
 }
 
 /// A stretch of a longer recording used as an utterance of its own, such as Speech
@@ -151,6 +192,7 @@ pub fn read_manifest(path: &Path) -> Result<Vec<Utterance>, DatasetError> {
             speaker: field(s)?.to_string(),
             split: field(sp)?.to_string(),
             clip: None,
+            noise: None,
         });
     }
     Ok(utterances)
@@ -198,6 +240,7 @@ pub fn free_spoken_digits(root: &Path) -> Result<Vec<Utterance>, DatasetError> {
             .to_string(),
             path,
             clip: None,
+            noise: None,
         });
     }
     utterances.sort_by(|a, b| a.path.cmp(&b.path));
@@ -261,6 +304,7 @@ pub fn speech_commands(root: &Path) -> Result<Vec<Utterance>, DatasetError> {
                 split: split.to_string(),
                 path,
                 clip: None,
+                noise: None,
             });
         }
     }
@@ -363,21 +407,26 @@ pub fn keyword_spotting(root: &Path, task: &KeywordTask) -> Result<Vec<Utterance
     Ok(chosen)
 }
 
-/// The noise recordings of `_background_noise_`, by path, with their rate and length.
-fn background_noise(root: &Path) -> Result<Vec<(PathBuf, Audio)>, DatasetError> {
-    let folder = root.join("_background_noise_");
-    let Ok(entries) = std::fs::read_dir(&folder) else {
-        return Ok(Vec::new());
-    };
+/// The `.wav` files of a folder, sorted by path.
+pub fn wav_files(folder: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     let mut files = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(io(&folder))?.path();
+    for entry in std::fs::read_dir(folder).map_err(io(folder))? {
+        let path = entry.map_err(io(folder))?.path();
         if path.extension().is_some_and(|e| e == "wav") {
             files.push(path);
         }
     }
     files.sort();
-    files
+    Ok(files)
+}
+
+/// The noise recordings of `_background_noise_`, by path, with their rate and length.
+fn background_noise(root: &Path) -> Result<Vec<(PathBuf, Audio)>, DatasetError> {
+    let folder = root.join("_background_noise_");
+    if !folder.is_dir() {
+        return Ok(Vec::new());
+    }
+    wav_files(&folder)?
         .into_iter()
         .map(|path| {
             let audio = features::read_wav(&path, features::Channel::Mean).map_err(|source| {
@@ -430,6 +479,7 @@ fn silence_clips(
                     length: second,
                     gain: rng.random_range(0.1..=1.0),
                 }),
+                noise: None,
             }
         })
         .collect())
@@ -491,10 +541,32 @@ impl FeatureCache {
         clip: Option<Clip>,
         pipeline: &FilePipeline,
     ) -> Result<Features, FeatureError> {
+        self.utterance_features(path, clip, None, pipeline)
+    }
+
+    /// The features of an utterance: `clip` of `path`, with `noise` mixed in.
+    fn utterance_features(
+        &self,
+        path: &Path,
+        clip: Option<Clip>,
+        noise: Option<&NoiseMix>,
+        pipeline: &FilePipeline,
+    ) -> Result<Features, FeatureError> {
         let bytes = std::fs::read(path).map_err(|e| FeatureError::io(path, e))?;
         let mut configuration = format!("{pipeline:?}");
         if let Some(clip) = clip {
             configuration.push_str(&format!("{clip:?}"));
+        }
+        if let Some(noise) = noise {
+            // The noise file's size and time stand for its contents: hashing megabytes of
+            // noise for every utterance would cost more than the features.
+            let metadata =
+                std::fs::metadata(&noise.path).map_err(|e| FeatureError::io(&noise.path, e))?;
+            configuration.push_str(&format!(
+                "{noise:?}{}{:?}",
+                metadata.len(),
+                metadata.modified().ok()
+            ));
         }
         let key = fnv1a(
             &bytes,
@@ -510,23 +582,36 @@ impl FeatureCache {
                 data: array.data,
             });
         }
-        let features = features_of_bytes(&bytes, clip, pipeline)?;
+        let features = features_of_bytes(&bytes, clip, noise, pipeline)?;
         std::fs::create_dir_all(&self.dir).map_err(|e| FeatureError::io(&self.dir, e))?;
         features::write_npy(&entry, &features)?;
         Ok(features)
     }
 }
 
-/// The features of a WAV file in memory, or of a clip of it.
+/// The features of a WAV file in memory, or of a clip of it, with noise mixed in.
 fn features_of_bytes(
     bytes: &[u8],
     clip: Option<Clip>,
+    noise: Option<&NoiseMix>,
     pipeline: &FilePipeline,
 ) -> Result<Features, FeatureError> {
-    match clip {
-        None => pipeline.run_bytes(bytes),
-        Some(clip) => pipeline.run_audio(clip.cut(&decode_wav(bytes, pipeline.channel)?)),
+    if clip.is_none() && noise.is_none() {
+        return pipeline.run_bytes(bytes);
     }
+    let mut audio = decode_wav(bytes, pipeline.channel)?;
+    if let Some(clip) = clip {
+        audio = clip.cut(&audio);
+    }
+    if let Some(noise) = noise {
+        noise.mix_into(&mut audio)?;
+    }
+    pipeline.run_audio(audio)
+}
+
+/// A 64-bit hash of `bytes` that is the same in every build and Rust version (FNV-1a).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    fnv1a(bytes, 0xcbf2_9ce4_8422_2325)
 }
 
 /// 64-bit FNV-1a, continuing from `state`: stable across builds and Rust versions.
@@ -610,10 +695,14 @@ pub fn load_examples(
                 source,
             };
             let features = match cache {
-                Some(cache) => cache.clip_features(&u.path, u.clip, pipeline),
+                Some(cache) => {
+                    cache.utterance_features(&u.path, u.clip, u.noise.as_ref(), pipeline)
+                }
                 None => std::fs::read(&u.path)
                     .map_err(|e| FeatureError::io(&u.path, e))
-                    .and_then(|bytes| features_of_bytes(&bytes, u.clip, pipeline)),
+                    .and_then(|bytes| {
+                        features_of_bytes(&bytes, u.clip, u.noise.as_ref(), pipeline)
+                    }),
             }
             .map_err(bad_file)?;
             if features.num_frames == 0 {

@@ -361,6 +361,75 @@ fn an_audio_task_takes_its_classes_from_its_labels_or_else_the_corpus() {
 }
 
 #[test]
+fn background_noise_is_mixed_in_at_the_asked_ratio_as_one_more_training_version() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let files: Vec<(&str, String, &str)> = (0..6)
+        .map(|i| {
+            (
+                COMMAND_WORDS[i % 3],
+                format!("{i:08x}_nohash_0.wav"),
+                ["training", "validation"][i / 4],
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str, &str)> =
+        files.iter().map(|(w, f, l)| (*w, f.as_str(), *l)).collect();
+    speech_commands_layout(root.path(), &files, 12);
+    // The ratio: a tone with a stretch of the layout's noise mixed in at 10 dB.
+    let tone: Vec<f32> = (0..16000).map(|n| 0.5 * (n as f32 * 0.05).sin()).collect();
+    let mut audio = features::Audio {
+        sample_rate: 16000,
+        samples: tone.clone(),
+    };
+    let mix = train::datasets::NoiseMix {
+        path: root.path().join("_background_noise_/noise.wav"),
+        offset: 0.5,
+        snr_db: 10.0,
+    };
+    mix.mix_into(&mut audio).expect("mixes");
+    let power = |x: &[f32]| x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
+    let noise: Vec<f32> = audio
+        .samples
+        .iter()
+        .zip(&tone)
+        .map(|(a, b)| a - b)
+        .collect();
+    let snr = 10.0 * (power(&tone) / power(&noise)).log10();
+    assert!((snr - 10.0).abs() < 1e-3, "mixed at {snr} dB");
+    // As augmentation: one more version per ratio, the same length, not the original.
+    let text = format!(
+        "name = \"kws\"\nseed = 1\n[task]\nkind = \"audio_classification\"\n\
+         corpus = {{ kind = \"speech_commands\", root = {:?}, version = 2, task = \"35words\" }}\n\
+         preset = \"kaldi\"\nsample_rate = 8000\n[task.augment]\nbackground_snrs = [10.0, 0.0]\n\
+         [model]\ncell = {{ kind = \"gru\" }}\nhidden_size = 4\n\
+         [training]\nepochs = 1\nbatch_size = 2\nlearning_rate = 0.01\n",
+        root.path().display().to_string()
+    );
+    let config = train::ExperimentConfig::parse(&text, "test", &[]).expect("valid");
+    let load = || match train::corpus::TaskData::prepare(&config).expect("loads") {
+        train::corpus::TaskData::Corpus(corpus) => corpus,
+        _ => panic!("a corpus task"),
+    };
+    let corpus = load();
+    assert_eq!(corpus.train.len(), 4);
+    for example in &corpus.train {
+        let [ten, zero] = example.augmented.as_slice() else {
+            panic!("two versions, got {}", example.augmented.len());
+        };
+        assert_eq!(ten.num_frames, example.features.num_frames);
+        assert_ne!(ten.data, example.features.data);
+        assert_ne!(ten.data, zero.data);
+    }
+    assert!(corpus.valid.iter().all(|e| e.augmented.is_empty()));
+    assert_eq!(load().train, corpus.train, "the same mixes every time");
+    // A manifest corpus has no noise of its own.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let error = digit_config(dir.path(), "[task.augment]\nbackground_snrs = [10.0]")
+        .expect_err("no noise folder");
+    assert!(error.contains("task.augment.background_noise"), "{error}");
+}
+
+#[test]
 fn an_fsdd_task_trains_on_the_later_takes_and_holds_out_the_first_ten() {
     let root = tempfile::tempdir().expect("tempdir");
     layouts::free_spoken_digits_layout(root.path(), &[a_wav()], &[0, 4, 5, 9, 10, 49])
@@ -445,6 +514,7 @@ fn bad_files_are_skipped_and_counted_or_refused_when_strict() {
         speaker: "s".into(),
         split: "train".into(),
         clip: None,
+        noise: None,
     };
     let list = [utterance(&good), utterance(&bad)];
     let refs: Vec<&Utterance> = list.iter().collect();

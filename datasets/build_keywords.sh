@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds a stand-in for Google Speech Commands in datasets/keywords, in the real corpus's
+# layout (30 words from 91 TTS voices, the two lists, _background_noise_; about 3,000
+# one-second takes), from Debian's espeak-ng, flite, festival and sox (installed if missing).
+#   bash datasets/build_keywords.sh [--seed N] [--jobs N]
+# Then: experiment train experiments/speech-commands-12.toml --set task.corpus.root=datasets/keywords
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packages=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
+fi
+python3 datasets/build_keywords.py --out datasets/keywords "$@"
