@@ -48,22 +48,23 @@ def which_set(filename, validation_percentage=10, testing_percentage=10):
 
 
 def plan(rng):
-    """(engine, voice, word, take, settings): every voice says every word, espeak-ng's voices
-    once at a random speed and pitch, flite's and festival's twice at two durations."""
+    """(engine, voice, word, take, settings): every voice says every word three times, at
+    three speeds (espeak-ng, each at a random pitch) or durations (flite, festival)."""
     jobs = []
     words = COMMAND_WORDS + OTHER_WORDS
     for accent in corpus.ESPEAK_ACCENTS:
         for variant in corpus.ESPEAK_VARIANTS:
             for word in words:
-                settings = {"word": word, "speed": rng.choice((130, 160, 190)), "pitch": rng.choice((35, 50, 65))}
-                jobs.append(("espeak-ng", f"{accent}+{variant}", word, 0, settings))
+                for take, speed in enumerate((130, 160, 190)):
+                    settings = {"word": word, "speed": speed, "pitch": rng.choice((35, 50, 65))}
+                    jobs.append(("espeak-ng", f"{accent}+{variant}", word, take, settings))
     for voice in corpus.FLITE_VOICES:
         for word in words:
-            for take, stretch in enumerate((0.9, 1.15)):
+            for take, stretch in enumerate((0.85, 1.0, 1.15)):
                 jobs.append(("flite", voice, word, take, {"word": word, "stretch": stretch, "f0": rng.choice((0, 1, 2))}))
     for voice in corpus.FESTIVAL_VOICES:
         for word in words:
-            for take, stretch in enumerate((0.9, 1.15)):
+            for take, stretch in enumerate((0.85, 1.0, 1.15)):
                 jobs.append(("festival", voice, word, take, {"word": word, "stretch": stretch}))
     return jobs
 

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod clip;
 pub mod config;
 pub mod corpus;
+pub mod ctc;
 pub mod datasets;
 pub mod inference;
 pub mod metrics;
