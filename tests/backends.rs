@@ -171,8 +171,10 @@ fn experiment_runs_on_wgpu(file: std::path::PathBuf) -> Result<(), Failed> {
     ]
     .map(String::from)
     .to_vec();
-    match ExperimentConfig::parse(&text, &stem, &[])?.task {
-        TaskConfig::AudioClassification(task) => {
+    let parsed = ExperimentConfig::parse(&text, &stem, &[])?.task;
+    match &parsed {
+        _ if parsed.audio().is_some() => {
+            let (task, _) = parsed.audio().ok_or("an audio task")?;
             let cache = scratch.path().join("cache");
             overrides.push(format!("task.cache_dir={:?}", cache.display().to_string()));
             let (setting, path) = match task.source() {

@@ -237,6 +237,7 @@ mod tests {
                 valid_accuracy: value(),
                 valid_class_accuracy: vec![value(), value()],
                 seconds: value(),
+                valid_label_error_rate: Some(value()),
             })
             .collect();
         let json = serde_json::to_string_pretty(&history).expect("serialises");
@@ -246,6 +247,7 @@ mod tests {
                 let mut bits = vec![m.train_loss, m.train_accuracy, m.valid_loss];
                 bits.extend([m.valid_accuracy, m.seconds]);
                 bits.extend(&m.valid_class_accuracy);
+                bits.extend(m.valid_label_error_rate);
                 bits.into_iter().map(f64::to_bits).collect::<Vec<_>>()
             };
             assert_eq!(bits(a), bits(b), "epoch {}", a.epoch);

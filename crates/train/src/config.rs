@@ -6,7 +6,7 @@ use models::CellKind;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
-use crate::corpus::AudioClassification;
+use crate::corpus::{AudioClassification, Objective};
 use crate::task::{Adding, EmbeddedReber, SequenceTask, TemporalOrder};
 
 /// A whole experiment, as written in `experiments/*.toml`.
@@ -44,6 +44,11 @@ pub enum TaskConfig {
     /// (`kind = "audio_classification"`; `"spoken_digits"` names the same task).
     #[serde(alias = "spoken_digits")]
     AudioClassification(AudioClassification),
+    /// Recordings labelled with unsegmented strings (spoken digit strings such as
+    /// `5551234`): every character of a label is a class, and the softmax over `y_t` at
+    /// every step is trained with CTC ([`crate::ctc`]). The same fields as
+    /// `audio_classification`; `labels` lists the characters.
+    DigitStrings(AudioClassification),
 }
 
 /// Where a task's data comes from: drawn fresh by a generator, or read from a corpus.
@@ -51,8 +56,8 @@ pub enum TaskConfig {
 pub enum DataSource<'a> {
     /// A generated task.
     Generated(&'a dyn SequenceTask),
-    /// A corpus of recordings.
-    Corpus(&'a AudioClassification),
+    /// A corpus of recordings, and what its labels are.
+    Corpus(&'a AudioClassification, Objective),
 }
 
 impl TaskConfig {
@@ -62,7 +67,24 @@ impl TaskConfig {
             Self::TemporalOrder(task) => DataSource::Generated(task),
             Self::Adding(task) => DataSource::Generated(task),
             Self::EmbeddedReber(task) => DataSource::Generated(task),
-            Self::AudioClassification(task) => DataSource::Corpus(task),
+            Self::AudioClassification(task) => DataSource::Corpus(task, Objective::Classes),
+            Self::DigitStrings(task) => DataSource::Corpus(task, Objective::Sequences),
+        }
+    }
+
+    /// The audio task's options and objective, when the task reads recordings.
+    pub fn audio(&self) -> Option<(&AudioClassification, Objective)> {
+        match self.source() {
+            DataSource::Corpus(task, objective) => Some((task, objective)),
+            DataSource::Generated(_) => None,
+        }
+    }
+
+    /// The audio task's options, to change them.
+    pub fn audio_mut(&mut self) -> Option<&mut AudioClassification> {
+        match self {
+            Self::AudioClassification(task) | Self::DigitStrings(task) => Some(task),
+            _ => None,
         }
     }
 }
@@ -355,7 +377,9 @@ impl ExperimentConfig {
             TaskConfig::TemporalOrder(task) => task.validate()?,
             TaskConfig::Adding(task) => task.validate()?,
             TaskConfig::EmbeddedReber(task) => task.validate()?,
-            TaskConfig::AudioClassification(task) => task.validate()?,
+            TaskConfig::AudioClassification(task) | TaskConfig::DigitStrings(task) => {
+                task.validate()?
+            }
         }
         let t = &self.training;
         if t.epochs == 0 || t.steps_per_epoch == 0 || t.batch_size == 0 || t.validation_size == 0 {

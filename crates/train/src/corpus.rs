@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigProblem, DataSource, ExperimentConfig, InvalidValue};
 use crate::datasets::{
-    DatasetError, Example, FeatureCache, KeywordTask, NoiseMix, Utterance, free_spoken_digits,
-    keyword_spotting, load_examples, read_manifest, speech_commands,
+    DatasetError, Example, FeatureCache, KeywordTask, Loaded, NoiseMix, Utterance,
+    free_spoken_digits, keyword_spotting, load_examples, read_manifest, speech_commands,
 };
 use crate::task::{Batch, SequenceTask, Targets};
 
@@ -53,7 +53,9 @@ impl TaskData {
                 ),
                 task: task.boxed(),
             }),
-            DataSource::Corpus(task) => load_corpus(task).map(TaskData::Corpus),
+            DataSource::Corpus(task, objective) => {
+                load_corpus(task, objective).map(TaskData::Corpus)
+            }
         }
     }
 
@@ -93,8 +95,10 @@ impl TaskData {
 /// A corpus's examples by split.
 #[derive(Debug)]
 pub struct Corpus {
-    /// The class names, in output order.
+    /// The class names, in output order (for label sequences, the blank first).
     pub labels: Vec<String>,
+    /// Whether examples are labelled with sequences (CTC) rather than one class.
+    pub sequences: bool,
     /// Feature width.
     pub input_size: usize,
     /// Training examples.
@@ -115,15 +119,29 @@ pub struct Corpus {
 
 /// Loads the corpus `task` describes: every split's features (cached when `cache_dir` is
 /// set) and the augmented versions of the training utterances.
-pub fn load_corpus(task: &AudioClassification) -> Result<Corpus, CorpusError> {
+pub fn load_corpus(
+    task: &AudioClassification,
+    objective: Objective,
+) -> Result<Corpus, CorpusError> {
     let utterances = task.utterances()?;
     let pipeline = task.pipeline();
     let cache = task.cache_dir.as_ref().map(FeatureCache::new);
-    let labels = task.resolve_labels(&utterances);
+    let sequences = objective == Objective::Sequences;
+    let names = task.resolve_labels_for(&utterances, objective);
     let mut skipped = Vec::new();
+    let load_examples = |chosen: &[&Utterance], pipeline: &features::FilePipeline| {
+        load_labelled(
+            chosen,
+            &names,
+            objective,
+            pipeline,
+            cache.as_ref(),
+            task.strict,
+        )
+    };
     let mut load = |split: &str| -> Result<Vec<Example>, CorpusError> {
         let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
-        let loaded = load_examples(&chosen, &labels, &pipeline, cache.as_ref(), task.strict)?;
+        let loaded = load_examples(&chosen, &pipeline)?;
         skipped.extend(loaded.skipped);
         if loaded.examples.is_empty() {
             return Err(CorpusError::EmptySplit(split.to_string()));
@@ -139,7 +157,7 @@ pub fn load_corpus(task: &AudioClassification) -> Result<Corpus, CorpusError> {
         .collect::<Result<Vec<_>, _>>()?;
     let chosen: Vec<_> = utterances.iter().filter(|u| u.split == "train").collect();
     for augmented in task.augmented_pipelines() {
-        let loaded = load_examples(&chosen, &labels, &augmented, cache.as_ref(), task.strict)?;
+        let loaded = load_examples(&chosen, &augmented)?;
         skipped.extend(loaded.skipped);
         let versions: HashMap<_, _> = loaded
             .examples
@@ -153,7 +171,7 @@ pub fn load_corpus(task: &AudioClassification) -> Result<Corpus, CorpusError> {
     }
     for noisy in task.background_versions(&chosen)? {
         let refs: Vec<&Utterance> = noisy.iter().collect();
-        let loaded = load_examples(&refs, &labels, &pipeline, cache.as_ref(), task.strict)?;
+        let loaded = load_examples(&refs, &pipeline)?;
         skipped.extend(loaded.skipped);
         let versions: HashMap<_, _> = loaded
             .examples
@@ -166,7 +184,8 @@ pub fn load_corpus(task: &AudioClassification) -> Result<Corpus, CorpusError> {
         }
     }
     Ok(Corpus {
-        labels,
+        labels: names,
+        sequences,
         input_size: train[0].features.dim,
         train,
         valid,
@@ -177,6 +196,90 @@ pub fn load_corpus(task: &AudioClassification) -> Result<Corpus, CorpusError> {
         blocks: task.feature_blocks(),
     })
 }
+
+/// Loads `chosen` as [`load_examples`] does, labelled by class `names` for `objective`:
+/// one class each, or the sequence of their label's characters (`names[0]` the blank).
+pub fn load_labelled(
+    chosen: &[&Utterance],
+    names: &[String],
+    objective: Objective,
+    pipeline: &features::FilePipeline,
+    cache: Option<&FeatureCache>,
+    strict: bool,
+) -> Result<Loaded, DatasetError> {
+    if objective == Objective::Classes {
+        return load_examples(chosen, names, pipeline, cache, strict);
+    }
+    // Every whole label string is "known" while loading; its characters are checked
+    // against the symbols afterwards.
+    let strings: Vec<String> = chosen
+        .iter()
+        .map(|u| u.label.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let loaded = load_examples(chosen, &strings, pipeline, cache, strict)?;
+    Ok(to_sequences(loaded, &strings, names))
+}
+
+/// Turns examples labelled with whole strings (indices into `strings`) into examples
+/// labelled with the sequence of their characters' classes: `names[0]` is the blank, the
+/// others the symbols. A label with another character, or with more characters than its
+/// utterance has frames, is skipped with the reason.
+fn to_sequences(mut loaded: Loaded, strings: &[String], names: &[String]) -> Loaded {
+    let mut kept = Vec::with_capacity(loaded.examples.len());
+    for mut example in loaded.examples {
+        let text = &strings[example.label];
+        let sequence: Option<Vec<usize>> = text
+            .chars()
+            .map(|c| {
+                names
+                    .iter()
+                    .skip(1)
+                    .position(|n| *n == c.to_string())
+                    .map(|i| i + 1)
+            })
+            .collect();
+        match sequence {
+            None => loaded.skipped.push((
+                example.path,
+                format!(
+                    "label {text:?} has a character that is not one of {:?}",
+                    &names[1..]
+                ),
+            )),
+            Some(sequence) if sequence.len() > example.features.num_frames => {
+                loaded.skipped.push((
+                    example.path,
+                    format!(
+                        "{} frames cannot hold the {} labels of {text:?}",
+                        example.features.num_frames,
+                        sequence.len()
+                    ),
+                ))
+            }
+            Some(sequence) => {
+                example.label = 0;
+                example.sequence = Some(sequence);
+                kept.push(example);
+            }
+        }
+    }
+    loaded.examples = kept;
+    loaded
+}
+
+/// What an audio task's labels are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objective {
+    /// One class per utterance (a softmax over the pooled `y_t`).
+    Classes,
+    /// A string per utterance, each character a class, trained with CTC.
+    Sequences,
+}
+
+/// The name of the blank class of label-sequence tasks, first in their class list.
+pub const BLANK_NAME: &str = "<blank>";
 
 /// Classification of recordings (spoken digits, keywords, any label set): features →
 /// recurrent stack → `y_t` → one softmax per utterance (pooled over its valid steps).
@@ -438,12 +541,43 @@ impl AudioClassification {
             .collect()
     }
 
-    /// The class names a trained run was saved with, or else those the corpus gives.
-    pub fn saved_or_resolved_labels(&self) -> Result<Vec<String>, DatasetError> {
-        match &self.labels {
-            Some(labels) => Ok(labels.clone()),
-            None => Ok(self.resolve_labels(&self.utterances()?)),
+    /// The class names for `objective`: [`AudioClassification::resolve_labels`] for
+    /// classes; for sequences the blank, then `labels` (the symbols) when given, otherwise
+    /// every character of the `train` split's labels, sorted.
+    pub fn resolve_labels_for(
+        &self,
+        utterances: &[Utterance],
+        objective: Objective,
+    ) -> Vec<String> {
+        if objective == Objective::Classes {
+            return self.resolve_labels(utterances);
         }
+        let symbols: Vec<String> = match &self.labels {
+            Some(labels) => labels.clone(),
+            None => utterances
+                .iter()
+                .filter(|u| u.split == "train")
+                .flat_map(|u| u.label.chars().map(String::from))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        };
+        std::iter::once(BLANK_NAME.to_string())
+            .chain(symbols)
+            .collect()
+    }
+
+    /// The class names a trained run was saved with, or else those the corpus gives.
+    pub fn saved_or_resolved_labels(
+        &self,
+        objective: Objective,
+    ) -> Result<Vec<String>, DatasetError> {
+        // Given labels need no listing of the corpus.
+        let utterances = match self.labels {
+            Some(_) => Vec::new(),
+            None => self.utterances()?,
+        };
+        Ok(self.resolve_labels_for(&utterances, objective))
     }
 
     /// The feature pipeline these options describe.
@@ -671,6 +805,9 @@ pub fn pad_batch(examples: &[&crate::datasets::Example]) -> Batch {
         inputs,
         shape: [examples.len(), time, dim],
         lengths: examples.iter().map(|e| e.features.num_frames).collect(),
-        targets: Targets::Classes(examples.iter().map(|e| e.label as i64).collect()),
+        targets: match examples.iter().map(|e| e.sequence.clone()).collect() {
+            Some(sequences) => Targets::Sequences(sequences),
+            None => Targets::Classes(examples.iter().map(|e| e.label as i64).collect()),
+        },
     }
 }

@@ -10,6 +10,9 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
+/// The class index of the blank in this project's CTC models.
+pub const BLANK: usize = 0;
+
 /// Why a batch cannot go through the CTC loss.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CtcError {

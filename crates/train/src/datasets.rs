@@ -628,8 +628,11 @@ fn fnv1a(bytes: &[u8], mut state: u64) -> u64 {
 pub struct Example {
     /// `[frames, dim]` features.
     pub features: Features,
-    /// Index into the label list.
+    /// Index into the label list (0 for a label sequence).
     pub label: usize,
+    /// For tasks that output label sequences (CTC): the label's symbols, as class indices
+    /// (1 and up; 0 is the blank).
+    pub sequence: Option<Vec<usize>>,
     /// The file it came from.
     pub path: PathBuf,
     /// Who is speaking (the manifest's `speaker`).
@@ -654,6 +657,7 @@ impl Example {
         Example {
             features: features.clone(),
             label: self.label,
+            sequence: self.sequence.clone(),
             path: self.path.clone(),
             speaker: self.speaker.clone(),
             clip: self.clip,
@@ -711,6 +715,7 @@ pub fn load_examples(
             Ok(Example {
                 features,
                 label,
+                sequence: None,
                 path: u.path.clone(),
                 speaker: u.speaker.clone(),
                 clip: u.clip,

@@ -9,8 +9,8 @@ use models::SequenceClassifier;
 use serde::Serialize;
 
 use crate::checkpoint::{Checkpoints, load_model};
-use crate::config::{ExperimentConfig, TaskConfig};
-use crate::corpus::AudioClassification;
+use crate::config::ExperimentConfig;
+use crate::corpus::{AudioClassification, Objective};
 use crate::trainer::build_model;
 
 /// Why a run could not be used.
@@ -49,8 +49,10 @@ pub struct Recogniser<B: Backend> {
     pub config: ExperimentConfig,
     /// The task options (features, pooling).
     pub task: AudioClassification,
-    /// The class names, in output order.
+    /// The class names, in output order (the blank first for label sequences).
     pub labels: Vec<String>,
+    /// Whether it outputs a label sequence (CTC) rather than one class.
+    pub objective: Objective,
     /// The best checkpoint's model.
     pub model: SequenceClassifier<B>,
 }
@@ -60,8 +62,27 @@ pub struct Recogniser<B: Backend> {
 pub struct Prediction {
     /// The WAV file.
     pub path: String,
-    /// The `k` most probable labels, most probable first.
+    /// The `k` most probable labels, most probable first (classification).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub top: Vec<LabelProbability>,
+    /// The decoded string (label sequences).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Each label of `text` with the time span of the frames that emitted it on the best
+    /// path (label sequences).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<TimedLabel>,
+}
+
+/// A decoded label and when it was said.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimedLabel {
+    /// The class name.
+    pub label: String,
+    /// Start of its first frame, in seconds.
+    pub start: f64,
+    /// End of its last frame's shift, in seconds.
+    pub end: f64,
 }
 
 /// A label and its softmax probability.
@@ -77,15 +98,16 @@ impl<B: Backend> Recogniser<B> {
     /// Loads `run_dir/config.toml` and `run_dir/checkpoints/best.mpk`.
     pub fn load(run_dir: &Path, device: &B::Device) -> Result<Self, InferenceError> {
         let config = ExperimentConfig::load(&run_dir.join("config.toml"), &[])?;
-        let TaskConfig::AudioClassification(task) = config.task.clone() else {
+        let Some((task, objective)) = config.task.audio() else {
             return Err(InferenceError::NotAudio(run_dir.display().to_string()));
         };
-        let labels = task
-            .saved_or_resolved_labels()
-            .map_err(|source| InferenceError::Labels {
-                run: run_dir.display().to_string(),
-                source,
-            })?;
+        let task = task.clone();
+        let labels =
+            task.saved_or_resolved_labels(objective)
+                .map_err(|source| InferenceError::Labels {
+                    run: run_dir.display().to_string(),
+                    source,
+                })?;
         let input_size = task.features_per_frame();
         let path = Checkpoints::new(run_dir.join("checkpoints")).best_path();
         let model = build_model::<B>(&config, (input_size, labels.len()), device);
@@ -94,6 +116,7 @@ impl<B: Backend> Recogniser<B> {
             config,
             task,
             labels,
+            objective,
             model,
         })
     }
@@ -122,12 +145,39 @@ impl<B: Backend> Recogniser<B> {
         let shape = [1, features.num_frames, features.dim];
         let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
         let y = self.model.forward(x, None);
+        if self.objective == Objective::Sequences {
+            let options = self.task.pipeline().options;
+            let hop = options
+                .hop_length()
+                .map_err(|source| InferenceError::Features {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+            let shift = hop as f64 / options.frame.sample_rate as f64;
+            let emitted = crate::trainer::decode_batch(y, &[features.num_frames]).remove(0);
+            let labels: Vec<TimedLabel> = emitted
+                .iter()
+                .map(|e| TimedLabel {
+                    label: self.labels[e.label].clone(),
+                    start: e.start as f64 * shift,
+                    end: e.end as f64 * shift,
+                })
+                .collect();
+            return Ok(Prediction {
+                path: path.display().to_string(),
+                top: Vec::new(),
+                text: Some(labels.iter().map(|l| l.label.as_str()).collect()),
+                labels,
+            });
+        }
         let logits = self.task.pooling.pool(y, None);
         let probabilities: Vec<f32> = softmax(logits, 1).into_data().iter::<f32>().collect();
         let mut ranked: Vec<(usize, f32)> = probabilities.into_iter().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         Ok(Prediction {
             path: path.display().to_string(),
+            text: None,
+            labels: Vec::new(),
             top: ranked
                 .into_iter()
                 .take(k)

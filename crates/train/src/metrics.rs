@@ -24,6 +24,10 @@ pub struct EpochMetrics {
     pub valid_class_accuracy: Vec<f64>,
     /// Wall-clock seconds of the epoch, validation included.
     pub seconds: f64,
+    /// Label error rate on the validation set (edit distance over reference length) for
+    /// tasks that output label sequences (CTC); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_label_error_rate: Option<f64>,
 }
 
 /// How many sequences of a batch (or several) came out right, and per class.
@@ -33,8 +37,12 @@ pub struct Score {
     pub correct: usize,
     /// Sequences scored.
     pub sequences: usize,
-    /// Per class: (right, total), by true class; empty for regression.
+    /// Per class: (right, total), by true class; empty for regression and sequences.
     pub per_class: Vec<(usize, usize)>,
+    /// For label sequences: insertions, deletions and substitutions against the references.
+    pub label_errors: usize,
+    /// For label sequences: labels in the references.
+    pub reference_labels: usize,
 }
 
 impl Score {
@@ -42,6 +50,8 @@ impl Score {
     pub fn merge(&mut self, other: Score) {
         self.correct += other.correct;
         self.sequences += other.sequences;
+        self.label_errors += other.label_errors;
+        self.reference_labels += other.reference_labels;
         if self.per_class.len() < other.per_class.len() {
             self.per_class.resize(other.per_class.len(), (0, 0));
         }
@@ -54,6 +64,11 @@ impl Score {
     /// Fraction of sequences right.
     pub fn accuracy(&self) -> f64 {
         self.correct as f64 / self.sequences.max(1) as f64
+    }
+
+    /// Edit distance over reference length, for label sequences (none for other targets).
+    pub fn label_error_rate(&self) -> Option<f64> {
+        (self.reference_labels > 0).then(|| self.label_errors as f64 / self.reference_labels as f64)
     }
 
     /// Accuracy of each class (0 for a class never seen).
@@ -103,6 +118,10 @@ pub struct SplitReport {
     pub utterances: usize,
     /// (speaker, right, utterances), by speaker name.
     pub speakers: Vec<(String, usize, usize)>,
+    /// For label sequences (CTC): (label errors, reference labels), the numerator and
+    /// denominator of the label (digit) error rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_errors: Option<(usize, usize)>,
 }
 
 impl SplitReport {
@@ -112,10 +131,26 @@ impl SplitReport {
 
     /// Scores `predictions` against the examples' labels.
     pub fn new(split: &str, examples: &[Example], predictions: &[usize]) -> Self {
+        let right: Vec<bool> = examples
+            .iter()
+            .zip(predictions)
+            .map(|(example, &predicted)| predicted == example.label)
+            .collect();
+        Self::from_outcomes(split, examples, &right, None)
+    }
+
+    /// The report of examples judged `right` or not, with the label errors of a sequence
+    /// task.
+    pub fn from_outcomes(
+        split: &str,
+        examples: &[Example],
+        right: &[bool],
+        label_errors: Option<(usize, usize)>,
+    ) -> Self {
         let mut speakers = std::collections::BTreeMap::<&str, (usize, usize)>::new();
-        for (example, &predicted) in examples.iter().zip(predictions) {
+        for (example, &right) in examples.iter().zip(right) {
             let tally = speakers.entry(&example.speaker).or_default();
-            tally.0 += usize::from(predicted == example.label);
+            tally.0 += usize::from(right);
             tally.1 += 1;
         }
         let correct: usize = speakers.values().map(|(right, _)| right).sum();
@@ -127,6 +162,7 @@ impl SplitReport {
                 .into_iter()
                 .map(|(name, (right, total))| (name.to_string(), right, total))
                 .collect(),
+            label_errors,
         }
     }
 }
@@ -155,6 +191,13 @@ impl std::fmt::Display for SplitReport {
             100.0 * low,
             100.0 * high
         )?;
+        if let Some((errors, labels)) = self.label_errors {
+            write!(
+                f,
+                "; label error rate {:.1}% ({errors} errors in {labels} labels)",
+                100.0 * errors as f64 / labels.max(1) as f64
+            )?;
+        }
         if self.speakers.len() > Self::MAX_SPEAKERS_SHOWN {
             write!(
                 f,

@@ -48,6 +48,10 @@ pub enum Targets {
         /// (several next symbols can be legal); only `classes` itself when `None`.
         accepted: Option<Vec<bool>>,
     },
+    /// A sequence of labels per sequence, unsegmented, from the softmax over `y_t` at every
+    /// valid step with Connectionist Temporal Classification ([`crate::ctc`]; class 0 is the
+    /// blank). A sequence is right when its best-path decoding is its labels.
+    Sequences(Vec<Vec<usize>>),
     /// One real number per sequence, regressed from `y` (first unit) at its last valid step
     /// with squared error. A sequence is right when its absolute error is below `tolerance`.
     Values {

@@ -133,6 +133,23 @@ pub fn batch_loss<B: Backend>(
             }
             (loss, score)
         }
+        Targets::Sequences(targets) => {
+            let decoded = decode_batch(y.clone(), &batch.lengths);
+            let mut score = Score {
+                sequences: size,
+                ..Score::default()
+            };
+            for (emitted, target) in decoded.iter().zip(targets) {
+                let labels: Vec<usize> = emitted.iter().map(|e| e.label).collect();
+                score.correct += usize::from(labels == *target);
+                score.label_errors += crate::ctc::edit_distance(target, &labels);
+                score.reference_labels += target.len();
+            }
+            // Loading keeps only examples with at least as many frames as labels.
+            let losses = crate::ctc::ctc_loss(y, targets, &batch.lengths, crate::ctc::BLANK)
+                .expect("a batch of loadable examples fits the CTC loss");
+            (crate::ctc::mean_over_target_lengths(losses, targets), score)
+        }
         Targets::Values { values, tolerance } => {
             let output = Pooling::Last
                 .pool(y, Some(&batch.lengths))
@@ -149,11 +166,35 @@ pub fn batch_loss<B: Backend>(
             let score = Score {
                 correct,
                 sequences: size,
-                per_class: Vec::new(),
+                ..Score::default()
             };
             (error.powi_scalar(2).mean(), score)
         }
     }
+}
+
+/// Best-path decodings of each sequence of `y` (`[batch, time, classes]`) over its valid
+/// steps.
+pub fn decode_batch<B: Backend>(
+    y: Tensor<B, 3>,
+    lengths: &[usize],
+) -> Vec<Vec<crate::ctc::Emitted>> {
+    let [_, time, classes] = y.dims();
+    let values: Vec<f32> = y.into_data().iter::<f32>().collect();
+    lengths
+        .iter()
+        .enumerate()
+        .map(|(b, &frames)| {
+            let at = b * time * classes;
+            // The arg-max of the logits is the arg-max of the softmax.
+            crate::ctc::greedy_decode(
+                &values[at..at + time * classes],
+                frames,
+                classes,
+                crate::ctc::BLANK,
+            )
+        })
+        .collect()
 }
 
 /// Mean loss and the [`Score`] of `model` over `examples`, in batches of `batch_size`.
@@ -200,6 +241,32 @@ pub fn predict_classes<B: Backend>(
         );
     }
     predictions
+}
+
+/// The report of a split whose examples are labelled with sequences: string accuracy in
+/// all and per speaker, and the label error rate.
+pub fn sequence_report<B: Backend>(
+    model: &SequenceClassifier<B>,
+    split: &str,
+    examples: &[Example],
+    batch_size: usize,
+    device: &B::Device,
+) -> SplitReport {
+    let (mut right, mut errors, mut labels) = (Vec::new(), 0, 0);
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let batch = pad_batch(&chunk.iter().collect::<Vec<_>>());
+        let inputs =
+            Tensor::<B, 3>::from_data(TensorData::new(batch.inputs.clone(), batch.shape), device);
+        let y = model.forward(inputs, Some(&batch.lengths));
+        for (emitted, example) in decode_batch(y, &batch.lengths).iter().zip(chunk) {
+            let decoded: Vec<usize> = emitted.iter().map(|e| e.label).collect();
+            let reference = example.sequence.as_deref().unwrap_or_default();
+            right.push(decoded == reference);
+            errors += crate::ctc::edit_distance(reference, &decoded);
+            labels += reference.len();
+        }
+    }
+    SplitReport::from_outcomes(split, examples, &right, Some((errors, labels)))
 }
 
 /// Epochs since the best validation accuracy so far (0 when the last epoch is the best).
@@ -367,6 +434,7 @@ where
             valid_loss,
             valid_accuracy: valid_score.accuracy(),
             valid_class_accuracy: valid_score.class_accuracy(),
+            valid_label_error_rate: valid_score.label_error_rate(),
             seconds: started.elapsed().as_secs_f64(),
         };
         on_epoch(&metrics);
@@ -532,6 +600,12 @@ fn score_splits<B: Backend>(
             .iter()
             .map(|(name, examples)| (name.as_str(), examples)),
     );
+    if corpus.sequences {
+        for (split, examples) in splits.skip(1) {
+            reports.push(sequence_report(model, split, examples, batch_size, device));
+        }
+        return (reports, confusions);
+    }
     for (split, examples) in splits {
         let predictions = predict_classes(model, examples, batch_size, corpus.pooling, device);
         if split != "valid" {

@@ -29,6 +29,7 @@ fn learning_curves_and_confusion_matrices_are_written_as_pictures() {
             valid_accuracy: 0.18 * epoch as f64,
             valid_class_accuracy: vec![0.1, 0.2],
             seconds: 1.0,
+            valid_label_error_rate: None,
         })
         .collect();
     learning_curves(&dir.path().join("curves.png"), &history).expect("writes");
@@ -76,6 +77,7 @@ fn metrics_csv_has_one_accuracy_column_per_class() {
         valid_accuracy: 0.25,
         valid_class_accuracy: vec![0.5, 0.0],
         seconds: 2.0,
+        valid_label_error_rate: None,
     }];
     let csv = train::output::metrics_csv(&history, &["XX".to_string(), "XY".to_string()]);
     let lines: Vec<&str> = csv.lines().collect();

@@ -14,12 +14,13 @@ use train::checkpoint::Checkpoints;
 use train::config::ExperimentConfig;
 use train::config::TaskConfig;
 use train::corpus::TaskData;
-use train::datasets::{CorpusCounts, load_examples, read_manifest};
+use train::corpus::{Objective, load_labelled};
+use train::datasets::{CorpusCounts, read_manifest};
 use train::inference::Recogniser;
 use train::metrics::RunSummary;
 use train::output::{write_atomic, write_run_files};
 use train::run_dir::{RunDir, RunMode};
-use train::trainer::{RunOptions, TrainError, TrainOutcome, evaluate, train};
+use train::trainer::{RunOptions, TrainError, TrainOutcome, evaluate, sequence_report, train};
 
 #[derive(Parser)]
 #[command(
@@ -215,8 +216,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             for split in splits {
                 let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
-                let loaded =
-                    load_examples(&chosen, &recogniser.labels, &task.pipeline(), None, false)?;
+                let loaded = load_labelled(
+                    &chosen,
+                    &recogniser.labels,
+                    recogniser.objective,
+                    &task.pipeline(),
+                    None,
+                    false,
+                )?;
                 let (loss, score) = evaluate(
                     &recogniser.model,
                     &loaded.examples,
@@ -224,12 +231,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     task.pooling,
                     &device,
                 );
+                let error_rate = score
+                    .label_error_rate()
+                    .map(|rate| format!(", label error rate {:.1}%", 100.0 * rate))
+                    .unwrap_or_default();
                 println!(
-                    "{split}: accuracy {:.1}%, loss {loss:.4} ({} utterances, {} skipped)",
+                    "{split}: accuracy {:.1}%{error_rate}, loss {loss:.4} ({} utterances, {} skipped)",
                     100.0 * score.accuracy(),
                     loaded.examples.len(),
                     loaded.skipped.len()
                 );
+                if recogniser.objective == Objective::Sequences {
+                    let report =
+                        sequence_report(&recogniser.model, &split, &loaded.examples, 64, &device);
+                    println!("{report}");
+                }
             }
             Ok(())
         }
@@ -299,10 +315,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let data = TaskData::prepare(&config)?;
             // Saved with the run, so that `predict` and `eval` use the same class order.
-            if let (TaskConfig::AudioClassification(task), TaskData::Corpus(corpus)) =
-                (&mut config.task, &data)
-            {
-                task.labels = Some(corpus.labels.clone());
+            if let (Some(task), TaskData::Corpus(corpus)) = (config.task.audio_mut(), &data) {
+                // Label sequences save their symbols: the blank is implied.
+                let skip = usize::from(corpus.sequences);
+                task.labels = Some(corpus.labels[skip..].to_vec());
             }
             let total_steps = config.training.epochs * data.steps_per_epoch(&config);
             config
@@ -363,7 +379,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     config.training.early_stopping_patience.unwrap_or(0)
                 );
             }
+            let sequences = matches!(&data, TaskData::Corpus(corpus) if corpus.sequences);
             let chance = match data.class_names().len() {
+                _ if sequences => String::new(),
                 0 => String::new(),
                 classes => format!(" (chance {:.1}%)", 100.0 / classes as f64),
             };
@@ -430,12 +448,15 @@ impl OnBackend for TrainJob<'_> {
             |_, _| bar.inc(1),
             |m| {
                 bar.suspend(|| println!(
-                    "epoch {:>3}  train loss {:.4} acc {:.1}%  valid loss {:.4} acc {:.1}%  ({:.1} s)",
+                    "epoch {:>3}  train loss {:.4} acc {:.1}%  valid loss {:.4} acc {:.1}%{}  ({:.1} s)",
                     m.epoch,
                     m.train_loss,
                     100.0 * m.train_accuracy,
                     m.valid_loss,
                     100.0 * m.valid_accuracy,
+                    m.valid_label_error_rate
+                        .map(|rate| format!(" label error rate {:.1}%", 100.0 * rate))
+                        .unwrap_or_default(),
                     m.seconds
                 ))
             },
@@ -477,12 +498,12 @@ fn per_class(counts: &[Vec<usize>], names: &[String]) -> String {
 /// The `corpus-info` subcommand.
 fn corpus_info(config: &std::path::Path, overrides: &[String]) -> anyhow::Result<()> {
     let config = load_config(config, None, overrides)?;
-    let TaskConfig::AudioClassification(task) = &config.task else {
-        anyhow::bail!("corpus-info needs an audio_classification task");
+    let Some((task, objective)) = config.task.audio() else {
+        anyhow::bail!("corpus-info needs an audio_classification or digit_strings task");
     };
     let utterances = task.utterances()?;
     let counts = CorpusCounts::new(&utterances);
-    let labels = task.resolve_labels(&utterances);
+    let labels = task.resolve_labels_for(&utterances, objective);
     println!("{}: {} utterances", config.name, utterances.len());
     println!("classes, in output order: {}", labels.join(", "));
     let splits: Vec<&String> = counts.splits.keys().collect();
