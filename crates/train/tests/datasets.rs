@@ -454,6 +454,56 @@ fn an_fsdd_task_trains_on_the_later_takes_and_holds_out_the_first_ten() {
 }
 
 #[test]
+fn digit_strings_are_labelled_by_their_characters_and_unusable_labels_are_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = "1".repeat(500);
+    let mut manifest = String::from("path,label,speaker,split\n");
+    for (name, label, split) in [
+        ("a", "12", "train"),
+        ("b", "9070", "train"),
+        ("c", "1x", "train"),
+        ("d", long.as_str(), "train"),
+        ("e", "5", "valid"),
+    ] {
+        std::fs::copy(a_wav(), dir.path().join(format!("{name}.wav"))).expect("copy");
+        manifest += &format!("{name}.wav,{label},{name},{split}\n");
+    }
+    std::fs::write(dir.path().join("manifest.csv"), manifest).expect("manifest");
+    let text = format!(
+        "name = \"t\"\nseed = 1\n[task]\nkind = \"digit_strings\"\nmanifest = {:?}\n\
+         labels = [\"0\", \"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\"]\n\
+         preset = \"kaldi\"\nsample_rate = 8000\n[model]\ncell = {{ kind = \"lstm\" }}\nhidden_size = 4\n\
+         [training]\nepochs = 1\nbatch_size = 2\nlearning_rate = 0.01\n",
+        dir.path().join("manifest.csv")
+    );
+    let config = train::ExperimentConfig::parse(&text, "test", &[]).expect("valid");
+    let train::corpus::TaskData::Corpus(corpus) =
+        train::corpus::TaskData::prepare(&config).expect("loads")
+    else {
+        panic!("a corpus task");
+    };
+    assert!(corpus.sequences);
+    assert_eq!(corpus.labels[0], train::corpus::BLANK_NAME);
+    assert_eq!(corpus.labels.len(), 11);
+    // Class of digit d is d + 1: the blank comes first.
+    let sequences: Vec<Option<Vec<usize>>> =
+        corpus.train.iter().map(|e| e.sequence.clone()).collect();
+    assert_eq!(sequences, [Some(vec![2, 3]), Some(vec![10, 1, 8, 1])]);
+    let reasons: Vec<&str> = corpus.skipped.iter().map(|(_, why)| why.as_str()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("not one of"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("cannot hold the 500 labels"),
+        "{reasons:?}"
+    );
+    let batch = train::corpus::pad_batch(&corpus.train.iter().collect::<Vec<_>>());
+    assert_eq!(
+        batch.targets,
+        train::task::Targets::Sequences(vec![vec![2, 3], vec![10, 1, 8, 1]])
+    );
+}
+
+#[test]
 fn manifest_errors_name_the_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("manifest.csv");
