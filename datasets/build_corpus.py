@@ -112,6 +112,13 @@ def synthesise(job, out, scratch):
     return target
 
 
+def render_all(work, render, jobs, what):
+    """render(job, scratch) for every job on `jobs` threads, in order; logs the count."""
+    print(f"{Path(sys.argv[0]).stem}: synthesising {len(work)} {what} on {jobs} threads", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(lambda job: render(job, Path(tmp)), work))
+
+
 def speak(engine, voice, s, raw):
     """Renders s["word"] with one engine's voice and settings into the WAV file `raw`."""
     scratch = raw.parent

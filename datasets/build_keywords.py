@@ -21,8 +21,6 @@ import random
 import re
 import shutil
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import build_corpus as corpus
@@ -93,9 +91,7 @@ def build(out, seed, jobs):
         shutil.rmtree(out)
     out.mkdir(parents=True)
     work = plan(rng)
-    print(f"build_keywords: synthesising {len(work)} takes on {jobs} threads", file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(jobs) as pool:
-        files = list(pool.map(lambda job: render(job, out, Path(tmp)), work))
+    files = corpus.render_all(work, lambda job, scratch: render(job, out, scratch), jobs, "takes")
     lists = {"validation": [], "testing": []}
     for f in sorted(files):
         split = which_set(f)

@@ -6,11 +6,5 @@
 # Then: experiment train experiments/speech-commands-12.toml --set task.corpus.root=datasets/keywords
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox)
-missing=()
-for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if ((${#missing[@]})); then
-  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
-fi
+source datasets/install_engines.sh
 python3 datasets/build_keywords.py --out datasets/keywords "$@"

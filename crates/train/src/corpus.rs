@@ -156,8 +156,8 @@ pub fn load_corpus(
         .map(|split| load(split).map(|examples| (split.clone(), examples)))
         .collect::<Result<Vec<_>, _>>()?;
     let chosen: Vec<_> = utterances.iter().filter(|u| u.split == "train").collect();
-    for augmented in task.augmented_pipelines() {
-        let loaded = load_examples(&chosen, &augmented)?;
+    // Each augmented version joins its original: same file, same stretch of it.
+    let mut add_versions = |loaded: Loaded| {
         skipped.extend(loaded.skipped);
         let versions: HashMap<_, _> = loaded
             .examples
@@ -168,20 +168,13 @@ pub fn load_corpus(
             let key = (example.path.clone(), format!("{:?}", example.clip));
             example.augmented.extend(versions.get(&key).cloned());
         }
+    };
+    for augmented in task.augmented_pipelines() {
+        add_versions(load_examples(&chosen, &augmented)?);
     }
     for noisy in task.background_versions(&chosen)? {
         let refs: Vec<&Utterance> = noisy.iter().collect();
-        let loaded = load_examples(&refs, &pipeline)?;
-        skipped.extend(loaded.skipped);
-        let versions: HashMap<_, _> = loaded
-            .examples
-            .into_iter()
-            .map(|e| ((e.path, format!("{:?}", e.clip)), e.features))
-            .collect();
-        for example in &mut train {
-            let key = (example.path.clone(), format!("{:?}", example.clip));
-            example.augmented.extend(versions.get(&key).cloned());
-        }
+        add_versions(load_examples(&refs, &pipeline)?);
     }
     Ok(Corpus {
         labels: names,

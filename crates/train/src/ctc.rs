@@ -297,16 +297,6 @@ pub fn greedy_decode(
     emitted
 }
 
-/// `log(exp(a) + exp(b))` without overflow; `−∞` is the empty sum.
-fn log_add(a: f32, b: f32) -> f32 {
-    let (high, low) = if a > b { (a, b) } else { (b, a) };
-    if low == f32::NEG_INFINITY {
-        high
-    } else {
-        high + (low - high).exp().ln_1p()
-    }
-}
-
 /// Prefix beam search (Hannun et al. 2014, without a language model): the labelling with
 /// the highest total probability over its alignments among the `beam` best prefixes kept
 /// at each frame, from `log_probs` (`[frames ≥ …, classes]`, row-major log-probabilities).
@@ -329,18 +319,18 @@ pub fn prefix_beam_search(
     beam: usize,
 ) -> Vec<usize> {
     use std::collections::HashMap;
-    // Each prefix: (log p ending in blank, log p ending in its last label).
-    let mut beams: Vec<(Vec<usize>, (f32, f32))> = vec![(Vec::new(), (0.0, f32::NEG_INFINITY))];
+    // Each prefix: (log p ending in blank, log p ending in its last label), in f64.
+    let neg_inf = f64::NEG_INFINITY;
+    let mut beams: Vec<(Vec<usize>, (f64, f64))> = vec![(Vec::new(), (0.0, neg_inf))];
     for row in log_probs.chunks_exact(classes).take(frames) {
-        let mut next: HashMap<Vec<usize>, (f32, f32)> = HashMap::new();
+        let mut next: HashMap<Vec<usize>, (f64, f64)> = HashMap::new();
         for (prefix, (blank_end, label_end)) in &beams {
-            let total = log_add(*blank_end, *label_end);
+            let total = log_add64(*blank_end, *label_end);
             for (class, &p) in row.iter().enumerate() {
+                let p = p as f64;
                 if class == blank {
-                    let entry = next
-                        .entry(prefix.clone())
-                        .or_insert((f32::NEG_INFINITY, f32::NEG_INFINITY));
-                    entry.0 = log_add(entry.0, total + p);
+                    let entry = next.entry(prefix.clone()).or_insert((neg_inf, neg_inf));
+                    entry.0 = log_add64(entry.0, total + p);
                     continue;
                 }
                 let mut extended = prefix.clone();
@@ -348,23 +338,19 @@ pub fn prefix_beam_search(
                 // A repeated label extends the prefix only across a blank; right after the
                 // same label it is the same prefix, one frame longer.
                 let repeat = prefix.last() == Some(&class);
-                let entry = next
-                    .entry(extended)
-                    .or_insert((f32::NEG_INFINITY, f32::NEG_INFINITY));
-                entry.1 = log_add(entry.1, if repeat { *blank_end } else { total } + p);
+                let entry = next.entry(extended).or_insert((neg_inf, neg_inf));
+                entry.1 = log_add64(entry.1, if repeat { *blank_end } else { total } + p);
                 if repeat {
-                    let same = next
-                        .entry(prefix.clone())
-                        .or_insert((f32::NEG_INFINITY, f32::NEG_INFINITY));
-                    same.1 = log_add(same.1, label_end + p);
+                    let same = next.entry(prefix.clone()).or_insert((neg_inf, neg_inf));
+                    same.1 = log_add64(same.1, label_end + p);
                 }
             }
         }
-        let mut ranked: Vec<(Vec<usize>, (f32, f32))> = next.into_iter().collect();
+        let mut ranked: Vec<(Vec<usize>, (f64, f64))> = next.into_iter().collect();
         // Ties broken by the prefix itself, so the result does not depend on hashing.
         ranked.sort_by(|a, b| {
-            log_add(b.1.0, b.1.1)
-                .total_cmp(&log_add(a.1.0, a.1.1))
+            log_add64(b.1.0, b.1.1)
+                .total_cmp(&log_add64(a.1.0, a.1.1))
                 .then_with(|| a.0.cmp(&b.0))
         });
         ranked.truncate(beam.max(1));

@@ -2,8 +2,11 @@
 //! single digits from the embedded corpus, the shipped experiment's TOML pointed at them,
 //! `train`, `eval` and `predict` (the decoded string and when each digit was said).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use common::experiment;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -55,22 +58,6 @@ fn strings_corpus(dir: &Path) -> PathBuf {
     let manifest = dir.join("manifest.csv");
     std::fs::write(&manifest, rows).expect("manifest");
     manifest
-}
-
-fn experiment(args: &[&str], settings: &[String]) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_experiment"));
-    command.args(args);
-    for setting in settings {
-        command.args(["--set", setting]);
-    }
-    let output = command.output().expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 #[test]

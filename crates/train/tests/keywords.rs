@@ -1,10 +1,12 @@
 //! The 12-class Speech Commands experiment from its shipped TOML, through the CLI, on a
 //! small folder in the corpus's layout: `corpus-info`, `train`, `eval` and `predict`.
 
+mod common;
 mod layouts;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use common::experiment;
 
 use train::datasets::{COMMAND_WORDS, SILENCE, UNKNOWN};
 
@@ -42,22 +44,6 @@ fn stand_in(root: &Path) -> Vec<PathBuf> {
         .iter()
         .map(|(word, name, ..)| root.join(word).join(name))
         .collect()
-}
-
-fn experiment(args: &[&str], settings: &[String]) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_experiment"));
-    command.args(args);
-    for setting in settings {
-        command.args(["--set", setting]);
-    }
-    let output = command.output().expect("runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    assert!(
-        output.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
 }
 
 #[test]

@@ -1,4 +1,6 @@
 //! What several test files share.
+// Each test file that includes this module uses only some of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;
@@ -26,4 +28,22 @@ pub fn smoke_train(
     }
     command.arg("--out-dir").arg(out);
     command
+}
+
+/// Runs `experiment ARGS` with `--set` `settings`, asserts that it succeeded, and returns
+/// what it printed.
+pub fn experiment(args: &[&str], settings: &[String]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_experiment"));
+    command.args(args);
+    for setting in settings {
+        command.args(["--set", setting]);
+    }
+    let output = command.output().expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
 }
