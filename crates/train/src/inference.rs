@@ -79,9 +79,9 @@ pub struct Prediction {
 pub struct TimedLabel {
     /// The class name.
     pub label: String,
-    /// Start of its first frame, in seconds.
+    /// Start of its first frame, in seconds (to the millisecond).
     pub start: f64,
-    /// End of its last frame's shift, in seconds.
+    /// End of its last frame's shift, in seconds (to the millisecond).
     pub end: f64,
 }
 
@@ -154,13 +154,15 @@ impl<B: Backend> Recogniser<B> {
                     source,
                 })?;
             let shift = hop as f64 / options.frame.sample_rate as f64;
+            // To the millisecond: frame shifts are whole milliseconds or fractions of them.
+            let seconds = |frame: usize| (frame as f64 * shift * 1000.0).round() / 1000.0;
             let emitted = crate::trainer::decode_batch(y, &[features.num_frames]).remove(0);
             let labels: Vec<TimedLabel> = emitted
                 .iter()
                 .map(|e| TimedLabel {
                     label: self.labels[e.label].clone(),
-                    start: e.start as f64 * shift,
-                    end: e.end as f64 * shift,
+                    start: seconds(e.start),
+                    end: seconds(e.end),
                 })
                 .collect();
             return Ok(Prediction {
