@@ -112,6 +112,16 @@ def synthesise(job, out, scratch):
     return target
 
 
+def build_fresh(out, seed, plan, render, jobs, what):
+    """Empties `out`, plans the jobs with a generator seeded by `seed`, and renders each with
+    render(job, out, scratch); returns the jobs and what render returned, in order."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    work = plan(random.Random(seed))
+    return work, render_all(work, lambda job, scratch: render(job, out, scratch), jobs, what)
+
+
 def render_all(work, render, jobs, what):
     """render(job, scratch) for every job on `jobs` threads, in order; logs the count."""
     print(f"{Path(sys.argv[0]).stem}: synthesising {len(work)} {what} on {jobs} threads", file=sys.stderr, flush=True)

@@ -18,8 +18,6 @@ zero") and the cards speaker's `004.wav` ("five five"), never trained on.
 """
 
 import argparse
-import random
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -90,12 +88,7 @@ def real_strings(out):
 
 
 def build(out, seed, jobs):
-    rng = random.Random(seed)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    work = plan(rng)
-    targets = corpus.render_all(work, lambda job, scratch: render(job, out, scratch), jobs, "strings")
+    work, targets = corpus.build_fresh(out, seed, plan, render, jobs, "strings")
     rows = []
     for (engine, voice, label, _, _), target in zip(work, targets):
         speaker = f"{engine}:{voice}"

@@ -17,9 +17,7 @@ Deterministic for a given seed.
 
 import argparse
 import hashlib
-import random
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -86,12 +84,7 @@ def render(job, out, scratch):
 
 
 def build(out, seed, jobs):
-    rng = random.Random(seed)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    work = plan(rng)
-    files = corpus.render_all(work, lambda job, scratch: render(job, out, scratch), jobs, "takes")
+    work, files = corpus.build_fresh(out, seed, plan, render, jobs, "takes")
     lists = {"validation": [], "testing": []}
     for f in sorted(files):
         split = which_set(f)
