@@ -117,6 +117,14 @@ pub struct Corpus {
     pub blocks: usize,
 }
 
+impl Corpus {
+    /// What the task's `labels` field holds for these classes, as a run saves it: the
+    /// classes, or for label sequences the symbols (the blank is implied).
+    pub fn labels_setting(&self) -> Vec<String> {
+        self.labels[usize::from(self.sequences)..].to_vec()
+    }
+}
+
 /// Loads the corpus `task` describes: every split's features (cached when `cache_dir` is
 /// set) and the augmented versions of the training utterances.
 pub fn load_corpus(
@@ -127,7 +135,7 @@ pub fn load_corpus(
     let pipeline = task.pipeline();
     let cache = task.cache_dir.as_ref().map(FeatureCache::new);
     let sequences = objective == Objective::Sequences;
-    let names = task.resolve_labels_for(&utterances, objective);
+    let names = task.resolve_labels(&utterances, objective);
     let mut skipped = Vec::new();
     let load_examples = |chosen: &[&Utterance], pipeline: &features::FilePipeline| {
         load_labelled(
@@ -510,54 +518,42 @@ impl AudioClassification {
         self.source().utterances()
     }
 
-    /// The class names in output order: `labels` when given; for Speech Commands' 12-class
-    /// task the reference's order (`_silence_`, `_unknown_`, then the command words);
-    /// otherwise every label of the `train` split in sorted (byte) order, so digits are
-    /// `0`…`9`.
-    pub fn resolve_labels(&self, utterances: &[Utterance]) -> Vec<String> {
-        if let Some(labels) = &self.labels {
-            return labels.clone();
+    /// The class names in output order.
+    ///
+    /// One class per utterance: `labels` when given; for Speech Commands' 12-class task the
+    /// reference's order (`_silence_`, `_unknown_`, then the command words); otherwise
+    /// every label of the `train` split in sorted (byte) order, so digits are `0`…`9`.
+    ///
+    /// Label sequences: the blank, then `labels` (the symbols) when given, otherwise every
+    /// character of the `train` split's labels, sorted.
+    pub fn resolve_labels(&self, utterances: &[Utterance], objective: Objective) -> Vec<String> {
+        fn sorted(names: impl Iterator<Item = String>) -> Vec<String> {
+            let distinct: std::collections::BTreeSet<String> = names.collect();
+            distinct.into_iter().collect()
         }
-        if let CorpusSource::SpeechCommands {
-            task: SpeechCommandsTask::TwelveClass,
-            ..
-        } = self.source()
-        {
-            return KeywordTask::twelve_class().labels();
+        let train = utterances.iter().filter(|u| u.split == "train");
+        match objective {
+            Objective::Classes => match (&self.labels, self.source()) {
+                (Some(labels), _) => labels.clone(),
+                (
+                    None,
+                    CorpusSource::SpeechCommands {
+                        task: SpeechCommandsTask::TwelveClass,
+                        ..
+                    },
+                ) => KeywordTask::twelve_class().labels(),
+                (None, _) => sorted(train.map(|u| u.label.clone())),
+            },
+            Objective::Sequences => {
+                let symbols = match &self.labels {
+                    Some(labels) => labels.clone(),
+                    None => sorted(train.flat_map(|u| u.label.chars().map(String::from))),
+                };
+                std::iter::once(BLANK_NAME.to_string())
+                    .chain(symbols)
+                    .collect()
+            }
         }
-        utterances
-            .iter()
-            .filter(|u| u.split == "train")
-            .map(|u| u.label.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect()
-    }
-
-    /// The class names for `objective`: [`AudioClassification::resolve_labels`] for
-    /// classes; for sequences the blank, then `labels` (the symbols) when given, otherwise
-    /// every character of the `train` split's labels, sorted.
-    pub fn resolve_labels_for(
-        &self,
-        utterances: &[Utterance],
-        objective: Objective,
-    ) -> Vec<String> {
-        if objective == Objective::Classes {
-            return self.resolve_labels(utterances);
-        }
-        let symbols: Vec<String> = match &self.labels {
-            Some(labels) => labels.clone(),
-            None => utterances
-                .iter()
-                .filter(|u| u.split == "train")
-                .flat_map(|u| u.label.chars().map(String::from))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-        };
-        std::iter::once(BLANK_NAME.to_string())
-            .chain(symbols)
-            .collect()
     }
 
     /// The class names a trained run was saved with, or else those the corpus gives.
@@ -570,7 +566,7 @@ impl AudioClassification {
             Some(_) => Vec::new(),
             None => self.utterances()?,
         };
-        Ok(self.resolve_labels_for(&utterances, objective))
+        Ok(self.resolve_labels(&utterances, objective))
     }
 
     /// The feature pipeline these options describe.

@@ -140,9 +140,9 @@ pub fn batch_loss<B: Backend>(
                 ..Score::default()
             };
             for (emitted, target) in decoded.iter().zip(targets) {
-                let labels: Vec<usize> = emitted.iter().map(|e| e.label).collect();
-                score.correct += usize::from(labels == *target);
-                score.label_errors += crate::ctc::edit_distance(target, &labels);
+                let (right, errors) = sequence_outcome(emitted, target);
+                score.correct += usize::from(right);
+                score.label_errors += errors;
                 score.reference_labels += target.len();
             }
             // Loading keeps only examples with at least as many frames as labels.
@@ -243,6 +243,15 @@ pub fn predict_classes<B: Backend>(
     predictions
 }
 
+/// Whether a decoding is its reference exactly, and its edit distance from it.
+fn sequence_outcome(emitted: &[crate::ctc::Emitted], reference: &[usize]) -> (bool, usize) {
+    let decoded: Vec<usize> = emitted.iter().map(|e| e.label).collect();
+    (
+        decoded == reference,
+        crate::ctc::edit_distance(reference, &decoded),
+    )
+}
+
 /// The report of a split whose examples are labelled with sequences: string accuracy in
 /// all and per speaker, and the label error rate.
 pub fn sequence_report<B: Backend>(
@@ -259,10 +268,10 @@ pub fn sequence_report<B: Backend>(
             Tensor::<B, 3>::from_data(TensorData::new(batch.inputs.clone(), batch.shape), device);
         let y = model.forward(inputs, Some(&batch.lengths));
         for (emitted, example) in decode_batch(y, &batch.lengths).iter().zip(chunk) {
-            let decoded: Vec<usize> = emitted.iter().map(|e| e.label).collect();
             let reference = example.sequence.as_deref().unwrap_or_default();
-            right.push(decoded == reference);
-            errors += crate::ctc::edit_distance(reference, &decoded);
+            let (exact, edits) = sequence_outcome(emitted, reference);
+            right.push(exact);
+            errors += edits;
             labels += reference.len();
         }
     }

@@ -99,7 +99,8 @@ enum Command {
         out_dir: PathBuf,
     },
     /// List what an audio experiment's corpus holds: utterances per split, per label and
-    /// per speaker, and the class order the run will use. Reads no audio.
+    /// per speaker, and the class order the run will use. Reads no audio but Speech
+    /// Commands' noise recordings, which its silence clips are cut from.
     CorpusInfo {
         /// The experiment, e.g. experiments/speech-commands-12.toml.
         config: PathBuf,
@@ -316,9 +317,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let data = TaskData::prepare(&config)?;
             // Saved with the run, so that `predict` and `eval` use the same class order.
             if let (Some(task), TaskData::Corpus(corpus)) = (config.task.audio_mut(), &data) {
-                // Label sequences save their symbols: the blank is implied.
-                let skip = usize::from(corpus.sequences);
-                task.labels = Some(corpus.labels[skip..].to_vec());
+                task.labels = Some(corpus.labels_setting());
             }
             let total_steps = config.training.epochs * data.steps_per_epoch(&config);
             config
@@ -503,7 +502,7 @@ fn corpus_info(config: &std::path::Path, overrides: &[String]) -> anyhow::Result
     };
     let utterances = task.utterances()?;
     let counts = CorpusCounts::new(&utterances);
-    let labels = task.resolve_labels_for(&utterances, objective);
+    let labels = task.resolve_labels(&utterances, objective);
     println!("{}: {} utterances", config.name, utterances.len());
     println!("classes, in output order: {}", labels.join(", "));
     let splits: Vec<&String> = counts.splits.keys().collect();
