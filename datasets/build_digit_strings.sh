@@ -6,5 +6,5 @@
 # Then: experiment train experiments/digit-strings.toml
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source datasets/install_engines.sh
+bash datasets/install_engines.sh
 python3 datasets/build_digit_strings.py --out datasets/digit_strings "$@"

@@ -6,5 +6,5 @@
 # Then: experiment train experiments/speech-commands-12.toml --set task.corpus.root=datasets/keywords
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source datasets/install_engines.sh
+bash datasets/install_engines.sh
 python3 datasets/build_keywords.py --out datasets/keywords "$@"
