@@ -193,28 +193,13 @@ impl<B: Backend> Recurrent<B> {
             let run_layer = |layer: usize, sequence: Tensor<B, 3>, initial| {
                 let directions = self.num_directions();
                 let first = layer * directions;
-                let output = fused::run_layer(
+                fused::run_layer(
                     &recurrences[first..first + directions],
                     sequence,
                     &self.cells[first..first + directions],
                     initial,
                     lengths,
-                );
-                // The final `h` and `c` are steps `T` and `T + 1`, directions side by side.
-                let step = |step: usize, direction: usize| {
-                    output
-                        .clone()
-                        .narrow(1, time + step, 1)
-                        .narrow(2, direction * self.hidden_size, self.hidden_size)
-                        .reshape([batch, self.hidden_size])
-                };
-                let finals = (0..directions)
-                    .map(|d| RecurrentState {
-                        hidden: step(0, d),
-                        cell: has_cell.then(|| step(1, d)),
-                    })
-                    .collect();
-                (output.narrow(1, 0, time), finals)
+                )
             };
             let dropout = |sequence| self.dropout.forward(sequence);
             let at = (batch, &device);

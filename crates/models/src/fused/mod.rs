@@ -110,18 +110,15 @@ pub(crate) fn recurrence_for<B: Backend>(cell: &Cell<B>, kernels: Kernels) -> Op
 /// One layer, in one or both directions, through the kernel.
 ///
 /// `x` is the layer's input `[B, T, D]`; `cells` and `initial` hold one entry per direction
-/// (forward, then reverse). Returns `[B, T + 1, directions·H]` (`[B, T + 2, …]` for an
-/// LSTM): the per-step outputs, then the final `h` as one more step, then the final `c`.
-/// (One tensor, because a burn autodiff node has one output; the steps are the outer
-/// dimension so that the outputs are a `narrow` of it, not a reshape, which copies on
-/// burn-ndarray.)
+/// (forward, then reverse). Returns the per-step outputs `[B, T, directions·H]` and each
+/// direction's final states.
 pub(crate) fn run_layer<B: Backend>(
     recurrences: &[Recurrence],
     x: Tensor<B, 3>,
     cells: &[Cell<B>],
     initial: Vec<RecurrentState<B, 2>>,
     lengths: Option<&[usize]>,
-) -> Tensor<B, 3> {
+) -> (Tensor<B, 3>, Vec<RecurrentState<B, 2>>) {
     pool::keep_freed_blocks();
     let [batch, time, input] = x.dims();
     let hidden = initial[0].hidden.dims()[1];
@@ -166,6 +163,7 @@ pub(crate) fn run_layer<B: Backend>(
         lengths: lengths.map(<[usize]>::to_vec),
         isa: cpu_isa(),
         threads: threads_for(dims, recurrences[0].gates()),
+        finals_apart: TypeId::of::<B>() != TypeId::of::<CpuAutodiff>(),
     };
     if TypeId::of::<B>() == TypeId::of::<CpuAutodiff>() {
         let x = cast::<_, Tensor<CpuAutodiff, 3>>(x)
@@ -182,7 +180,7 @@ pub(crate) fn run_layer<B: Backend>(
             1 => run_autodiff::<{ operand_count(1) }>(layout, operands),
             _ => run_autodiff::<{ operand_count(2) }>(layout, operands),
         };
-        cast(output)
+        split_steps(cast(output), recurrences[0].has_cell(), time, hidden)
     } else {
         let x = cast::<_, Tensor<NdArray, 3>>(x).into_primitive().tensor();
         let primitives: Vec<NdArrayTensor> = std::iter::once(x)
@@ -192,11 +190,55 @@ pub(crate) fn run_layer<B: Backend>(
                     .map(|t| cast::<_, Tensor<NdArray, 2>>(t).into_primitive().tensor()),
             )
             .collect();
-        let (output, _) = layout.forward(&primitives, false);
-        cast(Tensor::<NdArray, 3>::from_primitive(
-            TensorPrimitive::Float(vec_to_primitive(output, &layout.output_shape())),
-        ))
+        let (mut output, _) = layout.forward(&primitives, false);
+        // The final states are copied out (a few rows); the per-step outputs keep the buffer.
+        let width = cells.len() * hidden;
+        let finals = output.split_off(batch * time * width);
+        let state = |which: usize, direction: usize| {
+            let values = finals[which * batch * width..(which + 1) * batch * width]
+                .chunks_exact(width)
+                .flat_map(|row| &row[direction * hidden..(direction + 1) * hidden])
+                .copied()
+                .collect();
+            cast(ndarray_tensor(values, [batch, hidden]))
+        };
+        let finals = (0..cells.len())
+            .map(|d| RecurrentState {
+                hidden: state(0, d),
+                cell: recurrences[0].has_cell().then(|| state(1, d)),
+            })
+            .collect();
+        (cast(ndarray_tensor(output, [batch, time, width])), finals)
     }
+}
+
+fn ndarray_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<NdArray, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(vec_to_primitive(values, &shape)))
+}
+
+/// The per-step outputs `[B, T, directions·H]` and each direction's final states from a
+/// layer's output `[B, T + 1 (+1), directions·H]` (see [`cpu::Slot::finals_apart`]).
+fn split_steps<B: Backend>(
+    output: Tensor<B, 3>,
+    has_cell: bool,
+    time: usize,
+    hidden: usize,
+) -> (Tensor<B, 3>, Vec<RecurrentState<B, 2>>) {
+    let [batch, _, width] = output.dims();
+    let step = |step: usize, direction: usize| {
+        output
+            .clone()
+            .narrow(1, time + step, 1)
+            .narrow(2, direction * hidden, hidden)
+            .reshape([batch, hidden])
+    };
+    let finals = (0..width / hidden)
+        .map(|d| RecurrentState {
+            hidden: step(0, d),
+            cell: has_cell.then(|| step(1, d)),
+        })
+        .collect();
+    (output.narrow(1, 0, time), finals)
 }
 
 /// The tensors of one direction, in the order they follow the input `x` `[B, T, D]` among
@@ -278,6 +320,8 @@ struct Layout {
     lengths: Option<Vec<usize>>,
     isa: CpuIsa,
     threads: usize,
+    /// See [`cpu::Slot::finals_apart`]: without autodiff the output is split, not sliced.
+    finals_apart: bool,
 }
 
 impl Layout {
@@ -305,6 +349,7 @@ impl Layout {
                     slot: cpu::Slot {
                         direction: index,
                         directions: self.directions.len(),
+                        finals_apart: self.finals_apart,
                     },
                     x,
                     w_ih_t: w_ih_t.matrix(),

@@ -353,6 +353,11 @@ struct LstmRow<'a> {
 }
 
 impl LstmRow<'_> {
+    /// The step in passes of one nonlinearity each, rather than one pass over the units: a
+    /// unit's gates form a chain of two dependent `sigmoid`s and a `tanh` (the output gate
+    /// waits for the cell), too long for the CPU to overlap the next units with it, while
+    /// the iterations of each pass are independent. Every element goes through the same
+    /// operations in the same order either way, so the results are the same bits.
     #[inline(always)]
     fn run<const PEEPHOLE: bool, const COUPLED: bool>(self) {
         let n = self.h.len();
@@ -363,25 +368,28 @@ impl LstmRow<'_> {
         let (af, rest) = rest.split_at_mut(n);
         let (ag, ao) = rest.split_at_mut(n);
         let (h, c) = (&mut self.h[..n], &mut self.c[..n]);
+        let peep = |p: &[f32], j: usize, state: f32| if PEEPHOLE { p[j] * state } else { 0.0 };
         for j in 0..n {
-            let cp = c[j];
-            let peep = |p: &[f32], state: f32| if PEEPHOLE { p[j] * state } else { 0.0 };
-            let i = sigmoid(xi[j] + hi[j] + peep(pi, cp));
-            let f = if COUPLED {
-                1.0 - i
+            ai[j] = sigmoid(xi[j] + hi[j] + peep(pi, j, c[j]));
+        }
+        for j in 0..n {
+            af[j] = if COUPLED {
+                1.0 - ai[j]
             } else {
-                sigmoid(xf[j] + hf[j] + peep(pf, cp))
+                sigmoid(xf[j] + hf[j] + peep(pf, j, c[j]))
             };
-            let g = tanh(xg[j] + hg[j]);
-            let cn = f * cp + i * g;
-            let o = sigmoid(xo[j] + ho[j] + peep(po, cn));
-            let tc = tanh(cn);
-            ai[j] = i;
-            af[j] = f;
-            ag[j] = g;
-            ao[j] = o;
-            c[j] = cn;
-            h[j] = o * tc;
+        }
+        for j in 0..n {
+            ag[j] = tanh(xg[j] + hg[j]);
+        }
+        for j in 0..n {
+            c[j] = af[j] * c[j] + ai[j] * ag[j];
+        }
+        for j in 0..n {
+            ao[j] = sigmoid(xo[j] + ho[j] + peep(po, j, c[j]));
+        }
+        for j in 0..n {
+            h[j] = ao[j] * tanh(c[j]);
         }
     }
 }

@@ -4,8 +4,8 @@
 //! Layouts are row-major and batch-major, as the driver's tensors: the input `x` is
 //! `[B·T, D]` (row `b·T + t`), the weights are `W_ihᵀ` `[D, G·H]` and `W_hhᵀ` `[H, G·H]`,
 //! states are `[B, H]`; `xp` below names a row of the input projection `x·W_ihᵀ + b`.
-//! The forward output is one flat buffer: the per-step outputs `[B, T, H]`, then the final
-//! `h` `[B, H]` (and `c`), so that each part is a contiguous slice of it.
+//! The forward output is one flat buffer of the per-step outputs and the final `h` (and
+//! `c`), in one of the two [`Slot::finals_apart`] layouts.
 //! Steps at or past a sequence's length output zeros and leave its state alone, which is
 //! the driver's packed-sequence meaning in both directions.
 //!
@@ -73,12 +73,17 @@ pub(crate) struct Dims {
     pub input: usize,
 }
 
-/// Where a direction's results go in a layer's output `[B, T + 1 (+1), directions·H]`:
-/// its `H` columns of every step, the final states as steps `T` (`h`) and `T + 1` (`c`).
+/// Where a direction's results go in a layer's output: its `H` columns of every step of
+/// `directions·H`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
     pub direction: usize,
     pub directions: usize,
+    /// The per-step outputs `[B, T, directions·H]`, then the final `h` (and `c`) as
+    /// `[1 (+1), B, directions·H]`, so that both are contiguous tensors of the buffer;
+    /// otherwise one `[B, T + 1 (+1), directions·H]` with the final states as steps `T`
+    /// (`h`) and `T + 1` (`c`) (an autodiff node has one output).
+    pub finals_apart: bool,
 }
 
 /// A matrix read in place: element `(i, j)` at `values[i·strides.0 + j·strides.1]`.
@@ -144,14 +149,34 @@ impl Inputs<'_> {
         let Slot {
             direction,
             directions,
+            finals_apart,
         } = self.slot;
-        let steps = self.recurrence.output_steps(self.dims.time);
+        let steps = if finals_apart {
+            self.dims.time
+        } else {
+            self.recurrence.output_steps(self.dims.time)
+        };
         ((b * steps + t) * directions + direction) * self.dims.hidden
     }
 
     /// Offset of this direction's final `h` (`which` 0) or `c` (1) of row `b`.
     fn final_at(&self, which: usize, b: usize) -> usize {
-        self.output_at(b, self.dims.time + which)
+        let Dims {
+            time,
+            batch,
+            hidden,
+            ..
+        } = self.dims;
+        let Slot {
+            direction,
+            directions,
+            finals_apart,
+        } = self.slot;
+        if finals_apart {
+            (batch * time + which * batch + b) * directions * hidden + direction * hidden
+        } else {
+            self.output_at(b, time + which)
+        }
     }
 
     /// `W_hhᵀ` packed for the forward product with `h` or, `transposed`, `W_hh` for the
