@@ -27,6 +27,11 @@ pub(super) struct PackedMatrix {
 
 impl PackedMatrix {
     /// Packs `b[i·row_stride + j·col_stride]` for `i < k`, `j < n`.
+    ///
+    /// The source is read in the order it lies in memory: a row-major `b` row by row (each
+    /// row's 16-column pieces go to the panels side by side), a transposed one column by
+    /// column. Walking it panel by panel instead reads one cache line per row from rows
+    /// kilobytes apart, which the prefetchers do not follow.
     pub(super) fn pack(
         b: &[f32],
         (k, n): (usize, usize),
@@ -34,25 +39,38 @@ impl PackedMatrix {
     ) -> Self {
         let panels = n.div_ceil(PANEL);
         let mut values = Buffer::with_stale_values(panels * k * PANEL);
-        for (first, panel) in (0..n)
-            .step_by(PANEL)
-            .zip(values.chunks_exact_mut(k * PANEL))
-        {
-            let columns = first..n.min(first + PANEL);
-            for (i, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                let (values, padding) = row.split_at_mut(columns.len());
-                padding.fill(0.0);
-                let start = i * row_stride + columns.start * col_stride;
-                if col_stride == 1 && values.len() == PANEL {
-                    // A fixed-size copy, inlined (a `memcpy` call per 64 bytes is not).
-                    let whole: &mut [f32; PANEL] = values.try_into().expect("a full panel");
-                    *whole = b[start..start + PANEL].try_into().expect("a full panel");
-                } else if col_stride == 1 {
-                    values.copy_from_slice(&b[start..start + values.len()]);
-                } else {
-                    for (slot, j) in values.iter_mut().zip(columns.clone()) {
-                        *slot = b[i * row_stride + j * col_stride];
+        let panel_len = k * PANEL;
+        if n % PANEL != 0 {
+            // The last panel's padding columns.
+            let last = (panels - 1) * panel_len;
+            for row in values[last..].chunks_exact_mut(PANEL) {
+                row[n % PANEL..].fill(0.0);
+            }
+        }
+        if col_stride == 1 {
+            for i in 0..k {
+                let source = &b[i * row_stride..];
+                for p in 0..panels {
+                    let columns = p * PANEL..n.min(p * PANEL + PANEL);
+                    let at = p * panel_len + i * PANEL;
+                    if columns.len() == PANEL {
+                        // A fixed-size copy, inlined (a `memcpy` call per 64 bytes is not).
+                        let whole: &mut [f32; PANEL] = (&mut values[at..at + PANEL])
+                            .try_into()
+                            .expect("a full panel");
+                        *whole = source[columns].try_into().expect("a full panel");
+                    } else {
+                        values[at..at + columns.len()].copy_from_slice(&source[columns]);
                     }
+                }
+            }
+        } else {
+            for j in 0..n {
+                let (p, v) = (j / PANEL, j % PANEL);
+                let panel = &mut values[p * panel_len..(p + 1) * panel_len];
+                let source = &b[j * col_stride..];
+                for (i, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                    row[v] = source[i * row_stride];
                 }
             }
         }
@@ -419,6 +437,31 @@ mod tests {
                         "{name} Aᵀ {m}×{k}×{n} [{i},{j}]: {got_t} vs {want}"
                     );
                 }
+            }
+        }
+    }
+
+    /// Every element of `B` lands in its panel slot, the padding is zero, and a transposed
+    /// source read in place packs to the same values as its row-major copy.
+    #[test]
+    fn packing_places_every_element_and_zeroes_the_padding() {
+        for (k, n) in [(1, 1), (3, 16), (40, 512), (257, 33), (5, 47)] {
+            let b = values(k * n, 4);
+            let b_t: Vec<f32> = (0..n * k).map(|at| b[(at % k) * n + at / k]).collect();
+            let padded = n.div_ceil(PANEL) * PANEL;
+            let want: Vec<f32> = (0..padded / PANEL)
+                .flat_map(|p| (0..k).flat_map(move |i| (0..PANEL).map(move |v| (p, i, v))))
+                .map(|(p, i, v)| {
+                    let j = p * PANEL + v;
+                    if j < n { b[i * n + j] } else { 0.0 }
+                })
+                .collect();
+            for (packed, layout) in [
+                (PackedMatrix::pack(&b, (k, n), (n, 1)), "row-major"),
+                (PackedMatrix::pack(&b_t, (k, n), (1, k)), "transposed"),
+            ] {
+                assert_eq!(packed.padded_columns(), padded);
+                assert_eq!(&packed.values[..], &want[..], "{k}×{n} {layout}");
             }
         }
     }

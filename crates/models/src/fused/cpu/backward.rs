@@ -184,8 +184,9 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     let block = rows.start * time..rows.end * time;
     // The gradient of the gates' pre-activations, as the input product sees it (`d_xp`) and
     // as the recurrent product does (`d_hh`, GRU only: they differ in the `n` block). `d_xp`
-    // takes the place of the saved activations, a step's rows once they are read (into
-    // `step_acts`); steps past a length stay zero in both.
+    // takes the place of the saved activations, a step's rows once they are read (the
+    // LSTM's in place, the other cells' from a copy in `step_acts`); steps past a length
+    // stay zero in both.
     // SAFETY: these rows of the activations belong to this thread alone.
     let d_xp = unsafe { job.acts.slice(block.start * gh, block.len() * gh) };
     let mut step_acts = vec![0.0; rows.len() * gh];
@@ -198,9 +199,12 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     // Reset-before GRU: the gradient of `r ⊙ h`.
     let n_width = job.w_hn.map_or(0, PackedMatrix::padded_columns);
     let mut d_rh = vec![0.0; rows.len() * n_width];
+    // The LSTM's row reads a unit's four activations before it writes their gradients, so
+    // it works on `d_xp` in place; the other cells read a step's activations from a copy.
+    let in_place = recurrence.has_cell();
     for t in inputs.steps(true) {
         for (r, b) in rows.clone().enumerate() {
-            if inputs.valid(t, b) {
+            if !in_place && inputs.valid(t, b) {
                 let local = r * time + t;
                 step_acts[r * gh..(r + 1) * gh]
                     .copy_from_slice(&d_xp[local * gh..(local + 1) * gh]);
@@ -252,13 +256,12 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
                     coupled,
                 } => {
                     let row = LstmGradRow {
-                        acts,
+                        gates: dxp,
                         c_prev: &job.c_prev[span.clone()],
                         g_out,
                         peephole,
                         dh,
                         dc: &mut dc[r * hidden..(r + 1) * hidden],
-                        dxp,
                         d_peephole: &mut d_peephole,
                     };
                     match (p, coupled) {
@@ -493,13 +496,13 @@ fn reset_before_grad_r(
 
 /// One row of the LSTM's backward step.
 struct LstmGradRow<'a> {
-    acts: &'a [f32],
+    /// The step's activations, replaced by the gradients of their pre-activations.
+    gates: &'a mut [f32],
     c_prev: &'a [f32],
     g_out: &'a [f32],
     peephole: &'a [f32],
     dh: &'a mut [f32],
     dc: &'a mut [f32],
-    dxp: &'a mut [f32],
     d_peephole: &'a mut [f32],
 }
 
@@ -507,17 +510,16 @@ impl LstmGradRow<'_> {
     #[inline(always)]
     fn run<const PEEPHOLE: bool, const COUPLED: bool>(self) {
         let n = self.dh.len();
-        let [ai, af, ag, ao] = gate_blocks::<4>(self.acts, n);
         let [pi, pf, po] = gate_blocks::<3>(self.peephole, n);
         let (c_prev, g_out) = (&self.c_prev[..n], &self.g_out[..n]);
-        let (di, rest) = self.dxp[..4 * n].split_at_mut(n);
+        let (di, rest) = self.gates[..4 * n].split_at_mut(n);
         let (df, rest) = rest.split_at_mut(n);
         let (dg, d_o) = rest.split_at_mut(n);
         let (dpi, rest) = self.d_peephole[..3 * n].split_at_mut(n);
         let (dpf, dpo) = rest.split_at_mut(n);
         let (dh, dc) = (&mut self.dh[..n], &mut self.dc[..n]);
         for j in 0..n {
-            let (i, f, g, o) = (ai[j], af[j], ag[j], ao[j]);
+            let (i, f, g, o) = (di[j], df[j], dg[j], d_o[j]);
             let cp = c_prev[j];
             // `c_t` and `tanh(c_t)` exactly as the forward step computed them.
             let tc = tanh(f * cp + i * g);
