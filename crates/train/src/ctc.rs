@@ -363,6 +363,156 @@ pub fn prefix_beam_search(
         .unwrap_or_default()
 }
 
+/// The most probable alignment of `labels` to the first `frames` frames of `log_probs`
+/// (`[frames ≥ …, classes]`, row-major log-probabilities): Viterbi over the CTC lattice
+/// (`torchaudio.functional.forced_align`), each label with the frames it holds on that
+/// path. `None` when no alignment fits (more labels, counting a blank between repeats,
+/// than frames; or only impossible frames).
+///
+/// ```
+/// use train::ctc::{Emitted, forced_align};
+/// // Three frames, classes blank / 1 / 2: "1 2" on frames 0–1 and 2.
+/// let p = [[0.1f32, 0.8, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]];
+/// let log_p: Vec<f32> = p.iter().flatten().map(|x| x.ln()).collect();
+/// let aligned = forced_align(&log_p, 3, 3, 0, &[1, 2]).unwrap();
+/// assert_eq!(aligned, [Emitted { label: 1, start: 0, end: 2 }, Emitted { label: 2, start: 2, end: 3 }]);
+/// ```
+pub fn forced_align(
+    log_probs: &[f32],
+    frames: usize,
+    classes: usize,
+    blank: usize,
+    labels: &[usize],
+) -> Option<Vec<Emitted>> {
+    if labels.is_empty() {
+        return Some(Vec::new());
+    }
+    let rows: Vec<&[f32]> = log_probs.chunks_exact(classes).take(frames).collect();
+    // The labels with a blank before, between and after them.
+    let states = 2 * labels.len() + 1;
+    let class_of = |s: usize| if s % 2 == 0 { blank } else { labels[s / 2] };
+    let neg_inf = f64::NEG_INFINITY;
+    let mut score = vec![neg_inf; states];
+    let mut from = vec![0usize; rows.len() * states];
+    for (t, row) in rows.iter().enumerate() {
+        let mut next = vec![neg_inf; states];
+        for s in 0..states {
+            let (best, previous) = if t == 0 {
+                (if s < 2 { 0.0 } else { neg_inf }, s)
+            } else {
+                // Stay, advance one, or skip a blank between two different labels.
+                let skip = s >= 2 && s % 2 == 1 && class_of(s) != class_of(s - 2);
+                let mut best = (score[s], s);
+                if s >= 1 && score[s - 1] > best.0 {
+                    best = (score[s - 1], s - 1);
+                }
+                if skip && score[s - 2] > best.0 {
+                    best = (score[s - 2], s - 2);
+                }
+                best
+            };
+            next[s] = best + f64::from(row[class_of(s)]);
+            from[t * states + s] = previous;
+        }
+        score = next;
+    }
+    let last = (states - 2..states)
+        .max_by(|&a, &b| score[a].total_cmp(&score[b]).then(b.cmp(&a)))
+        .filter(|&s| score[s] > neg_inf)?;
+    let mut emitted: Vec<Emitted> = labels
+        .iter()
+        .map(|&label| Emitted {
+            label,
+            start: usize::MAX,
+            end: 0,
+        })
+        .collect();
+    let mut s = last;
+    for t in (0..rows.len()).rev() {
+        if s % 2 == 1 {
+            let e = &mut emitted[s / 2];
+            e.start = e.start.min(t);
+            e.end = e.end.max(t + 1);
+        }
+        s = from[t * states + s];
+    }
+    Some(emitted)
+}
+
+/// How a per-frame CTC output becomes a labelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decoding {
+    /// [`greedy_decode`]: the most probable class of each frame.
+    #[default]
+    BestPath,
+    /// [`prefix_beam_search`] keeping `width` prefixes per frame, each label's frames from
+    /// [`forced_align`].
+    PrefixBeam {
+        /// Prefixes kept per frame.
+        width: usize,
+    },
+}
+
+impl Decoding {
+    /// Best path for a width of 1 (or 0), prefix beam search above: the `--beam-width`
+    /// of `experiment eval` and `predict`.
+    pub fn with_beam_width(width: usize) -> Self {
+        if width <= 1 {
+            Decoding::BestPath
+        } else {
+            Decoding::PrefixBeam { width }
+        }
+    }
+
+    /// The labels of the first `frames` frames of `logits` (`[frames ≥ …, classes]`,
+    /// row-major, unnormalised), each with its frames.
+    ///
+    /// ```
+    /// use train::ctc::Decoding;
+    /// // Two frames, classes blank / 1: best path says nothing, the beam finds "1".
+    /// let logits: Vec<f32> = [0.6f32, 0.4, 0.6, 0.4].iter().map(|p| p.ln()).collect();
+    /// assert!(Decoding::BestPath.decode(&logits, 2, 2, 0).is_empty());
+    /// let beam = Decoding::with_beam_width(4).decode(&logits, 2, 2, 0);
+    /// assert_eq!(beam.iter().map(|e| e.label).collect::<Vec<_>>(), [1]);
+    /// ```
+    pub fn decode(
+        self,
+        logits: &[f32],
+        frames: usize,
+        classes: usize,
+        blank: usize,
+    ) -> Vec<Emitted> {
+        let width = match self {
+            // The arg-max of the logits is the arg-max of the softmax.
+            Decoding::BestPath => return greedy_decode(logits, frames, classes, blank),
+            Decoding::PrefixBeam { width } => width,
+        };
+        let log_probs: Vec<f32> = logits
+            .chunks_exact(classes)
+            .take(frames)
+            .flat_map(|row| {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let total: f64 = row.iter().map(|&x| f64::from(x - max).exp()).sum();
+                let log_total = total.ln();
+                row.iter()
+                    .map(move |&x| (f64::from(x - max) - log_total) as f32)
+            })
+            .collect();
+        let labels = prefix_beam_search(&log_probs, frames, classes, blank, width);
+        // The beam's labelling came from alignments of these frames, so one fits.
+        forced_align(&log_probs, frames, classes, blank, &labels).unwrap_or_else(|| {
+            labels
+                .iter()
+                .map(|&label| Emitted {
+                    label,
+                    start: 0,
+                    end: 0,
+                })
+                .collect()
+        })
+    }
+}
+
 /// Levenshtein distance: the fewest insertions, deletions and substitutions that turn
 /// `hypothesis` into `reference` (the numerator of a digit or word error rate).
 ///

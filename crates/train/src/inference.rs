@@ -55,6 +55,8 @@ pub struct Recogniser<B: Backend> {
     pub objective: Objective,
     /// The best checkpoint's model.
     pub model: SequenceClassifier<B>,
+    /// How [`Recogniser::predict`] reads a label sequence (CTC): best path unless set.
+    pub decoding: crate::ctc::Decoding,
 }
 
 /// One file's best labels.
@@ -118,6 +120,7 @@ impl<B: Backend> Recogniser<B> {
             labels,
             objective,
             model,
+            decoding: crate::ctc::Decoding::BestPath,
         })
     }
 
@@ -156,7 +159,8 @@ impl<B: Backend> Recogniser<B> {
             let shift = hop as f64 / options.frame.sample_rate as f64;
             // To the millisecond: frame shifts are whole milliseconds or fractions of them.
             let seconds = |frame: usize| (frame as f64 * shift * 1000.0).round() / 1000.0;
-            let emitted = crate::trainer::decode_batch(y, &[features.num_frames]).remove(0);
+            let emitted =
+                crate::trainer::decode_batch(y, &[features.num_frames], self.decoding).remove(0);
             let labels: Vec<TimedLabel> = emitted
                 .iter()
                 .map(|e| TimedLabel {

@@ -17,6 +17,7 @@ use crate::checkpoint::{CheckpointError, Checkpoints, best_model_index, load_mod
 use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, OptimizerConfig, TrainingConfig};
 use crate::corpus::{Corpus, CorpusError, TaskData, pad_batch};
+use crate::ctc::Decoding;
 use crate::datasets::Example;
 use crate::metrics::{Confusion, EpochMetrics, RunSummary, Score, SplitReport, confusion};
 use crate::task::{Batch, Targets};
@@ -134,7 +135,7 @@ pub fn batch_loss<B: Backend>(
             (loss, score)
         }
         Targets::Sequences(targets) => {
-            let decoded = decode_batch(y.clone(), &batch.lengths);
+            let decoded = decode_batch(y.clone(), &batch.lengths, Decoding::BestPath);
             let mut score = Score {
                 sequences: size,
                 ..Score::default()
@@ -173,11 +174,11 @@ pub fn batch_loss<B: Backend>(
     }
 }
 
-/// Best-path decodings of each sequence of `y` (`[batch, time, classes]`) over its valid
-/// steps.
+/// The decodings of each sequence of `y` (`[batch, time, classes]`) over its valid steps.
 pub fn decode_batch<B: Backend>(
     y: Tensor<B, 3>,
     lengths: &[usize],
+    decoding: Decoding,
 ) -> Vec<Vec<crate::ctc::Emitted>> {
     let [_, time, classes] = y.dims();
     let values: Vec<f32> = y.into_data().iter::<f32>().collect();
@@ -186,8 +187,7 @@ pub fn decode_batch<B: Backend>(
         .enumerate()
         .map(|(b, &frames)| {
             let at = b * time * classes;
-            // The arg-max of the logits is the arg-max of the softmax.
-            crate::ctc::greedy_decode(
+            decoding.decode(
                 &values[at..at + time * classes],
                 frames,
                 classes,
@@ -252,13 +252,13 @@ fn sequence_outcome(emitted: &[crate::ctc::Emitted], reference: &[usize]) -> (bo
     )
 }
 
-/// The report of a split whose examples are labelled with sequences: string accuracy in
-/// all and per speaker, and the label error rate.
+/// The report of a split whose examples are labelled with sequences, read by `decoding`:
+/// string accuracy in all and per speaker, and the label error rate.
 pub fn sequence_report<B: Backend>(
     model: &SequenceClassifier<B>,
     split: &str,
     examples: &[Example],
-    batch_size: usize,
+    (batch_size, decoding): (usize, Decoding),
     device: &B::Device,
 ) -> SplitReport {
     let (mut right, mut errors, mut labels) = (Vec::new(), 0, 0);
@@ -267,7 +267,7 @@ pub fn sequence_report<B: Backend>(
         let inputs =
             Tensor::<B, 3>::from_data(TensorData::new(batch.inputs.clone(), batch.shape), device);
         let y = model.forward(inputs, Some(&batch.lengths));
-        for (emitted, example) in decode_batch(y, &batch.lengths).iter().zip(chunk) {
+        for (emitted, example) in decode_batch(y, &batch.lengths, decoding).iter().zip(chunk) {
             let reference = example.sequence.as_deref().unwrap_or_default();
             let (exact, edits) = sequence_outcome(emitted, reference);
             right.push(exact);
@@ -611,7 +611,8 @@ fn score_splits<B: Backend>(
     );
     if corpus.sequences {
         for (split, examples) in splits.skip(1) {
-            reports.push(sequence_report(model, split, examples, batch_size, device));
+            let reading = (batch_size, Decoding::BestPath);
+            reports.push(sequence_report(model, split, examples, reading, device));
         }
         return (reports, confusions);
     }

@@ -7,7 +7,8 @@ use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use serde_json::Value;
 use train::ctc::{
-    CtcError, ctc_loss, edit_distance, greedy_decode, mean_over_target_lengths, prefix_beam_search,
+    CtcError, Decoding, Emitted, ctc_loss, edit_distance, forced_align, greedy_decode,
+    mean_over_target_lengths, prefix_beam_search,
 };
 
 type B = Autodiff<NdArray>;
@@ -219,6 +220,96 @@ fn prefix_beam_search_sums_the_alignments_of_a_labelling() {
     assert_eq!(prefix_beam_search(&logs(twice), 3, 3, 0, 4), [1, 1]);
     let once: &[&[f32]] = &[&[0.05, 0.9, 0.05], &[0.05, 0.9, 0.05], &[0.05, 0.9, 0.05]];
     assert_eq!(prefix_beam_search(&logs(once), 3, 3, 0, 4), [1]);
+}
+
+/// The labelling a path of symbols collapses to (repeats merged, blanks dropped), with the
+/// frames of each label.
+fn collapse(symbols: &[usize]) -> Vec<Emitted> {
+    let mut emitted: Vec<Emitted> = Vec::new();
+    let mut previous = 0;
+    for (t, &s) in symbols.iter().enumerate() {
+        if s != 0 {
+            match emitted.last_mut() {
+                Some(last) if s == previous => last.end = t + 1,
+                _ => emitted.push(Emitted {
+                    label: s,
+                    start: t,
+                    end: t + 1,
+                }),
+            }
+        }
+        previous = s;
+    }
+    emitted
+}
+
+#[test]
+fn forced_alignment_is_the_most_probable_path_of_the_labelling() {
+    // Five frames over blank, 1, 2: the best of the 3⁵ paths that collapse to each
+    // labelling, by brute force, against the Viterbi alignment.
+    let table: &[&[f32]] = &[
+        &[0.2, 0.5, 0.3],
+        &[0.4, 0.3, 0.3],
+        &[0.3, 0.3, 0.4],
+        &[0.5, 0.1, 0.4],
+        &[0.1, 0.6, 0.3],
+    ];
+    let log_p = logs(table);
+    for labels in [
+        vec![1],
+        vec![1, 2],
+        vec![2, 1],
+        vec![1, 1],
+        vec![1, 2, 1],
+        vec![2, 2, 2],
+    ] {
+        let mut best: Option<(f32, Vec<Emitted>)> = None;
+        for path in 0..3usize.pow(5) {
+            let symbols: Vec<usize> = (0..5).map(|t| path / 3usize.pow(4 - t) % 3).collect();
+            let emitted = collapse(&symbols);
+            if emitted.iter().map(|e| e.label).collect::<Vec<_>>() != labels {
+                continue;
+            }
+            let p: f32 = symbols
+                .iter()
+                .enumerate()
+                .map(|(t, &s)| table[t][s])
+                .product();
+            if best.as_ref().is_none_or(|(q, _)| p > *q) {
+                best = Some((p, emitted));
+            }
+        }
+        let (_, want) = best.expect("every labelling here fits five frames");
+        assert_eq!(
+            forced_align(&log_p, 5, 3, 0, &labels),
+            Some(want),
+            "{labels:?}"
+        );
+    }
+    // Too many labels for the frames: three repeats need five frames.
+    assert_eq!(forced_align(&log_p, 4, 3, 0, &[2, 2, 2]), None);
+    assert_eq!(forced_align(&log_p, 5, 3, 0, &[]), Some(Vec::new()));
+}
+
+#[test]
+fn decodings_agree_with_their_searches() {
+    let table: &[&[f32]] = &[&[0.5, 0.4, 0.1], &[0.5, 0.4, 0.1], &[0.3, 0.3, 0.4]];
+    // Unnormalised logits: the log-probabilities shifted per frame.
+    let logits: Vec<f32> = logs(table)
+        .chunks(3)
+        .enumerate()
+        .flat_map(|(t, row)| row.iter().map(move |x| x + t as f32).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(Decoding::with_beam_width(1), Decoding::BestPath);
+    assert_eq!(Decoding::with_beam_width(0), Decoding::BestPath);
+    assert_eq!(
+        Decoding::BestPath.decode(&logits, 3, 3, 0),
+        greedy_decode(&logs(table), 3, 3, 0)
+    );
+    let beam = Decoding::with_beam_width(8).decode(&logits, 3, 3, 0);
+    let labels: Vec<usize> = beam.iter().map(|e| e.label).collect();
+    assert_eq!(labels, prefix_beam_search(&logs(table), 3, 3, 0, 8));
+    assert_eq!(Some(beam), forced_align(&logs(table), 3, 3, 0, &labels));
 }
 
 #[test]

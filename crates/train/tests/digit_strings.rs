@@ -95,28 +95,34 @@ fn the_digit_string_experiment_trains_scores_strings_and_times_each_digit() {
     let run = run.display().to_string();
     let evaluated = experiment(&["eval", &run, "--split", "test"], &[]);
     assert!(evaluated.contains("label error rate"), "{evaluated}");
-    // predict: the decoded string, and its digits in order with their times.
+    let beam = experiment(&["eval", &run, "--split", "test", "--beam-width", "8"], &[]);
+    assert!(beam.contains("prefix beam search, width 8"), "{beam}");
+    assert!(beam.contains("label error rate"), "{beam}");
+    // predict: the decoded string, and its digits in order with their times, by best path
+    // and by the beam (times from the alignment of its string).
     let wav = scratch.path().join("s0.wav").display().to_string();
-    let predicted = experiment(&["predict", &run, &wav], &[]);
-    let line: serde_json::Value = serde_json::from_str(predicted.trim()).expect("JSON");
-    let text = line["text"].as_str().expect("a decoded string");
-    let labels = line["labels"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let joined: String = labels
-        .iter()
-        .map(|l| l["label"].as_str().expect("a digit"))
-        .collect();
-    assert_eq!(joined, text, "{predicted}");
-    assert!(text.chars().all(|c| c.is_ascii_digit()), "{predicted}");
-    let mut previous_end = 0.0;
-    for label in labels {
-        let (start, end) = (
-            label["start"].as_f64().expect("start"),
-            label["end"].as_f64().expect("end"),
-        );
-        assert!(previous_end <= start && start < end, "{predicted}");
-        previous_end = end;
+    for width in ["1", "8"] {
+        let predicted = experiment(&["predict", &run, &wav, "--beam-width", width], &[]);
+        let line: serde_json::Value = serde_json::from_str(predicted.trim()).expect("JSON");
+        let text = line["text"].as_str().expect("a decoded string");
+        let labels = line["labels"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let joined: String = labels
+            .iter()
+            .map(|l| l["label"].as_str().expect("a digit"))
+            .collect();
+        assert_eq!(joined, text, "{predicted}");
+        assert!(text.chars().all(|c| c.is_ascii_digit()), "{predicted}");
+        let mut previous_end = 0.0;
+        for label in labels {
+            let (start, end) = (
+                label["start"].as_f64().expect("start"),
+                label["end"].as_f64().expect("end"),
+            );
+            assert!(previous_end <= start && start < end, "{predicted}");
+            previous_end = end;
+        }
     }
 }

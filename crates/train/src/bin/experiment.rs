@@ -15,6 +15,7 @@ use train::config::ExperimentConfig;
 use train::config::TaskConfig;
 use train::corpus::TaskData;
 use train::corpus::{Objective, load_labelled};
+use train::ctc::Decoding;
 use train::datasets::{CorpusCounts, read_manifest};
 use train::inference::Recogniser;
 use train::metrics::RunSummary;
@@ -69,6 +70,10 @@ enum Command {
         /// Another manifest instead of the run's own.
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Label sequences (CTC) only: 1 reads each frame's most probable class (best
+        /// path); N > 1 runs prefix beam search keeping N prefixes per frame.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        beam_width: usize,
     },
     /// Print the top-k labels of WAV files with a finished run, one JSON line per file.
     Predict {
@@ -80,6 +85,11 @@ enum Command {
         /// How many labels to print per file.
         #[arg(long, default_value_t = 3)]
         top_k: usize,
+        /// Label sequences (CTC) only: 1 reads each frame's most probable class (best
+        /// path); N > 1 runs prefix beam search keeping N prefixes per frame, and gives each
+        /// label's times from the best alignment of the result.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        beam_width: usize,
     },
     /// Measure ‖∂L/∂h_t‖ against t for RNN, LSTM (PyTorch's and chrono initialisation) and
     /// GRU, at initialisation and after training on a generated task; writes
@@ -200,6 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run_dir,
             splits,
             manifest,
+            beam_width,
         } => {
             let device = Default::default();
             let recogniser = Recogniser::<NdArray>::load(&run_dir, &device)?;
@@ -243,9 +254,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     loaded.skipped.len()
                 );
                 if recogniser.objective == Objective::Sequences {
-                    let report =
-                        sequence_report(&recogniser.model, &split, &loaded.examples, 64, &device);
-                    println!("{report}");
+                    let decoding = Decoding::with_beam_width(beam_width);
+                    let examples = &loaded.examples;
+                    let report = sequence_report(
+                        &recogniser.model,
+                        &split,
+                        examples,
+                        (64, decoding),
+                        &device,
+                    );
+                    match decoding {
+                        Decoding::BestPath => println!("{report}"),
+                        Decoding::PrefixBeam { width } => {
+                            println!("prefix beam search, width {width}:\n{report}")
+                        }
+                    }
                 }
             }
             Ok(())
@@ -254,9 +277,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             run_dir,
             wavs,
             top_k,
+            beam_width,
         } => {
             let device = Default::default();
-            let recogniser = Recogniser::<NdArray>::load(&run_dir, &device)?;
+            let mut recogniser = Recogniser::<NdArray>::load(&run_dir, &device)?;
+            recogniser.decoding = Decoding::with_beam_width(beam_width);
             let mut failed = 0;
             for wav in &wavs {
                 match recogniser.predict(wav, top_k, &device) {
