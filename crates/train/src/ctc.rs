@@ -390,7 +390,13 @@ pub fn forced_align(
     let rows: Vec<&[f32]> = log_probs.chunks_exact(classes).take(frames).collect();
     // The labels with a blank before, between and after them.
     let states = 2 * labels.len() + 1;
-    let class_of = |s: usize| if s % 2 == 0 { blank } else { labels[s / 2] };
+    let class_of = |s: usize| {
+        if s.is_multiple_of(2) {
+            blank
+        } else {
+            labels[s / 2]
+        }
+    };
     let neg_inf = f64::NEG_INFINITY;
     let mut score = vec![neg_inf; states];
     let mut from = vec![0usize; rows.len() * states];
