@@ -124,6 +124,33 @@ pub fn ctc_loss<B: Backend>(
     Ok(values + (surrogate.clone() - surrogate.detach()))
 }
 
+/// Log-probabilities by a log-softmax of each row of `classes` logits, in f64.
+fn log_softmax_rows(logits: &[f32], classes: usize) -> Vec<f64> {
+    logits
+        .chunks_exact(classes)
+        .flat_map(|row| {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+            let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+            let log_sum = max + sum.ln();
+            row.iter().map(move |&x| x as f64 - log_sum)
+        })
+        .collect()
+}
+
+/// The states of the CTC lattice of `target`: its labels with blanks around and between
+/// them (l′ of Graves et al.).
+fn extended_target(target: &[usize], blank: usize) -> Vec<usize> {
+    std::iter::once(blank)
+        .chain(target.iter().flat_map(|&l| [l, blank]))
+        .collect()
+}
+
+/// Whether lattice state `s` may be entered from two back: it is a label unlike the one
+/// two back (the blank between them may be skipped).
+fn can_skip(extended: &[usize], s: usize, blank: usize) -> bool {
+    s >= 2 && extended[s] != blank && extended[s] != extended[s - 2]
+}
+
 /// The loss of one sequence and its gradient with respect to the logits
 /// (`[frames, classes]`), by the forward–backward recursions in log space, in f64.
 fn sequence_loss(
@@ -133,24 +160,11 @@ fn sequence_loss(
     blank: usize,
 ) -> (f64, Vec<f32>) {
     let frames = logits.len() / classes;
-    // Log-probabilities by a log-softmax per frame.
-    let log_probs: Vec<f64> = logits
-        .chunks_exact(classes)
-        .flat_map(|row| {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
-            let sum: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
-            let log_sum = max + sum.ln();
-            row.iter().map(move |&x| x as f64 - log_sum)
-        })
-        .collect();
-    // The target with blanks around and between its labels: l'.
-    let extended: Vec<usize> = std::iter::once(blank)
-        .chain(target.iter().flat_map(|&l| [l, blank]))
-        .collect();
+    let log_probs = log_softmax_rows(logits, classes);
+    let extended = extended_target(target, blank);
     let states = extended.len();
     let lp = |t: usize, s: usize| log_probs[t * classes + extended[s]];
-    // A state may be entered from two back when it is a label unlike the one two back.
-    let skip = |s: usize| s >= 2 && extended[s] != blank && extended[s] != extended[s - 2];
+    let skip = |s: usize| can_skip(&extended, s, blank);
     let neg_inf = f64::NEG_INFINITY;
     let mut alpha = vec![neg_inf; frames * states];
     let mut beta = vec![neg_inf; frames * states];
@@ -388,15 +402,9 @@ pub fn forced_align(
         return Some(Vec::new());
     }
     let rows: Vec<&[f32]> = log_probs.chunks_exact(classes).take(frames).collect();
-    // The labels with a blank before, between and after them.
-    let states = 2 * labels.len() + 1;
-    let class_of = |s: usize| {
-        if s.is_multiple_of(2) {
-            blank
-        } else {
-            labels[s / 2]
-        }
-    };
+    // Labels sit at the odd states, blanks at the even ones.
+    let extended = extended_target(labels, blank);
+    let states = extended.len();
     let neg_inf = f64::NEG_INFINITY;
     let mut score = vec![neg_inf; states];
     let mut from = vec![0usize; rows.len() * states];
@@ -407,7 +415,7 @@ pub fn forced_align(
                 (if s < 2 { 0.0 } else { neg_inf }, s)
             } else {
                 // Stay, advance one, or skip a blank between two different labels.
-                let skip = s >= 2 && s % 2 == 1 && class_of(s) != class_of(s - 2);
+                let skip = can_skip(&extended, s, blank);
                 let mut best = (score[s], s);
                 if s >= 1 && score[s - 1] > best.0 {
                     best = (score[s - 1], s - 1);
@@ -417,7 +425,7 @@ pub fn forced_align(
                 }
                 best
             };
-            next[s] = best + f64::from(row[class_of(s)]);
+            next[s] = best + f64::from(row[extended[s]]);
             from[t * states + s] = previous;
         }
         score = next;
@@ -493,16 +501,10 @@ impl Decoding {
             Decoding::BestPath => return greedy_decode(logits, frames, classes, blank),
             Decoding::PrefixBeam { width } => width,
         };
-        let log_probs: Vec<f32> = logits
-            .chunks_exact(classes)
-            .take(frames)
-            .flat_map(|row| {
-                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let total: f64 = row.iter().map(|&x| f64::from(x - max).exp()).sum();
-                let log_total = total.ln();
-                row.iter()
-                    .map(move |&x| (f64::from(x - max) - log_total) as f32)
-            })
+        let valid = &logits[..(frames * classes).min(logits.len())];
+        let log_probs: Vec<f32> = log_softmax_rows(valid, classes)
+            .into_iter()
+            .map(|x| x as f32)
             .collect();
         let labels = prefix_beam_search(&log_probs, frames, classes, blank, width);
         // The beam's labelling came from alignments of these frames, so one fits.
