@@ -9,6 +9,10 @@ use train::metrics::EpochMetrics;
 use train::trainer::{RunOptions, train};
 
 fn config(epochs: usize) -> ExperimentConfig {
+    config_with(epochs, &[])
+}
+
+fn config_with(epochs: usize, extra: &[&str]) -> ExperimentConfig {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/experiments/temporal-order-smoke.toml"
@@ -22,7 +26,10 @@ fn config(epochs: usize) -> ExperimentConfig {
         "model.hidden_size=8".into(),
         "model.num_layers=2".into(),
         "model.dropout=0.25".into(),
-    ];
+    ]
+    .into_iter()
+    .chain(extra.iter().map(|o| o.to_string()))
+    .collect::<Vec<String>>();
     ExperimentConfig::parse(&text, "test", &overrides).expect("valid")
 }
 
@@ -37,8 +44,16 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The history and the best epoch (restored from `best.mpk` when resuming).
 fn run(epochs: usize, checkpoints: &Checkpoints, resume: bool) -> (Vec<EpochMetrics>, usize) {
+    run_with(config(epochs), checkpoints, resume)
+}
+
+fn run_with(
+    config: ExperimentConfig,
+    checkpoints: &Checkpoints,
+    resume: bool,
+) -> (Vec<EpochMetrics>, usize) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    run_holding_the_turn(epochs, checkpoints, resume)
+    run_config(config, checkpoints, resume)
 }
 
 /// [`run`] for a caller that holds `ONE_AT_A_TIME`.
@@ -47,7 +62,14 @@ fn run_holding_the_turn(
     checkpoints: &Checkpoints,
     resume: bool,
 ) -> (Vec<EpochMetrics>, usize) {
-    let config = config(epochs);
+    run_config(config(epochs), checkpoints, resume)
+}
+
+fn run_config(
+    config: ExperimentConfig,
+    checkpoints: &Checkpoints,
+    resume: bool,
+) -> (Vec<EpochMetrics>, usize) {
     let data = TaskData::prepare(&config).expect("data");
     let options = RunOptions {
         checkpoints: Some(checkpoints.clone()),
@@ -105,6 +127,33 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
             "epoch-0003",
             "epoch-0004"
         ]
+    );
+}
+
+#[test]
+fn the_weight_average_is_validated_checkpointed_and_resumed_exactly() {
+    let averaged = |epochs| config_with(epochs, &["training.ema_decay=0.9"]);
+    let plain_dir = tempfile::tempdir().expect("tempdir");
+    let (plain, _) = run(4, &Checkpoints::new(plain_dir.path()), false);
+    let whole_dir = tempfile::tempdir().expect("tempdir");
+    let (whole, whole_best) = run_with(averaged(4), &Checkpoints::new(whole_dir.path()), false);
+    // The same training steps (the average does not feed back), another model validated.
+    assert_eq!(whole[3].train_loss, plain[3].train_loss);
+    assert_ne!(whole[3].valid_loss, plain[3].valid_loss);
+
+    let split_dir = tempfile::tempdir().expect("tempdir");
+    let checkpoints = Checkpoints::new(split_dir.path());
+    run_with(averaged(2), &checkpoints, false);
+    let (resumed, resumed_best) = run_with(averaged(4), &checkpoints, true);
+    assert_eq!(without_time(&resumed), without_time(&whole));
+    assert_eq!(resumed_best, whole_best);
+
+    let epoch = split_dir.path().join(format!("epoch-{resumed_best:04}"));
+    assert!(epoch.join("averaged.mpk").exists());
+    assert_eq!(
+        std::fs::read(split_dir.path().join("best.mpk")).expect("best.mpk"),
+        std::fs::read(epoch.join("averaged.mpk")).expect("averaged.mpk"),
+        "best.mpk holds the average that was validated"
     );
 }
 

@@ -2,8 +2,8 @@
 //! repeated), one thread: features only, and WAV decode + features. Criterion
 //! reports time per 60 s of audio; real-time factor = 60 s / that time.
 //!
-//! `python crates/features/benches/reference_speed.py` times librosa and
-//! python_speech_features on the same file when they are installed.
+//! `cargo bench -p features --bench peers` sets each preset beside its peers (librosa,
+//! torchaudio, kaldi-native-fbank, python_speech_features) in one run.
 
 use std::hint::black_box;
 

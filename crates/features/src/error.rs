@@ -55,9 +55,31 @@ pub enum FeatureError {
     /// A computation needs the whole input (librosa's `top_db` is relative to the file's maximum).
     #[error("{0} needs the whole input and cannot be used while streaming")]
     NeedsWholeInput(&'static str),
+    /// Any of the above, in the named input file.
+    #[error("{}: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        #[source]
+        source: Box<FeatureError>,
+    },
 }
 
 impl FeatureError {
+    /// The error with the input file it happened in (an I/O error that already names
+    /// that file is returned as it is).
+    pub fn in_file(self, path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        match self {
+            FeatureError::Io {
+                path: ref named, ..
+            } if *named == path => self,
+            source => FeatureError::InFile {
+                path,
+                source: Box::new(source),
+            },
+        }
+    }
+
     /// Attaches a path to an I/O error.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         FeatureError::Io {

@@ -2,14 +2,16 @@
 //! by frame with no allocation inside the loop.
 
 use std::borrow::Cow;
+use std::io::Read;
 use std::sync::Arc;
 
 use crate::fft::{FftBuffers, PowerSpectrum};
-use crate::kernels::{dot, squared_deviation, sum};
+use crate::kernels::{dot, ln_positive_normal, squared_deviation, sum};
 use crate::mel::{MelFilterbank, dct_matrix, lifter_weights};
 use crate::stream::Stream;
 use crate::{
-    Energy, FeatureError, FeatureOptions, Framing, LogScale, Preemphasis, Spectrum, window,
+    Energy, FeatureError, FeatureOptions, Framing, LogScale, Preemphasis, Spectrum, WavBlocks,
+    window,
 };
 
 /// A `[frames, dim]` row-major matrix of features.
@@ -178,29 +180,77 @@ impl FeatureExtractor {
 
     /// Frames of the chosen output for a whole signal.
     pub fn compute(&self, samples: &[f32], output: Output) -> Result<Features, FeatureError> {
-        // A vectorised sum is finite exactly when every sample is (audio cannot overflow it).
-        if !sum(samples).is_finite()
-            && let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite())
-        {
-            return Err(FeatureError::NonFiniteSample { index, value });
-        }
-        let inner = if output == Output::Spectrum {
-            output
-        } else {
-            Output::LogMel
-        };
+        check_finite(samples, 0)?;
+        let inner = self.streamed_output(output);
         let mut stream = Stream::new_unchecked(self, inner);
-        let mut frames = if matches!(self.options.frame.preemphasis, Preemphasis::WholeSignal(_)) {
-            stream.push(samples)
+        let mut frames = Features::empty(self.dim(inner));
+        if matches!(self.options.frame.preemphasis, Preemphasis::WholeSignal(_)) {
+            // Pre-emphasised a block at a time, so the signal is never copied whole.
+            for block in samples.chunks(BLOCK) {
+                stream.push_into(block, &mut frames);
+            }
         } else {
             // Frames are read straight from the caller's samples: no copy of the signal.
             stream.buffer = Cow::Borrowed(samples);
             stream.received = samples.len();
-            Features::empty(self.dim(inner))
-        };
+        }
         frames.append(&stream.finish_in_place());
-        if output == Output::Spectrum {
-            return Ok(frames);
+        Ok(self.finish_output(frames, &stream.energies, (inner, output)))
+    }
+
+    /// Frames of the chosen output for a WAV file read block by block, so the recording
+    /// never sits in memory whole: the frames of [`FeatureExtractor::compute`] on its
+    /// samples. The file's rate is not checked against the options' (see [`crate::FilePipeline`]).
+    ///
+    /// ```no_run
+    /// use features::{Channel, FeatureExtractor, FeatureOptions, Output, Preset, WavBlocks};
+    /// let extractor = FeatureExtractor::new(FeatureOptions::preset(Preset::Kaldi))?;
+    /// let mut wav = WavBlocks::open("an_hour_of_speech.wav", Channel::Mean)?;
+    /// let mfcc = extractor.compute_wav(&mut wav, Output::Mfcc)?;
+    /// # Ok::<(), features::FeatureError>(())
+    /// ```
+    pub fn compute_wav<R: Read>(
+        &self,
+        wav: &mut WavBlocks<R>,
+        output: Output,
+    ) -> Result<Features, FeatureError> {
+        let inner = self.streamed_output(output);
+        let mut stream = Stream::new_unchecked(self, inner);
+        let mut frames = Features::empty(self.dim(inner));
+        while let Some(block) = wav.next_block()? {
+            check_finite(block, stream.received)?;
+            stream.push_into(block, &mut frames);
+        }
+        frames.append(&stream.finish_in_place());
+        Ok(self.finish_output(frames, &stream.energies, (inner, output)))
+    }
+
+    /// What the frame loop produces for `output`: cepstra directly unless `top_db` needs
+    /// every log-mel frame first.
+    fn streamed_output(&self, output: Output) -> Output {
+        let top_db = matches!(
+            self.options.mel.log,
+            LogScale::Decibel {
+                top_db: Some(_),
+                ..
+            }
+        );
+        match output {
+            Output::Mfcc if top_db => Output::LogMel,
+            other => other,
+        }
+    }
+
+    /// `output` from the frame loop's frames (see [`Self::streamed_output`]): `top_db`
+    /// applied to log-mel frames, and their cepstra when `output` asks for them.
+    fn finish_output(
+        &self,
+        frames: Features,
+        energies: &[f32],
+        (streamed, output): (Output, Output),
+    ) -> Features {
+        if streamed != Output::LogMel {
+            return frames;
         }
         let mut log_mel = frames;
         if let LogScale::Decibel {
@@ -218,25 +268,23 @@ impl FeatureExtractor {
                 .iter_mut()
                 .for_each(|v| *v = v.max(peak - top_db));
         }
-        Ok(match output {
-            Output::LogMel | Output::Spectrum => log_mel,
-            Output::Mfcc => {
-                let n_mfcc = self.options.cepstral.n_mfcc;
-                let mut mfcc = Features {
-                    num_frames: log_mel.num_frames,
-                    dim: n_mfcc,
-                    data: vec![0.0; log_mel.num_frames * n_mfcc],
-                };
-                for (t, (mel, out)) in log_mel
-                    .frames()
-                    .zip(mfcc.data.chunks_exact_mut(n_mfcc))
-                    .enumerate()
-                {
-                    self.cepstra(mel, stream.energies[t], out);
-                }
-                mfcc
-            }
-        })
+        if output == Output::LogMel {
+            return log_mel;
+        }
+        let n_mfcc = self.options.cepstral.n_mfcc;
+        let mut mfcc = Features {
+            num_frames: log_mel.num_frames,
+            dim: n_mfcc,
+            data: vec![0.0; log_mel.num_frames * n_mfcc],
+        };
+        for (t, (mel, out)) in log_mel
+            .frames()
+            .zip(mfcc.data.chunks_exact_mut(n_mfcc))
+            .enumerate()
+        {
+            self.cepstra(mel, energies[t], out);
+        }
+        mfcc
     }
 
     /// A streaming computation: feed audio in chunks of any size and receive the
@@ -280,9 +328,10 @@ impl FeatureExtractor {
     /// Turns one frame of `win` source samples into log-mel energies (the power
     /// spectrum is left in `scratch.power`); returns the log energy.
     ///
-    /// On x86-64 CPUs with AVX2 and FMA the same code is compiled a second time
-    /// for them (8-lane vectors instead of SSE's 4) and chosen at run time; the
-    /// arithmetic and its order are the same, so the results are too.
+    /// On x86-64 the same code is compiled again for AVX2 + FMA (8-lane vectors instead
+    /// of SSE's 4) and for AVX-512 (16 lanes), and the widest the CPU has is chosen at run
+    /// time; the arithmetic and its order are the same (no operation is fused or
+    /// reordered), so the results are too.
     pub(crate) fn process_frame(
         &self,
         source: &[f32],
@@ -290,10 +339,30 @@ impl FeatureExtractor {
         log_mel: &mut [f32],
     ) -> f32 {
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features `process_frame_avx2` is compiled for.
-            return unsafe { self.process_frame_avx2(source, scratch, log_mel) };
+        {
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has the features `process_frame_avx512` is compiled for.
+                return unsafe { self.process_frame_avx512(source, scratch, log_mel) };
+            }
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU has the features `process_frame_avx2` is compiled for.
+                return unsafe { self.process_frame_avx2(source, scratch, log_mel) };
+            }
         }
+        self.process_frame_portable(source, scratch, log_mel)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn process_frame_avx512(
+        &self,
+        source: &[f32],
+        scratch: &mut Scratch,
+        log_mel: &mut [f32],
+    ) -> f32 {
         self.process_frame_portable(source, scratch, log_mel)
     }
 
@@ -389,6 +458,20 @@ impl FeatureExtractor {
         self.filterbank.apply(&scratch.power, log_mel);
         match options.mel.log {
             LogScale::Natural { floor } => log_mel.iter_mut().for_each(|v| *v = v.max(floor).ln()),
+            // 10·log10 v = (10 / ln 10)·ln v, by a polynomial that vectorises: the dB
+            // scale is the librosa preset's, whose tolerance (1e-3 dB) is far above its
+            // error; the natural log keeps libm's, bit for bit, for the Kaldi and HTK presets.
+            LogScale::Decibel { amin, .. } if amin.is_normal() => {
+                let db_per_neper = 10.0 * std::f32::consts::LOG10_E;
+                log_mel.iter_mut().for_each(|v| {
+                    let x = v.max(amin);
+                    *v = if x.is_finite() {
+                        db_per_neper * ln_positive_normal(x)
+                    } else {
+                        x
+                    };
+                })
+            }
             LogScale::Decibel { amin, .. } => log_mel
                 .iter_mut()
                 .for_each(|v| *v = 10.0 * v.max(amin).log10()),
@@ -410,6 +493,23 @@ impl FeatureExtractor {
             out[0] = log_energy;
         }
     }
+}
+
+/// Samples per block when a whole signal is pre-emphasised (whole-signal pre-emphasis).
+const BLOCK: usize = 1 << 16;
+
+/// The error for the first non-finite sample; `offset` is the index of `samples[0]`.
+fn check_finite(samples: &[f32], offset: usize) -> Result<(), FeatureError> {
+    // A vectorised sum is finite exactly when every sample is (audio cannot overflow it).
+    if !sum(samples).is_finite()
+        && let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite())
+    {
+        return Err(FeatureError::NonFiniteSample {
+            index: offset + index,
+            value,
+        });
+    }
+    Ok(())
 }
 
 /// Per-stream working memory, allocated once.
@@ -454,5 +554,85 @@ impl Gaussian {
         let angle = 2.0 * std::f64::consts::PI * v;
         self.spare = Some((radius * angle.sin()) as f32);
         (radius * angle.cos()) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FeatureExtractor, Output};
+    use crate::stream::Stream;
+    use crate::{Channel, FeatureOptions, Preset, read_wav};
+
+    type FrameFn = fn(&FeatureExtractor, &[f32], &mut super::Scratch, &mut [f32]) -> f32;
+
+    /// Every compiled variant of the frame computation this CPU can run.
+    fn variants() -> Vec<(&'static str, FrameFn)> {
+        let mut found: Vec<(&'static str, FrameFn)> = vec![("portable", |e, s, scratch, out| {
+            e.process_frame_portable(s, scratch, out)
+        })];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                found.push(("avx2", |e, s, scratch, out| {
+                    // SAFETY: checked above.
+                    unsafe { e.process_frame_avx2(s, scratch, out) }
+                }));
+            }
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("fma")
+            {
+                found.push(("avx512", |e, s, scratch, out| {
+                    // SAFETY: checked above.
+                    unsafe { e.process_frame_avx512(s, scratch, out) }
+                }));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_instruction_set_gives_the_same_bits() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/audio/goforward_16k.wav");
+        let samples = read_wav(path, Channel::Mean).expect("test clip").samples;
+        let mut librosa = FeatureOptions::preset(Preset::Librosa);
+        librosa.frame.sample_rate = 16000;
+        let mut dithered = FeatureOptions::preset(Preset::Kaldi);
+        dithered.frame.dither = 1.0;
+        let variants = variants();
+        println!(
+            "variants on this CPU: {:?}",
+            variants.iter().map(|v| v.0).collect::<Vec<_>>()
+        );
+        for options in [
+            FeatureOptions::preset(Preset::Kaldi),
+            FeatureOptions::preset(Preset::Htk),
+            librosa,
+            dithered,
+        ] {
+            let extractor = FeatureExtractor::new(options).expect("valid");
+            let mut streams: Vec<Stream> = variants
+                .iter()
+                .map(|_| Stream::new_unchecked(&extractor, Output::LogMel))
+                .collect();
+            let n_mels = extractor.dim(Output::LogMel);
+            for start in (0..samples.len() - extractor.win).step_by(extractor.hop * 3) {
+                let source = &samples[start..start + extractor.win];
+                let mut results = Vec::new();
+                for ((_, frame), stream) in variants.iter().zip(&mut streams) {
+                    let mut log_mel = vec![0.0; n_mels];
+                    let energy = frame(&extractor, source, &mut stream.scratch, &mut log_mel);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    results.push((
+                        energy.to_bits(),
+                        bits(&log_mel),
+                        bits(&stream.scratch.power),
+                    ));
+                }
+                for (result, (name, _)) in results.iter().zip(&variants) {
+                    assert_eq!(result, &results[0], "{name} against portable at {start}");
+                }
+            }
+        }
     }
 }

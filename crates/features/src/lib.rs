@@ -59,5 +59,5 @@ pub use plot::write_png;
 pub use post::{Cmvn, add_deltas, apply_cmvn};
 pub use resample::resample;
 pub use stream::Stream;
-pub use wav::{Audio, Channel, decode_wav, read_wav};
+pub use wav::{Audio, Channel, WavBlocks, decode_wav, read_wav};
 pub use window::window;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::{
     Audio, Channel, Cmvn, FeatureError, FeatureExtractor, FeatureOptions, Features, Output,
-    add_deltas, apply_cmvn, decode_wav, read_wav, resample,
+    WavBlocks, add_deltas, apply_cmvn, decode_wav, resample,
 };
 
 /// Everything needed to turn a WAV file into features.
@@ -63,10 +63,29 @@ impl FilePipeline {
         self
     }
 
-    /// Features of one file.
+    /// Features of one file. At the configured rate, without speed or noise, the file is
+    /// read and processed block by block, so a long recording never sits in memory whole.
     pub fn run(&self, path: impl AsRef<Path>) -> Result<Features, FeatureError> {
         self.check_perturbation()?;
-        self.features_of(read_wav(path, self.channel)?)
+        let mut wav = WavBlocks::open(path, self.channel)?;
+        let rate = wav.sample_rate();
+        let streamable = self.speed == 1.0
+            && self.noise_snr_db.is_none()
+            && (!self.fixed_rate || rate == self.options.frame.sample_rate);
+        if !streamable {
+            let mut samples = Vec::new();
+            while let Some(block) = wav.next_block()? {
+                samples.extend_from_slice(block);
+            }
+            return self.features_of(Audio {
+                sample_rate: rate,
+                samples,
+            });
+        }
+        let mut options = self.options.clone();
+        options.frame.sample_rate = rate;
+        let features = FeatureExtractor::new(options)?.compute_wav(&mut wav, self.output)?;
+        self.post_process(features)
     }
 
     /// Features of a WAV file already in memory (e.g. read once to hash it as well).
@@ -119,7 +138,12 @@ impl FilePipeline {
         if let Some(snr_db) = self.noise_snr_db {
             crate::noise::add_white_noise(&mut audio.samples, snr_db);
         }
-        let mut features = FeatureExtractor::new(options)?.compute(&audio.samples, self.output)?;
+        let features = FeatureExtractor::new(options)?.compute(&audio.samples, self.output)?;
+        self.post_process(features)
+    }
+
+    /// Deltas and CMVN, as configured.
+    fn post_process(&self, mut features: Features) -> Result<Features, FeatureError> {
         if let Some((order, window)) = self.deltas {
             features = add_deltas(&features, order, window);
         }

@@ -55,6 +55,13 @@ impl<'a> Stream<'a> {
     /// Non-finite samples are not checked here (the whole-signal call and the
     /// WAV reader check them); they propagate as NaN.
     pub fn push(&mut self, samples: &[f32]) -> Features {
+        let mut out = Features::empty(self.extractor.dim(self.output));
+        self.push_into(samples, &mut out);
+        out
+    }
+
+    /// [`Stream::push`], appending the completed frames to `out`.
+    pub(crate) fn push_into(&mut self, samples: &[f32], out: &mut Features) {
         let buffer = self.buffer.to_mut();
         match self.extractor.options.frame.preemphasis {
             Preemphasis::WholeSignal(k) => {
@@ -69,12 +76,10 @@ impl<'a> Stream<'a> {
             _ => buffer.extend_from_slice(samples),
         }
         self.received += samples.len();
-        let mut out = Features::empty(self.extractor.dim(self.output));
         while self.ready(self.next_frame) {
-            self.emit(None, &mut out);
+            self.emit(None, out);
         }
         self.trim();
-        out
     }
 
     /// Ends the input and returns the remaining frames (those that reach past the end).

@@ -47,6 +47,13 @@ pub struct WavFormat {
     pub float: bool,
 }
 
+impl WavFormat {
+    /// Bytes per sample of one channel.
+    fn width(&self) -> usize {
+        usize::from(self.bits_per_sample).div_ceil(8)
+    }
+}
+
 /// Reads a WAV file and reduces it to one channel.
 ///
 /// Supports PCM 8-bit unsigned, 16-, 24- and 32-bit signed, 32-bit float, plain
@@ -66,6 +73,127 @@ pub fn read_wav(path: impl AsRef<Path>, channel: Channel) -> Result<Audio, Featu
 
 /// Decodes WAV bytes from any reader; see [`read_wav`].
 pub fn decode_wav<R: Read>(reader: R, channel: Channel) -> Result<Audio, FeatureError> {
+    let (format, expected, data) = open_wav(reader, channel)?;
+    // The header is untrusted: reserve at most 64 MiB up front and let reading grow the rest.
+    let mut bytes = Vec::with_capacity(expected.min(64 << 20));
+    data.take(expected as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| FeatureError::NotWav(e.to_string()))?;
+    if bytes.len() < expected {
+        return Err(FeatureError::Truncated {
+            expected,
+            found: bytes.len(),
+        });
+    }
+    let mut interleaved = Vec::new();
+    decode_samples(&bytes, format, 0, &mut interleaved)?;
+    Ok(Audio {
+        sample_rate: format.sample_rate,
+        samples: to_mono(interleaved, format.channels, channel),
+    })
+}
+
+/// A WAV file read block by block: the samples of one channel (or the channels' mean) a
+/// block at a time, in a buffer that is reused, so a long recording never sits in memory
+/// whole. The blocks together are exactly [`read_wav`]'s samples.
+///
+/// ```no_run
+/// use features::{Channel, WavBlocks};
+/// let mut wav = WavBlocks::open("speech.wav", Channel::Mean)?;
+/// let mut peak = 0.0f32;
+/// while let Some(block) = wav.next_block()? {
+///     peak = block.iter().fold(peak, |p, x| p.max(x.abs()));
+/// }
+/// # Ok::<(), features::FeatureError>(())
+/// ```
+pub struct WavBlocks<R> {
+    format: WavFormat,
+    channel: Channel,
+    data: R,
+    /// Bytes of sample data the header promises and not yet read.
+    remaining: usize,
+    expected: usize,
+    bytes: Vec<u8>,
+    interleaved: Vec<f32>,
+    mono: Vec<f32>,
+}
+
+/// Sample instants per block (256 KiB of 16-bit mono).
+const BLOCK_FRAMES: usize = 1 << 17;
+
+impl WavBlocks<BufReader<File>> {
+    /// Opens a WAV file and reads its header.
+    pub fn open(path: impl AsRef<Path>, channel: Channel) -> Result<Self, FeatureError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| FeatureError::io(path, e))?;
+        WavBlocks::new(BufReader::new(file), channel)
+    }
+}
+
+impl<R: Read> WavBlocks<R> {
+    /// Reads the header from `reader`; the samples follow block by block.
+    pub fn new(reader: R, channel: Channel) -> Result<Self, FeatureError> {
+        let (format, expected, data) = open_wav(reader, channel)?;
+        Ok(WavBlocks {
+            format,
+            channel,
+            data,
+            remaining: expected,
+            expected,
+            bytes: Vec::new(),
+            interleaved: Vec::new(),
+            mono: Vec::new(),
+        })
+    }
+
+    /// The file's sample rate.
+    pub fn sample_rate(&self) -> u32 {
+        self.format.sample_rate
+    }
+
+    /// The next block of samples, or `None` after the last.
+    pub fn next_block(&mut self) -> Result<Option<&[f32]>, FeatureError> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let frame_bytes = self.format.channels * self.format.width();
+        let want = self.remaining.min(BLOCK_FRAMES * frame_bytes);
+        self.bytes.resize(want, 0);
+        let mut filled = 0;
+        while filled < want {
+            match self.data.read(&mut self.bytes[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(FeatureError::NotWav(e.to_string())),
+            }
+        }
+        if filled < want {
+            return Err(FeatureError::Truncated {
+                expected: self.expected,
+                found: self.expected - self.remaining + filled,
+            });
+        }
+        let offset = (self.expected - self.remaining) / self.format.width();
+        self.remaining -= want;
+        decode_samples(&self.bytes, self.format, offset, &mut self.interleaved)?;
+        if self.format.channels == 1 {
+            std::mem::swap(&mut self.mono, &mut self.interleaved);
+        } else {
+            mix_into(
+                &self.interleaved,
+                self.format.channels,
+                self.channel,
+                &mut self.mono,
+            );
+        }
+        Ok(Some(&self.mono))
+    }
+}
+
+/// Parses the header and checks it: the format, the sample data's length in bytes and the
+/// reader positioned at the data.
+fn open_wav<R: Read>(reader: R, channel: Channel) -> Result<(WavFormat, usize, R), FeatureError> {
     let wav = hound::WavReader::new(reader).map_err(hound_error)?;
     let spec = wav.spec();
     let format = WavFormat {
@@ -88,36 +216,18 @@ pub fn decode_wav<R: Read>(reader: R, channel: Channel) -> Result<Audio, Feature
             channels: format.channels,
         });
     }
-    let width = match (format.float, format.bits_per_sample) {
-        (false, 8) => 1,
-        (false, 16) => 2,
-        (false, 24) => 3,
-        (false, 32) | (true, 32) => 4,
-        (float, bits) => {
-            let kind = if float { "float" } else { "integer PCM" };
-            return Err(FeatureError::UnsupportedEncoding(format!(
-                "{bits}-bit {kind}"
-            )));
-        }
-    };
-    let expected = wav.len() as usize * width;
-    // The header is untrusted: reserve at most 64 MiB up front and let reading grow the rest.
-    let mut bytes = Vec::with_capacity(expected.min(64 << 20));
-    wav.into_inner()
-        .take(expected as u64)
-        .read_to_end(&mut bytes)
-        .map_err(|e| FeatureError::NotWav(e.to_string()))?;
-    if bytes.len() < expected {
-        return Err(FeatureError::Truncated {
-            expected,
-            found: bytes.len(),
-        });
+    if !matches!(
+        (format.float, format.bits_per_sample),
+        (false, 8 | 16 | 24 | 32) | (true, 32)
+    ) {
+        let kind = if format.float { "float" } else { "integer PCM" };
+        return Err(FeatureError::UnsupportedEncoding(format!(
+            "{}-bit {kind}",
+            format.bits_per_sample
+        )));
     }
-    let interleaved = decode_samples(&bytes, format)?;
-    Ok(Audio {
-        sample_rate: format.sample_rate,
-        samples: to_mono(interleaved, format.channels, channel),
-    })
+    let expected = wav.len() as usize * format.width();
+    Ok((format, expected, wav.into_inner()))
 }
 
 fn hound_error(error: hound::Error) -> FeatureError {
@@ -132,57 +242,73 @@ fn hound_error(error: hound::Error) -> FeatureError {
     }
 }
 
-fn decode_samples(bytes: &[u8], format: WavFormat) -> Result<Vec<f32>, FeatureError> {
-    let samples: Vec<f32> = match (format.float, format.bits_per_sample) {
-        (false, 8) => bytes
-            .iter()
-            .map(|&b| (b as f32 - 128.0) * (1.0 / 128.0))
-            .collect(),
-        (false, 16) => bytes
-            .as_chunks::<2>()
-            .0
-            .iter()
-            .map(|&b| i16::from_le_bytes(b) as f32 * (1.0 / 32768.0))
-            .collect(),
-        (false, 24) => bytes
-            .as_chunks::<3>()
-            .0
-            .iter()
-            .map(|&[a, b, c]| (i32::from_le_bytes([0, a, b, c]) >> 8) as f32 * (1.0 / 8_388_608.0))
-            .collect(),
-        (false, _) => bytes
-            .as_chunks::<4>()
-            .0
-            .iter()
-            .map(|&b| (i32::from_le_bytes(b) as f64 * (1.0 / 2_147_483_648.0)) as f32)
-            .collect(),
-        (true, _) => bytes
-            .as_chunks::<4>()
-            .0
-            .iter()
-            .map(|&b| f32::from_le_bytes(b))
-            .collect(),
-    };
+/// Decodes `bytes` into `samples` (replacing its contents); `offset` is the index of the
+/// first sample in the file, for the error that names a non-finite one.
+fn decode_samples(
+    bytes: &[u8],
+    format: WavFormat,
+    offset: usize,
+    samples: &mut Vec<f32>,
+) -> Result<(), FeatureError> {
+    samples.clear();
+    match (format.float, format.bits_per_sample) {
+        (false, 8) => samples.extend(bytes.iter().map(|&b| (b as f32 - 128.0) * (1.0 / 128.0))),
+        (false, 16) => samples.extend(
+            bytes
+                .as_chunks::<2>()
+                .0
+                .iter()
+                .map(|&b| i16::from_le_bytes(b) as f32 * (1.0 / 32768.0)),
+        ),
+        (false, 24) => samples.extend(bytes.as_chunks::<3>().0.iter().map(|&[a, b, c]| {
+            (i32::from_le_bytes([0, a, b, c]) >> 8) as f32 * (1.0 / 8_388_608.0)
+        })),
+        (false, _) => samples.extend(
+            bytes
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .map(|&b| (i32::from_le_bytes(b) as f64 * (1.0 / 2_147_483_648.0)) as f32),
+        ),
+        (true, _) => samples.extend(
+            bytes
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .map(|&b| f32::from_le_bytes(b)),
+        ),
+    }
     if format.float
         && let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite())
     {
-        return Err(FeatureError::NonFiniteSample { index, value });
+        return Err(FeatureError::NonFiniteSample {
+            index: offset + index,
+            value,
+        });
     }
-    Ok(samples)
+    Ok(())
 }
 
 fn to_mono(interleaved: Vec<f32>, channels: usize, channel: Channel) -> Vec<f32> {
-    match (channels, channel) {
-        (1, _) => interleaved,
-        (_, Channel::Index(index)) => interleaved
-            .iter()
-            .skip(index)
-            .step_by(channels)
-            .copied()
-            .collect(),
-        (_, Channel::Mean) => interleaved
-            .chunks_exact(channels)
-            .map(|frame| frame.iter().sum::<f32>() / channels as f32)
-            .collect(),
+    if channels == 1 {
+        return interleaved;
+    }
+    let mut mono = Vec::with_capacity(interleaved.len() / channels);
+    mix_into(&interleaved, channels, channel, &mut mono);
+    mono
+}
+
+/// One channel of `interleaved` samples, or their mean, into `mono` (replacing its contents).
+fn mix_into(interleaved: &[f32], channels: usize, channel: Channel, mono: &mut Vec<f32>) {
+    mono.clear();
+    match channel {
+        Channel::Index(index) => {
+            mono.extend(interleaved.iter().skip(index).step_by(channels).copied())
+        }
+        Channel::Mean => mono.extend(
+            interleaved
+                .chunks_exact(channels)
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+        ),
     }
 }

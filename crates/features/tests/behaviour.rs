@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use features::{
     Audio, Channel, Cmvn, FeatureError, FeatureExtractor, FeatureOptions, Features, Framing,
-    LogScale, MelFilterbank, Output, Padding, Preset, Vtln, apply_cmvn, decode_wav, read_npy,
-    read_wav, resample, write_npy,
+    LogScale, MelFilterbank, Output, Padding, Preset, Vtln, WavBlocks, apply_cmvn, decode_wav,
+    read_npy, read_wav, resample, write_npy,
 };
 
 fn audio_path(name: &str) -> PathBuf {
@@ -647,4 +647,101 @@ fn white_noise_is_added_at_the_asked_snr_and_repeats_per_file() {
         pipeline.run(&path),
         Err(FeatureError::InvalidOptions(_))
     ));
+}
+
+/// `samples` (±1) as 16-bit WAV bytes with `channels` identical-length channels, the
+/// second channel the first one halved.
+fn long_wav(samples: &[f32], channels: u16) -> Vec<u8> {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    wav_bytes(spec, |w| {
+        for &s in samples {
+            for c in 0..channels {
+                let value = if c == 0 { s } else { s * 0.5 };
+                w.write_sample((value * 32767.0).round() as i16)
+                    .expect("sample");
+            }
+        }
+    })
+}
+
+fn blocks_joined(bytes: &[u8], channel: Channel) -> Result<Vec<f32>, FeatureError> {
+    let mut wav = WavBlocks::new(bytes, channel)?;
+    let mut joined = Vec::new();
+    while let Some(block) = wav.next_block()? {
+        joined.extend_from_slice(block);
+    }
+    Ok(joined)
+}
+
+#[test]
+fn reading_in_blocks_gives_the_samples_and_errors_of_reading_whole() {
+    // Every encoding of the test files, and a stereo file several blocks long.
+    let long: Vec<f32> = speech().iter().copied().cycle().take(300_001).collect();
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(audio_path(""))
+        .expect("test audio")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .map(|p| (p.display().to_string(), std::fs::read(&p).expect("reads")))
+        .collect();
+    files.push(("long stereo".into(), long_wav(&long, 2)));
+    for (name, bytes) in &files {
+        for channel in [Channel::Mean, Channel::Index(0), Channel::Index(1)] {
+            match (
+                decode_wav(&bytes[..], channel),
+                blocks_joined(bytes, channel),
+            ) {
+                (Ok(whole), Ok(joined)) => assert_eq!(whole.samples, joined, "{name} {channel:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{name}"),
+                (a, b) => panic!("{name} {channel:?}: {a:?} against {:?}", b.map(|b| b.len())),
+            }
+        }
+    }
+    let mut truncated = long_wav(&long, 1);
+    truncated.truncate(truncated.len() - 1001);
+    let expected = FeatureError::Truncated {
+        expected: 600_002,
+        found: 599_001,
+    };
+    let whole = decode_wav(&truncated[..], Channel::Mean).expect_err("truncated");
+    assert_eq!(whole.to_string(), expected.to_string());
+    let blocks = blocks_joined(&truncated, Channel::Mean).expect_err("truncated");
+    assert_eq!(blocks.to_string(), expected.to_string());
+}
+
+#[test]
+fn features_of_a_file_read_in_blocks_equal_the_whole_signal_bit_for_bit() {
+    let long: Vec<f32> = speech().iter().copied().cycle().take(400_003).collect();
+    let bytes = long_wav(&long, 1);
+    let samples = decode_wav(&bytes[..], Channel::Mean)
+        .expect("decodes")
+        .samples;
+    let mut librosa = FeatureOptions::preset(Preset::Librosa);
+    librosa.frame.sample_rate = 16000;
+    let mut mfcc_as_wide_as_mels = FeatureOptions::preset(Preset::Kaldi);
+    mfcc_as_wide_as_mels.cepstral.n_mfcc = mfcc_as_wide_as_mels.mel.n_mels;
+    for (name, options) in [
+        ("kaldi", FeatureOptions::preset(Preset::Kaldi)),
+        ("htk", FeatureOptions::preset(Preset::Htk)),
+        ("librosa (top_db)", librosa),
+        ("kaldi, n_mfcc = n_mels", mfcc_as_wide_as_mels),
+    ] {
+        let extractor = FeatureExtractor::new(options).expect("valid");
+        for output in [Output::Mfcc, Output::LogMel, Output::Spectrum] {
+            let whole = extractor.compute(&samples, output).expect("computes");
+            let mut wav = WavBlocks::new(&bytes[..], Channel::Mean).expect("header");
+            let blocks = extractor.compute_wav(&mut wav, output).expect("computes");
+            assert_eq!(
+                whole.num_frames,
+                extractor.num_frames(samples.len()),
+                "{name}"
+            );
+            assert_eq!(whole.dim, extractor.dim(output), "{name} {output:?}");
+            assert_eq!(blocks, whole, "{name} {output:?}");
+        }
+    }
 }

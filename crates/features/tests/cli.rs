@@ -98,8 +98,28 @@ fn refusals_exit_nonzero_with_a_message() {
         .output()
         .expect("runs");
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("8000 Hz"));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains("8000 Hz"), "{message}");
+    assert!(
+        message.contains("digit7_8k.wav"),
+        "names the file: {message}"
+    );
     assert!(!out.path().join("x.npy").exists());
+    // A file that is not a WAV, read alone: the message names it too.
+    let not_wav = out.path().join("notes.wav");
+    std::fs::write(&not_wav, "not audio").expect("writes");
+    let output = mfcc()
+        .arg(&not_wav)
+        .arg("-o")
+        .arg(out.path().join("y.npy"))
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("notes.wav") && message.contains("not a readable WAV"),
+        "{message}"
+    );
     let help = mfcc().arg("--help").output().expect("runs");
     assert!(String::from_utf8_lossy(&help.stdout).contains("--preset"));
 }

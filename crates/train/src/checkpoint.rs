@@ -1,10 +1,11 @@
-//! Checkpoints: after every epoch, the model, the optimiser state and the metrics so far,
-//! in `epoch-NNNN/` folders that appear whole (written as `*.tmp`, then renamed), plus
-//! `best.mpk`, the model with the best validation accuracy.
+//! Checkpoints: after every epoch, the model, the optimiser state, the weight average (when
+//! `training.ema_decay` is set) and the metrics so far, in `epoch-NNNN/` folders that appear
+//! whole (written as `*.tmp`, then renamed), plus `best.mpk`, the model (or its average)
+//! with the best validation accuracy.
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -70,6 +71,8 @@ pub struct Restored<B: AutodiffBackend, O> {
     pub optimizer: O,
     /// Metrics of every epoch so far.
     pub history: Vec<EpochMetrics>,
+    /// The moving average of the weights, when the checkpoint has one (`averaged.mpk`).
+    pub averaged: Option<SequenceClassifier<B::InnerBackend>>,
 }
 
 impl Checkpoints {
@@ -88,10 +91,14 @@ impl Checkpoints {
     }
 
     /// Saves the state after `history.last()`'s epoch; also `best.mpk` when that epoch has
-    /// the best validation accuracy so far.
+    /// the best validation accuracy so far (the average's weights when there is one, since
+    /// validation scores the average then).
     pub fn save<B, O>(
         &self,
-        model: &SequenceClassifier<B>,
+        (model, averaged): (
+            &SequenceClassifier<B>,
+            Option<&SequenceClassifier<B::InnerBackend>>,
+        ),
         optimizer: &O,
         history: &[EpochMetrics],
     ) -> Result<(), CheckpointError>
@@ -116,6 +123,12 @@ impl Checkpoints {
             .clone()
             .save_file(staging.join("model"), &recorder)
             .map_err(failed(staging.join("model.mpk")))?;
+        if let Some(averaged) = averaged {
+            averaged
+                .clone()
+                .save_file(staging.join("averaged"), &recorder)
+                .map_err(failed(staging.join("averaged.mpk")))?;
+        }
         recorder
             .record(optimizer.to_record(), staging.join("optimizer"))
             .map_err(failed(staging.join("optimizer.mpk")))?;
@@ -129,7 +142,12 @@ impl Checkpoints {
         if best_model_index(history) == Some(history.len() - 1) {
             let target = self.best_path();
             let partial = self.dir.join("best.mpk.tmp");
-            std::fs::copy(final_dir.join("model.mpk"), &partial).map_err(io(&partial))?;
+            let scored = if averaged.is_some() {
+                "averaged.mpk"
+            } else {
+                "model.mpk"
+            };
+            std::fs::copy(final_dir.join(scored), &partial).map_err(io(&partial))?;
             std::fs::rename(&partial, &target).map_err(io(&target))?;
         }
         Ok(())
@@ -162,6 +180,12 @@ impl Checkpoints {
         let dir = self.epoch_dir(epoch);
         let recorder = FileRecorder::new();
         let failed = |path: PathBuf| move |source| CheckpointError::Record { path, source };
+        let averaged_path = dir.join("averaged.mpk");
+        let averaged = if averaged_path.exists() {
+            Some(load_model(model.valid(), &averaged_path, device)?)
+        } else {
+            None
+        };
         let model = load_model(model, &dir.join("model.mpk"), device)?;
         let record = recorder
             .load(dir.join("optimizer"), device)
@@ -178,6 +202,7 @@ impl Checkpoints {
             model,
             optimizer,
             history,
+            averaged,
         }))
     }
 }

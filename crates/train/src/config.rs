@@ -168,6 +168,12 @@ pub struct TrainingConfig {
     /// `seed + 1` (datasets use their `valid` split; default 512).
     #[serde(default = "five_hundred_twelve")]
     pub validation_size: usize,
+    /// Keep an exponential moving average of the weights, updated after every optimiser
+    /// step with this decay (PyTorch's `get_ema_multi_avg_fn(decay)`, Keras's
+    /// `ema_momentum`; e.g. 0.999); validation, `best.mpk` and the reports then use the
+    /// average (none when absent).
+    #[serde(default)]
+    pub ema_decay: Option<f64>,
 }
 
 /// The optimiser and its settings (burn's implementations).
@@ -439,6 +445,14 @@ impl TrainingConfig {
         }
         if let Some(value) = self.clip_grad_value {
             positive("training.clip_grad_value", value)?;
+        }
+        if let Some(decay) = self.ema_decay
+            && !(decay.is_finite() && (0.0..1.0).contains(&decay))
+        {
+            return Err(InvalidValue::new(
+                "training.ema_decay",
+                format!("must be in [0, 1), got {decay}"),
+            ));
         }
         match &self.optimizer {
             OptimizerConfig::Adam => {}

@@ -4,6 +4,7 @@
 //! The [`experiment`](../experiment/index.html) binary reads an experiment's TOML file,
 //! trains, and writes the resolved configuration and per-epoch metrics beside each other.
 
+mod averaging;
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
+use crate::averaging::blend;
 use crate::checkpoint::{CheckpointError, Checkpoints, best_model_index, load_model};
 use crate::clip::{clip_global_norm, clip_value};
 use crate::config::{ExperimentConfig, OptimizerConfig, TrainingConfig};
@@ -394,7 +395,11 @@ where
         mut optimizer,
         mut history,
         mut best,
+        averaged,
     } = restore(model, new_optimizer, run, device)?;
+    let mut averaged = t
+        .ema_decay
+        .map(|decay| (decay, averaged.unwrap_or_else(|| model.valid())));
     let steps_per_epoch = data.steps_per_epoch(config);
     let total_steps = t.epochs * steps_per_epoch;
 
@@ -429,12 +434,18 @@ where
             )
             .map_err(|value| TrainError::NonFiniteLoss { epoch, step, value })?;
             model = updated;
+            if let Some((decay, average)) = averaged.take() {
+                averaged = Some((decay, blend(average, &model.valid(), decay)));
+            }
             loss_sum += value;
             train_score.merge(batch_score);
             steps += 1;
             on_step(epoch, step);
         }
-        let inference = model.valid();
+        let inference = match &averaged {
+            Some((_, average)) => average.clone(),
+            None => model.valid(),
+        };
         let (valid_loss, valid_score) = validate(&inference, data, t.batch_size, device);
         let metrics = EpochMetrics {
             epoch,
@@ -455,13 +466,17 @@ where
             best = Some((epoch, inference));
         }
         if let Some(checkpoints) = &run.checkpoints {
-            checkpoints.save(&model, &optimizer, &history)?;
+            let average = averaged.as_ref().map(|(_, average)| average);
+            checkpoints.save((&model, average), &optimizer, &history)?;
         }
         if solved {
             break;
         }
     }
-    let (best_epoch, best_model) = best.unwrap_or_else(|| (0, model.valid()));
+    let (best_epoch, best_model) = best.unwrap_or_else(|| match averaged {
+        Some((_, average)) => (0, average),
+        None => (0, model.valid()),
+    });
     let (reports, confusions) = match data {
         TaskData::Corpus(corpus) => score_splits(&best_model, corpus, t.batch_size, device),
         TaskData::Generated { .. } => (Vec::new(), Vec::new()),
@@ -483,6 +498,8 @@ struct Restored<B: AutodiffBackend, O> {
     history: Vec<EpochMetrics>,
     /// The best epoch's model, kept in memory for the reports (restored from best.mpk).
     best: Option<(usize, SequenceClassifier<B::InnerBackend>)>,
+    /// The moving average of the weights from the checkpoint, when it has one.
+    averaged: Option<SequenceClassifier<B::InnerBackend>>,
 }
 
 fn restore<B, O>(
@@ -500,6 +517,7 @@ where
         optimizer: new_optimizer(),
         history: Vec::new(),
         best: None,
+        averaged: None,
     };
     let Some(checkpoints) = run.checkpoints.as_ref().filter(|_| run.resume) else {
         return Ok(fresh(model));
@@ -519,6 +537,7 @@ where
         optimizer: restored.optimizer,
         history: restored.history,
         best,
+        averaged: restored.averaged,
     })
 }
 

@@ -201,7 +201,8 @@ fn run(args: Args) -> Result<ExitCode, FeatureError> {
     let pipeline = pipeline(&args)?;
     let single = args.inputs.len() == 1 && !args.inputs[0].is_dir();
     if single {
-        let features = pipeline.run(&args.inputs[0])?;
+        let input = &args.inputs[0];
+        let features = pipeline.run(input).map_err(|e| e.in_file(input))?;
         write_npy(&args.output, &features)?;
         if let Some(plot) = &args.plot {
             write_png(plot, &features, &pipeline)?;
@@ -233,10 +234,10 @@ fn run(args: Args) -> Result<ExitCode, FeatureError> {
                 .map_or(Ok(()), |dir| {
                     std::fs::create_dir_all(dir).map_err(|e| FeatureError::io(dir, e))
                 })
-                .and_then(|()| pipeline.run(input))
+                .and_then(|()| pipeline.run(input).map_err(|e| e.in_file(input)))
                 .and_then(|features| write_npy(&target, &features));
             progress.inc(1);
-            result.err().map(|e| format!("{}: {e}", input.display()))
+            result.err().map(|e| e.to_string())
         })
         .collect();
     progress.finish_and_clear();
