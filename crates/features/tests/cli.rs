@@ -160,3 +160,134 @@ fn augmentation_flags_give_the_library_result() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("vtln"));
 }
+
+/// Every file under `root`, by path relative to it, with its bytes.
+fn tree(root: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(root).expect("inside").to_path_buf();
+                files.insert(relative, std::fs::read(&path).expect("reads"));
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn shards_of_a_manifest_together_equal_one_run_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = [
+        "goforward_16k.wav",
+        "digit7_8k.wav",
+        "digit7_stereo.wav",
+        "odd_16k.wav",
+        "short_16k.wav",
+        "silence_16k.wav",
+        "clipped_16k.wav",
+    ];
+    let mut csv = String::from("path,label\n");
+    for (i, name) in names.iter().enumerate() {
+        let relative = format!("part{}/{name}", i % 2);
+        std::fs::create_dir_all(dir.path().join(format!("part{}", i % 2))).expect("mkdir");
+        std::fs::copy(audio(name), dir.path().join(&relative)).expect("copies");
+        csv.push_str(&format!("{relative},x\n"));
+    }
+    let manifest = dir.path().join("manifest.csv");
+    std::fs::write(&manifest, csv).expect("writes");
+    let extract = |shard: Option<&str>, out: &std::path::Path| {
+        let mut command = mfcc();
+        command.args(["--sample-rate", "16000", "--deltas"]);
+        command.arg("--manifest").arg(&manifest);
+        if let Some(shard) = shard {
+            command.args(["--shard", shard]);
+        }
+        let output = command.arg("-o").arg(out).output().expect("runs");
+        assert!(output.status.success(), "{output:?}");
+    };
+    let whole = dir.path().join("whole");
+    extract(None, &whole);
+    let whole = tree(&whole);
+    assert_eq!(whole.len(), names.len());
+    assert!(whole.contains_key(std::path::Path::new("part1/digit7_8k.npy")));
+
+    // Three jobs writing into one folder, as an array job does, and into their own folders.
+    let together = dir.path().join("together");
+    let mut parts = Vec::new();
+    for k in 1..=3 {
+        let shard = format!("{k}/3");
+        extract(Some(&shard), &together);
+        let own = dir.path().join(format!("shard{k}"));
+        extract(Some(&shard), &own);
+        parts.push(tree(&own));
+    }
+    assert_eq!(tree(&together), whole);
+    let sizes: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    assert_eq!(
+        sizes.iter().sum::<usize>(),
+        names.len(),
+        "each file in one shard: {sizes:?}"
+    );
+    assert!(sizes.iter().all(|&s| s == 2 || s == 3), "{sizes:?}");
+
+    let refused = mfcc()
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["--shard", "4/3", "-o"])
+        .arg(dir.path().join("x"))
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("between 1 and N"));
+}
+
+#[test]
+fn a_kaldi_wav_scp_names_the_outputs_by_utterance_and_stays_inside_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scp = dir.path().join("wav.scp");
+    let list = format!(
+        "utt-b {}\nutt-a {}\n",
+        audio("digit7_8k.wav").display(),
+        audio("goforward_16k.wav").display()
+    );
+    std::fs::write(&scp, list).expect("writes");
+    let out = dir.path().join("feats");
+    let output = mfcc()
+        .arg("--manifest")
+        .arg(&scp)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    let written: Vec<_> = tree(&out).into_keys().collect();
+    assert_eq!(
+        written,
+        [std::path::PathBuf::from("utt-a.npy"), "utt-b.npy".into()]
+    );
+
+    std::fs::write(&scp, "../escape /dev/null\n").expect("writes");
+    let refused = mfcc()
+        .arg("--manifest")
+        .arg(&scp)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("without `..`"));
+    std::fs::write(&scp, "utt sox in.wav -t wav - |\n").expect("writes");
+    let refused = mfcc()
+        .arg("--manifest")
+        .arg(&scp)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("a command"));
+}

@@ -28,6 +28,11 @@ enum PresetArg {
 /// directory mirroring the inputs (`a/b.wav` → `OUT/a/b.npy`), processed in parallel
 /// on all cores. Files that cannot be read are reported and counted; the exit status
 /// is 1 if any failed. Outputs are written atomically (no partial files).
+///
+/// A corpus split over machines, as Kaldi's `split_data.sh` and `JOB=1:N` do it: every
+/// job runs the same command with `--shard K/N` (K = 1…N) and writes its part of OUT;
+/// the N parts together are exactly one run over everything, e.g. a Slurm array job
+/// `mfcc --manifest data/manifest.csv --shard $SLURM_ARRAY_TASK_ID/8 -o feats/`.
 #[derive(Debug, Parser)]
 #[command(name = "mfcc", version)]
 struct Args {
@@ -92,8 +97,16 @@ struct Args {
     #[arg(long, value_name = "PNG")]
     plot: Option<PathBuf>,
     /// WAV files or directories (searched recursively for .wav files).
-    #[arg(required = true, value_name = "INPUT")]
+    #[arg(required_unless_present = "manifest", value_name = "INPUT")]
     inputs: Vec<PathBuf>,
+    /// Read the files from a list instead: a CSV with a `path` column (paths relative to
+    /// the CSV's folder, as `datasets/*/manifest.csv`; OUT mirrors them), or a Kaldi
+    /// `wav.scp` (`.scp`: `utterance-id path` per line; OUT gets `utterance-id.npy`).
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs")]
+    manifest: Option<PathBuf>,
+    /// Process only the K-th of N equal, contiguous parts of the sorted file list (K from 1).
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
     /// Output `.npy` file (one input) or directory (several inputs or a directory).
     #[arg(short, long, value_name = "OUT")]
     output: PathBuf,
@@ -155,6 +168,91 @@ fn pipeline(args: &Args) -> Result<FilePipeline, FeatureError> {
     Ok(pipeline)
 }
 
+/// `K/N` with 1 ≤ K ≤ N.
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let (k, n) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not K/N (e.g. 3/8)"))?;
+    let parse = |v: &str| v.trim().parse::<usize>().map_err(|e| format!("{v:?}: {e}"));
+    let (k, n) = (parse(k)?, parse(n)?);
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("shard {k}/{n}: K must be between 1 and N"));
+    }
+    Ok((k, n))
+}
+
+/// The `k`-th (from 1) of `n` contiguous parts of `files`, whose sizes differ by at most one.
+fn shard<T>(files: Vec<T>, (k, n): (usize, usize)) -> Vec<T> {
+    let len = files.len();
+    let (start, end) = ((k - 1) * len / n, k * len / n);
+    files.into_iter().skip(start).take(end - start).collect()
+}
+
+/// The files a manifest lists, as (path to read, path relative to the output directory).
+fn read_manifest(manifest: &Path) -> Result<Vec<(PathBuf, PathBuf)>, FeatureError> {
+    let bad = |line: usize, why: String| {
+        FeatureError::InvalidOptions(format!("{}:{line}: {why}", manifest.display()))
+    };
+    let is_scp = manifest.extension().is_some_and(|e| e == "scp");
+    let mut files = Vec::new();
+    if is_scp {
+        let text = std::fs::read_to_string(manifest).map_err(|e| FeatureError::io(manifest, e))?;
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (id, path) = line
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| bad(index + 1, "expected `utterance-id path`".into()))?;
+            let path = path.trim();
+            if path.ends_with('|') {
+                return Err(bad(
+                    index + 1,
+                    "a command (`… |`) instead of a file; write the WAV files out first".into(),
+                ));
+            }
+            files.push((PathBuf::from(path), PathBuf::from(format!("{id}.wav"))));
+        }
+    } else {
+        let root = manifest.parent().unwrap_or(Path::new("."));
+        let mut reader = csv::Reader::from_path(manifest).map_err(|e| bad(0, e.to_string()))?;
+        let column = reader
+            .headers()
+            .map_err(|e| bad(1, e.to_string()))?
+            .iter()
+            .position(|h| h == "path")
+            .ok_or_else(|| bad(1, "no `path` column in the header".into()))?;
+        for (index, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| bad(index + 2, e.to_string()))?;
+            let path = record
+                .get(column)
+                .ok_or_else(|| bad(index + 2, "no `path` field".into()))?;
+            files.push((root.join(path), PathBuf::from(path)));
+        }
+    }
+    // Each output stays inside OUT.
+    if let Some((_, outside)) = files.iter().find(|(_, relative)| {
+        relative.is_absolute()
+            || relative
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    }) {
+        return Err(bad(
+            0,
+            format!(
+                "{}: a listed path (or utterance id) must be relative and without `..`",
+                outside.display()
+            ),
+        ));
+    }
+    files.sort_by(|a, b| a.1.cmp(&b.1));
+    if let Some(pair) = files.windows(2).find(|pair| pair[0].1 == pair[1].1) {
+        return Err(bad(0, format!("{} is listed twice", pair[0].1.display())));
+    }
+    Ok(files)
+}
+
 /// Every input as (path to read, path relative to the output directory).
 fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, FeatureError> {
     let mut files = Vec::new();
@@ -199,7 +297,10 @@ fn walk(
 
 fn run(args: Args) -> Result<ExitCode, FeatureError> {
     let pipeline = pipeline(&args)?;
-    let single = args.inputs.len() == 1 && !args.inputs[0].is_dir();
+    let single = args.manifest.is_none()
+        && args.shard.is_none()
+        && args.inputs.len() == 1
+        && !args.inputs[0].is_dir();
     if single {
         let input = &args.inputs[0];
         let features = pipeline.run(input).map_err(|e| e.in_file(input))?;
@@ -220,7 +321,13 @@ fn run(args: Args) -> Result<ExitCode, FeatureError> {
             "--plot needs a single input file".into(),
         ));
     }
-    let files = collect_inputs(&args.inputs)?;
+    let mut files = match &args.manifest {
+        Some(manifest) => read_manifest(manifest)?,
+        None => collect_inputs(&args.inputs)?,
+    };
+    if let Some(part) = args.shard {
+        files = shard(files, part);
+    }
     let progress = ProgressBar::new(files.len() as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} files, {per_sec}, ETA {eta}")
             .expect("template"),
