@@ -10,59 +10,28 @@
 //! `BENCH_PYTHON` names a Python with `requirements.txt` (beside this file) installed;
 //! `reference_speed.py` times the peers in each of `BENCH_ROUNDS` rounds (default 3),
 //! right after ours, and the ratio is the median over the rounds of peer time / ours
-//! (above 1: ours is faster). Without it, only our times are printed.
+//! (above 1: ours is faster). Without it, only our times are printed. `BENCH_ISA=avx2`
+//! (or `portable`) caps our frame loop's instruction set, to measure that path on a CPU
+//! that has a wider one.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use common::{presets, speech, wav_bytes};
 use features::{
-    Channel, FeatureExtractor, FeatureOptions, FilePipeline, Output, Preset, Span, read_wav,
-    write_npy,
+    Channel, FeatureExtractor, FeatureOptions, FilePipeline, Output, Preset, read_wav, write_npy,
 };
+use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
 use rayon::prelude::*;
 
+mod common;
+
 const SECONDS: usize = 600;
-const RATE: u32 = 16000;
 
-fn presets() -> Vec<(&'static str, FeatureOptions)> {
-    let mut librosa = FeatureOptions::preset(Preset::Librosa);
-    librosa.frame.sample_rate = RATE;
-    librosa.frame.n_fft = Some(512);
-    librosa.frame.win_length = Some(Span::Samples(400));
-    librosa.frame.hop_length = Some(Span::Samples(160));
-    librosa.mel.n_mels = 40;
-    librosa.cepstral.n_mfcc = 13;
-    vec![
-        ("kaldi", FeatureOptions::preset(Preset::Kaldi)),
-        ("librosa", librosa),
-        ("htk", FeatureOptions::preset(Preset::Htk)),
-    ]
-}
-
-/// `seconds` of the goforward clip repeated, written as 16-bit PCM at `path`.
+/// `seconds` of speech written as 16-bit PCM at `path`; returns the samples as read back.
 fn write_speech(path: &Path, seconds: usize) -> Vec<f32> {
-    let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/audio/goforward_16k.wav");
-    let clip = read_wav(clip, Channel::Mean).expect("test clip").samples;
-    let samples: Vec<f32> = clip
-        .iter()
-        .copied()
-        .cycle()
-        .take(seconds * RATE as usize)
-        .collect();
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).expect("writes the WAV");
-    for s in &samples {
-        writer
-            .write_sample((s * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
-            .expect("sample");
-    }
-    writer.finalize().expect("finalises the WAV");
+    std::fs::write(path, wav_bytes(&speech(seconds))).expect("writes the WAV");
     read_wav(path, Channel::Mean).expect("reads back").samples
 }
 
@@ -120,42 +89,27 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn cpu_flags() -> String {
-    #[cfg(target_arch = "x86_64")]
-    {
-        [
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-            ("fma", std::arch::is_x86_feature_detected!("fma")),
-            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
-        ]
-        .iter()
-        .map(|(name, on)| format!("{name}{}", if *on { "+" } else { "-" }))
-        .collect::<Vec<_>>()
-        .join(" ")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        std::env::consts::ARCH.to_string()
-    }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|name| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
+/// The instruction set `BENCH_ISA` names, if any.
+fn isa_limit() -> Option<CpuIsa> {
+    let name = std::env::var("BENCH_ISA").ok()?;
+    let isa = CpuIsa::ALL
+        .into_iter()
+        .find(|isa| format!("{isa:?}").eq_ignore_ascii_case(&name));
+    assert!(
+        isa.is_some(),
+        "BENCH_ISA={name}: not one of {:?}",
+        CpuIsa::ALL
+    );
+    isa
 }
 
 /// Seconds to turn every file of `files` into `.npy` files in `out` on `threads` threads.
 fn directory_seconds(files: &[PathBuf], out: &Path, threads: usize, repeats: usize) -> f64 {
     let pipeline = FilePipeline::new(FeatureOptions::preset(Preset::Kaldi));
+    let limit = isa_limit();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
+        .start_handler(move |_| set_cpu_isa_limit(limit))
         .build()
         .expect("thread pool");
     best_of(repeats, || {
@@ -179,7 +133,13 @@ fn main() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let wav = dir.path().join("ten_minutes.wav");
     let samples = write_speech(&wav, SECONDS);
-    println!("CPU: {}, {}", cpu_model(), cpu_flags());
+    set_cpu_isa_limit(isa_limit());
+    println!(
+        "CPU: {}, {}; our frame loop runs with {:?}",
+        isa::cpu_model(),
+        isa::cpu_flags(),
+        cpu_isa()
+    );
     println!(
         "{SECONDS} s of 16 kHz speech, one thread, best of {repeats}; x real time; ratio = median over {rounds} rounds of peer time / ours (above 1: ours is faster)"
     );

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use std::io::Read;
 use std::sync::Arc;
 
+use isa::CpuIsa;
+
 use crate::fft::{FftBuffers, PowerSpectrum};
 use crate::kernels::{dot, ln_positive_normal, squared_deviation, sum};
 use crate::mel::{MelFilterbank, dct_matrix, lifter_weights};
@@ -329,30 +331,25 @@ impl FeatureExtractor {
     /// spectrum is left in `scratch.power`); returns the log energy.
     ///
     /// On x86-64 the same code is compiled again for AVX2 + FMA (8-lane vectors instead
-    /// of SSE's 4) and for AVX-512 (16 lanes), and the widest the CPU has is chosen at run
-    /// time; the arithmetic and its order are the same (no operation is fused or
-    /// reordered), so the results are too.
+    /// of SSE's 4) and for AVX-512 (16 lanes); the one [`isa::cpu_isa`] names when the
+    /// computation starts runs (the widest the CPU has, unless capped with
+    /// [`isa::set_cpu_isa_limit`]). The arithmetic and its order are the same (no operation
+    /// is fused or reordered), so the results are too.
     pub(crate) fn process_frame(
         &self,
         source: &[f32],
         scratch: &mut Scratch,
         log_mel: &mut [f32],
     ) -> f32 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512vl")
-                && std::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU has the features `process_frame_avx512` is compiled for.
-                return unsafe { self.process_frame_avx512(source, scratch, log_mel) };
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                // SAFETY: the CPU has the features `process_frame_avx2` is compiled for.
-                return unsafe { self.process_frame_avx2(source, scratch, log_mel) };
-            }
+        match scratch.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `scratch.isa` is one the CPU supports (`isa::cpu_isa`).
+            CpuIsa::Avx512 => unsafe { self.process_frame_avx512(source, scratch, log_mel) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            CpuIsa::Avx2 => unsafe { self.process_frame_avx2(source, scratch, log_mel) },
+            _ => self.process_frame_portable(source, scratch, log_mel),
         }
-        self.process_frame_portable(source, scratch, log_mel)
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -521,6 +518,8 @@ pub(crate) struct Scratch {
     pub(crate) fft: FftBuffers,
     pub(crate) power: Vec<f32>,
     pub(crate) gauss: Gaussian,
+    /// The instruction set the frame loop runs with.
+    pub(crate) isa: CpuIsa,
 }
 
 /// Seeded standard normal numbers (xorshift64* and Box–Muller) for dither.
@@ -559,37 +558,11 @@ impl Gaussian {
 
 #[cfg(test)]
 mod tests {
+    use isa::{CpuIsa, set_cpu_isa_limit};
+
     use super::{FeatureExtractor, Output};
     use crate::stream::Stream;
     use crate::{Channel, FeatureOptions, Preset, read_wav};
-
-    type FrameFn = fn(&FeatureExtractor, &[f32], &mut super::Scratch, &mut [f32]) -> f32;
-
-    /// Every compiled variant of the frame computation this CPU can run.
-    fn variants() -> Vec<(&'static str, FrameFn)> {
-        let mut found: Vec<(&'static str, FrameFn)> = vec![("portable", |e, s, scratch, out| {
-            e.process_frame_portable(s, scratch, out)
-        })];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                found.push(("avx2", |e, s, scratch, out| {
-                    // SAFETY: checked above.
-                    unsafe { e.process_frame_avx2(s, scratch, out) }
-                }));
-            }
-            if std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512vl")
-                && std::is_x86_feature_detected!("fma")
-            {
-                found.push(("avx512", |e, s, scratch, out| {
-                    // SAFETY: checked above.
-                    unsafe { e.process_frame_avx512(s, scratch, out) }
-                }));
-            }
-        }
-        found
-    }
 
     #[test]
     fn every_instruction_set_gives_the_same_bits() {
@@ -599,11 +572,11 @@ mod tests {
         librosa.frame.sample_rate = 16000;
         let mut dithered = FeatureOptions::preset(Preset::Kaldi);
         dithered.frame.dither = 1.0;
-        let variants = variants();
-        println!(
-            "variants on this CPU: {:?}",
-            variants.iter().map(|v| v.0).collect::<Vec<_>>()
-        );
+        let supported: Vec<CpuIsa> = CpuIsa::ALL
+            .into_iter()
+            .filter(|i| i.is_supported())
+            .collect();
+        println!("instruction sets on this CPU: {supported:?}");
         for options in [
             FeatureOptions::preset(Preset::Kaldi),
             FeatureOptions::preset(Preset::Htk),
@@ -611,17 +584,23 @@ mod tests {
             dithered,
         ] {
             let extractor = FeatureExtractor::new(options).expect("valid");
-            let mut streams: Vec<Stream> = variants
+            let mut streams: Vec<Stream> = supported
                 .iter()
-                .map(|_| Stream::new_unchecked(&extractor, Output::LogMel))
+                .map(|&isa| {
+                    set_cpu_isa_limit(Some(isa));
+                    let stream = Stream::new_unchecked(&extractor, Output::LogMel);
+                    assert_eq!(stream.scratch.isa, isa);
+                    stream
+                })
                 .collect();
+            set_cpu_isa_limit(None);
             let n_mels = extractor.dim(Output::LogMel);
             for start in (0..samples.len() - extractor.win).step_by(extractor.hop * 3) {
                 let source = &samples[start..start + extractor.win];
                 let mut results = Vec::new();
-                for ((_, frame), stream) in variants.iter().zip(&mut streams) {
+                for stream in &mut streams {
                     let mut log_mel = vec![0.0; n_mels];
-                    let energy = frame(&extractor, source, &mut stream.scratch, &mut log_mel);
+                    let energy = extractor.process_frame(source, &mut stream.scratch, &mut log_mel);
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     results.push((
                         energy.to_bits(),
@@ -629,8 +608,8 @@ mod tests {
                         bits(&stream.scratch.power),
                     ));
                 }
-                for (result, (name, _)) in results.iter().zip(&variants) {
-                    assert_eq!(result, &results[0], "{name} against portable at {start}");
+                for (result, isa) in results.iter().zip(&supported) {
+                    assert_eq!(result, &results[0], "{isa:?} against portable at {start}");
                 }
             }
         }

@@ -43,6 +43,7 @@ impl<'a> Stream<'a> {
                 fft: extractor.fft.buffers(),
                 power: vec![0.0; extractor.n_fft / 2 + 1],
                 gauss: Gaussian::new(extractor.options.frame.dither_seed),
+                isa: isa::cpu_isa(),
             },
             padded: vec![0.0; extractor.win],
             log_mel: vec![0.0; extractor.options.mel.n_mels],

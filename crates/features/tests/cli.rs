@@ -257,37 +257,29 @@ fn a_kaldi_wav_scp_names_the_outputs_by_utterance_and_stays_inside_out() {
     );
     std::fs::write(&scp, list).expect("writes");
     let out = dir.path().join("feats");
-    let output = mfcc()
-        .arg("--manifest")
-        .arg(&scp)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("runs");
+    let extract = || {
+        mfcc()
+            .arg("--manifest")
+            .arg(&scp)
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .expect("runs")
+    };
+    let output = extract();
     assert!(output.status.success(), "{output:?}");
     let written: Vec<_> = tree(&out).into_keys().collect();
     assert_eq!(
         written,
         [std::path::PathBuf::from("utt-a.npy"), "utt-b.npy".into()]
     );
-
-    std::fs::write(&scp, "../escape /dev/null\n").expect("writes");
-    let refused = mfcc()
-        .arg("--manifest")
-        .arg(&scp)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("runs");
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("without `..`"));
-    std::fs::write(&scp, "utt sox in.wav -t wav - |\n").expect("writes");
-    let refused = mfcc()
-        .arg("--manifest")
-        .arg(&scp)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("runs");
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("a command"));
+    for (line, complaint) in [
+        ("../escape /dev/null\n", "without `..`"),
+        ("utt sox in.wav -t wav - |\n", "a command"),
+    ] {
+        std::fs::write(&scp, line).expect("writes");
+        let refused = extract();
+        assert!(!refused.status.success());
+        assert!(String::from_utf8_lossy(&refused.stderr).contains(complaint));
+    }
 }

@@ -242,40 +242,6 @@ fn pytorch(module: &str, shape: &Shape, repeats: usize, threads: usize) -> Optio
     (fields.len() == 3).then(|| (fields[0], fields[1], fields[2]))
 }
 
-/// The x86 SIMD flags the kernels care about.
-fn cpu_flags() -> String {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let flags = [
-            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
-            ("fma", std::arch::is_x86_feature_detected!("fma")),
-            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
-            ("avx512vl", std::arch::is_x86_feature_detected!("avx512vl")),
-        ];
-        flags
-            .iter()
-            .map(|(name, on)| format!("{name}{}", if *on { "+" } else { "-" }))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        std::env::consts::ARCH.to_string()
-    }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|name| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
 /// The machine's sgemm peak on every core, which the GFLOP/s of the table are compared
 /// with: `torch.mm` at 2048² when `BENCH_PYTHON` has torch (MKL or OpenBLAS, the fastest
 /// sgemm at hand), else burn-ndarray's matmul at 1024².
@@ -321,7 +287,11 @@ fn main() {
     let shapes = std::env::var("BENCH_SHAPES").unwrap_or_default();
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let (peak, peak_source) = sgemm_peak(threads);
-    println!("CPU: {} ({threads} threads), {}", cpu_model(), cpu_flags());
+    println!(
+        "CPU: {} ({threads} threads), {}",
+        isa::cpu_model(),
+        isa::cpu_flags()
+    );
     println!(
         "kernels: {:?}; sgemm peak {peak:.0} GFLOP/s ({peak_source}, {threads} threads); median of {repeats} runs, then of {rounds} rounds",
         models::cpu_isa()

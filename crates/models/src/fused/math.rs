@@ -1,6 +1,6 @@
 //! `exp`, `sigmoid` and `tanh` written with only arithmetic, comparisons and bit casts, so
 //! that a loop over them compiles to vector code for whichever instruction set the calling
-//! kernel was built for (see [`super::isa`]).
+//! kernel was built for (see the `isa` crate).
 //!
 //! Accuracy, checked in the tests against `f64` over the whole `f32` range: relative error
 //! at most 1e-6 wherever the exact result is a normal `f32`, absolute error at most

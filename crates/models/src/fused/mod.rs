@@ -14,7 +14,6 @@
 //! The backend is recognised by `TypeId`, so modules stay generic over any `B: Backend`.
 
 mod cpu;
-mod isa;
 mod math;
 mod packed;
 mod pool;

@@ -380,7 +380,7 @@ impl Blocking for Avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fused::isa::CpuIsa;
+    use isa::CpuIsa;
 
     /// Deterministic values in [-1, 1).
     fn values(n: usize, seed: u32) -> Vec<f32> {

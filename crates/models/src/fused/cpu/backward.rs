@@ -5,12 +5,12 @@ use std::ops::Range;
 use super::forward::{gate_block, gate_blocks};
 use super::{Dims, Grads, Inputs, Recurrence, Saved, SharedRows, on_threads, work_items};
 use crate::cell::Nonlinearity;
-use crate::fused::isa::CpuIsa;
 use crate::fused::math::tanh;
 use crate::fused::packed::{self, Blocking, PackedMatrix, Portable};
 #[cfg(target_arch = "x86_64")]
 use crate::fused::packed::{Avx2, Avx512};
 use crate::fused::pool::Buffer;
+use isa::CpuIsa;
 
 /// One thread's share of the backward pass.
 struct BackwardJob<'a> {

@@ -1,0 +1,117 @@
+//! Which instruction set the CPU kernels run with, chosen at run time: the fused
+//! recurrent kernels of `models` and the frame loop of `features`.
+//!
+//! The kernels are written once, as plain loops over `f32`, and compiled three times: for
+//! AVX-512, for AVX2 with FMA, and for the target's baseline. The fastest one this CPU
+//! supports runs, unless the caller limits it (as oneDNN's `ONEDNN_MAX_CPU_ISA` does) to
+//! compare paths or to reproduce results of a smaller machine.
+
+use std::cell::Cell;
+
+/// An instruction set the CPU kernels are compiled for, from the most portable up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CpuIsa {
+    /// The target's baseline (SSE2 on x86-64, NEON on aarch64).
+    Portable,
+    /// x86-64 AVX2 with FMA.
+    Avx2,
+    /// x86-64 AVX-512 (F, VL) with FMA.
+    Avx512,
+}
+
+impl CpuIsa {
+    /// Every variant, from the most portable up.
+    pub const ALL: [CpuIsa; 3] = [CpuIsa::Portable, CpuIsa::Avx2, CpuIsa::Avx512];
+
+    /// Whether this CPU can run kernels built for `self`.
+    pub fn is_supported(self) -> bool {
+        match self {
+            CpuIsa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            CpuIsa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            CpuIsa::Avx512 => {
+                CpuIsa::Avx2.is_supported()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest instruction set this CPU supports.
+    pub fn detected() -> CpuIsa {
+        *CpuIsa::ALL
+            .iter()
+            .rev()
+            .find(|isa| isa.is_supported())
+            .unwrap_or(&CpuIsa::Portable)
+    }
+}
+
+thread_local! {
+    static LIMIT: Cell<Option<CpuIsa>> = const { Cell::new(None) };
+}
+
+/// Caps the instruction set the kernels use on the calling thread (`None`: no cap).
+///
+/// ```
+/// use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
+///
+/// set_cpu_isa_limit(Some(CpuIsa::Portable));
+/// assert_eq!(cpu_isa(), CpuIsa::Portable);
+/// set_cpu_isa_limit(None);
+/// assert_eq!(cpu_isa(), CpuIsa::detected());
+/// ```
+pub fn set_cpu_isa_limit(limit: Option<CpuIsa>) {
+    LIMIT.with(|cell| cell.set(limit));
+}
+
+/// The instruction set the kernels run with on the calling thread: the fastest one the CPU
+/// supports, within the limit of [`set_cpu_isa_limit`].
+pub fn cpu_isa() -> CpuIsa {
+    let detected = CpuIsa::detected();
+    LIMIT
+        .with(Cell::get)
+        .map_or(detected, |limit| limit.min(detected))
+}
+
+/// The SIMD flags the kernels care about, as `avx2+ fma+ avx512f- avx512vl-` (x86-64), or
+/// the architecture's name elsewhere: printed beside every benchmark table.
+pub fn cpu_flags() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let flags = [
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+            ("fma", std::arch::is_x86_feature_detected!("fma")),
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx512vl", std::arch::is_x86_feature_detected!("avx512vl")),
+        ];
+        flags
+            .iter()
+            .map(|(name, on)| format!("{name}{}", if *on { "+" } else { "-" }))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        std::env::consts::ARCH.to_string()
+    }
+}
+
+/// The CPU's model name from `/proc/cpuinfo` ("unknown CPU" where there is none).
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split(':').nth(1))
+                .map(|name| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
