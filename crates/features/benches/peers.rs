@@ -91,7 +91,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// The instruction set `BENCH_ISA` names, if any.
 fn isa_limit() -> Option<CpuIsa> {
-    let name = std::env::var("BENCH_ISA").ok()?;
+    let name = std::env::var("BENCH_ISA").ok().filter(|v| !v.is_empty())?;
     let isa = CpuIsa::ALL
         .into_iter()
         .find(|isa| format!("{isa:?}").eq_ignore_ascii_case(&name));
