@@ -56,15 +56,7 @@ fn run_with(
     run_config(config, checkpoints, resume)
 }
 
-/// [`run`] for a caller that holds `ONE_AT_A_TIME`.
-fn run_holding_the_turn(
-    epochs: usize,
-    checkpoints: &Checkpoints,
-    resume: bool,
-) -> (Vec<EpochMetrics>, usize) {
-    run_config(config(epochs), checkpoints, resume)
-}
-
+/// A run for a caller that holds `ONE_AT_A_TIME`.
 fn run_config(
     config: ExperimentConfig,
     checkpoints: &Checkpoints,
@@ -192,7 +184,7 @@ fn best_mpk_read_while_training_is_always_whole() {
             }
             loads
         });
-        run_holding_the_turn(6, &checkpoints, false);
+        run_config(config.clone(), &checkpoints, false);
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(
             reader.join().expect("reader") > 0,
