@@ -399,7 +399,7 @@ where
     } = restore(model, new_optimizer, run, device)?;
     let mut averaged = t
         .ema_decay
-        .map(|decay| (decay, averaged.unwrap_or_else(|| model.valid())));
+        .map(|_| averaged.unwrap_or_else(|| model.valid()));
     let steps_per_epoch = data.steps_per_epoch(config);
     let total_steps = t.epochs * steps_per_epoch;
 
@@ -434,18 +434,15 @@ where
             )
             .map_err(|value| TrainError::NonFiniteLoss { epoch, step, value })?;
             model = updated;
-            if let Some((decay, average)) = averaged.take() {
-                averaged = Some((decay, blend(average, &model.valid(), decay)));
+            if let (Some(decay), Some(average)) = (t.ema_decay, averaged.take()) {
+                averaged = Some(blend(average, &model.valid(), decay));
             }
             loss_sum += value;
             train_score.merge(batch_score);
             steps += 1;
             on_step(epoch, step);
         }
-        let inference = match &averaged {
-            Some((_, average)) => average.clone(),
-            None => model.valid(),
-        };
+        let inference = averaged.clone().unwrap_or_else(|| model.valid());
         let (valid_loss, valid_score) = validate(&inference, data, t.batch_size, device);
         let metrics = EpochMetrics {
             epoch,
@@ -466,17 +463,14 @@ where
             best = Some((epoch, inference));
         }
         if let Some(checkpoints) = &run.checkpoints {
-            let average = averaged.as_ref().map(|(_, average)| average);
-            checkpoints.save((&model, average), &optimizer, &history)?;
+            checkpoints.save((&model, averaged.as_ref()), &optimizer, &history)?;
         }
         if solved {
             break;
         }
     }
-    let (best_epoch, best_model) = best.unwrap_or_else(|| match averaged {
-        Some((_, average)) => (0, average),
-        None => (0, model.valid()),
-    });
+    let (best_epoch, best_model) =
+        best.unwrap_or_else(|| (0, averaged.unwrap_or_else(|| model.valid())));
     let (reports, confusions) = match data {
         TaskData::Corpus(corpus) => score_splits(&best_model, corpus, t.batch_size, device),
         TaskData::Generated { .. } => (Vec::new(), Vec::new()),
