@@ -182,7 +182,7 @@ impl FeatureExtractor {
 
     /// Frames of the chosen output for a whole signal.
     pub fn compute(&self, samples: &[f32], output: Output) -> Result<Features, FeatureError> {
-        check_finite(samples, 0)?;
+        check_finite(samples)?;
         let inner = self.streamed_output(output);
         let mut stream = Stream::new_unchecked(self, inner);
         let mut frames = Features::empty(self.dim(inner));
@@ -219,8 +219,8 @@ impl FeatureExtractor {
         let inner = self.streamed_output(output);
         let mut stream = Stream::new_unchecked(self, inner);
         let mut frames = Features::empty(self.dim(inner));
+        // The WAV decoder has refused non-finite samples already.
         while let Some(block) = wav.next_block()? {
-            check_finite(block, stream.received)?;
             stream.push_into(block, &mut frames);
         }
         frames.append(&stream.finish_in_place());
@@ -495,16 +495,13 @@ impl FeatureExtractor {
 /// Samples per block when a whole signal is pre-emphasised (whole-signal pre-emphasis).
 const BLOCK: usize = 1 << 16;
 
-/// The error for the first non-finite sample; `offset` is the index of `samples[0]`.
-fn check_finite(samples: &[f32], offset: usize) -> Result<(), FeatureError> {
+/// The error for the first non-finite sample.
+fn check_finite(samples: &[f32]) -> Result<(), FeatureError> {
     // A vectorised sum is finite exactly when every sample is (audio cannot overflow it).
     if !sum(samples).is_finite()
         && let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite())
     {
-        return Err(FeatureError::NonFiniteSample {
-            index: offset + index,
-            value,
-        });
+        return Err(FeatureError::NonFiniteSample { index, value });
     }
     Ok(())
 }

@@ -297,13 +297,14 @@ fn walk(
 
 fn run(args: Args) -> Result<ExitCode, FeatureError> {
     let pipeline = pipeline(&args)?;
+    let features_of = |input: &Path| pipeline.run(input).map_err(|e| e.in_file(input));
     let single = args.manifest.is_none()
         && args.shard.is_none()
         && args.inputs.len() == 1
         && !args.inputs[0].is_dir();
     if single {
         let input = &args.inputs[0];
-        let features = pipeline.run(input).map_err(|e| e.in_file(input))?;
+        let features = features_of(input)?;
         write_npy(&args.output, &features)?;
         if let Some(plot) = &args.plot {
             write_png(plot, &features, &pipeline)?;
@@ -341,7 +342,7 @@ fn run(args: Args) -> Result<ExitCode, FeatureError> {
                 .map_or(Ok(()), |dir| {
                     std::fs::create_dir_all(dir).map_err(|e| FeatureError::io(dir, e))
                 })
-                .and_then(|()| pipeline.run(input).map_err(|e| e.in_file(input)))
+                .and_then(|()| features_of(input))
                 .and_then(|features| write_npy(&target, &features));
             progress.inc(1);
             result.err().map(|e| e.to_string())
