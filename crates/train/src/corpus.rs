@@ -4,6 +4,7 @@
 //! examples into batches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use models::Pooling;
 use rand::SeedableRng;
@@ -15,6 +16,7 @@ use crate::datasets::{
     DatasetError, Example, FeatureCache, KeywordTask, Loaded, NoiseMix, Utterance,
     free_spoken_digits, keyword_spotting, load_examples, read_manifest, speech_commands,
 };
+use crate::store::{FeatureStore, StoreError, StoreWriter, StoredExample};
 use crate::task::{Batch, SequenceTask, Targets};
 
 /// Why a corpus could not be loaded.
@@ -26,6 +28,9 @@ pub enum CorpusError {
     /// A split the experiment needs has no usable utterances.
     #[error("split {0:?} has no usable utterances")]
     EmptySplit(String),
+    /// The training split's feature store could not be written or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The data of an experiment, ready for the loop.
@@ -63,7 +68,7 @@ impl TaskData {
     pub fn sizes(&self) -> (usize, usize) {
         match self {
             TaskData::Generated { task, .. } => task.sizes(),
-            TaskData::Corpus(corpus) => (corpus.input_size, corpus.labels.len()),
+            TaskData::Corpus(corpus) => (corpus.train.dim(), corpus.labels.len()),
         }
     }
 
@@ -99,10 +104,8 @@ pub struct Corpus {
     pub labels: Vec<String>,
     /// Whether examples are labelled with sequences (CTC) rather than one class.
     pub sequences: bool,
-    /// Feature width.
-    pub input_size: usize,
-    /// Training examples.
-    pub train: Vec<Example>,
+    /// Training examples, in memory or in a feature store on disk.
+    pub train: TrainSet,
     /// Scored after every epoch.
     pub valid: Vec<Example>,
     /// Scored once after training, by split name.
@@ -115,6 +118,79 @@ pub struct Corpus {
     pub augment: Augment,
     /// Equal column blocks of a feature row (3 with Δ and ΔΔ), for the frequency masks.
     pub blocks: usize,
+}
+
+/// The training examples with every augmented version of each.
+#[derive(Debug)]
+pub enum TrainSet {
+    /// Every version's features in memory.
+    InMemory(Vec<Example>),
+    /// Features in a sharded store on disk, read as batches are drawn ([`StreamOptions`]).
+    Stored(StoredTrainSet),
+}
+
+/// A training split in a [`FeatureStore`], and how its batches are read.
+#[derive(Debug, Clone)]
+pub struct StoredTrainSet {
+    /// The store (its examples are the training examples).
+    pub store: Arc<FeatureStore>,
+    /// Threads reading batches ahead of the training loop.
+    pub num_workers: usize,
+    /// Batches each of them keeps ready.
+    pub prefetch_factor: usize,
+}
+
+impl TrainSet {
+    /// Number of training examples (utterances, not versions).
+    pub fn len(&self) -> usize {
+        match self {
+            TrainSet::InMemory(examples) => examples.len(),
+            TrainSet::Stored(stored) => stored.store.examples().len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Versions of `example`, the original included.
+    pub fn versions(&self, example: usize) -> usize {
+        match self {
+            TrainSet::InMemory(examples) => examples[example].augmented.len() + 1,
+            TrainSet::Stored(stored) => stored.store.examples()[example].versions.len(),
+        }
+    }
+
+    /// Frames of version `version` of `example` (0 the original).
+    pub fn frames(&self, example: usize, version: usize) -> usize {
+        match self {
+            TrainSet::InMemory(examples) => match version {
+                0 => examples[example].features.num_frames,
+                k => examples[example].augmented[k - 1].num_frames,
+            },
+            TrainSet::Stored(stored) => {
+                let store = &stored.store;
+                store.entries()[store.examples()[example].versions[version]].frames as usize
+            }
+        }
+    }
+
+    /// Features per frame.
+    pub fn dim(&self) -> usize {
+        match self {
+            TrainSet::InMemory(examples) => examples.first().map_or(0, |e| e.features.dim),
+            TrainSet::Stored(stored) => stored.store.dim(),
+        }
+    }
+
+    /// The examples, when they are in memory.
+    pub fn in_memory(&self) -> Option<&[Example]> {
+        match self {
+            TrainSet::InMemory(examples) => Some(examples),
+            TrainSet::Stored(_) => None,
+        }
+    }
 }
 
 impl Corpus {
@@ -132,62 +208,55 @@ pub fn load_corpus(
     objective: Objective,
 ) -> Result<Corpus, CorpusError> {
     let utterances = task.utterances()?;
-    let pipeline = task.pipeline();
-    let cache = task.cache_dir.as_ref().map(FeatureCache::new);
-    let sequences = objective == Objective::Sequences;
     let names = task.resolve_labels(&utterances, objective);
-    let mut skipped = Vec::new();
-    let load_examples = |chosen: &[&Utterance], pipeline: &features::FilePipeline| {
-        load_labelled(
-            chosen,
-            &names,
-            objective,
-            pipeline,
-            cache.as_ref(),
-            task.strict,
-        )
+    let cache = task.cache_dir.as_ref().map(FeatureCache::new);
+    let loader = SplitLoader {
+        task,
+        names: &names,
+        objective,
+        pipeline: task.pipeline(),
+        cache: cache.as_ref(),
     };
-    let mut load = |split: &str| -> Result<Vec<Example>, CorpusError> {
-        let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
-        let loaded = load_examples(&chosen, &pipeline)?;
+    let mut skipped = Vec::new();
+    let split =
+        |name: &str| -> Vec<&Utterance> { utterances.iter().filter(|u| u.split == name).collect() };
+    let chosen = split("train");
+    let train = match &task.stream {
+        None => {
+            let loaded = loader.with_versions(&chosen)?;
+            skipped.extend(loaded.skipped);
+            TrainSet::InMemory(loaded.examples)
+        }
+        Some(stream) => {
+            let store = loader.stored(&chosen, stream)?;
+            skipped.extend(store.skipped().iter().cloned());
+            TrainSet::Stored(StoredTrainSet {
+                store: Arc::new(store),
+                num_workers: stream.num_workers,
+                prefetch_factor: stream.prefetch_factor,
+            })
+        }
+    };
+    if train.is_empty() {
+        return Err(CorpusError::EmptySplit("train".into()));
+    }
+    let mut load = |name: &str| -> Result<Vec<Example>, CorpusError> {
+        let loaded = loader.load(&split(name), &loader.pipeline)?;
         skipped.extend(loaded.skipped);
         if loaded.examples.is_empty() {
-            return Err(CorpusError::EmptySplit(split.to_string()));
+            return Err(CorpusError::EmptySplit(name.to_string()));
         }
         Ok(loaded.examples)
     };
-    let mut train = load("train")?;
     let valid = load("valid")?;
     let reports = task
         .report_splits
         .iter()
-        .map(|split| load(split).map(|examples| (split.clone(), examples)))
+        .map(|name| load(name).map(|examples| (name.clone(), examples)))
         .collect::<Result<Vec<_>, _>>()?;
-    let chosen: Vec<_> = utterances.iter().filter(|u| u.split == "train").collect();
-    // Each augmented version joins its original: same file, same stretch of it.
-    let mut add_versions = |loaded: Loaded| {
-        skipped.extend(loaded.skipped);
-        let versions: HashMap<_, _> = loaded
-            .examples
-            .into_iter()
-            .map(|e| ((e.path, format!("{:?}", e.clip)), e.features))
-            .collect();
-        for example in &mut train {
-            let key = (example.path.clone(), format!("{:?}", example.clip));
-            example.augmented.extend(versions.get(&key).cloned());
-        }
-    };
-    for augmented in task.augmented_pipelines() {
-        add_versions(load_examples(&chosen, &augmented)?);
-    }
-    for noisy in task.background_versions(&chosen)? {
-        let refs: Vec<&Utterance> = noisy.iter().collect();
-        add_versions(load_examples(&refs, &pipeline)?);
-    }
     Ok(Corpus {
         labels: names,
-        sequences,
-        input_size: train[0].features.dim,
+        sequences: objective == Objective::Sequences,
         train,
         valid,
         reports,
@@ -196,6 +265,125 @@ pub fn load_corpus(
         augment: task.augment.clone(),
         blocks: task.feature_blocks(),
     })
+}
+
+/// Training utterances stored this many at a time: their versions' features are in memory
+/// together while they are written.
+const STORE_CHUNK: usize = 512;
+
+/// Loads utterances of one corpus as examples labelled for its task.
+struct SplitLoader<'a> {
+    task: &'a AudioClassification,
+    names: &'a [String],
+    objective: Objective,
+    pipeline: features::FilePipeline,
+    cache: Option<&'a FeatureCache>,
+}
+
+impl SplitLoader<'_> {
+    fn load(
+        &self,
+        chosen: &[&Utterance],
+        pipeline: &features::FilePipeline,
+    ) -> Result<Loaded, DatasetError> {
+        load_labelled(
+            chosen,
+            self.names,
+            self.objective,
+            pipeline,
+            self.cache,
+            self.task.strict,
+        )
+    }
+
+    /// `chosen` with the augmented versions of each (see [`Augment`]).
+    fn with_versions(&self, chosen: &[&Utterance]) -> Result<Loaded, DatasetError> {
+        let mut loaded = self.load(chosen, &self.pipeline)?;
+        // Each augmented version joins its original: same file, same stretch of it.
+        let mut add_versions = |versions: Loaded| {
+            loaded.skipped.extend(versions.skipped);
+            let versions: HashMap<_, _> = versions
+                .examples
+                .into_iter()
+                .map(|e| ((e.path, format!("{:?}", e.clip)), e.features))
+                .collect();
+            for example in &mut loaded.examples {
+                let key = (example.path.clone(), format!("{:?}", example.clip));
+                example.augmented.extend(versions.get(&key).cloned());
+            }
+        };
+        for augmented in self.task.augmented_pipelines() {
+            add_versions(self.load(chosen, &augmented)?);
+        }
+        for noisy in self.task.background_versions(chosen)? {
+            let refs: Vec<&Utterance> = noisy.iter().collect();
+            add_versions(self.load(&refs, &self.pipeline)?);
+        }
+        Ok(loaded)
+    }
+
+    /// The feature store of `chosen` under `stream.dir`: opened when one with the same key
+    /// is there, built otherwise, [`STORE_CHUNK`] utterances at a time.
+    fn stored(
+        &self,
+        chosen: &[&Utterance],
+        stream: &StreamOptions,
+    ) -> Result<FeatureStore, CorpusError> {
+        let key = format!("{:016x}", self.store_key(chosen));
+        let dir = stream.dir.join(&key);
+        match FeatureStore::open(&dir, &key) {
+            Ok(Some(store)) => return Ok(store),
+            // Missing, or damaged: (re)built below.
+            Ok(None) | Err(StoreError::Damaged { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let shard_bytes = stream.shard_mb as u64 * (1 << 20);
+        let mut writer = StoreWriter::create(&dir, &key, shard_bytes)?;
+        let (mut examples, mut skipped) = (Vec::new(), Vec::new());
+        for part in chosen.chunks(STORE_CHUNK) {
+            let loaded = self.with_versions(part)?;
+            skipped.extend(loaded.skipped);
+            for example in loaded.examples {
+                let versions = std::iter::once(&example.features)
+                    .chain(&example.augmented)
+                    .map(|features| writer.append(features))
+                    .collect::<Result<Vec<_>, _>>()?;
+                examples.push(StoredExample {
+                    label: example.label,
+                    sequence: example.sequence,
+                    path: example.path,
+                    speaker: example.speaker,
+                    clip: example.clip,
+                    versions,
+                });
+            }
+        }
+        Ok(writer.finish(examples, skipped)?)
+    }
+
+    /// A key over everything that decides a store's contents: the feature pipelines, the
+    /// augmentation, the labels, and each utterance (file, label, speaker, stretch, and the
+    /// file's size and modification time).
+    fn store_key(&self, chosen: &[&Utterance]) -> u64 {
+        let task = self.task;
+        let mut text = format!(
+            "{:?}{:?}{:?}{:?}{:?}{:?}{}",
+            self.pipeline,
+            task.augmented_pipelines(),
+            task.augment.background_snrs,
+            task.background_noise_folder(),
+            self.names,
+            self.objective,
+            task.strict,
+        );
+        for u in chosen {
+            let stamp = std::fs::metadata(&u.path)
+                .map(|m| format!("{}{:?}", m.len(), m.modified().ok()))
+                .unwrap_or_default();
+            text.push_str(&format!("\n{u:?}{stamp}"));
+        }
+        crate::datasets::stable_hash(text.as_bytes())
+    }
 }
 
 /// Loads `chosen` as [`load_examples`] does, labelled by class `names` for `objective`:
@@ -347,6 +535,58 @@ pub struct AudioClassification {
     /// Training-only augmentation (none by default).
     #[serde(default)]
     pub augment: Augment,
+    /// Read the training split from a feature store on disk during training instead of
+    /// holding every version of every utterance in memory (see [`StreamOptions`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamOptions>,
+}
+
+/// Training from disk: the training split's features, every augmented version included,
+/// are written once to a sharded feature store ([`crate::store`]) and read back batch by
+/// batch by worker threads. Memory then grows with `batch_size × num_workers ×
+/// prefetch_factor`, not with the corpus. The batches are the ones the in-memory path
+/// draws, in the same order, so a run (and its resumption) gives the same figures either way.
+///
+/// The store is named by a key over the features' configuration, the augmentation, the
+/// labels and every training utterance (its file's size and modification time included):
+/// a later run with the same data reuses it, and a change builds a new one beside it. The
+/// validation and report splits stay in memory.
+///
+/// ```toml
+/// [task.stream]
+/// dir = "runs/feature-store"
+/// num_workers = 1
+/// prefetch_factor = 2
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamOptions {
+    /// Folder of feature stores (each in a subfolder named by its key).
+    pub dir: std::path::PathBuf,
+    /// Threads that read and pad batches ahead of the training loop (PyTorch's
+    /// `DataLoader(num_workers=…)`).
+    #[serde(default = "StreamOptions::default_num_workers")]
+    pub num_workers: usize,
+    /// Batches each worker keeps ready (PyTorch's `prefetch_factor`).
+    #[serde(default = "StreamOptions::default_prefetch_factor")]
+    pub prefetch_factor: usize,
+    /// Largest shard file, in MiB.
+    #[serde(default = "StreamOptions::default_shard_mb")]
+    pub shard_mb: usize,
+}
+
+impl StreamOptions {
+    fn default_num_workers() -> usize {
+        1
+    }
+
+    fn default_prefetch_factor() -> usize {
+        2
+    }
+
+    fn default_shard_mb() -> usize {
+        256
+    }
 }
 
 /// What [`AudioClassification`] feeds the network.
@@ -417,19 +657,60 @@ impl Augment {
     /// Applies the SpecAugment masks to `features`, whose columns are `blocks` equal blocks
     /// (1, or 3 with Δ and ΔΔ). Draws nothing from `rng` when there are no masks.
     pub fn mask(&self, features: &mut features::Features, blocks: usize, rng: &mut impl rand::Rng) {
-        let (frames, dim) = (features.num_frames, features.dim);
+        self.draw_masks(features.num_frames, features.dim, blocks, rng)
+            .apply(features);
+    }
+
+    /// Draws the SpecAugment masks for a `[frames, dim]` matrix of `blocks` column blocks,
+    /// as [`Augment::mask`] would, without the matrix.
+    pub fn draw_masks(
+        &self,
+        frames: usize,
+        dim: usize,
+        blocks: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Masks {
+        let mut masks = Masks {
+            blocks,
+            block: dim / blocks.max(1),
+            ..Masks::default()
+        };
         for _ in 0..self.time_masks {
             let width = rng.random_range(0..=self.time_mask_width.min(frames));
             let start = rng.random_range(0..=frames - width);
+            masks.time.push((start, width));
+        }
+        for _ in 0..self.feature_masks {
+            let width = rng.random_range(0..=self.feature_mask_width.min(masks.block));
+            let start = rng.random_range(0..=masks.block - width);
+            masks.feature.push((start, width));
+        }
+        masks
+    }
+}
+
+/// SpecAugment masks drawn for one matrix ([`Augment::draw_masks`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Masks {
+    /// (first frame, frames) of each time mask.
+    time: Vec<(usize, usize)>,
+    /// (first column within a block, columns) of each feature mask.
+    feature: Vec<(usize, usize)>,
+    blocks: usize,
+    block: usize,
+}
+
+impl Masks {
+    /// Zeroes the masked frames and columns of `features`.
+    pub fn apply(&self, features: &mut features::Features) {
+        let dim = features.dim;
+        for &(start, width) in &self.time {
             features.data[start * dim..(start + width) * dim].fill(0.0);
         }
-        let block = dim / blocks.max(1);
-        for _ in 0..self.feature_masks {
-            let width = rng.random_range(0..=self.feature_mask_width.min(block));
-            let start = rng.random_range(0..=block - width);
+        for &(start, width) in &self.feature {
             for row in features.data.chunks_exact_mut(dim) {
-                for b in 0..blocks {
-                    row[b * block + start..b * block + start + width].fill(0.0);
+                for b in 0..self.blocks {
+                    row[b * self.block + start..b * self.block + start + width].fill(0.0);
                 }
             }
         }
@@ -677,6 +958,19 @@ impl AudioClassification {
                 "must name a folder of noise WAVs for background_snrs (only a Speech Commands corpus has its own)",
             )
             .into());
+        }
+        if let Some(stream) = &self.stream {
+            for (name, value) in [
+                ("num_workers", stream.num_workers),
+                ("prefetch_factor", stream.prefetch_factor),
+                ("shard_mb", stream.shard_mb),
+            ] {
+                if value == 0 {
+                    return Err(
+                        InvalidValue::new(format!("task.stream.{name}"), "must be ≥ 1").into(),
+                    );
+                }
+            }
         }
         if a.time_masks > 0 && a.time_mask_width == 0 {
             return Err(InvalidValue::new(

@@ -69,7 +69,7 @@ impl NoiseMix {
 
 /// A stretch of a longer recording used as an utterance of its own, such as Speech
 /// Commands' `_silence_` clips cut from `_background_noise_`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Clip {
     /// First sample, at the file's own rate.
     pub start: usize,
@@ -647,12 +647,9 @@ impl Example {
     /// The original or one of the augmented versions, uniformly at random; an example
     /// without versions is returned as it is, without drawing from `rng`.
     pub fn draw_version(&self, rng: &mut impl rand::Rng) -> Example {
-        let features = match self.augmented.len() {
+        let features = match draw_version_index(self.augmented.len() + 1, rng) {
             0 => &self.features,
-            n => match rng.random_range(0..=n) {
-                0 => &self.features,
-                k => &self.augmented[k - 1],
-            },
+            k => &self.augmented[k - 1],
         };
         Example {
             features: features.clone(),
@@ -663,6 +660,15 @@ impl Example {
             clip: self.clip,
             augmented: Vec::new(),
         }
+    }
+}
+
+/// Which of `versions` versions of an utterance to train on (0 the original), uniformly;
+/// draws nothing from `rng` when there is only the original.
+pub fn draw_version_index(versions: usize, rng: &mut impl rand::Rng) -> usize {
+    match versions {
+        0 | 1 => 0,
+        n => rng.random_range(0..=n - 1),
     }
 }
 

@@ -11,7 +11,6 @@ use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use models::{Pooling, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
 use crate::averaging::blend;
 use crate::checkpoint::{CheckpointError, Checkpoints, best_model_index, load_model};
@@ -20,7 +19,9 @@ use crate::config::{ExperimentConfig, OptimizerConfig, TrainingConfig};
 use crate::corpus::{Corpus, CorpusError, TaskData, pad_batch};
 use crate::ctc::Decoding;
 use crate::datasets::Example;
+use crate::loader;
 use crate::metrics::{Confusion, EpochMetrics, RunSummary, Score, SplitReport, confusion};
+use crate::store::StoreError;
 use crate::task::{Batch, Targets};
 
 /// Why training stopped early.
@@ -42,6 +43,17 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A training batch could not be read from the feature store.
+    #[error("reading batch {step} of epoch {epoch}: {source}")]
+    Batch {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based step within the epoch.
+        step: usize,
+        /// What went wrong.
+        #[source]
+        source: StoreError,
+    },
 }
 
 /// Builds the classifier an experiment describes, for `input_size` features and `classes`.
@@ -417,10 +429,19 @@ where
         B::seed(device, epoch_seed);
         let mut rng = StdRng::seed_from_u64(epoch_seed);
         let (mut loss_sum, mut train_score) = (0.0, Score::default());
-        let batches = epoch_batches(data, t, &mut rng);
+        let batches = epoch_batches(data, t, &mut rng).map_err(|source| TrainError::Batch {
+            epoch,
+            step: 1,
+            source,
+        })?;
         let mut steps = 0;
-        for (index, batch) in batches.into_iter().enumerate() {
+        for (index, batch) in batches.enumerate() {
             let step = index + 1;
+            let batch = batch.map_err(|source| TrainError::Batch {
+                epoch,
+                step,
+                source,
+            })?;
             let learning_rate =
                 t.learning_rate_at((epoch - 1) * steps_per_epoch + index, epoch, total_steps);
             let (updated, value, batch_score) = optimise_step(
@@ -567,25 +588,27 @@ where
 }
 
 /// One epoch's training batches: fresh draws for a generated task; for a corpus, the
-/// training utterances shuffled, each as one of its versions with SpecAugment's masks.
-fn epoch_batches(data: &TaskData, t: &TrainingConfig, rng: &mut StdRng) -> Vec<Batch> {
+/// training utterances shuffled, each as one of its versions with SpecAugment's masks
+/// (see [`crate::loader`]).
+fn epoch_batches<'a>(
+    data: &'a TaskData,
+    t: &TrainingConfig,
+    rng: &mut StdRng,
+) -> Result<Box<dyn Iterator<Item = Result<Batch, StoreError>> + 'a>, StoreError> {
     match data {
-        TaskData::Generated { task, .. } => (0..t.steps_per_epoch)
-            .map(|_| task.sample(rng, t.batch_size))
-            .collect(),
-        TaskData::Corpus(corpus) => {
-            let mut order: Vec<&Example> = corpus.train.iter().collect();
-            order.shuffle(rng);
-            let drawn: Vec<Example> = order
-                .iter()
-                .map(|e| {
-                    let mut drawn = e.draw_version(rng);
-                    corpus.augment.mask(&mut drawn.features, corpus.blocks, rng);
-                    drawn
-                })
+        TaskData::Generated { task, .. } => {
+            let drawn: Vec<Batch> = (0..t.steps_per_epoch)
+                .map(|_| task.sample(rng, t.batch_size))
                 .collect();
-            let drawn: Vec<&Example> = drawn.iter().collect();
-            drawn.chunks(t.batch_size).map(pad_batch).collect()
+            Ok(Box::new(drawn.into_iter().map(Ok)))
+        }
+        TaskData::Corpus(corpus) => {
+            let draws = loader::draw_epoch(&corpus.train, &corpus.augment, corpus.blocks, rng);
+            Ok(Box::new(loader::epoch_batches(
+                &corpus.train,
+                draws,
+                t.batch_size,
+            )?))
         }
     }
 }

@@ -412,7 +412,7 @@ fn background_noise_is_mixed_in_at_the_asked_ratio_as_one_more_training_version(
     };
     let corpus = load();
     assert_eq!(corpus.train.len(), 4);
-    for example in &corpus.train {
+    for example in corpus.train.in_memory().expect("in memory") {
         let [ten, zero] = example.augmented.as_slice() else {
             panic!("two versions, got {}", example.augmented.len());
         };
@@ -421,7 +421,11 @@ fn background_noise_is_mixed_in_at_the_asked_ratio_as_one_more_training_version(
         assert_ne!(ten.data, zero.data);
     }
     assert!(corpus.valid.iter().all(|e| e.augmented.is_empty()));
-    assert_eq!(load().train, corpus.train, "the same mixes every time");
+    assert_eq!(
+        load().train.in_memory(),
+        corpus.train.in_memory(),
+        "the same mixes every time"
+    );
     // A manifest corpus has no noise of its own.
     let dir = tempfile::tempdir().expect("tempdir");
     let error = digit_config(dir.path(), "[task.augment]\nbackground_snrs = [10.0]")
@@ -486,8 +490,13 @@ fn digit_strings_are_labelled_by_their_characters_and_unusable_labels_are_skippe
     assert_eq!(corpus.labels[0], train::corpus::BLANK_NAME);
     assert_eq!(corpus.labels.len(), 11);
     // Class of digit d is d + 1: the blank comes first.
-    let sequences: Vec<Option<Vec<usize>>> =
-        corpus.train.iter().map(|e| e.sequence.clone()).collect();
+    let sequences: Vec<Option<Vec<usize>>> = corpus
+        .train
+        .in_memory()
+        .expect("in memory")
+        .iter()
+        .map(|e| e.sequence.clone())
+        .collect();
     assert_eq!(sequences, [Some(vec![2, 3]), Some(vec![10, 1, 8, 1])]);
     let reasons: Vec<&str> = corpus.skipped.iter().map(|(_, why)| why.as_str()).collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
@@ -496,7 +505,14 @@ fn digit_strings_are_labelled_by_their_characters_and_unusable_labels_are_skippe
         reasons[1].contains("cannot hold the 500 labels"),
         "{reasons:?}"
     );
-    let batch = train::corpus::pad_batch(&corpus.train.iter().collect::<Vec<_>>());
+    let batch = train::corpus::pad_batch(
+        &corpus
+            .train
+            .in_memory()
+            .expect("in memory")
+            .iter()
+            .collect::<Vec<_>>(),
+    );
     assert_eq!(
         batch.targets,
         train::task::Targets::Sequences(vec![vec![2, 3], vec![10, 1, 8, 1]])
@@ -608,7 +624,7 @@ fn augmentation_gives_training_examples_their_versions_and_only_them() {
     else {
         panic!("a corpus task");
     };
-    for example in &corpus.train {
+    for example in corpus.train.in_memory().expect("in memory") {
         let [warped_down, warped_up, faster, noisy] = example.augmented.as_slice() else {
             panic!("four versions, got {}", example.augmented.len());
         };
@@ -627,7 +643,7 @@ fn augmentation_gives_training_examples_their_versions_and_only_them() {
     assert!(corpus.valid.iter().all(|e| e.augmented.is_empty()));
 
     // Each epoch draws the original or a version; all five come up.
-    let example = &corpus.train[0];
+    let example = &corpus.train.in_memory().expect("in memory")[0];
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut seen = BTreeSet::new();
     for _ in 0..100 {
@@ -683,8 +699,8 @@ fn specaugment_masks_zero_runs_of_frames_and_the_same_columns_in_every_block() {
         panic!("a corpus task");
     };
     // Kaldi's 23 mel bands at 8 kHz, with Δ and ΔΔ.
-    assert_eq!((corpus.input_size, corpus.blocks), (69, 3));
-    let original = &corpus.train[0].features;
+    assert_eq!((corpus.train.dim(), corpus.blocks), (69, 3));
+    let original = &corpus.train.in_memory().expect("in memory")[0].features;
     let (frames, dim) = (original.num_frames, original.dim);
     let zero_rows = |f: &features::Features| {
         (0..frames)
@@ -760,7 +776,7 @@ fn the_configured_feature_width_is_what_the_pipeline_gives() {
             panic!("a corpus task");
         };
         assert_eq!(
-            (task.features_per_frame(), corpus.input_size),
+            (task.features_per_frame(), corpus.train.dim()),
             (width, width),
             "{extra}"
         );

@@ -360,7 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     "corpus: {} train, {} valid utterances, {} features per frame{}",
                     corpus.train.len(),
                     corpus.valid.len(),
-                    corpus.input_size,
+                    corpus.train.dim(),
                     if corpus.skipped.is_empty() {
                         String::new()
                     } else {
