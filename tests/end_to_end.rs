@@ -43,6 +43,7 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
     let options = RunOptions {
         checkpoints: Some(Checkpoints::new(run_dir.path().join("checkpoints"))),
         resume: false,
+        peers: None,
     };
     let outcome = train::<CpuBackend>(
         &config,

@@ -66,6 +66,7 @@ fn run_config(
     let options = RunOptions {
         checkpoints: Some(checkpoints.clone()),
         resume,
+        peers: None,
     };
     let outcome = train::<CpuBackend>(
         &config,

@@ -65,7 +65,7 @@ fn corpus(data: &TaskData) -> &Corpus {
 fn batches(corpus: &Corpus, seed: u64) -> Vec<Batch> {
     let mut rng = StdRng::seed_from_u64(seed);
     let draws = draw_epoch(&corpus.train, &corpus.augment, corpus.blocks, &mut rng);
-    epoch_batches(&corpus.train, draws, 32)
+    epoch_batches(&corpus.train, draws, 32, |rows| 0..rows)
         .expect("workers start")
         .collect::<Result<_, _>>()
         .expect("batches read")
@@ -91,6 +91,7 @@ fn run(
     let options = RunOptions {
         checkpoints: checkpoints.cloned(),
         resume,
+        peers: None,
     };
     train::<CpuBackend>(
         config,
@@ -204,7 +205,7 @@ fn the_store_is_reused_while_its_data_hold_and_rebuilt_when_damaged() {
         corpus(&rebuilt).blocks,
         &mut rng,
     );
-    let error = epoch_batches(train, draws, 32)
+    let error = epoch_batches(train, draws, 32, |rows| 0..rows)
         .expect("workers start")
         .find_map(Result::err)
         .expect("a batch past the cut fails");

@@ -339,9 +339,16 @@ impl SplitLoader<'_> {
         }
         let shard_bytes = stream.shard_mb as u64 * (1 << 20);
         let mut writer = StoreWriter::create(&dir, &key, shard_bytes)?;
+        // The store is the training split's cache: one .npy per version would be the
+        // millions of small files it replaces.
+        let uncached = SplitLoader {
+            pipeline: self.pipeline.clone(),
+            cache: None,
+            ..*self
+        };
         let (mut examples, mut skipped) = (Vec::new(), Vec::new());
         for part in chosen.chunks(STORE_CHUNK) {
-            let loaded = self.with_versions(part)?;
+            let loaded = uncached.with_versions(part)?;
             skipped.extend(loaded.skipped);
             for example in loaded.examples {
                 let versions = std::iter::once(&example.features)

@@ -17,6 +17,7 @@ pub mod inference;
 pub mod loader;
 pub mod metrics;
 pub mod output;
+pub mod peers;
 pub mod plot;
 pub mod run_dir;
 pub mod store;

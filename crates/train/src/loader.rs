@@ -58,16 +58,18 @@ pub fn draw_epoch(
         .collect()
 }
 
-/// The batches of `draws`, `batch_size` at a time, in order. Fails only when a worker
-/// thread cannot be started.
+/// The batches of `draws`, `batch_size` at a time, in order; of each, only the rows
+/// `part(rows)` gives (all of them for one process; see [`crate::peers`]). Fails only when
+/// a worker thread cannot be started.
 pub fn epoch_batches(
     train: &TrainSet,
     draws: Vec<Draw>,
     batch_size: usize,
+    part: impl Fn(usize) -> std::ops::Range<usize>,
 ) -> Result<EpochBatches<'_>, StoreError> {
     let batches: Vec<Vec<Draw>> = draws
         .chunks(batch_size.max(1))
-        .map(|chunk| chunk.to_vec())
+        .map(|chunk| chunk[part(chunk.len())].to_vec())
         .collect();
     match train {
         TrainSet::InMemory(examples) => Ok(EpochBatches::InMemory {

@@ -25,6 +25,42 @@ impl Batch {
         self.shape[0]
     }
 
+    /// What the batch's loss is a mean over: valid steps for per-step classes, sequences
+    /// otherwise. A part of a batch weighs its own count over the whole batch's.
+    pub fn loss_normalizer(&self) -> usize {
+        match &self.targets {
+            Targets::StepClasses { .. } => self.lengths.iter().sum(),
+            _ => self.size(),
+        }
+    }
+
+    /// Sequences `rows` of the batch, padded as they are here.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
+        let [_, time, features] = self.shape;
+        let steps = |per_step: usize| rows.start * time * per_step..rows.end * time * per_step;
+        let targets = match &self.targets {
+            Targets::Classes(classes) => Targets::Classes(classes[rows.clone()].to_vec()),
+            Targets::StepClasses { classes, accepted } => Targets::StepClasses {
+                classes: classes[steps(1)].to_vec(),
+                accepted: accepted.as_ref().map(|accepted| {
+                    let outputs = accepted.len() / classes.len().max(1);
+                    accepted[steps(outputs)].to_vec()
+                }),
+            },
+            Targets::Sequences(sequences) => Targets::Sequences(sequences[rows.clone()].to_vec()),
+            Targets::Values { values, tolerance } => Targets::Values {
+                values: values[rows.clone()].to_vec(),
+                tolerance: *tolerance,
+            },
+        };
+        Batch {
+            inputs: self.inputs[steps(features)].to_vec(),
+            shape: [rows.len(), time, features],
+            lengths: self.lengths[rows].to_vec(),
+            targets,
+        }
+    }
+
     /// The per-sequence classes, when the targets are per-sequence classes.
     pub fn sequence_classes(&self) -> Option<&[i64]> {
         match &self.targets {

@@ -1,5 +1,6 @@
 //! The training loop, written out once and generic over the backend.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
@@ -21,6 +22,7 @@ use crate::ctc::Decoding;
 use crate::datasets::Example;
 use crate::loader;
 use crate::metrics::{Confusion, EpochMetrics, RunSummary, Score, SplitReport, confusion};
+use crate::peers::{PeerError, PeerGroup, PeerSetup, Peers};
 use crate::store::StoreError;
 use crate::task::{Batch, Targets};
 
@@ -43,6 +45,9 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// A peer of a data-parallel run went away, or the collective operations failed.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
     /// A training batch could not be read from the feature store.
     #[error("reading batch {step} of epoch {epoch}: {source}")]
     Batch {
@@ -339,6 +344,8 @@ pub struct RunOptions {
     pub checkpoints: Option<Checkpoints>,
     /// Continue from the latest checkpoint (a fresh start when there is none).
     pub resume: bool,
+    /// Train as one peer of a data-parallel run ([`crate::peers`]); alone when `None`.
+    pub peers: Option<Peers>,
 }
 
 /// Trains the experiment on backend `B`, calling `on_step` after each batch and
@@ -414,6 +421,18 @@ where
         .map(|_| averaged.unwrap_or_else(|| model.valid()));
     let steps_per_epoch = data.steps_per_epoch(config);
     let total_steps = t.epochs * steps_per_epoch;
+    let group = match &run.peers {
+        Some(peers) => {
+            let on_lost = Arc::clone(&peers.on_lost);
+            let joined =
+                PeerGroup::join::<B::InnerBackend>(peers.setup.clone(), device, move |e| {
+                    on_lost(e)
+                })?;
+            joined.check_same_start::<B::InnerBackend>(history.len(), device)?;
+            Some(joined)
+        }
+        None => None,
+    };
 
     for epoch in history.len() + 1..=t.epochs {
         if let Some(patience) = t.early_stopping_patience
@@ -429,15 +448,17 @@ where
         B::seed(device, epoch_seed);
         let mut rng = StdRng::seed_from_u64(epoch_seed);
         let (mut loss_sum, mut train_score) = (0.0, Score::default());
-        let batches = epoch_batches(data, t, &mut rng).map_err(|source| TrainError::Batch {
-            epoch,
-            step: 1,
-            source,
-        })?;
+        let setup = group.as_ref().map(PeerGroup::setup);
+        let batches =
+            epoch_batches(data, t, &mut rng, setup).map_err(|source| TrainError::Batch {
+                epoch,
+                step: 1,
+                source,
+            })?;
         let mut steps = 0;
         for (index, batch) in batches.enumerate() {
             let step = index + 1;
-            let batch = batch.map_err(|source| TrainError::Batch {
+            let (batch, share) = batch.map_err(|source| TrainError::Batch {
                 epoch,
                 step,
                 source,
@@ -447,13 +468,16 @@ where
             let (updated, value, batch_score) = optimise_step(
                 model,
                 &mut optimizer,
-                &batch,
+                (&batch, share),
                 learning_rate,
-                t,
-                pooling,
+                (t, pooling),
                 device,
+                group.as_ref(),
             )
-            .map_err(|value| TrainError::NonFiniteLoss { epoch, step, value })?;
+            .map_err(|e| match e {
+                StepError::NonFinite(value) => TrainError::NonFiniteLoss { epoch, step, value },
+                StepError::Peer(e) => TrainError::Peer(e),
+            })?;
             model = updated;
             if let (Some(decay), Some(average)) = (t.ema_decay, averaged.take()) {
                 averaged = Some(blend(average, &model.valid(), decay));
@@ -496,6 +520,9 @@ where
         TaskData::Corpus(corpus) => score_splits(&best_model, corpus, t.batch_size, device),
         TaskData::Generated { .. } => (Vec::new(), Vec::new()),
     };
+    if let Some(group) = group {
+        group.finish::<B::InnerBackend>()?;
+    }
     Ok(TrainOutcome {
         model,
         history,
@@ -556,28 +583,53 @@ where
     })
 }
 
-/// One optimiser step on `batch`: the loss, its gradients (clipped as configured) and the
-/// update. Returns the updated model, the loss and the batch's score, or the loss alone
-/// when it is not finite (nothing is updated then).
+/// Why an optimiser step was not taken.
+enum StepError {
+    /// The loss is NaN or infinite (nothing is updated).
+    NonFinite(f64),
+    /// The peers could not sum their gradients.
+    Peer(PeerError),
+}
+
+/// One optimiser step on `batch`: the loss, its gradients (summed over the peers of a
+/// data-parallel run, each peer's loss weighted by its `share` of the batch; clipped as
+/// configured) and the update. Returns the updated model, the loss and the batch's score.
 fn optimise_step<B, O>(
     model: SequenceClassifier<B>,
     optimizer: &mut O,
-    batch: &Batch,
+    (batch, share): (&Batch, f64),
     learning_rate: f64,
-    t: &TrainingConfig,
-    pooling: Pooling,
+    (t, pooling): (&TrainingConfig, Pooling),
     device: &B::Device,
-) -> Result<(SequenceClassifier<B>, f64, Score), f64>
+    group: Option<&PeerGroup>,
+) -> Result<(SequenceClassifier<B>, f64, Score), StepError>
 where
     B: AutodiffBackend,
     O: Optimizer<SequenceClassifier<B>, B>,
 {
-    let (loss, score) = batch_loss(&model, batch, pooling, device);
-    let value = loss.clone().into_scalar().elem::<f64>();
+    let (mut loss, mut score) = batch_loss(&model, batch, pooling, device);
+    let mut value = loss.clone().into_scalar().elem::<f64>();
+    if let Some(group) = group {
+        loss = loss.mul_scalar(share);
+        if share == 0.0 {
+            score = Score {
+                per_class: vec![(0, 0); score.per_class.len()],
+                ..Score::default()
+            };
+        }
+        (value, score) = group
+            .sum_step::<B::InnerBackend>(value * share, score, device)
+            .map_err(StepError::Peer)?;
+    }
     if !value.is_finite() {
-        return Err(value);
+        return Err(StepError::NonFinite(value));
     }
     let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+    if let Some(group) = group {
+        grads = group
+            .sum_gradients(&model, grads)
+            .map_err(StepError::Peer)?;
+    }
     if let Some(max) = t.clip_grad_value {
         clip_value::<B, _>(&model, &mut grads, max);
     }
@@ -587,28 +639,56 @@ where
     Ok((optimizer.step(learning_rate, model, grads), value, score))
 }
 
-/// One epoch's training batches: fresh draws for a generated task; for a corpus, the
-/// training utterances shuffled, each as one of its versions with SpecAugment's masks
-/// (see [`crate::loader`]).
+/// Training batches, each with its share of the loss, as they are read.
+type WeightedBatches<'a> = Box<dyn Iterator<Item = Result<(Batch, f64), StoreError>> + 'a>;
+
+/// One epoch's training batches, each with its share of the loss (1 when training alone):
+/// fresh draws for a generated task; for a corpus, the training utterances shuffled, each as
+/// one of its versions with SpecAugment's masks (see [`crate::loader`]). A peer of a
+/// data-parallel run gets its part of each batch ([`PeerSetup::rows_read`]).
 fn epoch_batches<'a>(
     data: &'a TaskData,
     t: &TrainingConfig,
     rng: &mut StdRng,
-) -> Result<Box<dyn Iterator<Item = Result<Batch, StoreError>> + 'a>, StoreError> {
+    setup: Option<&PeerSetup>,
+) -> Result<WeightedBatches<'a>, StoreError> {
     match data {
         TaskData::Generated { task, .. } => {
-            let drawn: Vec<Batch> = (0..t.steps_per_epoch)
-                .map(|_| task.sample(rng, t.batch_size))
+            let drawn: Vec<(Batch, f64)> = (0..t.steps_per_epoch)
+                .map(|_| {
+                    let batch = task.sample(rng, t.batch_size);
+                    match setup {
+                        None => (batch, 1.0),
+                        Some(setup) => {
+                            let part = batch.rows(setup.rows_read(batch.size()));
+                            let share = setup.share(
+                                batch.size(),
+                                part.loss_normalizer(),
+                                batch.loss_normalizer(),
+                            );
+                            (part, share)
+                        }
+                    }
+                })
                 .collect();
             Ok(Box::new(drawn.into_iter().map(Ok)))
         }
         TaskData::Corpus(corpus) => {
             let draws = loader::draw_epoch(&corpus.train, &corpus.augment, corpus.blocks, rng);
-            Ok(Box::new(loader::epoch_batches(
-                &corpus.train,
-                draws,
-                t.batch_size,
-            )?))
+            let (examples, batch_size) = (draws.len(), t.batch_size.max(1));
+            let setup = setup.cloned();
+            let part = {
+                let setup = setup.clone();
+                move |rows: usize| setup.as_ref().map_or(0..rows, |s| s.rows_read(rows))
+            };
+            let batches = loader::epoch_batches(&corpus.train, draws, batch_size, part)?;
+            Ok(Box::new(batches.enumerate().map(move |(index, batch)| {
+                let rows = batch_size.min(examples - index * batch_size);
+                let share = setup
+                    .as_ref()
+                    .map_or(1.0, |s| s.share(rows, s.part(rows).len(), rows));
+                batch.map(|batch| (batch, share))
+            })))
         }
     }
 }

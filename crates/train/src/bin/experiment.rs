@@ -20,6 +20,7 @@ use train::datasets::{CorpusCounts, read_manifest};
 use train::inference::Recogniser;
 use train::metrics::RunSummary;
 use train::output::{write_atomic, write_run_files};
+use train::peers::{Coordinator, PeerSetup, Peers};
 use train::run_dir::{RunDir, RunMode};
 use train::trainer::{RunOptions, TrainError, TrainOutcome, evaluate, sequence_report, train};
 
@@ -59,6 +60,51 @@ enum Command {
         /// Delete the run in OUT_DIR/NAME/ and start a new one there.
         #[arg(long)]
         overwrite: bool,
+        /// Data-parallel training: this process is one of N peers, each computing part of
+        /// every batch; they sum their gradients (burn's collective all-reduce) and hold the
+        /// same weights after every step. Needs --coordinator. `launch` starts all the peers
+        /// of one machine.
+        #[arg(long, default_value_t = 1, value_name = "N", requires = "coordinator")]
+        peers: usize,
+        /// This peer's number, 0 to N−1. Peer 0 writes OUT_DIR/NAME/, peer I
+        /// OUT_DIR/NAME.peer-I/ (the same weights: every peer can resume on its own).
+        #[arg(long, default_value_t = 0, value_name = "I")]
+        peer_id: usize,
+        /// The run's coordinator (`experiment coordinator`): burn's orchestrator at
+        /// HOST:PORT, its liveness service at HOST:PORT+1.
+        #[arg(long, value_name = "HOST:PORT")]
+        coordinator: Option<std::net::SocketAddr>,
+        /// Where the other peers reach this one; its tensor service listens on PORT.
+        /// Default: 127.0.0.1, port = the coordinator's + 2 + I (one machine).
+        #[arg(long, value_name = "HOST:PORT", requires = "coordinator")]
+        peer_address: Option<std::net::SocketAddr>,
+    },
+    /// Coordinate a data-parallel run of `train --peers N` processes: burn's collective
+    /// orchestrator on PORT and the peers' liveness service on PORT+1, on every interface.
+    /// Exits when every peer is done, or with an error naming the first peer that went away
+    /// (the others are told and stop too).
+    Coordinator {
+        /// Peers in the run.
+        #[arg(long, value_name = "N")]
+        peers: usize,
+        /// The orchestrator's port (PyTorch's default MASTER_PORT).
+        #[arg(long, default_value_t = 29500)]
+        port: u16,
+    },
+    /// Start a data-parallel run on this machine, as torchrun --nproc-per-node does: a
+    /// coordinator and N `experiment train` peers with one thread each
+    /// (RAYON_NUM_THREADS=1), on 127.0.0.1. The arguments after `--` go to every peer, e.g.
+    /// `experiment launch --peers 2 -- experiments/spoken-digits.toml --set training.epochs=1`.
+    Launch {
+        /// Peers to start.
+        #[arg(long, value_name = "N")]
+        peers: usize,
+        /// The coordinator's port; peer I serves its tensors on PORT + 2 + I.
+        #[arg(long, default_value_t = 29500)]
+        port: u16,
+        /// `experiment train` arguments: the experiment file, then any options.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        train: Vec<String>,
     },
     /// Score a finished run's best checkpoint on splits of its corpus (or of a manifest).
     Eval {
@@ -173,6 +219,9 @@ fn error_chain(error: &anyhow::Error) -> String {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // burn's collective servers log every connection at INFO unless a logger is installed
+    // already; this one keeps the output to what `experiment` prints.
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
     match cli.command {
         Command::Bench {
             backends,
@@ -307,6 +356,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out_dir,
         } => vanishing(&config, backend, &overrides, &out_dir),
         Command::CorpusInfo { config, overrides } => corpus_info(&config, &overrides),
+        Command::Coordinator { peers, port } => {
+            let coordinator = Coordinator::start(port, peers)?;
+            println!(
+                "coordinating {peers} peers: orchestrator on port {port}, liveness on port {}",
+                port.wrapping_add(1)
+            );
+            coordinator.wait()?;
+            println!("all {peers} peers are done");
+            Ok(())
+        }
+        Command::Launch { peers, port, train } => launch(peers, port, &train),
         Command::Backends => {
             println!("ndarray: CPU");
             match wgpu_adapter() {
@@ -322,6 +382,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             out_dir,
             resume,
             overwrite,
+            peers,
+            peer_id,
+            coordinator,
+            peer_address,
         } => {
             let mut config = load_config(&config, backend, &overrides)?;
             let mode = match (resume, overwrite) {
@@ -329,8 +393,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (_, true) => RunMode::Overwrite,
                 _ => RunMode::New,
             };
+            let peers = coordinator.map(|coordinator| Peers {
+                setup: PeerSetup {
+                    peers,
+                    id: peer_id,
+                    coordinator,
+                    address: peer_address.unwrap_or_else(|| {
+                        let port = coordinator.port().wrapping_add(2 + peer_id as u16);
+                        std::net::SocketAddr::from(([127, 0, 0, 1], port))
+                    }),
+                },
+                // The training thread may be waiting in an all-reduce that can no longer
+                // complete: stop the process (checkpoints are written whole or not at all).
+                on_lost: std::sync::Arc::new(|error: &train::peers::PeerError| {
+                    eprintln!("error: {error}");
+                    std::process::exit(3);
+                }),
+            });
+            let folder = match peer_id {
+                0 => config.name.clone(),
+                id => format!("{}.peer-{id}", config.name),
+            };
             // Held until the command ends: no other process can write into this run.
-            let run = RunDir::open(&out_dir.join(&config.name), mode)?;
+            let run = RunDir::open(&out_dir.join(folder), mode)?;
             let run_dir = run.path();
             println!(
                 "experiment {} on {} ({} cell, hidden {})",
@@ -376,6 +461,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     run: RunOptions {
                         checkpoints: Some(Checkpoints::new(run_dir.join("checkpoints"))),
                         resume,
+                        peers,
                     },
                 },
             )??;
@@ -488,6 +574,40 @@ impl OnBackend for TrainJob<'_> {
         bar.finish_and_clear();
         result.map(TrainOutcome::into_summary)
     }
+}
+
+/// Runs a coordinator and `peers` local `experiment train` peers, one thread each, until all
+/// have ended; fails naming the first peer that failed.
+fn launch(peers: usize, port: u16, train_args: &[String]) -> anyhow::Result<()> {
+    anyhow::ensure!(peers >= 1, "--peers must be at least 1");
+    let coordinator = Coordinator::start(port, peers)?;
+    let exe = std::env::current_exe().context("cannot find this program to start the peers")?;
+    let mut children = Vec::new();
+    for id in 0..peers {
+        let child = std::process::Command::new(&exe)
+            .arg("train")
+            .args(train_args)
+            .args(["--peers", &peers.to_string(), "--peer-id", &id.to_string()])
+            .args(["--coordinator", &format!("127.0.0.1:{port}")])
+            .env("RAYON_NUM_THREADS", "1")
+            .spawn()
+            .with_context(|| format!("cannot start peer {id}"))?;
+        children.push(child);
+    }
+    let mut failed = None;
+    for (id, mut child) in children.into_iter().enumerate() {
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for peer {id}"))?;
+        if !status.success() && failed.is_none() {
+            failed = Some((id, status));
+        }
+    }
+    if let Some((id, status)) = failed {
+        anyhow::bail!("peer {id} failed ({status}); the run stopped");
+    }
+    coordinator.wait()?;
+    Ok(())
 }
 
 /// The experiment file with `--set` overrides applied, and `--backend` over its `backend`.
