@@ -265,13 +265,20 @@ impl PeerGroup {
         &self.setup
     }
 
-    /// The error the watcher saw, if another peer or the coordinator went away.
-    pub fn lost(&self) -> Option<String> {
-        self.lost
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|e| e.to_string())
+    /// What the liveness watcher saw go away, waiting up to `within` for it: burn's own
+    /// error for a lost peer can come first, and names its internal node number, not the
+    /// peer's.
+    fn watcher_verdict(&self, within: Duration) -> Option<PeerError> {
+        let started = Instant::now();
+        loop {
+            if let Some(error) = self.lost.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return Some(error);
+            }
+            if started.elapsed() >= within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The sum of `tensor` over the peers.
@@ -290,28 +297,10 @@ impl PeerGroup {
             ReduceOperation::Sum,
         )
         .map(|sum| Tensor::from_primitive(TensorPrimitive::Float(sum)))
-        .map_err(|e| PeerError::Collective(format!("{e:?}")))
-    }
-
-    /// Sums the gradients of `model`'s parameters over the peers, in the order the model
-    /// visits them (the same in every process, unlike burn's parameter ids, which are
-    /// random per process).
-    pub fn sum_gradients<B: AutodiffBackend, M: AutodiffModule<B>>(
-        &self,
-        model: &M,
-        mut grads: GradientsParams,
-    ) -> Result<GradientsParams, PeerError> {
-        let mut visitor = SumGradients::<B> {
-            group: self,
-            grads: &mut grads,
-            error: None,
-            _backend: std::marker::PhantomData,
-        };
-        model.visit(&mut visitor);
-        match visitor.error {
-            Some(error) => Err(error),
-            None => Ok(grads),
-        }
+        .map_err(|e| {
+            self.watcher_verdict(Duration::from_secs(2))
+                .unwrap_or_else(|| PeerError::Collective(format!("{e:?}")))
+        })
     }
 
     /// Checks that every peer starts after the same epoch (`epoch`, 0 for a fresh start).
@@ -337,13 +326,26 @@ impl PeerGroup {
         }
     }
 
-    /// Sums a loss value and a batch's counts over the peers.
-    pub fn sum_step<B: Backend>(
+    /// Sums one step over the peers in a single all-reduce: the gradients of `model`'s
+    /// parameters, the loss value and the batch's counts. The gradients go in the order the
+    /// model visits its parameters: the same in every process, unlike burn's parameter ids,
+    /// which are random per process.
+    pub fn sum_step<B: AutodiffBackend, M: AutodiffModule<B>>(
         &self,
-        loss: f64,
-        score: Score,
+        model: &M,
+        mut grads: GradientsParams,
+        (loss, score): (f64, Score),
         device: &B::Device,
-    ) -> Result<(f64, Score), PeerError> {
+    ) -> Result<(GradientsParams, f64, Score), PeerError> {
+        let mut flatten = Flatten::<B> {
+            grads: &mut grads,
+            pieces: Vec::new(),
+            shapes: Vec::new(),
+        };
+        model.visit(&mut flatten);
+        let Flatten {
+            mut pieces, shapes, ..
+        } = flatten;
         let mut packed = vec![
             loss,
             score.correct as f64,
@@ -357,56 +359,89 @@ impl PeerGroup {
                 .iter()
                 .flat_map(|&(r, t)| [r as f64, t as f64]),
         );
-        let len = packed.len();
-        let tensor = Tensor::<B, 1>::from_data(
-            TensorData::new(packed.iter().map(|&v| v as f32).collect(), [len]),
+        let counts = packed.len();
+        pieces.push(Tensor::from_data(
+            TensorData::new(packed.iter().map(|&v| v as f32).collect(), [counts]),
             device,
-        );
-        let summed: Vec<f32> = self.sum(tensor)?.into_data().iter::<f32>().collect();
-        let count = |i: usize| summed[i].round() as usize;
-        Ok((
-            summed[0] as f64,
-            Score {
-                correct: count(1),
-                sequences: count(2),
-                label_errors: count(3),
-                reference_labels: count(4),
-                per_class: (0..score.per_class.len())
-                    .map(|c| (count(5 + 2 * c), count(6 + 2 * c)))
-                    .collect(),
-            },
-        ))
+        ));
+        let summed = self.sum(Tensor::cat(pieces, 0))?;
+        let total = summed.dims()[0];
+        let tail: Vec<f32> = summed
+            .clone()
+            .narrow(0, total - counts, counts)
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        model.visit(&mut Unflatten::<B> {
+            grads: &mut grads,
+            summed,
+            shapes: shapes.into_iter(),
+            offset: 0,
+        });
+        let count = |i: usize| tail[i].round() as usize;
+        let score = Score {
+            correct: count(1),
+            sequences: count(2),
+            label_errors: count(3),
+            reference_labels: count(4),
+            per_class: (0..score.per_class.len())
+                .map(|c| (count(5 + 2 * c), count(6 + 2 * c)))
+                .collect(),
+        };
+        Ok((grads, tail[0] as f64, score))
     }
 
-    /// Leaves the run: tells the coordinator this peer is done, then unregisters.
+    /// Leaves the run: unregisters, then tells the coordinator this peer is done.
     pub fn finish<B: Backend>(self) -> Result<(), PeerError> {
         self.done.store(true, Ordering::SeqCst);
+        // Unregister while the coordinator is sure to be up: it may stop once all are done.
+        let finished = burn_collective::finish_collective::<B>(PeerId::from(self.setup.id))
+            .map_err(|e| PeerError::Collective(format!("{e:?}")));
         let mut liveness = self.liveness.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(liveness, "done");
-        burn_collective::finish_collective::<B>(PeerId::from(self.setup.id))
-            .map_err(|e| PeerError::Collective(format!("{e:?}")))
+        finished
     }
 }
 
-struct SumGradients<'a, B: AutodiffBackend> {
-    group: &'a PeerGroup,
+/// Takes each parameter's gradient out of `grads`, flattened, in visiting order.
+struct Flatten<'a, B: AutodiffBackend> {
     grads: &'a mut GradientsParams,
-    error: Option<PeerError>,
-    _backend: std::marker::PhantomData<B>,
+    pieces: Vec<Tensor<B::InnerBackend, 1>>,
+    /// Each visited parameter's gradient shape; `None` where it has no gradient.
+    shapes: Vec<Option<Vec<usize>>>,
 }
 
-impl<B: AutodiffBackend> ModuleVisitor<B> for SumGradients<'_, B> {
+impl<B: AutodiffBackend> ModuleVisitor<B> for Flatten<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if self.error.is_some() {
-            return;
+        let grad = self.grads.remove::<B::InnerBackend, D>(param.id);
+        self.shapes.push(grad.as_ref().map(|g| g.dims().to_vec()));
+        if let Some(grad) = grad {
+            let len = grad.shape().num_elements();
+            self.pieces.push(grad.reshape([len]));
         }
-        let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) else {
+    }
+}
+
+/// Puts the summed gradients back, in the order [`Flatten`] took them out.
+struct Unflatten<'a, B: AutodiffBackend> {
+    grads: &'a mut GradientsParams,
+    summed: Tensor<B::InnerBackend, 1>,
+    shapes: std::vec::IntoIter<Option<Vec<usize>>>,
+    offset: usize,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Unflatten<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let Some(Some(shape)) = self.shapes.next() else {
             return;
         };
-        match self.group.sum(grad) {
-            Ok(sum) => self.grads.register(param.id, sum),
-            Err(error) => self.error = Some(error),
-        }
+        let Ok(dims) = <[usize; D]>::try_from(shape.as_slice()) else {
+            return;
+        };
+        let len: usize = dims.iter().product();
+        let piece = self.summed.clone().narrow(0, self.offset, len);
+        self.offset += len;
+        self.grads.register(param.id, piece.reshape(dims));
     }
 }
 
