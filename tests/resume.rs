@@ -8,6 +8,9 @@ use train::corpus::TaskData;
 use train::metrics::EpochMetrics;
 use train::trainer::{RunOptions, train};
 
+mod common;
+use common::without_time;
+
 fn config(epochs: usize) -> ExperimentConfig {
     config_with(epochs, &[])
 }
@@ -78,16 +81,6 @@ fn run_config(
     )
     .expect("trains");
     (outcome.history, outcome.best_epoch)
-}
-
-fn without_time(history: &[EpochMetrics]) -> Vec<EpochMetrics> {
-    history
-        .iter()
-        .map(|m| EpochMetrics {
-            seconds: 0.0,
-            ..m.clone()
-        })
-        .collect()
 }
 
 #[test]

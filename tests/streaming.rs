@@ -15,6 +15,9 @@ use train::metrics::EpochMetrics;
 use train::task::Batch;
 use train::trainer::{RunOptions, train};
 
+mod common;
+use common::without_time;
+
 /// Buffers at the same alignment in every run, so that burn-ndarray's SIMD kernels take the
 /// same paths in every run (see `models::AlignedAllocator`).
 #[global_allocator]
@@ -69,16 +72,6 @@ fn batches(corpus: &Corpus, seed: u64) -> Vec<Batch> {
         .expect("workers start")
         .collect::<Result<_, _>>()
         .expect("batches read")
-}
-
-fn without_time(history: &[EpochMetrics]) -> Vec<EpochMetrics> {
-    history
-        .iter()
-        .map(|m| EpochMetrics {
-            seconds: 0.0,
-            ..m.clone()
-        })
-        .collect()
 }
 
 fn run(
@@ -180,23 +173,13 @@ fn the_store_is_reused_while_its_data_hold_and_rebuilt_when_damaged() {
 
     // A shard cut short is found when the store is opened, and the store built anew.
     let shard = folder.join("shard-00000.f32");
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&shard)
-        .unwrap();
-    file.set_len(1000).unwrap();
-    drop(file);
+    cut_short(&shard);
     let rebuilt = TaskData::prepare(&config).expect("rebuilds");
     assert!(std::fs::metadata(&shard).unwrap().len() > 1000);
     assert!(batches(corpus(&rebuilt), 4) == expected);
 
     // A shard cut short while a run reads it is a typed error, not a panic.
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&shard)
-        .unwrap();
-    file.set_len(1000).unwrap();
-    drop(file);
+    cut_short(&shard);
     let mut rng = StdRng::seed_from_u64(5);
     let train = &corpus(&rebuilt).train;
     let draws = draw_epoch(
@@ -210,6 +193,12 @@ fn the_store_is_reused_while_its_data_hold_and_rebuilt_when_damaged() {
         .find_map(Result::err)
         .expect("a batch past the cut fails");
     assert!(error.to_string().contains("shard-00000.f32"), "{error}");
+}
+
+/// Truncates `shard` to 1000 bytes.
+fn cut_short(shard: &Path) {
+    let file = std::fs::OpenOptions::new().write(true).open(shard).unwrap();
+    file.set_len(1000).unwrap();
 }
 
 #[test]

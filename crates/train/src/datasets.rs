@@ -647,7 +647,12 @@ impl Example {
     /// The original or one of the augmented versions, uniformly at random; an example
     /// without versions is returned as it is, without drawing from `rng`.
     pub fn draw_version(&self, rng: &mut impl rand::Rng) -> Example {
-        let features = match draw_version_index(self.augmented.len() + 1, rng) {
+        self.version(draw_version_index(self.augmented.len() + 1, rng))
+    }
+
+    /// Version `k` (0 the original, then the augmented ones), without versions of its own.
+    pub fn version(&self, k: usize) -> Example {
+        let features = match k {
             0 => &self.features,
             k => &self.augmented[k - 1],
         };

@@ -179,21 +179,9 @@ fn memory_batch(examples: &[Example], draws: &[Draw]) -> Batch {
     let drawn: Vec<Example> = draws
         .iter()
         .map(|draw| {
-            let example = &examples[draw.example];
-            let mut features = match draw.version {
-                0 => example.features.clone(),
-                k => example.augmented[k - 1].clone(),
-            };
-            draw.masks.apply(&mut features);
-            Example {
-                features,
-                label: example.label,
-                sequence: example.sequence.clone(),
-                path: example.path.clone(),
-                speaker: example.speaker.clone(),
-                clip: example.clip,
-                augmented: Vec::new(),
-            }
+            let mut example = examples[draw.example].version(draw.version);
+            draw.masks.apply(&mut example.features);
+            example
         })
         .collect();
     pad_batch(&drawn.iter().collect::<Vec<_>>())
@@ -206,15 +194,7 @@ fn stored_batch(store: &FeatureStore, draws: &[Draw]) -> Result<Batch, StoreErro
             let example = &store.examples()[draw.example];
             let mut features = store.read(example.versions[draw.version])?;
             draw.masks.apply(&mut features);
-            Ok(Example {
-                features,
-                label: example.label,
-                sequence: example.sequence.clone(),
-                path: example.path.clone(),
-                speaker: example.speaker.clone(),
-                clip: example.clip,
-                augmented: Vec::new(),
-            })
+            Ok(example.with_features(features))
         })
         .collect::<Result<Vec<Example>, StoreError>>()?;
     Ok(pad_batch(&drawn.iter().collect::<Vec<_>>()))

@@ -99,6 +99,21 @@ pub struct StoredExample {
     pub versions: Vec<usize>,
 }
 
+impl StoredExample {
+    /// The example with `features` as its matrix.
+    pub fn with_features(&self, features: Features) -> crate::datasets::Example {
+        crate::datasets::Example {
+            features,
+            label: self.label,
+            sequence: self.sequence.clone(),
+            path: self.path.clone(),
+            speaker: self.speaker.clone(),
+            clip: self.clip,
+            augmented: Vec::new(),
+        }
+    }
+}
+
 /// Everything but the matrices.
 #[derive(Debug, Serialize, Deserialize)]
 struct Index {

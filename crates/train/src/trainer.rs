@@ -609,68 +609,33 @@ where
 {
     let (mut loss, mut score) = batch_loss(&model, batch, pooling, device);
     let mut value = loss.clone().into_scalar().elem::<f64>();
-    let Some(group) = group else {
-        if !value.is_finite() {
-            return Err(StepError::NonFinite(value));
+    if group.is_some() {
+        loss = loss.mul_scalar(share);
+        value *= share;
+        if share == 0.0 {
+            score = Score {
+                per_class: vec![(0, 0); score.per_class.len()],
+                ..Score::default()
+            };
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        return Ok(finish_step(
-            model,
-            optimizer,
-            grads,
-            learning_rate,
-            t,
-            value,
-            score,
-        ));
-    };
-    loss = loss.mul_scalar(share);
-    if share == 0.0 {
-        score = Score {
-            per_class: vec![(0, 0); score.per_class.len()],
-            ..Score::default()
-        };
     }
     let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-    (grads, value, score) = group
-        .sum_step(&model, grads, (value * share, score), device)
-        .map_err(StepError::Peer)?;
-    // A peer's NaN makes the sum NaN: every peer refuses the step alike.
+    if let Some(group) = group {
+        (grads, value, score) = group
+            .sum_step(&model, grads, (value, score), device)
+            .map_err(StepError::Peer)?;
+    }
+    // A peer's NaN makes the sum NaN, so every peer refuses the step alike.
     if !value.is_finite() {
         return Err(StepError::NonFinite(value));
     }
-    Ok(finish_step(
-        model,
-        optimizer,
-        grads,
-        learning_rate,
-        t,
-        value,
-        score,
-    ))
-}
-
-/// Clips `grads` as configured and updates the model.
-fn finish_step<B, O>(
-    model: SequenceClassifier<B>,
-    optimizer: &mut O,
-    mut grads: GradientsParams,
-    learning_rate: f64,
-    t: &TrainingConfig,
-    value: f64,
-    score: Score,
-) -> (SequenceClassifier<B>, f64, Score)
-where
-    B: AutodiffBackend,
-    O: Optimizer<SequenceClassifier<B>, B>,
-{
     if let Some(max) = t.clip_grad_value {
         clip_value::<B, _>(&model, &mut grads, max);
     }
     if let Some(max_norm) = t.clip_grad_norm {
         clip_global_norm::<B, _>(&model, &mut grads, max_norm);
     }
-    (optimizer.step(learning_rate, model, grads), value, score)
+    Ok((optimizer.step(learning_rate, model, grads), value, score))
 }
 
 /// Training batches, each with its share of the loss, as they are read.

@@ -74,26 +74,42 @@ fn wait_for(mut child: Child, limit: Duration) -> (bool, String, String) {
 }
 
 /// Every parameter's values, in the order the model visits them.
-fn parameters(run: &Path, epoch: usize) -> Vec<f32> {
+fn values(model: &impl Module<NdArray>) -> Vec<f32> {
     struct Collect(Vec<f32>);
     impl<B: Backend> ModuleVisitor<B> for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             self.0.extend(param.val().into_data().iter::<f32>());
         }
     }
-    let config = train::ExperimentConfig::parse(
-        &std::fs::read_to_string(run.join("config.toml")).expect("config.toml"),
-        "run",
-        &[],
-    )
-    .expect("valid");
-    let device = Default::default();
-    let model = build_model::<NdArray>(&config, (8, 4), &device);
-    let path = run.join(format!("checkpoints/epoch-{epoch:04}/model.mpk"));
-    let model = load_model(model, &path, &device).expect("a checkpoint");
     let mut collect = Collect(Vec::new());
     model.visit(&mut collect);
     collect.0
+}
+
+/// The configuration a run saved.
+fn run_config(run: &Path) -> train::ExperimentConfig {
+    let text = std::fs::read_to_string(run.join("config.toml")).expect("config.toml");
+    train::ExperimentConfig::parse(&text, "run", &[]).expect("valid")
+}
+
+/// The weights a run saved after `epoch`.
+fn parameters(run: &Path, epoch: usize) -> Vec<f32> {
+    let device = Default::default();
+    let model = build_model::<NdArray>(&run_config(run), (8, 4), &device);
+    let path = run.join(format!("checkpoints/epoch-{epoch:04}/model.mpk"));
+    values(&load_model(model, &path, &device).expect("a checkpoint"))
+}
+
+/// `experiment` with `args`, its output captured.
+fn experiment(args: &[&str], more: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>) -> Child {
+    Command::new(EXPERIMENT)
+        .args(args)
+        .args(more)
+        .env("RAYON_NUM_THREADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts")
 }
 
 fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
@@ -107,30 +123,23 @@ fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn two_peers_hold_the_parameters_of_one_process_on_whole_batches() {
     let out = tempfile::tempdir().unwrap();
-    let single = Command::new(EXPERIMENT)
-        .arg("train")
-        .arg(smoke())
-        .args(settings(1, 20))
-        .args(["--set", "name=\"single\"", "--out-dir"])
-        .arg(out.path())
-        .env("RAYON_NUM_THREADS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let out_dir = out.path().as_os_str().to_owned();
+    let named = |name: &str| -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> = vec![smoke().into()];
+        args.extend(settings(1, 20).into_iter().map(Into::into));
+        args.extend(["--set".into(), format!("name=\"{name}\"").into()]);
+        args.extend(["--out-dir".into(), out_dir.clone()]);
+        args
+    };
+    let single = experiment(&["train"], named("single"));
     let (ok, _, stderr) = wait_for(single, Duration::from_secs(120));
     assert!(ok, "{stderr}");
     let port = free_port();
-    let launch = Command::new(EXPERIMENT)
-        .args(["launch", "--peers", "2", "--port", &port.to_string(), "--"])
-        .arg(smoke())
-        .args(settings(1, 20))
-        .args(["--set", "name=\"pair\"", "--out-dir"])
-        .arg(out.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let port = port.to_string();
+    let launch = experiment(
+        &["launch", "--peers", "2", "--port", &port, "--"],
+        named("pair"),
+    );
     let (ok, _, stderr) = wait_for(launch, Duration::from_secs(180));
     assert!(ok, "{stderr}");
     let whole = parameters(&out.path().join("single"), 1);
@@ -141,25 +150,13 @@ fn two_peers_hold_the_parameters_of_one_process_on_whole_batches() {
         assert!(difference <= 1e-5, "{peer}: differs by {difference}");
     }
     // Training moved the weights far beyond that tolerance.
-    let start = {
-        let config = train::ExperimentConfig::parse(
-            &std::fs::read_to_string(out.path().join("single/config.toml")).unwrap(),
-            "run",
-            &[],
-        )
-        .unwrap();
-        let mut collect = Vec::new();
-        struct Collect<'a>(&'a mut Vec<f32>);
-        impl<B: Backend> ModuleVisitor<B> for Collect<'_> {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-                self.0.extend(param.val().into_data().iter::<f32>());
-            }
-        }
-        <NdArray as Backend>::seed(&Default::default(), config.seed);
-        build_model::<NdArray>(&config, (8, 4), &Default::default())
-            .visit(&mut Collect(&mut collect));
-        collect
-    };
+    let config = run_config(&out.path().join("single"));
+    <NdArray as Backend>::seed(&Default::default(), config.seed);
+    let start = values(&build_model::<NdArray>(
+        &config,
+        (8, 4),
+        &Default::default(),
+    ));
     assert!(largest_difference(&start, &whole) > 1e-2);
 }
 
@@ -168,29 +165,30 @@ fn a_peer_that_dies_stops_the_other_with_its_name_and_the_run_resumes() {
     let out = tempfile::tempdir().unwrap();
     let port = free_port();
     let start = |id: usize, resume: bool| {
-        let mut command = Command::new(EXPERIMENT);
-        command
-            .arg("train")
-            .arg(smoke())
-            .args(settings(3, 300))
-            .args(["--set", "name=\"dies\"", "--out-dir"])
-            .arg(out.path())
-            .args(["--peers", "2", "--peer-id", &id.to_string()])
-            .args(["--coordinator", &format!("127.0.0.1:{port}")])
-            .env("RAYON_NUM_THREADS", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut args: Vec<std::ffi::OsString> = vec![smoke().into()];
+        args.extend(settings(3, 300).into_iter().map(Into::into));
+        args.extend(["--set", "name=\"dies\"", "--out-dir"].map(Into::into));
+        args.push(out.path().into());
+        args.extend([
+            "--peers".into(),
+            "2".into(),
+            "--peer-id".into(),
+            id.to_string().into(),
+        ]);
+        args.extend(["--coordinator".into(), format!("127.0.0.1:{port}").into()]);
         if resume {
-            command.arg("--resume");
+            args.push("--resume".into());
         }
-        command.spawn().expect("starts")
+        experiment(&["train"], args)
     };
-    let coordinator = Command::new(EXPERIMENT)
-        .args(["coordinator", "--peers", "2", "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let coordinator = || {
+        let port = port.to_string();
+        experiment(
+            &["coordinator", "--peers", "2", "--port", &port],
+            std::iter::empty::<&str>(),
+        )
+    };
+    let first_coordinator = coordinator();
     let survivor = start(0, false);
     let mut victim = start(1, false);
     // Kill peer 1 once both have written their first checkpoint: early in epoch 2 (an epoch
@@ -210,22 +208,17 @@ fn a_peer_that_dies_stops_the_other_with_its_name_and_the_run_resumes() {
     let (ok, _, stderr) = wait_for(survivor, Duration::from_secs(60));
     assert!(!ok, "the survivor stopped with an error");
     assert!(stderr.contains("peer 1 stopped"), "{stderr}");
-    let (ok, _, stderr) = wait_for(coordinator, Duration::from_secs(30));
+    let (ok, _, stderr) = wait_for(first_coordinator, Duration::from_secs(30));
     assert!(!ok && stderr.contains("peer 1"), "{stderr}");
 
     // Both resume from their last checkpoints with a new coordinator and finish.
-    let coordinator = Command::new(EXPERIMENT)
-        .args(["coordinator", "--peers", "2", "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let second_coordinator = coordinator();
     let (first, second) = (start(0, true), start(1, true));
     for peer in [first, second] {
         let (ok, _, stderr) = wait_for(peer, Duration::from_secs(180));
         assert!(ok, "{stderr}");
     }
-    let (ok, _, stderr) = wait_for(coordinator, Duration::from_secs(30));
+    let (ok, _, stderr) = wait_for(second_coordinator, Duration::from_secs(30));
     assert!(ok, "{stderr}");
     let difference = largest_difference(
         &parameters(&out.path().join("dies"), 3),
