@@ -126,3 +126,50 @@ fn the_digit_string_experiment_trains_scores_strings_and_times_each_digit() {
         }
     }
 }
+
+/// The embedded subset of the digit-string corpus (`datasets/default_strings`, cut by
+/// `datasets/embed_digit_strings.py`) loads whole for its demo: every split, strings of one
+/// to seven digits that fit their frames, and no voice in two splits.
+#[test]
+fn the_embedded_digit_strings_load_whole_with_voice_disjoint_splits() {
+    let text = std::fs::read_to_string(repo().join("experiments/digit-strings-demo.toml"))
+        .expect("the demo");
+    let manifest = repo().join("datasets/default_strings/manifest.csv");
+    let cache = tempfile::tempdir().expect("tempdir");
+    let overrides = [
+        format!("task.manifest={:?}", manifest.display().to_string()),
+        format!("task.cache_dir={:?}", cache.path().display().to_string()),
+    ];
+    let config = train::ExperimentConfig::parse(&text, "test", &overrides).expect("valid");
+    let train::corpus::TaskData::Corpus(corpus) =
+        train::corpus::TaskData::prepare(&config).expect("loads")
+    else {
+        panic!("a corpus task");
+    };
+    assert!(corpus.skipped.is_empty(), "{:?}", corpus.skipped);
+    let train = corpus.train.in_memory().expect("in memory");
+    let (test, real) = (&corpus.reports[0].1, &corpus.reports[1].1);
+    assert_eq!(
+        (train.len(), corpus.valid.len(), test.len(), real.len()),
+        (40, 11, 12, 2)
+    );
+    let speakers = |examples: &[train::datasets::Example]| -> std::collections::BTreeSet<String> {
+        examples.iter().map(|e| e.speaker.clone()).collect()
+    };
+    let splits = [train, &corpus.valid, test.as_slice(), real.as_slice()].map(speakers);
+    for (i, a) in splits.iter().enumerate() {
+        for b in &splits[i + 1..] {
+            assert!(a.is_disjoint(b), "a voice in two splits: {a:?} {b:?}");
+        }
+    }
+    for example in train.iter().chain(&corpus.valid).chain(test).chain(real) {
+        let digits = example.sequence.as_ref().expect("a digit string");
+        assert!(
+            (1..=7).contains(&digits.len()),
+            "{}",
+            example.path.display()
+        );
+        assert!(digits.len() <= example.features.num_frames);
+        assert_eq!(example.features.dim, 39, "13 MFCC + Δ + ΔΔ");
+    }
+}
