@@ -165,10 +165,7 @@ impl TrainSet {
     /// Frames of version `version` of `example` (0 the original).
     pub fn frames(&self, example: usize, version: usize) -> usize {
         match self {
-            TrainSet::InMemory(examples) => match version {
-                0 => examples[example].features.num_frames,
-                k => examples[example].augmented[k - 1].num_frames,
-            },
+            TrainSet::InMemory(examples) => examples[example].version_features(version).num_frames,
             TrainSet::Stored(stored) => {
                 let store = &stored.store;
                 store.entries()[store.examples()[example].versions[version]].frames as usize

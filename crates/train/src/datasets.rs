@@ -650,14 +650,18 @@ impl Example {
         self.version(draw_version_index(self.augmented.len() + 1, rng))
     }
 
-    /// Version `k` (0 the original, then the augmented ones), without versions of its own.
-    pub fn version(&self, k: usize) -> Example {
-        let features = match k {
+    /// The features of version `k` (0 the original, then the augmented ones).
+    pub fn version_features(&self, k: usize) -> &Features {
+        match k {
             0 => &self.features,
             k => &self.augmented[k - 1],
-        };
+        }
+    }
+
+    /// Version `k` (0 the original, then the augmented ones), without versions of its own.
+    pub fn version(&self, k: usize) -> Example {
         Example {
-            features: features.clone(),
+            features: self.version_features(k).clone(),
             label: self.label,
             sequence: self.sequence.clone(),
             path: self.path.clone(),

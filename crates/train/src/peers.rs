@@ -449,7 +449,6 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Unflatten<'_, B> {
 /// liveness service at `port + 1`, on every interface.
 #[derive(Debug)]
 pub struct Coordinator {
-    port: u16,
     finished: std::sync::mpsc::Receiver<Result<(), PeerError>>,
 }
 
@@ -473,12 +472,7 @@ impl Coordinator {
             .name("coordinator-liveness".into())
             .spawn(move || report.send(watch_peers(listener, peers)).ok())
             .map_err(io("starting the liveness service".into()))?;
-        Ok(Self { port, finished })
-    }
-
-    /// burn's orchestrator port (the liveness service is on the next one).
-    pub fn port(&self) -> u16 {
-        self.port
+        Ok(Self { finished })
     }
 
     /// Waits until every peer has said it is done (`Ok`) or one has gone away (the error
