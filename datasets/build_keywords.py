@@ -77,9 +77,11 @@ def render(job, out, scratch):
     corpus.speak(engine, voice, settings, raw)
     target = out / word / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    corpus.run(["sox", "-R", str(raw), "-r", "16000", "-c", "1", "-b", "16", "-t", "wavpcm", str(target),
-                *corpus.TRIM_SILENCE, "rate", "16000", "pad", "0.1", "1", "trim", "0", "1"])
+    trimmed = scratch / f"{raw.stem}_trimmed.wav"
+    corpus.normalise(raw, trimmed)
+    corpus.run(["sox", "-R", str(trimmed), "-t", "wavpcm", str(target), "pad", "0.1", "1", "trim", "0", "1"])
     raw.unlink(missing_ok=True)
+    trimmed.unlink(missing_ok=True)
     return f"{word}/{name}"
 
 
