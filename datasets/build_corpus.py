@@ -53,15 +53,15 @@ PIPER_PITCHES = (-400, -200, 0, 200, 400, 700)
 # spelling: accented English. Catalan's ona speaks through the HTS vocoder (hts_engine's
 # MLSA filter with pulse excitation), the vocoder of festival's English HTS voice, which
 # would otherwise be the only voice of its kind. The respellings were checked with
-# pocketsphinx 5.1.1's en-us model restricted to the digit words, which reads each as its
-# digit. Pitch shifts (sox `pitch`, in cents) make pseudo-speakers of each voice; they all
-# go to the split of their voice.
+# pocketsphinx 5.1.1's en-us model restricted to the digit words: it reads 47 of ona's 60
+# unshifted renditions as their digit (57 of the English HTS voice's). Pitch shifts (sox
+# `pitch`, in cents) make pseudo-speakers of each voice; they all go to the split of their
+# voice. `package` is the Debian package, the manifest's source.
 ACCENTED_VOICES = {
-    "upc_ca_ona_hts": {"digits": ("zirou", "uan", "tu", "sri", "fo", "faiv", "sics", "seven", "eit", "nain"),
-                       "oh": "ou"},
+    "upc_ca_ona_hts": {"package": "festvox-ca-ona-hts", "oh": "ou",
+                       "digits": ("zirou", "uan", "tu", "sri", "fo", "faiv", "sics", "seven", "eit", "nain")},
 }
 ACCENTED_PITCHES = (-400, 0, 400)
-ACCENTED_PACKAGES = {"upc_ca_ona_hts": "festvox-ca-ona-hts"}
 POCKETSPHINX_DATA = "usr/share/pocketsphinx/test/data"
 # Where the digits lie in pocketsphinx's connected-speech recordings (align_real.py).
 REAL_SEGMENTS = Path(__file__).with_name("real_segments.json")
@@ -188,7 +188,8 @@ def render_accented(job, out, seed, scratch):
     target = out / "wav" / "festival" / speaker / f"{name}.wav"
     normalise(raw, target, ("pitch", str(cents)) if cents else ())
     raw.unlink(missing_ok=True)
-    return (target, label, f"festival:{speaker}", "festival", split_of(f"festival:{voice}", seed), ACCENTED_PACKAGES[voice])
+    return (target, label, f"festival:{speaker}", "festival", split_of(f"festival:{voice}", seed),
+            ACCENTED_VOICES[voice]["package"])
 
 
 def build_fresh(out, seed, plan, render, jobs, what):
@@ -384,7 +385,7 @@ def embed(corpus, rows, target, seed, per_speaker):
         if split == "real":
             picked += items
             continue
-        if engine == "piper" or items[0][5] in ACCENTED_PACKAGES.values():
+        if engine == "piper" or any(items[0][5] == v["package"] for v in ACCENTED_VOICES.values()):
             continue
         first = turn.get(split, 0)
         turn[split] = first + per_speaker
