@@ -66,6 +66,8 @@ POCKETSPHINX_DATA = "usr/share/pocketsphinx/test/data"
 # Where the digits lie in pocketsphinx's connected-speech recordings (align_real.py).
 REAL_SEGMENTS = Path(__file__).with_name("real_segments.json")
 SPLIT_SHARES = (("valid", 0.1), ("test", 0.1))
+# Each festival voice says each digit at these duration stretches.
+FESTIVAL_STRETCHES = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35)
 # Silence is trimmed at both ends where the RMS over 20 ms stays below 0.1% of full scale
 # (-60 dBFS; 0.5% cut speech: the weak /s/ of Allison's 8 kHz "six"). From there the kept
 # span grows by up to 50 ms on each side while the RMS stays above 0.01% (-80 dBFS): weak
@@ -112,7 +114,7 @@ def plan(rng):
                 jobs.append(("flite", voice, d, k, {"word": word, "stretch": stretch, "f0": f0}))
     for voice in FESTIVAL_VOICES:
         for d, word in enumerate(DIGITS):
-            for k, stretch in enumerate((0.8, 0.9, 1.0, 1.1, 1.2, 1.35)):
+            for k, stretch in enumerate(FESTIVAL_STRETCHES):
                 jobs.append(("festival", voice, d, k, {"word": word, "stretch": stretch}))
     return jobs
 
@@ -172,7 +174,7 @@ def accented_voices(out, seed, jobs):
     work = [(voice, cents, d, f"{d}_{k}", spelling["digits"][d], stretch)
             for voice, spelling in ACCENTED_VOICES.items()
             for d in range(len(DIGITS))
-            for k, stretch in enumerate((0.8, 0.9, 1.0, 1.1, 1.2, 1.35))
+            for k, stretch in enumerate(FESTIVAL_STRETCHES)
             for cents in ACCENTED_PITCHES]
     return render_all(work, lambda job, scratch: render_accented(job, out, seed, scratch), jobs,
                       "accented utterances (festival)")
