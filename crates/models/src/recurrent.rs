@@ -201,7 +201,7 @@ impl<B: Backend> Recurrent<B> {
                     lengths,
                 )
             };
-            let dropout = |sequence| self.dropout.forward(sequence);
+            let dropout = |sequence| fused::dropout(sequence, self.dropout.prob);
             let at = (batch, &device);
             return Ok(self.stack_layers(input, state.as_ref(), at, run_layer, dropout));
         }

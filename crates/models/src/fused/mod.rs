@@ -14,6 +14,7 @@
 //! The backend is recognised by `TypeId`, so modules stay generic over any `B: Backend`.
 
 mod cpu;
+mod dropout;
 mod math;
 mod packed;
 mod pool;
@@ -34,6 +35,7 @@ use burn_autodiff::ops::{Backward, Ops, OpsKind};
 use burn_ndarray::{NdArray, NdArrayTensor};
 
 pub(crate) use cpu::Recurrence;
+pub(crate) use dropout::dropout;
 pub use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
 pub use pool::empty_cache;
 
@@ -414,10 +416,12 @@ impl<const N: usize> Backward<NdArray, N> for FusedBackward<N> {
         let (layout, operands) = (&layout, &operands);
         let grad_out = grads.consume::<NdArray>(&ops.node);
         let views: Vec<View> = operands.iter().map(View::of).collect();
+        let input_grad = ops.parents[0].is_some();
         let (d_x, directions) = cpu::backward(
             &layout.inputs(&views),
             &mut saved,
             &View::of(&grad_out).values,
+            input_grad,
             layout.isa,
             layout.threads,
         );
@@ -428,7 +432,7 @@ impl<const N: usize> Backward<NdArray, N> for FusedBackward<N> {
             input,
         } = layout.dims;
         let gh = layout.directions[0].recurrence.gates() * hidden;
-        let mut values = vec![(Some(d_x), vec![batch, time, input])];
+        let mut values = vec![(d_x, vec![batch, time, input])];
         for g in directions {
             let grads = Operands {
                 w_ih_t: (Some(g.w_ih_t), vec![input, gh]),

@@ -23,10 +23,11 @@ struct BackwardJob<'a> {
     aux: &'a [f32],
     grad_out: &'a [f32],
     /// `W_hh` `[G·H, H]` and `W_ih` `[G·H, D]`: what `dh` and `dx` are products with; for the
-    /// reset-before GRU `w_hh` holds the `r`, `z` rows and `w_hn` the `n` rows.
+    /// reset-before GRU `w_hh` holds the `r`, `z` rows and `w_hn` the `n` rows. `w_ih` is
+    /// `None` when nothing needs the input's gradient.
     w_hh: &'a PackedMatrix,
     w_hn: Option<&'a PackedMatrix>,
-    w_ih: &'a PackedMatrix,
+    w_ih: Option<&'a PackedMatrix>,
     rows: Range<usize>,
 }
 
@@ -35,7 +36,8 @@ struct BackwardJob<'a> {
 struct BackwardRows {
     dh: Vec<f32>,
     dc: Vec<f32>,
-    /// `[rows·T, D]` (padded to the packed width).
+    /// `[rows·T, D]` (padded to the packed width); empty when the input's gradient is not
+    /// wanted.
     dx: Buffer,
     /// `dW_ihᵀ` `[D, G·H]` and `dW_hhᵀ` `[H, G·H]`.
     d_w_ih: Vec<f32>,
@@ -55,14 +57,16 @@ multiversion!(
 
 /// Backpropagation through time of a layer (one [`Inputs`] and [`Saved`] per direction).
 /// `grad_out` is the gradient of the packed output. Returns the gradient of the input `x`
-/// (summed over the directions) and each direction's other gradients.
+/// (summed over the directions) when `input_grad` asks for it (a first layer's input, the
+/// features, usually needs none), and each direction's other gradients.
 pub(crate) fn backward(
     layer: &[Inputs],
     saved: &mut [Saved],
     grad_out: &[f32],
+    input_grad: bool,
     isa: CpuIsa,
     threads: usize,
-) -> (Vec<f32>, Vec<Grads>) {
+) -> (Option<Vec<f32>>, Vec<Grads>) {
     let Dims {
         time,
         batch,
@@ -74,7 +78,8 @@ pub(crate) fn backward(
         .iter()
         .map(|inputs| {
             let (w_hh, w_hn) = inputs.recurrent_blocks(true);
-            (w_hh, w_hn, inputs.w_ih_t.t().pack((gh, input)))
+            let w_ih = input_grad.then(|| inputs.w_ih_t.t().pack((gh, input)));
+            (w_hh, w_hn, w_ih)
         })
         .collect();
     let saved: Vec<(SharedRows, &Saved)> = saved
@@ -98,7 +103,7 @@ pub(crate) fn backward(
                     grad_out,
                     w_hh,
                     w_hn: w_hn.as_ref(),
-                    w_ih,
+                    w_ih: w_ih.as_ref(),
                     rows: rows.clone(),
                 },
             );
@@ -120,16 +125,18 @@ pub(crate) fn backward(
                 .then(|| Vec::with_capacity(batch * hidden)),
         })
         .collect();
-    let mut d_x = vec![0.0; batch * time * input];
+    let mut d_x = input_grad.then(|| vec![0.0; batch * time * input]);
     let add = |sum: &mut [f32], part: &[f32]| sum.iter_mut().zip(part).for_each(|(s, p)| *s += p);
     for (d, rows, part) in parts {
-        let x_rows = &mut d_x[rows.start * time * input..rows.end * time * input];
-        let padded = part.dx.len() / (rows.len() * time);
-        for (sum, row) in x_rows
-            .chunks_exact_mut(input)
-            .zip(part.dx.chunks_exact(padded))
-        {
-            add(sum, &row[..input]);
+        if let Some(d_x) = &mut d_x {
+            let x_rows = &mut d_x[rows.start * time * input..rows.end * time * input];
+            let padded = part.dx.len() / (rows.len() * time);
+            for (sum, row) in x_rows
+                .chunks_exact_mut(input)
+                .zip(part.dx.chunks_exact(padded))
+            {
+                add(sum, &row[..input]);
+            }
         }
         let grads = &mut grads[d];
         add(&mut grads.w_ih_t, &part.d_w_ih);
@@ -308,19 +315,21 @@ fn backward_rows_with<K: Blocking>(job: &BackwardJob) -> BackwardRows {
     // place (their rows are the products' reduction).
     let x_rows = &inputs.x[block.start * input..block.end * input];
     let h_prev_rows = &job.h_prev[block.start * hidden..block.end * hidden];
-    let mut dx = Buffer::zeroed(block.len() * job.w_ih.padded_columns());
-    // SAFETY: as above.
-    unsafe {
-        let w_ih = job.w_ih;
-        packed::gemm::<K>(
-            block.len(),
-            d_xp,
-            (gh, 1),
-            w_ih,
-            &mut dx,
-            w_ih.padded_columns(),
-            None,
-        );
+    let mut dx = Buffer::default();
+    if let Some(w_ih) = job.w_ih {
+        dx = Buffer::zeroed(block.len() * w_ih.padded_columns());
+        // SAFETY: as above.
+        unsafe {
+            packed::gemm::<K>(
+                block.len(),
+                d_xp,
+                (gh, 1),
+                w_ih,
+                &mut dx,
+                w_ih.padded_columns(),
+                None,
+            );
+        }
     }
     let rows_all = block.len();
     // SAFETY (every call below): `multiversion!` runs this body with `K` only where the CPU
