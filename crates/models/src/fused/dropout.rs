@@ -8,7 +8,7 @@ use rand::{RngCore, SeedableRng};
 /// `input` with each element zeroed with probability `prob` and the others scaled by
 /// `1 / (1 − prob)`, while training (on an autodiff backend): burn's `Dropout`, drawn faster.
 ///
-/// burn's `Dropout` draws every element through its distribution sampler, about a fifth of
+/// burn's `Dropout` draws every element through its distribution sampler, about a tenth of
 /// a two-layer LSTM's training step on burn-ndarray. Here one seed comes from the
 /// backend's generator, so `B::seed` still makes runs repeatable, and the mask from a
 /// xoshiro stream, 32 bits an element.
