@@ -41,6 +41,7 @@ ESPEAK_VARIANTS = [f"m{i}" for i in range(1, 8)] + [f"f{i}" for i in range(1, 6)
 # voices. Off by default: it lost on valid (experiments/README.md).
 STRONG_CONSONANTS = (180, 240, 300)
 ESPEAK_SPEEDS = (120, 145, 170, 195, 220)
+ESPEAK_PITCHES = (35, 50, 65)
 FLITE_VOICES = ["kal16", "awb", "rms", "slt"]
 FESTIVAL_VOICES = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
 ASTERISK_DIGITS = "usr/share/asterisk/sounds/en_US_f_Allison/digits"
@@ -114,7 +115,7 @@ def plan(rng):
             voice = f"{accent}+{variant}"
             for d, word in enumerate(DIGITS):
                 for k, speed in enumerate(ESPEAK_SPEEDS):
-                    pitch = rng.choice((35, 50, 65))
+                    pitch = rng.choice(ESPEAK_PITCHES)
                     jobs.append(("espeak-ng", voice, d, k, {"word": word, "speed": speed, "pitch": pitch}))
     for voice in FLITE_VOICES:
         for d, word in enumerate(DIGITS):
@@ -270,7 +271,7 @@ def strong_consonant_voices(out, seed, jobs):
                 (variants / name).write_text("\n".join(lines + [f"consonants {amplitude} {amplitude}"]) + "\n")
                 for d, word in enumerate(DIGITS):
                     for k, speed in enumerate(ESPEAK_SPEEDS):
-                        settings = {"word": word, "speed": speed, "pitch": rng.choice((35, 50, 65)), "data": tmp}
+                        settings = {"word": word, "speed": speed, "pitch": rng.choice(ESPEAK_PITCHES), "data": tmp}
                         work.append(("espeak-ng", f"{accent}+{name}", d, k, settings))
         targets = render_all(work, lambda job, scratch: synthesise(job, out, scratch), jobs,
                              "utterances (espeak-ng, consonants raised)")
