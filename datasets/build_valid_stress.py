@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Builds valid_stress: every utterance of the corpus's valid split under six conditions that
+training never sees, as a second validation set that is not saturated.
+
+    python3 datasets/build_valid_stress.py [--corpus datasets/synthetic] [--jobs 2]
+    experiment eval runs/<run> --manifest datasets/synthetic/valid_stress.csv --split valid_stress
+
+The valid split's voices score 100% with every recogniser variant worth comparing, so it
+no longer ranks them. These conditions lie outside the training augmentation (speed
+0.9/1.1, light reverb, telephone band, white noise at 20 and 10 dB, VTLP warps 0.85-1.15,
+time masks): tempo 0.8 and 1.25 (pitch kept), pitch -300 and +300 cents (formants move
+with it), a large reverberant room, and pink noise at 5 dB SNR. The same voices as valid,
+so nothing from test or real enters. Deterministic (sox -R).
+Output: wav/valid_stress/<condition>/<the valid file's path> and valid_stress.csv (the
+manifest's columns, split "valid_stress").
+"""
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_corpus import normalise, run  # noqa: E402
+
+CONDITIONS = {
+    "tempo0.8": ("tempo", "0.8"),
+    "tempo1.25": ("tempo", "1.25"),
+    "pitch-300": ("pitch", "-300"),
+    "pitch+300": ("pitch", "300"),
+    "room": ("reverb", "70", "50", "100"),
+    "pink5dB": None,
+}
+PINK_SNR_DB = 5
+
+
+def with_pink_noise(source, target, snr_db):
+    """source plus pink noise at snr_db below its RMS, as build_corpus's white noise."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        noise = Path(tmp) / "noise.wav"
+        duration = subprocess.run(["soxi", "-D", str(source)], capture_output=True, text=True,
+                                  check=True).stdout.strip()
+        rms = float(subprocess.run(["sox", "-R", str(source), "-n", "stat"], capture_output=True, text=True)
+                    .stderr.split("RMS     amplitude:")[1].split()[0])
+        run(["sox", "-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", duration,
+             "pinknoise", "vol", f"{rms * 10 ** (-snr_db / 20):.6f}"])
+        run(["sox", "-R", "-m", str(source), str(noise), "-b", "16", "-t", "wavpcm", str(target)])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=Path("datasets/synthetic"))
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    with open(args.corpus / "manifest.csv", newline="") as f:
+        valid = [row for row in csv.DictReader(f) if row["split"] == "valid"]
+    if not valid:
+        sys.exit(f"build_valid_stress: no valid rows in {args.corpus / 'manifest.csv'}")
+    jobs = [(condition, row) for condition in CONDITIONS for row in valid]
+
+    def make(job):
+        condition, row = job
+        relative = Path("wav/valid_stress") / condition / row["path"]
+        source, target = args.corpus / row["path"], args.corpus / relative
+        if CONDITIONS[condition] is None:
+            with_pink_noise(source, target, PINK_SNR_DB)
+        else:
+            normalise(source, target, CONDITIONS[condition])
+        return {**row, "path": relative.as_posix(), "split": "valid_stress"}
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        rows = list(pool.map(make, jobs))
+    manifest = args.corpus / "valid_stress.csv"
+    partial = manifest.with_suffix(".csv.tmp")
+    with open(partial, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(valid[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(manifest)
+    print(f"build_valid_stress: {len(rows)} utterances ({len(valid)} valid x {len(CONDITIONS)} conditions) "
+          f"in {manifest}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
