@@ -53,6 +53,10 @@ pub enum Pooling {
     Last,
     /// The mean of `y_t` over each sequence's valid steps.
     Mean,
+    /// The maximum of `y_t` over each sequence's valid steps, class by class (Keras'
+    /// `GlobalMaxPooling1D`; `torch.amax(y, dim=1)` over the unpadded steps). The gradient
+    /// reaches only the step that holds each maximum.
+    Max,
 }
 
 impl Pooling {
@@ -79,6 +83,17 @@ impl Pooling {
                 let weights =
                     Tensor::<B, 3>::from_data(TensorData::new(weights, [batch, time, 1]), &device);
                 (y * weights).sum_dim(1).reshape([batch, classes])
+            }
+            Pooling::Max => {
+                let padding: Vec<f32> = (0..batch)
+                    .flat_map(|b| {
+                        let len = length(b);
+                        (0..time).map(move |t| if t < len { 0.0 } else { f32::NEG_INFINITY })
+                    })
+                    .collect();
+                let padding =
+                    Tensor::<B, 3>::from_data(TensorData::new(padding, [batch, time, 1]), &device);
+                (y + padding).max_dim(1).reshape([batch, classes])
             }
         }
     }

@@ -5,11 +5,11 @@ mod common;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{GruConfig, Linear, LstmConfig};
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData, Tolerance};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use common::{all_cells, fixed_weights, max_abs_diff, tensor};
-use models::{CellKind, RecurrentConfig, RecurrentError, RecurrentState, StateDict};
+use models::{CellKind, Pooling, RecurrentConfig, RecurrentError, RecurrentState, StateDict};
 
 type B = NdArray;
 type AB = Autodiff<NdArray>;
@@ -243,6 +243,39 @@ fn lengths_give_each_sequence_what_it_gives_alone() {
             }
         }
     }
+}
+
+/// Each pooling reads only a sequence's valid steps; padded steps hold values that would win.
+#[test]
+fn pooling_reads_only_the_valid_steps() {
+    let device = Default::default();
+    // [batch 2, time 3, classes 2]; sequence 1 has 2 valid steps, its third step is padding.
+    let values = [
+        [[1.0, -4.0], [3.0, -2.0], [2.0, -6.0]],
+        [[-1.0, 5.0], [4.0, 1.0], [90.0, 90.0]],
+    ];
+    let y = Tensor::<AB, 3>::from_floats(values, &device).require_grad();
+    let lengths = [3, 2];
+    let pooled = |pooling: Pooling| pooling.pool(y.clone(), Some(&lengths)).into_data();
+    pooled(Pooling::Last).assert_eq(&TensorData::from([[2.0f32, -6.0], [4.0, 1.0]]), false);
+    pooled(Pooling::Mean).assert_approx_eq::<f32>(
+        &TensorData::from([[2.0f32, -4.0], [1.5, 3.0]]),
+        Tolerance::absolute(1e-6),
+    );
+    pooled(Pooling::Max).assert_eq(&TensorData::from([[3.0f32, -2.0], [4.0, 5.0]]), false);
+    // The gradient of the sum of the maxima is 1 at each maximum's step, 0 elsewhere.
+    let grads = Pooling::Max
+        .pool(y.clone(), Some(&lengths))
+        .sum()
+        .backward();
+    let expected = [
+        [[0.0f32, 0.0], [1.0, 1.0], [0.0, 0.0]],
+        [[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]],
+    ];
+    y.grad(&grads)
+        .unwrap()
+        .into_data()
+        .assert_eq(&TensorData::from(expected), false);
 }
 
 #[test]

@@ -524,7 +524,7 @@ pub struct AudioClassification {
     /// Per-utterance mean and variance normalisation of the features.
     #[serde(default)]
     pub cmvn: bool,
-    /// How `y_t` becomes one prediction per utterance: `mean` over valid steps or `last`.
+    /// How `y_t` becomes one prediction per utterance: `mean` or `max` over valid steps, or `last`.
     #[serde(default)]
     pub pooling: models::Pooling,
     /// Folder for cached features (none when absent).

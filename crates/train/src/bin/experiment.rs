@@ -297,8 +297,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|rate| format!(", label error rate {:.1}%", 100.0 * rate))
                     .unwrap_or_default();
                 println!(
-                    "{split}: accuracy {:.1}%{error_rate}, loss {loss:.4} ({} utterances, {} skipped)",
+                    "{split}: accuracy {:.1}% ({} right){error_rate}, loss {loss:.4} ({} utterances, {} skipped)",
                     100.0 * score.accuracy(),
+                    score.correct,
                     loaded.examples.len(),
                     loaded.skipped.len()
                 );
