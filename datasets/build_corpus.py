@@ -318,17 +318,22 @@ def augment(rng, source, target):
     elif kind == "reverb":
         normalise(source, target, ("reverb", "30", "50", "40"))
     else:
-        snr = int(kind[5:])
-        with tempfile.TemporaryDirectory() as tmp:
-            noise = Path(tmp) / "noise.wav"
-            duration = subprocess.run(["soxi", "-D", str(source)], capture_output=True, text=True, check=True).stdout.strip()
-            # Noise level relative to the speech's RMS: amplitude ratio 10^(-snr/20).
-            rms = float(subprocess.run(["sox", "-R", str(source), "-n", "stat"], capture_output=True, text=True).stderr
-                        .split("RMS     amplitude:")[1].split()[0])
-            run(["sox", "-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", duration,
-                 "whitenoise", "vol", f"{rms * 10 ** (-snr / 20):.6f}"])
-            run(["sox", "-R", "-m", str(source), str(noise), "-b", "16", "-t", "wavpcm", str(target)])
+        mix_noise(source, target, int(kind[5:]))
     return kind
+
+
+def mix_noise(source, target, snr_db, colour="whitenoise"):
+    """source plus noise of a sox `synth` colour (whitenoise, pinknoise, …) at snr_db SNR."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        noise = Path(tmp) / "noise.wav"
+        duration = subprocess.run(["soxi", "-D", str(source)], capture_output=True, text=True, check=True).stdout.strip()
+        # Noise level relative to the speech's RMS: amplitude ratio 10^(-snr/20).
+        rms = float(subprocess.run(["sox", "-R", str(source), "-n", "stat"], capture_output=True, text=True).stderr
+                    .split("RMS     amplitude:")[1].split()[0])
+        run(["sox", "-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", duration,
+             colour, "vol", f"{rms * 10 ** (-snr_db / 20):.6f}"])
+        run(["sox", "-R", "-m", str(source), str(noise), "-b", "16", "-t", "wavpcm", str(target)])
 
 
 def unpack(package, tmp):

@@ -17,14 +17,12 @@ manifest's columns, split "valid_stress").
 
 import argparse
 import csv
-import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_corpus import normalise, run  # noqa: E402
+from build_corpus import mix_noise, normalise  # noqa: E402
 
 CONDITIONS = {
     "tempo0.8": ("tempo", "0.8"),
@@ -35,20 +33,6 @@ CONDITIONS = {
     "pink5dB": None,
 }
 PINK_SNR_DB = 5
-
-
-def with_pink_noise(source, target, snr_db):
-    """source plus pink noise at snr_db below its RMS, as build_corpus's white noise."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        noise = Path(tmp) / "noise.wav"
-        duration = subprocess.run(["soxi", "-D", str(source)], capture_output=True, text=True,
-                                  check=True).stdout.strip()
-        rms = float(subprocess.run(["sox", "-R", str(source), "-n", "stat"], capture_output=True, text=True)
-                    .stderr.split("RMS     amplitude:")[1].split()[0])
-        run(["sox", "-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", duration,
-             "pinknoise", "vol", f"{rms * 10 ** (-snr_db / 20):.6f}"])
-        run(["sox", "-R", "-m", str(source), str(noise), "-b", "16", "-t", "wavpcm", str(target)])
 
 
 def main():
@@ -67,7 +51,7 @@ def main():
         relative = Path("wav/valid_stress") / condition / row["path"]
         source, target = args.corpus / row["path"], args.corpus / relative
         if CONDITIONS[condition] is None:
-            with_pink_noise(source, target, PINK_SNR_DB)
+            mix_noise(source, target, PINK_SNR_DB, "pinknoise")
         else:
             normalise(source, target, CONDITIONS[condition])
         return {**row, "path": relative.as_posix(), "split": "valid_stress"}
