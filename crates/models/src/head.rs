@@ -74,29 +74,37 @@ impl Pooling {
                 y.reshape([batch * time, classes]).select(0, rows)
             }
             Pooling::Mean => {
-                let weights: Vec<f32> = (0..batch)
-                    .flat_map(|b| {
-                        let len = length(b);
-                        (0..time).map(move |t| if t < len { 1.0 / len as f32 } else { 0.0 })
-                    })
-                    .collect();
-                let weights =
-                    Tensor::<B, 3>::from_data(TensorData::new(weights, [batch, time, 1]), &device);
+                let weights = per_step(batch, time, length, &device, |t, len| {
+                    if t < len { 1.0 / len as f32 } else { 0.0 }
+                });
                 (y * weights).sum_dim(1).reshape([batch, classes])
             }
             Pooling::Max => {
-                let padding: Vec<f32> = (0..batch)
-                    .flat_map(|b| {
-                        let len = length(b);
-                        (0..time).map(move |t| if t < len { 0.0 } else { f32::NEG_INFINITY })
-                    })
-                    .collect();
-                let padding =
-                    Tensor::<B, 3>::from_data(TensorData::new(padding, [batch, time, 1]), &device);
+                let padding = per_step(batch, time, length, &device, |t, len| {
+                    if t < len { 0.0 } else { f32::NEG_INFINITY }
+                });
                 (y + padding).max_dim(1).reshape([batch, classes])
             }
         }
     }
+}
+
+/// `[batch, time, 1]` holding `value(t, length of sequence b)` at `[b, t, 0]`.
+fn per_step<B: Backend>(
+    batch: usize,
+    time: usize,
+    length: impl Fn(usize) -> usize,
+    device: &B::Device,
+    value: impl Fn(usize, usize) -> f32,
+) -> Tensor<B, 3> {
+    let values: Vec<f32> = (0..batch)
+        .flat_map(|b| {
+            let len = length(b);
+            (0..time).map(move |t| (t, len))
+        })
+        .map(|(t, len)| value(t, len))
+        .collect();
+    Tensor::from_data(TensorData::new(values, [batch, time, 1]), device)
 }
 
 /// Configuration of a [`SequenceClassifier`].

@@ -51,6 +51,9 @@ mod tests {
 
     type Training = Autodiff<NdArray>;
 
+    /// The backend's generator is global: tests that seed it and draw take turns.
+    static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn mask(prob: f64) -> Vec<f32> {
         let ones = Tensor::<Training, 3>::ones([8, 50, 64], &Default::default());
         dropout(ones, prob).into_data().to_vec().expect("f32")
@@ -58,6 +61,9 @@ mod tests {
 
     #[test]
     fn drops_the_given_share_and_scales_the_rest() {
+        let _turn = SEEDED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         Training::seed(&Default::default(), 11);
         for prob in [0.2, 0.5] {
             let values = mask(prob);
@@ -72,6 +78,9 @@ mod tests {
 
     #[test]
     fn the_backend_seed_repeats_the_mask_and_each_call_draws_anew() {
+        let _turn = SEEDED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         Training::seed(&Default::default(), 3);
         let (first, second) = (mask(0.3), mask(0.3));
         assert_ne!(first, second, "two calls draw two masks");
