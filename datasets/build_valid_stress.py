@@ -24,15 +24,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_corpus import mix_noise, normalise  # noqa: E402
 
+# Each condition renders source → target.
 CONDITIONS = {
-    "tempo0.8": ("tempo", "0.8"),
-    "tempo1.25": ("tempo", "1.25"),
-    "pitch-300": ("pitch", "-300"),
-    "pitch+300": ("pitch", "300"),
-    "room": ("reverb", "70", "50", "100"),
-    "pink5dB": None,
+    "tempo0.8": lambda source, target: normalise(source, target, ("tempo", "0.8")),
+    "tempo1.25": lambda source, target: normalise(source, target, ("tempo", "1.25")),
+    "pitch-300": lambda source, target: normalise(source, target, ("pitch", "-300")),
+    "pitch+300": lambda source, target: normalise(source, target, ("pitch", "300")),
+    "room": lambda source, target: normalise(source, target, ("reverb", "70", "50", "100")),
+    "pink5dB": lambda source, target: mix_noise(source, target, 5, "pinknoise"),
 }
-PINK_SNR_DB = 5
 
 
 def main():
@@ -49,11 +49,7 @@ def main():
     def make(job):
         condition, row = job
         relative = Path("wav/valid_stress") / condition / row["path"]
-        source, target = args.corpus / row["path"], args.corpus / relative
-        if CONDITIONS[condition] is None:
-            mix_noise(source, target, PINK_SNR_DB, "pinknoise")
-        else:
-            normalise(source, target, CONDITIONS[condition])
+        CONDITIONS[condition](args.corpus / row["path"], args.corpus / relative)
         return {**row, "path": relative.as_posix(), "split": "valid_stress"}
 
     with ThreadPoolExecutor(args.jobs) as pool:

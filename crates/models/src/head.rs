@@ -97,12 +97,12 @@ fn per_step<B: Backend>(
     device: &B::Device,
     value: impl Fn(usize, usize) -> f32,
 ) -> Tensor<B, 3> {
+    let value = &value;
     let values: Vec<f32> = (0..batch)
         .flat_map(|b| {
             let len = length(b);
-            (0..time).map(move |t| (t, len))
+            (0..time).map(move |t| value(t, len))
         })
-        .map(|(t, len)| value(t, len))
         .collect();
     Tensor::from_data(TensorData::new(values, [batch, time, 1]), device)
 }
