@@ -5,9 +5,6 @@
 //! Runs under its own harness so that, on a machine with no wgpu adapter at all, the wgpu
 //! checks are reported as ignored with the reason, never as passed.
 
-#[path = "../crates/train/tests/layouts/mod.rs"]
-mod layouts;
-
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use burn_ndarray::NdArrayDevice;
@@ -19,8 +16,8 @@ use models::{
 use train::ExperimentConfig;
 use train::backend::{BackendKind, CpuBackend, GpuBackend, run_on, wgpu_adapter};
 use train::config::TaskConfig;
-use train::corpus::{CorpusSource, TaskData};
-use train::trainer::{RunOptions, train};
+use train::data::audio::CorpusSource;
+use train::engine::{RunOptions, train};
 use train::vanishing::{VanishingJob, probe_batch};
 
 const TOLERANCE: f32 = 1e-4;
@@ -98,7 +95,7 @@ fn repo() -> &'static std::path::Path {
 /// The embedded corpus's synthetic training recordings.
 fn embedded_wavs() -> Result<Vec<std::path::PathBuf>, Failed> {
     let corpus = repo().join("datasets/default");
-    let utterances = train::datasets::read_manifest(&corpus.join("manifest.csv"))?;
+    let utterances = train::data::sources::read_manifest(&corpus.join("manifest.csv"))?;
     Ok(utterances
         .into_iter()
         .filter(|u| u.split == "train")
@@ -110,7 +107,7 @@ fn embedded_wavs() -> Result<Vec<std::path::PathBuf>, Failed> {
 /// speakers of the embedded corpus's recordings (two train, one in each list).
 fn tiny_speech_commands(root: &std::path::Path) -> Result<(), Failed> {
     let wavs = embedded_wavs()?;
-    let words = train::datasets::COMMAND_WORDS.iter().chain(&["wow"]);
+    let words = train::data::sources::COMMAND_WORDS.iter().chain(&["wow"]);
     let lists = ["training", "training", "validation", "testing"];
     let names: Vec<String> = (0..lists.len())
         .map(|speaker| format!("{speaker:08x}_nohash_0.wav"))
@@ -122,7 +119,7 @@ fn tiny_speech_commands(root: &std::path::Path) -> Result<(), Failed> {
             files.push((*word, names[speaker].as_str(), *list, wav.as_path()));
         }
     }
-    layouts::speech_commands_layout(root, &files, 12)?;
+    testkit::layouts::speech_commands_layout(root, &files, 12)?;
     Ok(())
 }
 
@@ -186,7 +183,11 @@ fn experiment_runs_on_wgpu(file: std::path::PathBuf) -> Result<(), Failed> {
                 }
                 CorpusSource::Fsdd { .. } => {
                     let root = scratch.path().join("fsdd");
-                    layouts::free_spoken_digits_layout(&root, &embedded_wavs()?, &[0, 5, 10, 11])?;
+                    testkit::layouts::free_spoken_digits_layout(
+                        &root,
+                        &embedded_wavs()?,
+                        &[0, 5, 10, 11],
+                    )?;
                     ("task.corpus.root", root)
                 }
                 CorpusSource::SpeechCommands { .. } => {
@@ -235,14 +236,13 @@ fn experiment_runs_on_wgpu(file: std::path::PathBuf) -> Result<(), Failed> {
         }
         return Ok(());
     }
-    let data = TaskData::prepare(&config)?;
+    let data = config.prepare_data()?;
     let outcome = train::<GpuBackend>(
-        &config,
+        config.spec(),
         &data,
         &WgpuDevice::default(),
         &RunOptions::default(),
-        |_, _| {},
-        |_| {},
+        (),
     )?;
     let [epoch] = outcome.history.as_slice() else {
         return Err(format!("{stem}: {} epochs, not 1", outcome.history.len()).into());

@@ -5,10 +5,10 @@ use std::path::Path;
 
 use train::ExperimentConfig;
 use train::backend::CpuBackend;
-use train::checkpoint::Checkpoints;
-use train::corpus::TaskData;
+use train::data::corpus::TaskData;
+use train::engine::checkpoint::Checkpoints;
+use train::engine::{RunOptions, train};
 use train::inference::Recogniser;
-use train::trainer::{RunOptions, train};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,21 +39,14 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
     let config = ExperimentConfig::parse(&text, "test", &overrides).expect("valid");
     std::fs::write(run_dir.path().join("config.toml"), config.to_toml()).expect("config");
 
-    let data = TaskData::prepare(&config).expect("embedded corpus loads");
+    let data = config.prepare_data().expect("embedded corpus loads");
     let options = RunOptions {
         checkpoints: Some(Checkpoints::new(run_dir.path().join("checkpoints"))),
         resume: false,
         peers: None,
     };
-    let outcome = train::<CpuBackend>(
-        &config,
-        &data,
-        &Default::default(),
-        &options,
-        |_, _| {},
-        |_| {},
-    )
-    .expect("trains");
+    let outcome = train::<CpuBackend>(config.spec(), &data, &Default::default(), &options, ())
+        .expect("trains");
     let valid = outcome.history.last().expect("epochs").valid_accuracy;
     assert!(valid > 0.5, "held-out voices: {valid} (chance 0.1)");
     let test = outcome
@@ -127,8 +120,8 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
     assert!(
         matches!(
             &refused,
-            Err(train::inference::InferenceError::Checkpoint(
-                train::checkpoint::CheckpointError::WrongSize { found, expected, .. }
+            Err(train::inference::InferenceError::Weights(
+                train::model::WeightsError::WrongSize { found, expected, .. }
             )) if found != expected
         ),
         "{:?}",

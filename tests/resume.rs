@@ -3,10 +3,9 @@
 
 use train::ExperimentConfig;
 use train::backend::CpuBackend;
-use train::checkpoint::Checkpoints;
-use train::corpus::TaskData;
-use train::metrics::EpochMetrics;
-use train::trainer::{RunOptions, train};
+use train::engine::checkpoint::Checkpoints;
+use train::engine::{RunOptions, train};
+use train::report::metrics::EpochMetrics;
 
 mod common;
 use common::without_time;
@@ -65,21 +64,14 @@ fn run_config(
     checkpoints: &Checkpoints,
     resume: bool,
 ) -> (Vec<EpochMetrics>, usize) {
-    let data = TaskData::prepare(&config).expect("data");
+    let data = config.prepare_data().expect("data");
     let options = RunOptions {
         checkpoints: Some(checkpoints.clone()),
         resume,
         peers: None,
     };
-    let outcome = train::<CpuBackend>(
-        &config,
-        &data,
-        &Default::default(),
-        &options,
-        |_, _| {},
-        |_| {},
-    )
-    .expect("trains");
+    let outcome = train::<CpuBackend>(config.spec(), &data, &Default::default(), &options, ())
+        .expect("trains");
     (outcome.history, outcome.best_epoch)
 }
 
@@ -161,9 +153,10 @@ fn best_mpk_read_while_training_is_always_whole() {
     // Building and loading models draws from the generator the other tests use: hold the
     // turn until the reader has stopped.
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let sizes = TaskData::prepare(&config).expect("data").sizes();
-    let template =
-        train::trainer::build_model::<burn_ndarray::NdArray>(&config, sizes, &Default::default());
+    let sizes = config.prepare_data().expect("data").sizes();
+    let template = config
+        .model
+        .init::<burn_ndarray::NdArray>(sizes, &Default::default());
     let done = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         // What `predict` and `eval` do: load `best.mpk` whenever it is there.
@@ -171,7 +164,7 @@ fn best_mpk_read_while_training_is_always_whole() {
             let mut loads = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 if best.exists() {
-                    train::checkpoint::load_model(template.clone(), &best, &Default::default())
+                    train::model::load_model(template.clone(), &best, &Default::default())
                         .expect("best.mpk is whole whenever it exists");
                     loads += 1;
                 }

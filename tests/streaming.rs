@@ -8,12 +8,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use train::ExperimentConfig;
 use train::backend::CpuBackend;
-use train::checkpoint::Checkpoints;
-use train::corpus::{Corpus, TaskData, TrainSet};
-use train::loader::{draw_epoch, epoch_batches};
-use train::metrics::EpochMetrics;
-use train::task::Batch;
-use train::trainer::{RunOptions, train};
+use train::data::batch::Batch;
+use train::data::corpus::{Corpus, TaskData, TrainSet};
+use train::data::loader::{draw_epoch, epoch_batches};
+use train::engine::checkpoint::Checkpoints;
+use train::engine::{RunOptions, train};
+use train::report::metrics::EpochMetrics;
 
 mod common;
 use common::without_time;
@@ -80,29 +80,24 @@ fn run(
     resume: bool,
 ) -> Vec<EpochMetrics> {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let data = TaskData::prepare(config).expect("data");
+    let data = config.prepare_data().expect("data");
     let options = RunOptions {
         checkpoints: checkpoints.cloned(),
         resume,
         peers: None,
     };
-    train::<CpuBackend>(
-        config,
-        &data,
-        &Default::default(),
-        &options,
-        |_, _| {},
-        |_| {},
-    )
-    .expect("trains")
-    .history
+    train::<CpuBackend>(config.spec(), &data, &Default::default(), &options, ())
+        .expect("trains")
+        .history
 }
 
 #[test]
 fn streamed_batches_are_the_in_memory_batches() {
     let (cache, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let memory = TaskData::prepare(&config(1, cache.path(), None)).expect("loads");
-    let streamed = TaskData::prepare(&config(1, cache.path(), Some(store.path()))).expect("loads");
+    let memory = config(1, cache.path(), None).prepare_data().expect("loads");
+    let streamed = config(1, cache.path(), Some(store.path()))
+        .prepare_data()
+        .expect("loads");
     let (memory, streamed) = (corpus(&memory), corpus(&streamed));
     let TrainSet::Stored(stored) = &streamed.train else {
         panic!("a stored training split");
@@ -153,7 +148,7 @@ fn a_streamed_run_is_the_in_memory_run_and_resumes_exactly() {
 fn the_store_is_reused_while_its_data_hold_and_rebuilt_when_damaged() {
     let (cache, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let config = config(1, cache.path(), Some(store.path()));
-    let first = TaskData::prepare(&config).expect("builds");
+    let first = config.prepare_data().expect("builds");
     let folders: Vec<PathBuf> = std::fs::read_dir(store.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -163,7 +158,7 @@ fn the_store_is_reused_while_its_data_hold_and_rebuilt_when_damaged() {
     };
     let index = folder.join("index.json");
     let written = std::fs::metadata(&index).unwrap().modified().unwrap();
-    let again = TaskData::prepare(&config).expect("opens");
+    let again = config.prepare_data().expect("opens");
     assert_eq!(
         std::fs::metadata(&index).unwrap().modified().unwrap(),
         written
@@ -174,7 +169,7 @@ fn the_store_is_reused_while_its_data_hold_and_rebuilt_when_damaged() {
     // A shard cut short is found when the store is opened, and the store built anew.
     let shard = folder.join("shard-00000.f32");
     cut_short(&shard);
-    let rebuilt = TaskData::prepare(&config).expect("rebuilds");
+    let rebuilt = config.prepare_data().expect("rebuilds");
     assert!(std::fs::metadata(&shard).unwrap().len() > 1000);
     assert!(batches(corpus(&rebuilt), 4) == expected);
 

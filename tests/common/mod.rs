@@ -1,6 +1,6 @@
 //! Helpers shared by the end-to-end tests.
 
-use train::metrics::EpochMetrics;
+use train::report::metrics::EpochMetrics;
 
 /// `history` with the wall-clock times zeroed: what two runs must agree on.
 pub fn without_time(history: &[EpochMetrics]) -> Vec<EpochMetrics> {

@@ -21,12 +21,19 @@
 //! | [`resample`](mod@resample) | sample-rate conversion with rubato |
 //! | [`options`] | option structs and presets |
 //! | [`window`](mod@window), [`mel`] | the pieces: windows, mel filterbanks, DCT, lifter |
-//! | [`extractor`] | the per-frame pipeline, whole-signal and streaming |
+//! | [`extractor`] | the extractor built once per configuration, and its per-frame computation |
+//! | [`stream`] | audio in chunks of any size, frames out as soon as they are whole; whole signals and WAV files go through the same stream |
 //! | [`post`] | deltas and CMVN |
 //! | [`noise`] | additive noise at a set SNR (augmentation) |
 //! | [`npy`] | `.npy` reading and atomic writing |
 //! | [`pipeline`] | one WAV file to features: read, resample, compute, deltas, CMVN |
-//! | [`plot`] | a feature matrix as a PNG image |
+//! | [`plot`] | a feature matrix as a PNG image (feature `cli`) |
+//!
+//! The data flows one way: `wav` → `resample` → `stream` (framing, `window`, FFT, `mel`,
+//! DCT, per frame in `extractor`) → `post` → `npy`/`plot`; `pipeline` chains them for a file.
+//! No module imports one that imports it back (the workspace's `tests/layers.rs` checks it).
+//! The `mfcc` binary and `write_png` need feature `cli` (clap, rayon, indicatif, plots); the
+//! library builds without them.
 
 pub mod error;
 pub mod extractor;
@@ -41,6 +48,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod post;
 pub mod resample;
+mod signal;
 pub mod stream;
 pub mod wav;
 pub mod window;
@@ -48,7 +56,7 @@ pub mod window;
 pub use error::FeatureError;
 pub use extractor::{FeatureExtractor, Features, Output};
 pub use mel::{MelFilterbank, dct_matrix, hz_to_mel, lifter_weights, mel_to_hz, vtln_warp_hz};
-pub use npy::{NpyArray, read_npy, write_npy};
+pub use npy::{NpyArray, read_npy, write_atomic, write_npy};
 pub use options::{
     CepstralOptions, Energy, FeatureOptions, FilterShape, FrameOptions, Framing, LogScale, MelNorm,
     MelOptions, MelScale, Padding, Preemphasis, Preset, Rounding, Span, Spectrum, Vtln, Window,

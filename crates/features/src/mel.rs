@@ -145,36 +145,8 @@ impl MelFilterbank {
                     }
                 }
             }
-            FilterShape::Hertz => {
-                // librosa.filters.mel: triangles in Hz at each bin's frequency.
-                for (band, row) in dense.iter_mut().enumerate() {
-                    let lower_width = hz_points[band + 1] - hz_points[band];
-                    let upper_width = hz_points[band + 2] - hz_points[band + 1];
-                    for (bin, weight) in row.iter_mut().enumerate() {
-                        let f = bin as f64 * rate / n_fft as f64;
-                        let lower = (f - hz_points[band]) / lower_width;
-                        let upper = (hz_points[band + 2] - f) / upper_width;
-                        *weight = lower.min(upper).max(0.0);
-                    }
-                }
-            }
-            FilterShape::FftBins => {
-                // python_speech_features: edges floored to integer bins.
-                let edges: Vec<usize> = hz_points
-                    .iter()
-                    .map(|&hz| ((n_fft + 1) as f64 * hz / rate).floor() as usize)
-                    .collect();
-                for (band, row) in dense.iter_mut().enumerate() {
-                    let (a, b, c) = (edges[band], edges[band + 1], edges[band + 2]);
-                    for (bin, weight) in row.iter_mut().enumerate().take(c).skip(a) {
-                        *weight = if bin < b {
-                            (bin - a) as f64 / (b - a) as f64
-                        } else {
-                            (c - bin) as f64 / (c - b) as f64
-                        };
-                    }
-                }
-            }
+            FilterShape::Hertz => hertz_triangles(&mut dense, &hz_points, rate, n_fft),
+            FilterShape::FftBins => fft_bin_triangles(&mut dense, &hz_points, rate, n_fft),
         }
         if mel.norm == MelNorm::Slaney {
             for (band, row) in dense.iter_mut().enumerate() {
@@ -184,14 +156,7 @@ impl MelFilterbank {
         }
         let filters = dense
             .into_iter()
-            .map(|row| {
-                let first = row.iter().position(|&w| w != 0.0).unwrap_or(0);
-                let last = row.iter().rposition(|&w| w != 0.0).map_or(first, |l| l + 1);
-                MelFilter {
-                    first,
-                    weights: row[first..last].iter().map(|&w| w as f32).collect(),
-                }
-            })
+            .map(|row| MelFilter::from_dense(&row))
             .collect();
         Ok(MelFilterbank { filters, n_bins })
     }
@@ -255,4 +220,48 @@ pub fn lifter_weights(n_mfcc: usize, lifter: f32) -> Vec<f32> {
             }
         })
         .collect()
+}
+
+impl MelFilter {
+    /// The non-zero stretch of a dense row of weights.
+    fn from_dense(row: &[f64]) -> Self {
+        let first = row.iter().position(|&w| w != 0.0).unwrap_or(0);
+        let last = row.iter().rposition(|&w| w != 0.0).map_or(first, |l| l + 1);
+        MelFilter {
+            first,
+            weights: row[first..last].iter().map(|&w| w as f32).collect(),
+        }
+    }
+}
+
+/// librosa.filters.mel: triangles in Hz at each bin's frequency.
+fn hertz_triangles(dense: &mut [Vec<f64>], hz_points: &[f64], rate: f64, n_fft: usize) {
+    for (band, row) in dense.iter_mut().enumerate() {
+        let lower_width = hz_points[band + 1] - hz_points[band];
+        let upper_width = hz_points[band + 2] - hz_points[band + 1];
+        for (bin, weight) in row.iter_mut().enumerate() {
+            let f = bin as f64 * rate / n_fft as f64;
+            let lower = (f - hz_points[band]) / lower_width;
+            let upper = (hz_points[band + 2] - f) / upper_width;
+            *weight = lower.min(upper).max(0.0);
+        }
+    }
+}
+
+/// python_speech_features: triangles whose edges are floored to integer bins.
+fn fft_bin_triangles(dense: &mut [Vec<f64>], hz_points: &[f64], rate: f64, n_fft: usize) {
+    let edges: Vec<usize> = hz_points
+        .iter()
+        .map(|&hz| ((n_fft + 1) as f64 * hz / rate).floor() as usize)
+        .collect();
+    for (band, row) in dense.iter_mut().enumerate() {
+        let (a, b, c) = (edges[band], edges[band + 1], edges[band + 2]);
+        for (bin, weight) in row.iter_mut().enumerate().take(c).skip(a) {
+            *weight = if bin < b {
+                (bin - a) as f64 / (b - a) as f64
+            } else {
+                (c - bin) as f64 / (c - b) as f64
+            };
+        }
+    }
 }

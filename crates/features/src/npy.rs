@@ -28,25 +28,35 @@ pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
 }
 
 /// Writes bytes to `path` atomically: a temporary file beside it, then a rename,
-/// so a crash never leaves a half-written file under the final name.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), FeatureError> {
+/// so a crash never leaves a half-written file under the final name. The folder must exist.
+/// Every file this workspace writes whole goes through here.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("notes.txt");
+/// features::write_atomic(&path, b"hello").unwrap();
+/// assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+/// assert!(features::write_atomic(&dir.path().join("missing/x.txt"), b"").is_err());
+/// ```
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let directory = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let io = |e| FeatureError::io(path, e);
-    let mut temporary = tempfile::NamedTempFile::new_in(directory).map_err(io)?;
-    temporary.write_all(bytes).map_err(io)?;
-    temporary.persist(path).map_err(|e| io(e.error))?;
+    let mut temporary = tempfile::NamedTempFile::new_in(directory)?;
+    temporary.write_all(bytes)?;
+    temporary.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
 
 /// Saves features as a float32 `[frames, dim]` `.npy` file, atomically.
 pub fn write_npy(path: impl AsRef<Path>, features: &Features) -> Result<(), FeatureError> {
+    let path = path.as_ref();
     write_atomic(
-        path.as_ref(),
+        path,
         &npy_bytes(&[features.num_frames, features.dim], &features.data),
     )
+    .map_err(|e| FeatureError::io(path, e))
 }
 
 /// A float array read from `.npy`: its shape and values (float64 files are narrowed).

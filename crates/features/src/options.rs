@@ -315,114 +315,129 @@ impl FeatureOptions {
     /// The options that reproduce one reference implementation.
     pub fn preset(preset: Preset) -> Self {
         match preset {
-            Preset::Kaldi => FeatureOptions {
-                frame: FrameOptions {
-                    sample_rate: 16000,
-                    sample_scale: 32768.0,
-                    win_length: Some(Span::Ms(25.0)),
-                    hop_length: Some(Span::Ms(10.0)),
-                    rounding: Rounding::Truncate,
-                    n_fft: None,
-                    framing: Framing::SnipEdges,
-                    dither: 0.0,
-                    dither_seed: 0,
-                    remove_dc_offset: true,
-                    preemphasis: Preemphasis::PerFrame(0.97),
-                    window: Window::Povey,
-                },
-                mel: MelOptions {
-                    n_mels: 23,
-                    fmin: 20.0,
-                    fmax: None,
-                    scale: MelScale::Htk,
-                    norm: MelNorm::None,
-                    shape: FilterShape::MelDomain,
-                    spectrum: Spectrum::Power,
-                    divide_by_n_fft: false,
-                    log: LogScale::Natural {
-                        floor: f32::EPSILON,
-                    },
-                    vtln: None,
-                },
-                cepstral: CepstralOptions {
-                    n_mfcc: 13,
-                    lifter: 22.0,
-                    energy: Energy::RawFrame,
-                    energy_floor: 0.0,
-                },
+            Preset::Kaldi => Self::kaldi(),
+            Preset::Librosa => Self::librosa(),
+            Preset::Htk => Self::htk(),
+        }
+    }
+
+    /// Kaldi's `compute-mfcc-feats` defaults, `--dither=0`.
+    fn kaldi() -> Self {
+        FeatureOptions {
+            frame: FrameOptions {
+                sample_rate: 16000,
+                sample_scale: 32768.0,
+                win_length: Some(Span::Ms(25.0)),
+                hop_length: Some(Span::Ms(10.0)),
+                rounding: Rounding::Truncate,
+                n_fft: None,
+                framing: Framing::SnipEdges,
+                dither: 0.0,
+                dither_seed: 0,
+                remove_dc_offset: true,
+                preemphasis: Preemphasis::PerFrame(0.97),
+                window: Window::Povey,
             },
-            Preset::Librosa => FeatureOptions {
-                frame: FrameOptions {
-                    sample_rate: 22050,
-                    sample_scale: 1.0,
-                    win_length: None,
-                    hop_length: None,
-                    rounding: Rounding::Truncate,
-                    n_fft: Some(2048),
-                    framing: Framing::Centered { pad: Padding::Zero },
-                    dither: 0.0,
-                    dither_seed: 0,
-                    remove_dc_offset: false,
-                    preemphasis: Preemphasis::None,
-                    window: Window::Hann { periodic: true },
+            mel: MelOptions {
+                n_mels: 23,
+                fmin: 20.0,
+                fmax: None,
+                scale: MelScale::Htk,
+                norm: MelNorm::None,
+                shape: FilterShape::MelDomain,
+                spectrum: Spectrum::Power,
+                divide_by_n_fft: false,
+                log: LogScale::Natural {
+                    floor: f32::EPSILON,
                 },
-                mel: MelOptions {
-                    n_mels: 128,
-                    fmin: 0.0,
-                    fmax: None,
-                    scale: MelScale::Slaney,
-                    norm: MelNorm::Slaney,
-                    shape: FilterShape::Hertz,
-                    spectrum: Spectrum::Power,
-                    divide_by_n_fft: false,
-                    log: LogScale::Decibel {
-                        amin: 1e-10,
-                        top_db: Some(80.0),
-                    },
-                    vtln: None,
-                },
-                cepstral: CepstralOptions {
-                    n_mfcc: 20,
-                    lifter: 0.0,
-                    energy: Energy::None,
-                    energy_floor: 0.0,
-                },
+                vtln: None,
             },
-            Preset::Htk => FeatureOptions {
-                frame: FrameOptions {
-                    sample_rate: 16000,
-                    sample_scale: 32768.0,
-                    win_length: Some(Span::Ms(25.0)),
-                    hop_length: Some(Span::Ms(10.0)),
-                    rounding: Rounding::HalfUp,
-                    n_fft: Some(512),
-                    framing: Framing::PadLast,
-                    dither: 0.0,
-                    dither_seed: 0,
-                    remove_dc_offset: false,
-                    preemphasis: Preemphasis::WholeSignal(0.97),
-                    window: Window::Rectangular,
+            cepstral: CepstralOptions {
+                n_mfcc: 13,
+                lifter: 22.0,
+                energy: Energy::RawFrame,
+                energy_floor: 0.0,
+            },
+        }
+    }
+
+    /// librosa's `feature.mfcc` / `melspectrogram` defaults.
+    fn librosa() -> Self {
+        FeatureOptions {
+            frame: FrameOptions {
+                sample_rate: 22050,
+                sample_scale: 1.0,
+                win_length: None,
+                hop_length: None,
+                rounding: Rounding::Truncate,
+                n_fft: Some(2048),
+                framing: Framing::Centered { pad: Padding::Zero },
+                dither: 0.0,
+                dither_seed: 0,
+                remove_dc_offset: false,
+                preemphasis: Preemphasis::None,
+                window: Window::Hann { periodic: true },
+            },
+            mel: MelOptions {
+                n_mels: 128,
+                fmin: 0.0,
+                fmax: None,
+                scale: MelScale::Slaney,
+                norm: MelNorm::Slaney,
+                shape: FilterShape::Hertz,
+                spectrum: Spectrum::Power,
+                divide_by_n_fft: false,
+                log: LogScale::Decibel {
+                    amin: 1e-10,
+                    top_db: Some(80.0),
                 },
-                mel: MelOptions {
-                    n_mels: 26,
-                    fmin: 0.0,
-                    fmax: None,
-                    scale: MelScale::Htk,
-                    norm: MelNorm::None,
-                    shape: FilterShape::FftBins,
-                    spectrum: Spectrum::Power,
-                    divide_by_n_fft: true,
-                    log: LogScale::Natural {
-                        floor: f64::EPSILON as f32,
-                    },
-                    vtln: None,
+                vtln: None,
+            },
+            cepstral: CepstralOptions {
+                n_mfcc: 20,
+                lifter: 0.0,
+                energy: Energy::None,
+                energy_floor: 0.0,
+            },
+        }
+    }
+
+    /// python_speech_features' `mfcc` / `logfbank` defaults (HTK's conventions).
+    fn htk() -> Self {
+        FeatureOptions {
+            frame: FrameOptions {
+                sample_rate: 16000,
+                sample_scale: 32768.0,
+                win_length: Some(Span::Ms(25.0)),
+                hop_length: Some(Span::Ms(10.0)),
+                rounding: Rounding::HalfUp,
+                n_fft: Some(512),
+                framing: Framing::PadLast,
+                dither: 0.0,
+                dither_seed: 0,
+                remove_dc_offset: false,
+                preemphasis: Preemphasis::WholeSignal(0.97),
+                window: Window::Rectangular,
+            },
+            mel: MelOptions {
+                n_mels: 26,
+                fmin: 0.0,
+                fmax: None,
+                scale: MelScale::Htk,
+                norm: MelNorm::None,
+                shape: FilterShape::FftBins,
+                spectrum: Spectrum::Power,
+                divide_by_n_fft: true,
+                log: LogScale::Natural {
+                    floor: f64::EPSILON as f32,
                 },
-                cepstral: CepstralOptions {
-                    n_mfcc: 13,
-                    lifter: 22.0,
-                    energy: Energy::SpectrumSum,
-                    energy_floor: 0.0,
-                },
+                vtln: None,
+            },
+            cepstral: CepstralOptions {
+                n_mfcc: 13,
+                lifter: 22.0,
+                energy: Energy::SpectrumSum,
+                energy_floor: 0.0,
             },
         }
     }

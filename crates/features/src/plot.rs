@@ -37,5 +37,5 @@ pub fn write_png(
         value_label: values,
     })
     .map_err(|e| FeatureError::io(path, std::io::Error::other(e)))?;
-    write_atomic(path, &png)
+    write_atomic(path, &png).map_err(|e| FeatureError::io(path, e))
 }

@@ -8,6 +8,8 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
 use models::{CellKind, RecurrentConfig};
 
+use crate::backend::{BackendError, BackendKind, OnBackend, run_on, wgpu_adapter};
+
 /// The problem size of one training step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BenchShape {
@@ -132,4 +134,48 @@ pub fn format_table(results: &[(String, Vec<BenchRow>)]) -> String {
         }
     }
     table
+}
+
+/// The `experiment bench` report: a header line, then [`format_table`] of every backend in
+/// `backends` (ndarray, and wgpu when an adapter exists, when empty).
+pub fn bench_report(
+    backends: &[BackendKind],
+    shape: BenchShape,
+    repeats: usize,
+) -> Result<String, BackendError> {
+    let backends: Vec<BackendKind> = match backends.is_empty() {
+        true => std::iter::once(BackendKind::Ndarray)
+            .chain(wgpu_adapter().map(|_| BackendKind::Wgpu))
+            .collect(),
+        false => backends.to_vec(),
+    };
+    let BenchShape {
+        batch,
+        time,
+        input,
+        hidden,
+    } = shape;
+    let mut results = Vec::new();
+    for backend in backends {
+        let rows = run_on(backend, BenchJob { shape, repeats })?;
+        results.push((backend.to_string(), rows));
+    }
+    Ok(format!(
+        "forward+backward steps/s, batch {batch}, {time} steps, {input} inputs, {hidden} hidden, median of {repeats}\n{}",
+        format_table(&results)
+    ))
+}
+
+/// [`bench_modules`] on whichever backend [`run_on`] picks.
+struct BenchJob {
+    shape: BenchShape,
+    repeats: usize,
+}
+
+impl OnBackend for BenchJob {
+    type Output = Vec<BenchRow>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        bench_modules::<B>(self.shape, self.repeats, &device)
+    }
 }

@@ -1,4 +1,6 @@
-//! Using a finished run: its saved configuration and best checkpoint, on any backend.
+//! Using a finished run: its saved configuration and best weights, on any backend. This
+//! depends on the run folder's format ([`crate::report::run_dir`]), the model and the data
+//! layer's feature pipeline, never on the training engine.
 
 use std::path::{Path, PathBuf};
 
@@ -8,10 +10,16 @@ use burn::tensor::{Tensor, TensorData};
 use models::SequenceClassifier;
 use serde::Serialize;
 
-use crate::checkpoint::{Checkpoints, load_model};
 use crate::config::ExperimentConfig;
-use crate::corpus::{AudioClassification, Objective};
-use crate::trainer::build_model;
+use crate::data::audio::{AudioClassification, LabelKind};
+use crate::data::corpus::load_labelled;
+use crate::data::sources::{DatasetError, Utterance};
+use crate::eval::ctc::Decoding;
+use crate::eval::score::Score;
+use crate::eval::{evaluate, sequence_report};
+use crate::model::{WeightsError, load_model};
+use crate::report::metrics::SplitReport;
+use crate::report::run_dir::{CONFIG_FILE, best_weights};
 
 /// Why a run could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +27,9 @@ pub enum InferenceError {
     /// The run's configuration could not be read.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    /// The checkpoint could not be loaded.
+    /// The best weights could not be loaded.
     #[error(transparent)]
-    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    Weights(#[from] WeightsError),
     /// The run's task does not take audio.
     #[error("run {0} is not an audio classification experiment")]
     NotAudio(String),
@@ -31,7 +39,7 @@ pub enum InferenceError {
         /// The run folder.
         run: String,
         /// Why the corpus could not be listed.
-        source: crate::datasets::DatasetError,
+        source: DatasetError,
     },
     /// A file could not be turned into features.
     #[error("{path}: {source}")]
@@ -52,11 +60,11 @@ pub struct Recogniser<B: Backend> {
     /// The class names, in output order (the blank first for label sequences).
     pub labels: Vec<String>,
     /// Whether it outputs a label sequence (CTC) rather than one class.
-    pub objective: Objective,
+    pub objective: LabelKind,
     /// The best checkpoint's model.
     pub model: SequenceClassifier<B>,
     /// How [`Recogniser::predict`] reads a label sequence (CTC): best path unless set.
-    pub decoding: crate::ctc::Decoding,
+    pub decoding: Decoding,
 }
 
 /// One file's best labels.
@@ -99,7 +107,7 @@ pub struct LabelProbability {
 impl<B: Backend> Recogniser<B> {
     /// Loads `run_dir/config.toml` and `run_dir/checkpoints/best.mpk`.
     pub fn load(run_dir: &Path, device: &B::Device) -> Result<Self, InferenceError> {
-        let config = ExperimentConfig::load(&run_dir.join("config.toml"), &[])?;
+        let config = ExperimentConfig::load(&run_dir.join(CONFIG_FILE), &[])?;
         let Some((task, objective)) = config.task.audio() else {
             return Err(InferenceError::NotAudio(run_dir.display().to_string()));
         };
@@ -111,16 +119,15 @@ impl<B: Backend> Recogniser<B> {
                     source,
                 })?;
         let input_size = task.features_per_frame();
-        let path = Checkpoints::new(run_dir.join("checkpoints")).best_path();
-        let model = build_model::<B>(&config, (input_size, labels.len()), device);
-        let model = load_model(model, &path, device)?;
+        let model = config.model.init::<B>((input_size, labels.len()), device);
+        let model = load_model(model, &best_weights(run_dir), device)?;
         Ok(Self {
             config,
             task,
             labels,
             objective,
             model,
-            decoding: crate::ctc::Decoding::BestPath,
+            decoding: Decoding::BestPath,
         })
     }
 
@@ -148,7 +155,7 @@ impl<B: Backend> Recogniser<B> {
         let shape = [1, features.num_frames, features.dim];
         let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
         let y = self.model.forward(x, None);
-        if self.objective == Objective::Sequences {
+        if self.objective == LabelKind::Sequences {
             let options = self.task.pipeline().options;
             let hop = options
                 .hop_length()
@@ -160,7 +167,7 @@ impl<B: Backend> Recogniser<B> {
             // To the millisecond: frame shifts are whole milliseconds or fractions of them.
             let seconds = |frame: usize| (frame as f64 * shift * 1000.0).round() / 1000.0;
             let emitted =
-                crate::trainer::decode_batch(y, &[features.num_frames], self.decoding).remove(0);
+                crate::eval::decode_batch(y, &[features.num_frames], self.decoding).remove(0);
             let labels: Vec<TimedLabel> = emitted
                 .iter()
                 .map(|e| TimedLabel {
@@ -193,5 +200,87 @@ impl<B: Backend> Recogniser<B> {
                 })
                 .collect(),
         })
+    }
+}
+
+/// A run's loss and score on one split, as `experiment eval` prints it.
+#[derive(Debug, Clone)]
+pub struct SplitScore {
+    /// The split's name.
+    pub split: String,
+    /// Mean loss over its utterances.
+    pub loss: f64,
+    /// How many came out right.
+    pub score: Score,
+    /// Utterances scored.
+    pub utterances: usize,
+    /// Files that could not be used.
+    pub skipped: usize,
+    /// Label sequences (CTC) only: string accuracy per speaker and the label error rate, read
+    /// by the given decoding.
+    pub sequences: Option<(Decoding, SplitReport)>,
+}
+
+impl<B: Backend> Recogniser<B> {
+    /// Scores the utterances of `split` among `utterances`; label sequences are also read by
+    /// `decoding` for a per-speaker report.
+    pub fn score_split(
+        &self,
+        split: &str,
+        utterances: &[Utterance],
+        decoding: Decoding,
+        device: &B::Device,
+    ) -> Result<SplitScore, DatasetError> {
+        let chosen: Vec<_> = utterances.iter().filter(|u| u.split == split).collect();
+        let pipeline = self.task.pipeline();
+        let loaded = load_labelled(
+            &chosen,
+            &self.labels,
+            self.objective,
+            &pipeline,
+            None,
+            false,
+        )?;
+        let examples = &loaded.examples;
+        let (loss, score) = evaluate(&self.model, examples, 64, self.task.pooling, device);
+        let sequences = (self.objective == LabelKind::Sequences).then(|| {
+            let report = sequence_report(&self.model, split, examples, (64, decoding), device);
+            (decoding, report)
+        });
+        Ok(SplitScore {
+            split: split.to_string(),
+            loss,
+            score,
+            utterances: examples.len(),
+            skipped: loaded.skipped.len(),
+            sequences,
+        })
+    }
+}
+
+impl std::fmt::Display for SplitScore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let error_rate = self
+            .score
+            .label_error_rate()
+            .map(|rate| format!(", label error rate {:.1}%", 100.0 * rate))
+            .unwrap_or_default();
+        write!(
+            f,
+            "{}: accuracy {:.1}% ({} right){error_rate}, loss {:.4} ({} utterances, {} skipped)",
+            self.split,
+            100.0 * self.score.accuracy(),
+            self.score.correct,
+            self.loss,
+            self.utterances,
+            self.skipped
+        )?;
+        match &self.sequences {
+            Some((Decoding::BestPath, report)) => write!(f, "\n{report}"),
+            Some((Decoding::PrefixBeam { width }, report)) => {
+                write!(f, "\nprefix beam search, width {width}:\n{report}")
+            }
+            None => Ok(()),
+        }
     }
 }

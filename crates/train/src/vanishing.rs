@@ -7,9 +7,10 @@ use models::{RecurrentState, SequenceClassifier};
 
 use crate::backend::OnBackend;
 use crate::config::ExperimentConfig;
-use crate::corpus::TaskData;
-use crate::task::{Batch, TemporalOrder};
-use crate::trainer::{RunOptions, TrainError, build_model, train};
+use crate::data::batch::Batch;
+use crate::data::generated::TemporalOrder;
+use crate::engine::{RunOptions, TrainError, train};
+use crate::report::files::OutputError;
 
 /// `size` sequences of `task` drawn from `seed`, all of its shortest length: the probe batch
 /// [`hidden_gradient_norms`] needs (full-length sequences only).
@@ -45,12 +46,13 @@ impl OnBackend for VanishingJob<'_> {
     type Output = Result<Measurement, TrainError>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let data = TaskData::prepare(self.config)?;
-        B::seed(&device, self.config.seed);
-        let initial = build_model::<B>(self.config, data.sizes(), &device);
+        let config = self.config;
+        let data = config.prepare_data()?;
+        B::seed(&device, config.seed);
+        let initial = config.model.init::<B>(data.sizes(), &device);
         let before = hidden_gradient_norms(&initial, self.probe, &device);
         let options = RunOptions::default();
-        let outcome = train::<B>(self.config, &data, &device, &options, |_, _| {}, |_| {})?;
+        let outcome = train::<B>(config.spec(), &data, &device, &options, ())?;
         Ok(Measurement {
             before,
             after: hidden_gradient_norms(&outcome.model, self.probe, &device),
@@ -179,13 +181,14 @@ pub fn report_csv(results: &[(ComparedCell, Measurement)]) -> String {
 pub fn write_report(
     run_dir: &std::path::Path,
     results: &[(ComparedCell, Measurement)],
-) -> Result<(), crate::output::OutputError> {
+) -> Result<(), OutputError> {
     let failed = |file: &str| {
         let path = run_dir.join(file);
-        move |source| crate::output::OutputError { path, source }
+        move |source| OutputError { path, source }
     };
+    std::fs::create_dir_all(run_dir).map_err(failed(""))?;
     let csv_file = "vanishing_gradients.csv";
-    crate::output::write_atomic(&run_dir.join(csv_file), report_csv(results).as_bytes())
+    features::write_atomic(&run_dir.join(csv_file), report_csv(results).as_bytes())
         .map_err(failed(csv_file))?;
     let lines: Vec<(String, [u8; 3], Vec<f64>)> = results
         .iter()
@@ -204,7 +207,7 @@ pub fn write_report(
         })
         .collect();
     let png_file = "vanishing_gradients.png";
-    crate::plot::log_lines(
+    crate::report::plot::log_lines(
         &run_dir.join(png_file),
         "gradient reaching each step",
         &lines,
@@ -212,4 +215,59 @@ pub fn write_report(
         "‖∂L/∂h_t‖ (log scale)",
     )
     .map_err(failed(png_file))
+}
+
+/// Why the vanishing-gradient study stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    /// The experiment's task is not the temporal-order task the probe needs.
+    #[error("vanishing needs a temporal_order task")]
+    NotTemporalOrder,
+    /// The backend could not be started.
+    #[error(transparent)]
+    Backend(#[from] crate::backend::BackendError),
+    /// A cell's training failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// The report could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// The `experiment vanishing` study: every compared cell on `base`'s task, before and after
+/// training, told line by line to `say`; writes the report into `out_dir/NAME/`.
+pub fn study(
+    base: &ExperimentConfig,
+    out_dir: &std::path::Path,
+    mut say: impl FnMut(String),
+) -> Result<std::path::PathBuf, StudyError> {
+    let crate::config::TaskConfig::TemporalOrder(task) = &base.task else {
+        return Err(StudyError::NotTemporalOrder);
+    };
+    let probe = probe_batch(task, base.seed + 2, 64);
+    let mut results = Vec::new();
+    say(format!("vanishing gradients on {}", base.backend));
+    for compared in compared_cells(task.max_length) {
+        let mut config = base.clone();
+        config.model.cell = compared.cell.clone();
+        let job = VanishingJob {
+            config: &config,
+            probe: &probe,
+        };
+        let measurement = crate::backend::run_on(config.backend, job)??;
+        let (before, after) = (&measurement.before, &measurement.after);
+        say(format!(
+            "{:5} ‖∂L/∂h_t‖ at t=0 / t=T−1: init {:.2e} / {:.2e}, trained {:.2e} / {:.2e} (validation accuracy {:.1}%)",
+            compared.name,
+            before[0],
+            before[before.len() - 1],
+            after[0],
+            after[after.len() - 1],
+            100.0 * measurement.valid_accuracy
+        ));
+        results.push((compared, measurement));
+    }
+    let run_dir = out_dir.join(&base.name);
+    write_report(&run_dir, &results)?;
+    Ok(run_dir)
 }

@@ -5,7 +5,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use models::{CellKind, RecurrentConfig, SequenceClassifier, SequenceClassifierConfig};
 use train::backend::CpuBackend;
-use train::clip::{clip_global_norm, clip_value, global_norm};
+use train::engine::clip::{clip_global_norm, clip_value, global_norm};
 
 type B = CpuBackend;
 

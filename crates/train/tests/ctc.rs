@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, TensorData};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use serde_json::Value;
-use train::ctc::{
+use train::eval::ctc::{
     CtcError, Decoding, Emitted, ctc_loss, edit_distance, forced_align, greedy_decode,
     mean_over_target_lengths, prefix_beam_search,
 };

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 
 use features::{FeatureOptions, FilePipeline, Preset};
-mod layouts;
 
-use train::datasets::{
-    COMMAND_WORDS, CorpusCounts, DatasetError, FeatureCache, KeywordTask, SILENCE, UNKNOWN,
-    Utterance, free_spoken_digits, keyword_spotting, load_examples, read_manifest, speech_commands,
+use train::data::example::{FeatureCache, load_examples};
+use train::data::sources::{
+    COMMAND_WORDS, CorpusCounts, DatasetError, KeywordTask, SILENCE, UNKNOWN, Utterance,
+    free_spoken_digits, keyword_spotting, read_manifest, speech_commands,
 };
 
 fn repo() -> PathBuf {
@@ -194,7 +194,7 @@ fn speech_commands_layout(root: &Path, files: &[(&str, &str, &str)], noise_secon
         .iter()
         .map(|&(word, file, list)| (word, file, list, wav.as_path()))
         .collect();
-    layouts::speech_commands_layout(root, &files, noise_seconds).expect("layout");
+    testkit::layouts::speech_commands_layout(root, &files, noise_seconds).expect("layout");
 }
 
 #[test]
@@ -320,10 +320,8 @@ fn an_audio_task_takes_its_classes_from_its_labels_or_else_the_corpus() {
         train::ExperimentConfig::parse(&text, "test", &[]).map_err(|e| e.to_string())
     };
     let config = |task: &str, extra: &str| versioned(2, task, extra);
-    let prepare = |config: &train::ExperimentConfig| match train::corpus::TaskData::prepare(config)
-        .expect("loads")
-    {
-        train::corpus::TaskData::Corpus(corpus) => corpus,
+    let prepare = |config: &train::ExperimentConfig| match config.prepare_data().expect("loads") {
+        train::data::corpus::TaskData::Corpus(corpus) => corpus,
         _ => panic!("a corpus task"),
     };
     let twelve = prepare(&config("12class", "").expect("valid"));
@@ -381,7 +379,7 @@ fn background_noise_is_mixed_in_at_the_asked_ratio_as_one_more_training_version(
         sample_rate: 16000,
         samples: tone.clone(),
     };
-    let mix = train::datasets::NoiseMix {
+    let mix = train::data::sources::NoiseMix {
         path: root.path().join("_background_noise_/noise.wav"),
         offset: 0.5,
         snr_db: 10.0,
@@ -406,8 +404,8 @@ fn background_noise_is_mixed_in_at_the_asked_ratio_as_one_more_training_version(
         root.path().display().to_string()
     );
     let config = train::ExperimentConfig::parse(&text, "test", &[]).expect("valid");
-    let load = || match train::corpus::TaskData::prepare(&config).expect("loads") {
-        train::corpus::TaskData::Corpus(corpus) => corpus,
+    let load = || match config.prepare_data().expect("loads") {
+        train::data::corpus::TaskData::Corpus(corpus) => corpus,
         _ => panic!("a corpus task"),
     };
     let corpus = load();
@@ -436,7 +434,7 @@ fn background_noise_is_mixed_in_at_the_asked_ratio_as_one_more_training_version(
 #[test]
 fn an_fsdd_task_trains_on_the_later_takes_and_holds_out_the_first_ten() {
     let root = tempfile::tempdir().expect("tempdir");
-    layouts::free_spoken_digits_layout(root.path(), &[a_wav()], &[0, 4, 5, 9, 10, 49])
+    testkit::layouts::free_spoken_digits_layout(root.path(), &[a_wav()], &[0, 4, 5, 9, 10, 49])
         .expect("layout");
     let text = format!(
         "name = \"fsdd\"\nseed = 1\n[task]\nkind = \"audio_classification\"\n\
@@ -446,8 +444,7 @@ fn an_fsdd_task_trains_on_the_later_takes_and_holds_out_the_first_ten() {
         root.path().display().to_string()
     );
     let config = train::ExperimentConfig::parse(&text, "test", &[]).expect("valid");
-    let train::corpus::TaskData::Corpus(corpus) =
-        train::corpus::TaskData::prepare(&config).expect("loads")
+    let train::data::corpus::TaskData::Corpus(corpus) = config.prepare_data().expect("loads")
     else {
         panic!("a corpus task");
     };
@@ -481,13 +478,12 @@ fn digit_strings_are_labelled_by_their_characters_and_unusable_labels_are_skippe
         dir.path().join("manifest.csv")
     );
     let config = train::ExperimentConfig::parse(&text, "test", &[]).expect("valid");
-    let train::corpus::TaskData::Corpus(corpus) =
-        train::corpus::TaskData::prepare(&config).expect("loads")
+    let train::data::corpus::TaskData::Corpus(corpus) = config.prepare_data().expect("loads")
     else {
         panic!("a corpus task");
     };
     assert!(corpus.sequences);
-    assert_eq!(corpus.labels[0], train::corpus::BLANK_NAME);
+    assert_eq!(corpus.labels[0], train::data::audio::BLANK_NAME);
     assert_eq!(corpus.labels.len(), 11);
     // Class of digit d is d + 1: the blank comes first.
     let sequences: Vec<Option<Vec<usize>>> = corpus
@@ -505,7 +501,7 @@ fn digit_strings_are_labelled_by_their_characters_and_unusable_labels_are_skippe
         reasons[1].contains("cannot hold the 500 labels"),
         "{reasons:?}"
     );
-    let batch = train::corpus::pad_batch(
+    let batch = train::data::batch::pad_batch(
         &corpus
             .train
             .in_memory()
@@ -515,7 +511,7 @@ fn digit_strings_are_labelled_by_their_characters_and_unusable_labels_are_skippe
     );
     assert_eq!(
         batch.targets,
-        train::task::Targets::Sequences(vec![vec![2, 3], vec![10, 1, 8, 1]])
+        train::data::batch::Targets::Sequences(vec![vec![2, 3], vec![10, 1, 8, 1]])
     );
 }
 
@@ -619,8 +615,7 @@ fn augmentation_gives_training_examples_their_versions_and_only_them() {
         "[task.augment]\nvtln_warps = [0.9, 1.1]\nspeeds = [1.25]\nnoise_snrs = [10.0]",
     )
     .expect("valid");
-    let train::corpus::TaskData::Corpus(corpus) =
-        train::corpus::TaskData::prepare(&config).expect("loads")
+    let train::data::corpus::TaskData::Corpus(corpus) = config.prepare_data().expect("loads")
     else {
         panic!("a corpus task");
     };
@@ -656,7 +651,7 @@ fn augmentation_gives_training_examples_their_versions_and_only_them() {
     }
     assert_eq!(seen, BTreeSet::from([0, 1, 2, 3, 4]));
     // Without versions nothing is drawn, so unaugmented runs keep their random sequence.
-    let plain = train::datasets::Example {
+    let plain = train::data::example::Example {
         augmented: Vec::new(),
         ..example.clone()
     };
@@ -693,8 +688,7 @@ fn specaugment_masks_zero_runs_of_frames_and_the_same_columns_in_every_block() {
          time_masks = 1\ntime_mask_width = 6\nfeature_masks = 1\nfeature_mask_width = 5",
     )
     .expect("valid");
-    let train::corpus::TaskData::Corpus(corpus) =
-        train::corpus::TaskData::prepare(&config).expect("loads")
+    let train::data::corpus::TaskData::Corpus(corpus) = config.prepare_data().expect("loads")
     else {
         panic!("a corpus task");
     };
@@ -745,7 +739,7 @@ fn specaugment_masks_zero_runs_of_frames_and_the_same_columns_in_every_block() {
     assert_eq!((widest_rows, widest_columns), (6, 5));
 
     // No masks, no draws: unmasked runs keep their random sequence.
-    let none = train::corpus::Augment::default();
+    let none = train::data::augment::Augment::default();
     let (mut a, mut b) = (
         rand::rngs::StdRng::seed_from_u64(4),
         rand::rngs::StdRng::seed_from_u64(4),
@@ -770,8 +764,7 @@ fn the_configured_feature_width_is_what_the_pipeline_gives() {
         let train::config::TaskConfig::AudioClassification(task) = &config.task else {
             panic!("a spoken-digits task");
         };
-        let train::corpus::TaskData::Corpus(corpus) =
-            train::corpus::TaskData::prepare(&config).expect("loads")
+        let train::data::corpus::TaskData::Corpus(corpus) = config.prepare_data().expect("loads")
         else {
             panic!("a corpus task");
         };

@@ -31,11 +31,12 @@ fn join(parts: &[PathBuf], target: &Path) {
 /// A manifest of digit strings: for each split of the embedded corpus, strings of one to
 /// three of one speaker's digits.
 fn strings_corpus(dir: &Path) -> PathBuf {
-    let utterances = train::datasets::read_manifest(&repo().join("datasets/default/manifest.csv"))
-        .expect("the embedded corpus");
+    let utterances =
+        train::data::sources::read_manifest(&repo().join("datasets/default/manifest.csv"))
+            .expect("the embedded corpus");
     let mut rows = String::from("path,label,speaker,split\n");
     let mut by_speaker =
-        std::collections::BTreeMap::<(&str, &str), Vec<&train::datasets::Utterance>>::new();
+        std::collections::BTreeMap::<(&str, &str), Vec<&train::data::sources::Utterance>>::new();
     for u in &utterances {
         by_speaker
             .entry((&u.split, &u.speaker))
@@ -141,8 +142,7 @@ fn the_embedded_digit_strings_load_whole_with_voice_disjoint_splits() {
         format!("task.cache_dir={:?}", cache.path().display().to_string()),
     ];
     let config = train::ExperimentConfig::parse(&text, "test", &overrides).expect("valid");
-    let train::corpus::TaskData::Corpus(corpus) =
-        train::corpus::TaskData::prepare(&config).expect("loads")
+    let train::data::corpus::TaskData::Corpus(corpus) = config.prepare_data().expect("loads")
     else {
         panic!("a corpus task");
     };
@@ -153,9 +153,10 @@ fn the_embedded_digit_strings_load_whole_with_voice_disjoint_splits() {
         (train.len(), corpus.valid.len(), test.len(), real.len()),
         (40, 11, 12, 2)
     );
-    let speakers = |examples: &[train::datasets::Example]| -> std::collections::BTreeSet<String> {
-        examples.iter().map(|e| e.speaker.clone()).collect()
-    };
+    let speakers =
+        |examples: &[train::data::example::Example]| -> std::collections::BTreeSet<String> {
+            examples.iter().map(|e| e.speaker.clone()).collect()
+        };
     let splits = [train, &corpus.valid, test.as_slice(), real.as_slice()].map(speakers);
     for (i, a) in splits.iter().enumerate() {
         for b in &splits[i + 1..] {

@@ -2,13 +2,12 @@
 //! small folder in the corpus's layout: `corpus-info`, `train`, `eval` and `predict`.
 
 mod common;
-mod layouts;
 
 use std::path::{Path, PathBuf};
 
 use common::experiment;
 
-use train::datasets::{COMMAND_WORDS, SILENCE, UNKNOWN};
+use train::data::sources::{COMMAND_WORDS, SILENCE, UNKNOWN};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -18,7 +17,7 @@ fn repo() -> PathBuf {
 /// embedded corpus's recordings): three in train, one in each list.
 fn stand_in(root: &Path) -> Vec<PathBuf> {
     let wavs: Vec<PathBuf> =
-        train::datasets::read_manifest(&repo().join("datasets/default/manifest.csv"))
+        train::data::sources::read_manifest(&repo().join("datasets/default/manifest.csv"))
             .expect("the embedded corpus")
             .into_iter()
             .map(|u| u.path)
@@ -39,7 +38,7 @@ fn stand_in(root: &Path) -> Vec<PathBuf> {
             files.push((*word, names[speaker].as_str(), *list, wav));
         }
     }
-    layouts::speech_commands_layout(root, &files, 12).expect("layout");
+    testkit::layouts::speech_commands_layout(root, &files, 12).expect("layout");
     files
         .iter()
         .map(|(word, name, ..)| root.join(word).join(name))

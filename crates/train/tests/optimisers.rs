@@ -2,9 +2,8 @@
 
 use train::ExperimentConfig;
 use train::backend::CpuBackend;
-use train::corpus::TaskData;
-use train::metrics::EpochMetrics;
-use train::trainer::{RunOptions, train};
+use train::engine::{RunOptions, train};
+use train::report::metrics::EpochMetrics;
 
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -23,14 +22,13 @@ fn history(overrides: &[&str]) -> Vec<EpochMetrics> {
     ];
     all.extend(overrides.iter().map(|s| s.to_string()));
     let config = ExperimentConfig::parse(&text, "test", &all).expect("valid");
-    let data = TaskData::prepare(&config).expect("data");
+    let data = config.prepare_data().expect("data");
     train::<CpuBackend>(
-        &config,
+        config.spec(),
         &data,
         &Default::default(),
         &RunOptions::default(),
-        |_, _| {},
-        |_| {},
+        (),
     )
     .expect("trains")
     .history

@@ -11,8 +11,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn_ndarray::NdArray;
-use train::checkpoint::load_model;
-use train::trainer::build_model;
+use train::model::load_model;
 
 const EXPERIMENT: &str = env!("CARGO_BIN_EXE_experiment");
 
@@ -95,7 +94,7 @@ fn run_config(run: &Path) -> train::ExperimentConfig {
 /// The weights a run saved after `epoch`.
 fn parameters(run: &Path, epoch: usize) -> Vec<f32> {
     let device = Default::default();
-    let model = build_model::<NdArray>(&run_config(run), (8, 4), &device);
+    let model = run_config(run).model.init::<NdArray>((8, 4), &device);
     let path = run.join(format!("checkpoints/epoch-{epoch:04}/model.mpk"));
     values(&load_model(model, &path, &device).expect("a checkpoint"))
 }
@@ -152,11 +151,7 @@ fn two_peers_hold_the_parameters_of_one_process_on_whole_batches() {
     // Training moved the weights far beyond that tolerance.
     let config = run_config(&out.path().join("single"));
     <NdArray as Backend>::seed(&Default::default(), config.seed);
-    let start = values(&build_model::<NdArray>(
-        &config,
-        (8, 4),
-        &Default::default(),
-    ));
+    let start = values(&config.model.init::<NdArray>((8, 4), &Default::default()));
     assert!(largest_difference(&start, &whole) > 1e-2);
 }
 

@@ -1,7 +1,7 @@
 //! The PNG pictures decode, with the size and colours they promise.
 
-use train::metrics::EpochMetrics;
-use train::plot::{
+use train::report::metrics::EpochMetrics;
+use train::report::plot::{
     PANEL_SIZE, TRAIN_COLOUR, VALID_COLOUR, confusion_colour, confusion_matrix, learning_curves,
     log_lines,
 };
@@ -79,7 +79,7 @@ fn metrics_csv_has_one_accuracy_column_per_class() {
         seconds: 2.0,
         valid_label_error_rate: None,
     }];
-    let csv = train::output::metrics_csv(&history, &["XX".to_string(), "XY".to_string()]);
+    let csv = train::report::files::metrics_csv(&history, &["XX".to_string(), "XY".to_string()]);
     let lines: Vec<&str> = csv.lines().collect();
     assert!(lines[0].ends_with(",valid_accuracy_XX,valid_accuracy_XY"));
     assert!(lines[1].ends_with(",0.500000,0.000000"), "{}", lines[1]);

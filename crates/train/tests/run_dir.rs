@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use train::run_dir::{LOCK_FILE, RunDir, RunDirError, RunMode};
+use train::report::run_dir::{LOCK_FILE, RunDir, RunDirError, RunMode};
 
 mod common;
 

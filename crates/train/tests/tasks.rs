@@ -6,8 +6,9 @@ use burn_ndarray::NdArray;
 use models::{CellKind, Pooling, RecurrentConfig, SequenceClassifierConfig};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use train::task::{Adding, EmbeddedReber, Targets};
-use train::trainer::batch_loss;
+use train::data::batch::Targets;
+use train::data::generated::{Adding, EmbeddedReber};
+use train::eval::batch_loss;
 
 #[test]
 fn embedded_reber_strings_follow_the_grammar_and_repeat_the_second_symbol() {

@@ -1,0 +1,230 @@
+//! The command line of `experiment`: every subcommand and its options.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use train::backend::BackendKind;
+use train::bench::BenchShape;
+use train::run::RunMode;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Train recurrent sequence classifiers (RNN, LSTM, GRU) on CPU or GPU."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// An experiment file and the overrides applied to it.
+#[derive(Args)]
+pub struct Experiment {
+    /// The experiment, e.g. experiments/temporal-order-smoke.toml.
+    pub config: PathBuf,
+    /// Override any field, as key.path=value in TOML syntax (repeatable),
+    /// e.g. --set training.epochs=3 --set model.cell.kind=gru.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+/// The backend a command trains on.
+#[derive(Args)]
+pub struct Backend {
+    /// Backend: ndarray (CPU) or wgpu (GPU; lavapipe where there is no GPU).
+    /// Overrides the file's `backend`.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+}
+
+/// How a label-sequence (CTC) run's output is read.
+#[derive(Args)]
+pub struct Decode {
+    /// Label sequences (CTC) only: 1 reads each frame's most probable class (best path);
+    /// N > 1 runs prefix beam search keeping N prefixes per frame (and gives each label's
+    /// times from the best alignment of the result).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub beam_width: usize,
+}
+
+/// Where a run is written, and what to do with a run already there.
+#[derive(Args)]
+pub struct Folder {
+    /// Folder for runs; this run writes to OUT_DIR/NAME/ (checkpoints in
+    /// OUT_DIR/NAME/checkpoints/, one per epoch, and best.mpk). A folder that holds a
+    /// run is refused unless --resume or --overwrite says what to do with it, and one
+    /// process at a time may use it (it is locked while the run lasts).
+    #[arg(long, default_value = "runs")]
+    pub out_dir: PathBuf,
+    /// Continue the run in OUT_DIR/NAME/ from its latest checkpoint (same configuration).
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+    /// Delete the run in OUT_DIR/NAME/ and start a new one there.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+impl Folder {
+    /// What `--resume` and `--overwrite` ask for.
+    pub fn mode(&self) -> RunMode {
+        match (self.resume, self.overwrite) {
+            (true, _) => RunMode::Resume,
+            (_, true) => RunMode::Overwrite,
+            _ => RunMode::New,
+        }
+    }
+}
+
+/// The problem size and repetitions of `bench`.
+#[derive(Args)]
+pub struct Bench {
+    /// Backends to compare (repeatable; default: ndarray, and wgpu when an adapter exists).
+    #[arg(long = "backend", value_enum)]
+    pub backends: Vec<BackendKind>,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Steps per sequence.
+    #[arg(long, default_value_t = 100)]
+    pub time: usize,
+    /// Features per step (40: MFCC-sized).
+    #[arg(long, default_value_t = 40)]
+    pub input: usize,
+    /// Hidden units.
+    #[arg(long, default_value_t = 128)]
+    pub hidden: usize,
+    /// Timed steps per module (the median is reported), after one warm-up step.
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+}
+
+impl Bench {
+    /// The problem size.
+    pub fn shape(&self) -> BenchShape {
+        BenchShape {
+            batch: self.batch,
+            time: self.time,
+            input: self.input,
+            hidden: self.hidden,
+        }
+    }
+}
+
+/// How this process takes part in a data-parallel run.
+#[derive(Args)]
+pub struct Parallel {
+    /// Data-parallel training: this process is one of N peers, each computing part of
+    /// every batch; they sum their gradients (burn's collective all-reduce) and hold the
+    /// same weights after every step. Needs --coordinator. `launch` starts all the peers
+    /// of one machine.
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "coordinator")]
+    pub peers: usize,
+    /// This peer's number, 0 to N−1. Peer 0 writes OUT_DIR/NAME/, peer I
+    /// OUT_DIR/NAME.peer-I/ (the same weights: every peer can resume on its own).
+    #[arg(long, default_value_t = 0, value_name = "I")]
+    pub peer_id: usize,
+    /// The run's coordinator (`experiment coordinator`): burn's orchestrator at
+    /// HOST:PORT, its liveness service at HOST:PORT+1.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub coordinator: Option<SocketAddr>,
+    /// Where the other peers reach this one; its tensor service listens on PORT.
+    /// Default: 127.0.0.1, port = the coordinator's + 2 + I (one machine).
+    #[arg(long, value_name = "HOST:PORT", requires = "coordinator")]
+    pub peer_address: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train the experiment described by a TOML file and report validation accuracy.
+    Train {
+        #[command(flatten)]
+        experiment: Experiment,
+        #[command(flatten)]
+        backend: Backend,
+        #[command(flatten)]
+        folder: Folder,
+        #[command(flatten)]
+        parallel: Parallel,
+    },
+    /// Coordinate a data-parallel run of `train --peers N` processes: burn's collective
+    /// orchestrator on PORT and the peers' liveness service on PORT+1, on every interface.
+    /// Exits when every peer is done, or with an error naming the first peer that went away
+    /// (the others are told and stop too).
+    Coordinator {
+        /// Peers in the run.
+        #[arg(long, value_name = "N")]
+        peers: usize,
+        /// The orchestrator's port (PyTorch's default MASTER_PORT).
+        #[arg(long, default_value_t = 29500)]
+        port: u16,
+    },
+    /// Start a data-parallel run on this machine, as torchrun --nproc-per-node does: a
+    /// coordinator and N `experiment train` peers with one thread each
+    /// (RAYON_NUM_THREADS=1), on 127.0.0.1. The arguments after `--` go to every peer, e.g.
+    /// `experiment launch --peers 2 -- experiments/spoken-digits.toml --set training.epochs=1`.
+    Launch {
+        /// Peers to start.
+        #[arg(long, value_name = "N")]
+        peers: usize,
+        /// The coordinator's port; peer I serves its tensors on PORT + 2 + I.
+        #[arg(long, default_value_t = 29500)]
+        port: u16,
+        /// `experiment train` arguments: the experiment file, then any options.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        train: Vec<String>,
+    },
+    /// Score a finished run's best checkpoint on splits of its corpus (or of a manifest).
+    Eval {
+        /// The run folder (holds config.toml and checkpoints/best.mpk).
+        run_dir: PathBuf,
+        /// Splits to score (default: the run's valid split and its report splits).
+        #[arg(long = "split", value_name = "NAME")]
+        splits: Vec<String>,
+        /// Another manifest instead of the run's own.
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        #[command(flatten)]
+        decode: Decode,
+    },
+    /// Print the top-k labels of WAV files with a finished run, one JSON line per file.
+    Predict {
+        /// The run folder (holds config.toml and checkpoints/best.mpk).
+        run_dir: PathBuf,
+        /// WAV files.
+        #[arg(required = true)]
+        wavs: Vec<PathBuf>,
+        /// How many labels to print per file.
+        #[arg(long, default_value_t = 3)]
+        top_k: usize,
+        #[command(flatten)]
+        decode: Decode,
+    },
+    /// Measure ‖∂L/∂h_t‖ against t for RNN, LSTM (PyTorch's and chrono initialisation) and
+    /// GRU, at initialisation and after training on a generated task; writes
+    /// vanishing_gradients.csv and .png.
+    Vanishing {
+        /// A temporal-order experiment, e.g. experiments/vanishing-gradients.toml, and overrides.
+        #[command(flatten)]
+        experiment: Experiment,
+        #[command(flatten)]
+        backend: Backend,
+        /// Folder for runs; this writes to OUT_DIR/NAME/.
+        #[arg(long, default_value = "runs")]
+        out_dir: PathBuf,
+    },
+    /// List what an audio experiment's corpus holds: utterances per split, per label and
+    /// per speaker, and the class order the run will use. Reads no audio but Speech
+    /// Commands' noise recordings, which its silence clips are cut from.
+    CorpusInfo {
+        /// The experiment, e.g. experiments/speech-commands-12.toml, and overrides such as
+        /// --set task.corpus.root=data/speech_commands_v0.02.
+        #[command(flatten)]
+        experiment: Experiment,
+    },
+    /// List the backends and the GPU adapter wgpu would use.
+    Backends,
+    /// Time training steps (forward + backward) of our LSTM and GRU and burn's built-in
+    /// ones, on each backend, at the same shapes; prints steps/s and the ratios.
+    Bench(Bench),
+}
