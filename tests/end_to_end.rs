@@ -79,8 +79,10 @@ fn a_tiny_digit_recogniser_beats_chance_and_predicts_json() {
         let right = examples
             .iter()
             .filter(|e| {
-                let top = recogniser.predict(&e.path, 1, &device).expect("predicts");
-                top.top[0].label == e.label.to_string()
+                let top = recogniser
+                    .predict(&e.origin.path, 1, &device)
+                    .expect("predicts");
+                top.top[0].label == e.origin.label.to_string()
             })
             .count();
         let report = outcome

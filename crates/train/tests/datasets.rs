@@ -257,7 +257,7 @@ fn the_twelve_class_task_keeps_the_keywords_and_adds_a_tenth_each_of_unknown_and
     let silence: Vec<&Utterance> = utterances.iter().filter(|u| u.label == SILENCE).collect();
     let loaded = load_examples(&silence, &task.labels(), &pipeline(), None, true).expect("loads");
     assert_eq!(loaded.examples[0].features.num_frames, 98);
-    assert_eq!(loaded.examples[0].label, 0);
+    assert_eq!(loaded.examples[0].origin.label, 0);
     // Without noise long enough for a split's share, the error says so.
     speech_commands_layout(root.path(), &files, 5);
     let error = keyword_spotting(root.path(), &task).expect_err("too little noise");
@@ -491,7 +491,7 @@ fn digit_strings_are_labelled_by_their_characters_and_unusable_labels_are_skippe
         .in_memory()
         .expect("in memory")
         .iter()
-        .map(|e| e.sequence.clone())
+        .map(|e| e.origin.sequence.clone())
         .collect();
     assert_eq!(sequences, [Some(vec![2, 3]), Some(vec![10, 1, 8, 1])]);
     let reasons: Vec<&str> = corpus.skipped.iter().map(|(_, why)| why.as_str()).collect();
@@ -583,7 +583,7 @@ fn bad_files_are_skipped_and_counted_or_refused_when_strict() {
     let labels: Vec<String> = (0..10).map(|d| d.to_string()).collect();
     let loaded = load_examples(&refs, &labels, &pipeline(), None, false).expect("lenient");
     assert_eq!(loaded.examples.len(), 1);
-    assert_eq!(loaded.examples[0].label, 7);
+    assert_eq!(loaded.examples[0].origin.label, 7);
     assert_eq!(loaded.skipped.len(), 1);
     assert_eq!(loaded.skipped[0].0, bad);
     let strict = load_examples(&refs, &labels, &pipeline(), None, true);

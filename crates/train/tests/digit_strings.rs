@@ -155,7 +155,7 @@ fn the_embedded_digit_strings_load_whole_with_voice_disjoint_splits() {
     );
     let speakers =
         |examples: &[train::data::example::Example]| -> std::collections::BTreeSet<String> {
-            examples.iter().map(|e| e.speaker.clone()).collect()
+            examples.iter().map(|e| e.origin.speaker.clone()).collect()
         };
     let splits = [train, &corpus.valid, test.as_slice(), real.as_slice()].map(speakers);
     for (i, a) in splits.iter().enumerate() {
@@ -164,11 +164,11 @@ fn the_embedded_digit_strings_load_whole_with_voice_disjoint_splits() {
         }
     }
     for example in train.iter().chain(&corpus.valid).chain(test).chain(real) {
-        let digits = example.sequence.as_ref().expect("a digit string");
+        let digits = example.origin.sequence.as_ref().expect("a digit string");
         assert!(
             (1..=7).contains(&digits.len()),
             "{}",
-            example.path.display()
+            example.origin.path.display()
         );
         assert!(digits.len() <= example.features.num_frames);
         assert_eq!(example.features.dim, 39, "13 MFCC + Δ + ΔΔ");

@@ -111,9 +111,9 @@ pub fn pad_batch(examples: &[&Example]) -> Batch {
         inputs,
         shape: [examples.len(), time, dim],
         lengths: examples.iter().map(|e| e.features.num_frames).collect(),
-        targets: match examples.iter().map(|e| e.sequence.clone()).collect() {
+        targets: match examples.iter().map(|e| e.origin.sequence.clone()).collect() {
             Some(sequences) => Targets::Sequences(sequences),
-            None => Targets::Classes(examples.iter().map(|e| e.label as i64).collect()),
+            None => Targets::Classes(examples.iter().map(|e| e.origin.label as i64).collect()),
         },
     }
 }

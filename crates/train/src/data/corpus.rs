@@ -295,10 +295,13 @@ impl SplitLoader<'_> {
             let versions: HashMap<_, _> = versions
                 .examples
                 .into_iter()
-                .map(|e| ((e.path, format!("{:?}", e.clip)), e.features))
+                .map(|e| ((e.origin.path, format!("{:?}", e.origin.clip)), e.features))
                 .collect();
             for example in &mut loaded.examples {
-                let key = (example.path.clone(), format!("{:?}", example.clip));
+                let key = (
+                    example.origin.path.clone(),
+                    format!("{:?}", example.origin.clip),
+                );
                 example.augmented.extend(versions.get(&key).cloned());
             }
         };
@@ -346,11 +349,7 @@ impl SplitLoader<'_> {
                     .map(|features| writer.append(features))
                     .collect::<Result<Vec<_>, _>>()?;
                 examples.push(StoredExample {
-                    label: example.label,
-                    sequence: example.sequence,
-                    path: example.path,
-                    speaker: example.speaker,
-                    clip: example.clip,
+                    origin: example.origin,
                     versions,
                 });
             }
@@ -415,7 +414,7 @@ pub fn load_labelled(
 fn to_sequences(mut loaded: Loaded, strings: &[String], names: &[String]) -> Loaded {
     let mut kept = Vec::with_capacity(loaded.examples.len());
     for mut example in loaded.examples {
-        let text = &strings[example.label];
+        let text = &strings[example.origin.label];
         let sequence: Option<Vec<usize>> = text
             .chars()
             .map(|c| {
@@ -428,7 +427,7 @@ fn to_sequences(mut loaded: Loaded, strings: &[String], names: &[String]) -> Loa
             .collect();
         match sequence {
             None => loaded.skipped.push((
-                example.path,
+                example.origin.path,
                 format!(
                     "label {text:?} has a character that is not one of {:?}",
                     &names[1..]
@@ -436,7 +435,7 @@ fn to_sequences(mut loaded: Loaded, strings: &[String], names: &[String]) -> Loa
             )),
             Some(sequence) if sequence.len() > example.features.num_frames => {
                 loaded.skipped.push((
-                    example.path,
+                    example.origin.path,
                     format!(
                         "{} frames cannot hold the {} labels of {text:?}",
                         example.features.num_frames,
@@ -445,8 +444,8 @@ fn to_sequences(mut loaded: Loaded, strings: &[String], names: &[String]) -> Loa
                 ))
             }
             Some(sequence) => {
-                example.label = 0;
-                example.sequence = Some(sequence);
+                example.origin.label = 0;
+                example.origin.sequence = Some(sequence);
                 kept.push(example);
             }
         }

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use features::{FeatureError, Features, FilePipeline, decode_wav, read_npy};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::data::sources::{Clip, DatasetError, NoiseMix, Utterance};
 
@@ -114,11 +115,10 @@ fn fnv1a(bytes: &[u8], mut state: u64) -> u64 {
     state
 }
 
-/// One sequence of features and its class index.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Example {
-    /// `[frames, dim]` features.
-    pub features: Features,
+/// What an example is labelled and where it came from: the part an in-memory [`Example`]
+/// and a feature store's [`StoredExample`](crate::data::store::StoredExample) share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
     /// Index into the label list (0 for a label sequence).
     pub label: usize,
     /// For tasks that output label sequences (CTC): the label's symbols, as class indices
@@ -130,7 +130,17 @@ pub struct Example {
     pub speaker: String,
     /// The stretch of `path` it came from, when not the whole file.
     pub clip: Option<Clip>,
-    /// Augmented versions of the same utterance (training only; see `corpus::Augment`).
+}
+
+/// One sequence of features, its label and origin, and its augmented versions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// `[frames, dim]` features.
+    pub features: Features,
+    /// Its label and where it came from.
+    pub origin: Origin,
+    /// Augmented versions of the same utterance (training only; see
+    /// [`Augment`](crate::data::augment::Augment)).
     pub augmented: Vec<Features>,
 }
 
@@ -153,11 +163,7 @@ impl Example {
     pub fn version(&self, k: usize) -> Example {
         Example {
             features: self.version_features(k).clone(),
-            label: self.label,
-            sequence: self.sequence.clone(),
-            path: self.path.clone(),
-            speaker: self.speaker.clone(),
-            clip: self.clip,
+            origin: self.origin.clone(),
             augmented: Vec::new(),
         }
     }
@@ -220,11 +226,13 @@ pub fn load_examples(
             }
             Ok(Example {
                 features,
-                label,
-                sequence: None,
-                path: u.path.clone(),
-                speaker: u.speaker.clone(),
-                clip: u.clip,
+                origin: Origin {
+                    label,
+                    sequence: None,
+                    path: u.path.clone(),
+                    speaker: u.speaker.clone(),
+                    clip: u.clip,
+                },
                 augmented: Vec::new(),
             })
         })

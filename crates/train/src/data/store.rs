@@ -22,7 +22,7 @@ use burn::data::dataset::Dataset;
 use features::Features;
 use serde::{Deserialize, Serialize};
 
-use crate::data::sources::Clip;
+use crate::data::example::{Example, Origin};
 
 /// Why a store could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -82,33 +82,23 @@ pub struct Entry {
     pub frames: u32,
 }
 
-/// A training example whose features live in the store.
+/// A training example whose features live in the store. In the index its origin's fields
+/// sit beside `versions`, as one object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredExample {
-    /// Index into the label list (0 for a label sequence).
-    pub label: usize,
-    /// The label's symbols for label-sequence (CTC) tasks.
-    pub sequence: Option<Vec<usize>>,
-    /// The file it came from.
-    pub path: PathBuf,
-    /// Who is speaking.
-    pub speaker: String,
-    /// The stretch of `path` it came from, when not the whole file.
-    pub clip: Option<Clip>,
+    /// Its label and where it came from.
+    #[serde(flatten)]
+    pub origin: Origin,
     /// Its versions' matrices: the original first, then the augmented ones.
     pub versions: Vec<usize>,
 }
 
 impl StoredExample {
     /// The example with `features` as its matrix.
-    pub fn with_features(&self, features: Features) -> crate::data::example::Example {
-        crate::data::example::Example {
+    pub fn with_features(&self, features: Features) -> Example {
+        Example {
             features,
-            label: self.label,
-            sequence: self.sequence.clone(),
-            path: self.path.clone(),
-            speaker: self.speaker.clone(),
-            clip: self.clip,
+            origin: self.origin.clone(),
             augmented: Vec::new(),
         }
     }
@@ -422,11 +412,13 @@ mod tests {
 
     fn example(versions: Vec<usize>) -> StoredExample {
         StoredExample {
-            label: 3,
-            sequence: Some(vec![1, 2]),
-            path: "a.wav".into(),
-            speaker: "s".into(),
-            clip: None,
+            origin: Origin {
+                label: 3,
+                sequence: Some(vec![1, 2]),
+                path: "a.wav".into(),
+                speaker: "s".into(),
+                clip: None,
+            },
             versions,
         }
     }

@@ -17,7 +17,7 @@ type WeightedBatches<'a> = Box<dyn Iterator<Item = Result<(Batch, f64), StoreErr
 /// fresh draws for a generated task; for a corpus, the training utterances shuffled, each as
 /// one of its versions with SpecAugment's masks (see [`crate::data::loader`]). A peer of a
 /// data-parallel run gets its part of each batch ([`PeerSetup::rows_read`]).
-pub(super) fn epoch_batches<'a>(
+pub(super) fn weighted_batches<'a>(
     data: &'a TaskData,
     t: &TrainingConfig,
     rng: &mut StdRng,

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::averaging::blend;
-use super::batches::epoch_batches;
+use super::batches::weighted_batches;
 use super::checkpoint::{CheckpointError, best_model_index};
 use super::peers::PeerGroup;
 use super::step::{StepError, optimise_step};
@@ -171,7 +171,7 @@ where
             source,
         }
     };
-    let batches = epoch_batches(context.data, t, &mut rng, setup).map_err(batch_error(1))?;
+    let batches = weighted_batches(context.data, t, &mut rng, setup).map_err(batch_error(1))?;
     let total_steps = t.epochs * context.steps_per_epoch;
     let mut steps = 0;
     for (index, batch) in batches.enumerate() {

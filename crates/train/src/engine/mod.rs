@@ -5,7 +5,7 @@
 //! ([`checkpoint`]) after every epoch.
 //!
 //! ```text
-//! fit::train_with ── per epoch ─▶ batches::epoch_batches ─▶ step::optimise_step ─▶ averaging::blend
+//! fit::train_with ── per epoch ─▶ batches::weighted_batches ─▶ step::optimise_step ─▶ averaging::blend
 //!        │                                                       │
 //!        └──────── eval::validate, checkpoint::Checkpoints ◀─────┘ peers::PeerGroup (data-parallel)
 //! ```

@@ -98,9 +98,9 @@ pub fn sequence_report<B: Backend>(
         let batch = pad_batch(&chunk.iter().collect::<Vec<_>>());
         let y = forward(model, &batch, device);
         for (emitted, example) in decode_batch(y, &batch.lengths, decoding).iter().zip(chunk) {
-            let reference = example.sequence.as_deref().unwrap_or_default();
+            let reference = example.origin.sequence.as_deref().unwrap_or_default();
             let (exact, edits) = sequence_outcome(emitted, reference);
-            outcomes.push((example.speaker.as_str(), exact));
+            outcomes.push((example.origin.speaker.as_str(), exact));
             errors += edits;
             labels += reference.len();
         }
@@ -166,7 +166,12 @@ pub fn class_report(split: &str, examples: &[Example], predictions: &[usize]) ->
     let outcomes: Vec<(&str, bool)> = examples
         .iter()
         .zip(predictions)
-        .map(|(example, &predicted)| (example.speaker.as_str(), predicted == example.label))
+        .map(|(example, &predicted)| {
+            (
+                example.origin.speaker.as_str(),
+                predicted == example.origin.label,
+            )
+        })
         .collect();
     SplitReport::from_outcomes(split, &outcomes, None)
 }
@@ -175,7 +180,7 @@ pub fn class_report(split: &str, examples: &[Example], predictions: &[usize]) ->
 pub fn confusion(examples: &[Example], predictions: &[usize], classes: usize) -> Vec<Vec<usize>> {
     let mut counts = vec![vec![0; classes]; classes];
     for (example, &predicted) in examples.iter().zip(predictions) {
-        counts[example.label][predicted] += 1;
+        counts[example.origin.label][predicted] += 1;
     }
     counts
 }
