@@ -197,7 +197,15 @@ pub fn load_corpus(
     task: &AudioClassification,
     objective: LabelKind,
 ) -> Result<Corpus, CorpusError> {
-    let utterances = task.utterances()?;
+    load_listed_corpus(task, objective, task.utterances()?)
+}
+
+/// [`load_corpus`] over `utterances`, the task's listing made already.
+pub fn load_listed_corpus(
+    task: &AudioClassification,
+    objective: LabelKind,
+    utterances: Vec<Utterance>,
+) -> Result<Corpus, CorpusError> {
     let names = task.resolve_labels(&utterances, objective);
     let cache = task.cache_dir.as_ref().map(FeatureCache::new);
     let loader = SplitLoader {

@@ -26,8 +26,8 @@ use crate::backend::{BackendError, BackendKind, OnBackend, run_on};
 use crate::checks::InvalidValue;
 use crate::config::{ConfigError, ExperimentConfig};
 use crate::data::audio::LabelKind;
-use crate::data::corpus::{CorpusError, TaskData};
-use crate::data::sources::DatasetError;
+use crate::data::corpus::{CorpusError, TaskData, load_listed_corpus};
+use crate::data::sources::{DatasetError, Utterance};
 pub use crate::engine::Observer;
 use crate::engine::checkpoint::Checkpoints;
 use crate::engine::peers::Peers;
@@ -72,6 +72,8 @@ pub struct Run {
     /// The resolved configuration: overrides applied, and for a corpus the class names it
     /// will use (saved with the run, so `predict` and `eval` use the same order).
     pub config: ExperimentConfig,
+    /// The corpus's utterances, listed once by [`Run::new`] (none for a generated task).
+    listing: Option<Vec<Utterance>>,
 }
 
 impl Run {
@@ -93,7 +95,10 @@ impl Run {
     /// a class; files that turn out unreadable can only shorten it).
     pub fn new(mut config: ExperimentConfig) -> Result<Self, RunError> {
         let Some((task, kind)) = config.task.audio() else {
-            return Ok(Self { config });
+            return Ok(Self {
+                config,
+                listing: None,
+            });
         };
         let utterances = task.utterances().map_err(RunError::Listing)?;
         let labels = task.resolve_labels(&utterances, kind);
@@ -108,7 +113,10 @@ impl Run {
         if let Some(task) = config.task.audio_mut() {
             task.labels = Some(saved);
         }
-        Ok(Self { config })
+        Ok(Self {
+            config,
+            listing: Some(utterances),
+        })
     }
 
     /// The folder name of peer `peer_id`'s copy of the run: `NAME` for peer 0, `NAME.peer-I`
@@ -120,13 +128,16 @@ impl Run {
         }
     }
 
-    /// Generates or loads the data.
+    /// Generates or loads the data (a corpus from the listing [`Run::new`] made).
     pub fn prepare(self) -> Result<Prepared, RunError> {
-        let data = self.config.prepare_data()?;
-        Ok(Prepared {
-            config: self.config,
-            data,
-        })
+        let Run { config, listing } = self;
+        let data = match (config.task.audio(), listing) {
+            (Some((task, kind)), Some(listing)) => {
+                TaskData::Corpus(load_listed_corpus(task, kind, listing)?)
+            }
+            _ => config.prepare_data()?,
+        };
+        Ok(Prepared { config, data })
     }
 }
 
