@@ -162,6 +162,12 @@ impl ExperimentConfig {
         }
     }
 
+    /// The configuration on `backend` when one is given (`--backend` over the file's).
+    pub fn with_backend(mut self, backend: Option<BackendKind>) -> Self {
+        self.backend = backend.unwrap_or(self.backend);
+        self
+    }
+
     /// Generates or loads the data the task describes ([`TaskData::prepare`]).
     pub fn prepare_data(&self) -> Result<TaskData, CorpusError> {
         let t = &self.training;

@@ -13,6 +13,7 @@ use models::SequenceClassifier;
 
 use crate::model::{FileRecorder, WeightsError, load_model};
 use crate::report::metrics::EpochMetrics;
+use crate::report::run_dir::BEST_WEIGHTS;
 
 /// Why a checkpoint could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +73,7 @@ impl Checkpoints {
 
     /// `best.mpk`: the model of the epoch with the best validation accuracy (the latest, on ties).
     pub fn best_path(&self) -> PathBuf {
-        self.dir.join("best.mpk")
+        self.dir.join(BEST_WEIGHTS)
     }
 
     fn epoch_dir(&self, epoch: usize) -> PathBuf {

@@ -20,10 +20,13 @@ pub const CONFIG_FILE: &str = "config.toml";
 /// The checkpoint folder inside a run folder.
 pub const CHECKPOINTS: &str = "checkpoints";
 
-/// Where a finished run keeps the weights that `eval` and `predict` load: the epoch with
-/// the best validation accuracy (its weight average when the run keeps one).
+/// The weights of the epoch with the best validation accuracy (its weight average when the
+/// run keeps one), inside the checkpoint folder.
+pub const BEST_WEIGHTS: &str = "best.mpk";
+
+/// Where a finished run keeps the weights that `eval` and `predict` load ([`BEST_WEIGHTS`]).
 pub fn best_weights(run: &Path) -> PathBuf {
-    run.join(CHECKPOINTS).join("best.mpk")
+    run.join(CHECKPOINTS).join(BEST_WEIGHTS)
 }
 
 /// How a run treats a folder that already holds a run.
@@ -131,7 +134,7 @@ impl RunDir {
         lock.rewind().map_err(io(&lock_path))?;
         write!(lock, "{}", std::process::id()).map_err(io(&lock_path))?;
         lock.flush().map_err(io(&lock_path))?;
-        let holds_run = path.join("config.toml").exists();
+        let holds_run = path.join(CONFIG_FILE).exists();
         match mode {
             RunMode::New if holds_run => {
                 return Err(RunDirError::Exists {

@@ -84,9 +84,7 @@ impl Run {
         overrides: &[String],
         backend: Option<BackendKind>,
     ) -> Result<Self, RunError> {
-        let mut config = ExperimentConfig::load(path, overrides)?;
-        config.backend = backend.unwrap_or(config.backend);
-        Self::new(config)
+        Self::new(ExperimentConfig::load(path, overrides)?.with_backend(backend))
     }
 
     /// Checks a parsed configuration: for a corpus task, lists the corpus (no audio but

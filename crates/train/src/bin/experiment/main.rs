@@ -134,9 +134,8 @@ fn load_config(
     experiment: &Experiment,
     backend: Option<BackendKind>,
 ) -> anyhow::Result<train::ExperimentConfig> {
-    let mut config = train::ExperimentConfig::load(&experiment.config, &experiment.overrides)?;
-    config.backend = backend.unwrap_or(config.backend);
-    Ok(config)
+    let config = train::ExperimentConfig::load(&experiment.config, &experiment.overrides)?;
+    Ok(config.with_backend(backend))
 }
 
 /// The `train` subcommand: folder, data, training with a progress bar, summary.
