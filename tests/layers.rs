@@ -16,7 +16,7 @@ const TRAIN_LAYERS: &[&[&str]] = &[
     &["engine"],
     &["config"],
     &["inference"],
-    &["run", "vanishing", "bench"],
+    &["run", "vanishing", "bench", "listen"],
 ];
 
 fn workspace() -> PathBuf {

@@ -18,18 +18,19 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`wav`] | WAV decoding (bulk, all PCM widths and float), channel selection |
-//! | [`resample`](mod@resample) | sample-rate conversion with rubato |
+//! | [`pcm`] | audio from a pipe as it arrives: raw s16le/f32le or a WAV stream |
+//! | [`resample`](mod@resample) | sample-rate conversion with rubato, whole or streamed |
 //! | [`options`] | option structs and presets |
 //! | [`window`](mod@window), [`mel`] | the pieces: windows, mel filterbanks, DCT, lifter |
 //! | [`extractor`] | the extractor built once per configuration, and its per-frame computation |
 //! | [`stream`] | audio in chunks of any size, frames out as soon as they are whole; whole signals and WAV files go through the same stream |
-//! | [`post`] | deltas and CMVN |
+//! | [`post`] | deltas and CMVN (per utterance, sliding, causal) |
 //! | [`noise`] | additive noise at a set SNR (augmentation) |
 //! | [`npy`] | `.npy` reading and atomic writing |
 //! | [`pipeline`] | one WAV file to features: read, resample, compute, deltas, CMVN |
 //! | [`plot`] | a feature matrix as a PNG image (feature `cli`) |
 //!
-//! The data flows one way: `wav` → `resample` → `stream` (framing, `window`, FFT, `mel`,
+//! The data flows one way: `wav` or `pcm` → `resample` → `stream` (framing, `window`, FFT, `mel`,
 //! DCT, per frame in `extractor`) → `post` → `npy`/`plot`; `pipeline` chains them for a file.
 //! No module imports one that imports it back (the workspace's `tests/layers.rs` checks it).
 //! The `mfcc` binary and `write_png` need feature `cli` (clap, rayon, indicatif, plots); the
@@ -43,6 +44,7 @@ pub mod mel;
 pub mod noise;
 pub mod npy;
 pub mod options;
+pub mod pcm;
 pub mod pipeline;
 #[cfg(feature = "cli")]
 pub mod plot;
@@ -61,11 +63,12 @@ pub use options::{
     CepstralOptions, Energy, FeatureOptions, FilterShape, FrameOptions, Framing, LogScale, MelNorm,
     MelOptions, MelScale, Padding, Preemphasis, Preset, Rounding, Span, Spectrum, Vtln, Window,
 };
+pub use pcm::{PcmFormat, PcmReader};
 pub use pipeline::FilePipeline;
 #[cfg(feature = "cli")]
 pub use plot::write_png;
-pub use post::{Cmvn, add_deltas, apply_cmvn};
-pub use resample::resample;
+pub use post::{CausalCmn, Cmvn, add_deltas, apply_cmvn};
+pub use resample::{StreamResampler, resample};
 pub use stream::Stream;
 pub use wav::{Audio, Channel, WavBlocks, decode_wav, read_wav};
 pub use window::window;

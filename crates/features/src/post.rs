@@ -69,6 +69,9 @@ pub enum Cmvn {
         min_window: usize,
         variance: bool,
     },
+    /// The mean of the last `window` frames, this one included, subtracted: causal, so a
+    /// live stream gets the same frames as the whole file ([`CausalCmn`]).
+    Causal { window: usize },
 }
 
 /// Applies [`Cmvn`] to features, in place.
@@ -113,6 +116,12 @@ pub fn apply_cmvn(features: &mut Features, cmvn: Cmvn) -> Result<(), FeatureErro
             let (sum, squares) = stats(0, frames, &features.data);
             for row in features.data.chunks_exact_mut(dim) {
                 normalise(row, &sum, &squares, frames, variance);
+            }
+        }
+        Cmvn::Causal { window } => {
+            let mut cmn = CausalCmn::new(window, dim)?;
+            for row in features.data.chunks_exact_mut(dim) {
+                cmn.normalise(row);
             }
         }
         Cmvn::Sliding {
@@ -170,4 +179,74 @@ fn sliding_window(
         start = start.max(0);
     }
     (start as usize, end as usize)
+}
+
+/// Causal mean normalisation, frame by frame: each frame less the mean of the last
+/// `window` frames, itself included ([`Cmvn::Causal`]). The whole-utterance call runs the
+/// same code, so streamed and whole-file frames are equal bit for bit.
+///
+/// ```
+/// use features::CausalCmn;
+/// let mut cmn = CausalCmn::new(2, 1)?;
+/// let mut frames = [[4.0f32], [6.0], [10.0]];
+/// for frame in &mut frames {
+///     cmn.normalise(frame);
+/// }
+/// assert_eq!(frames, [[0.0], [1.0], [2.0]]); // 4 − 4, 6 − 5, 10 − 8
+/// # Ok::<(), features::FeatureError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct CausalCmn {
+    window: usize,
+    dim: usize,
+    /// The last `window` frames as they came in, oldest first.
+    recent: std::collections::VecDeque<Vec<f32>>,
+    sum: Vec<f64>,
+}
+
+impl CausalCmn {
+    /// Normalisation over `window` frames of `dim` values.
+    pub fn new(window: usize, dim: usize) -> Result<Self, FeatureError> {
+        if window == 0 {
+            return Err(FeatureError::InvalidOptions(
+                "CMVN window must be positive".into(),
+            ));
+        }
+        Ok(CausalCmn {
+            window,
+            dim,
+            recent: std::collections::VecDeque::with_capacity(window),
+            sum: vec![0.0; dim],
+        })
+    }
+
+    /// Normalises the next frame in place.
+    ///
+    /// # Panics
+    /// If `frame` does not hold `dim` values.
+    pub fn normalise(&mut self, frame: &mut [f32]) {
+        assert_eq!(frame.len(), self.dim, "frame width");
+        if self.recent.len() == self.window {
+            let oldest = self.recent.pop_front().expect("a full window");
+            self.sum
+                .iter_mut()
+                .zip(&oldest)
+                .for_each(|(s, x)| *s -= *x as f64);
+        }
+        self.sum
+            .iter_mut()
+            .zip(&*frame)
+            .for_each(|(s, x)| *s += *x as f64);
+        self.recent.push_back(frame.to_vec());
+        let count = self.recent.len() as f64;
+        for (x, s) in frame.iter_mut().zip(&self.sum) {
+            *x = (*x as f64 - s / count) as f32;
+        }
+    }
+
+    /// Forgets every frame: the next one starts a new utterance.
+    pub fn reset(&mut self) {
+        self.recent.clear();
+        self.sum.iter_mut().for_each(|s| *s = 0.0);
+    }
 }

@@ -1,4 +1,4 @@
-//! Sample-rate conversion with rubato's synchronous FFT resampler.
+//! Sample-rate conversion with rubato's synchronous FFT resampler, whole or streamed.
 
 use rubato::{FftFixedIn, Resampler};
 
@@ -9,6 +9,7 @@ const CHUNK: usize = 1024;
 
 /// Returns `audio` at `sample_rate`, band-limited and aligned (rubato's delay is
 /// removed), `ceil(n · out / in)` samples long. Audio already at the rate is returned as is.
+/// The samples are those of a [`StreamResampler`] fed the whole signal.
 ///
 /// ```
 /// let tone: Vec<f32> = (0..8000).map(|n| (n as f32 * 0.1).sin()).collect();
@@ -21,47 +22,122 @@ pub fn resample(audio: &Audio, sample_rate: u32) -> Result<Audio, FeatureError> 
     if audio.sample_rate == sample_rate {
         return Ok(audio.clone());
     }
-    let failed = |e: &dyn std::fmt::Display| {
-        FeatureError::InvalidOptions(format!(
-            "cannot resample {} Hz to {sample_rate} Hz: {e}",
-            audio.sample_rate
-        ))
-    };
-    let mut resampler = FftFixedIn::<f32>::new(
-        audio.sample_rate as usize,
-        sample_rate as usize,
-        CHUNK,
-        1,
-        1,
-    )
-    .map_err(|e| failed(&e))?;
-    let wanted = (audio.samples.len() as u64 * sample_rate as u64)
-        .div_ceil(audio.sample_rate as u64) as usize;
-    let delay = resampler.output_delay();
-    let mut output = Vec::with_capacity(wanted + delay + 2 * CHUNK);
-    let mut chunks = audio.samples.chunks_exact(resampler.input_frames_next());
-    for chunk in chunks.by_ref() {
-        output.extend_from_slice(&resampler.process(&[chunk], None).map_err(|e| failed(&e))?[0]);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        output.extend_from_slice(
-            &resampler
-                .process_partial(Some(&[rest]), None)
-                .map_err(|e| failed(&e))?[0],
-        );
-    }
-    while output.len() < wanted + delay {
-        output.extend_from_slice(
-            &resampler
-                .process_partial::<&[f32]>(None, None)
-                .map_err(|e| failed(&e))?[0],
-        );
-    }
-    output.drain(..delay);
-    output.truncate(wanted);
+    let mut stream = StreamResampler::new(audio.sample_rate, sample_rate)?;
+    let mut samples = stream.push(&audio.samples)?;
+    samples.extend(stream.finish()?);
     Ok(Audio {
         sample_rate,
-        samples: output,
+        samples,
     })
+}
+
+/// Resampling of audio that arrives in chunks: the concatenated outputs of
+/// [`StreamResampler::push`] and [`StreamResampler::finish`] are [`resample`]'s samples
+/// for the whole signal, whatever the chunking.
+///
+/// ```
+/// use features::StreamResampler;
+/// let tone: Vec<f32> = (0..5000).map(|n| (n as f32 * 0.1).sin()).collect();
+/// let mut stream = StreamResampler::new(8000, 16000)?;
+/// let mut out = stream.push(&tone[..1234])?;
+/// out.extend(stream.push(&tone[1234..])?);
+/// out.extend(stream.finish()?);
+/// let whole = features::resample(&features::Audio { sample_rate: 8000, samples: tone }, 16000)?;
+/// assert_eq!(out, whole.samples);
+/// # Ok::<(), features::FeatureError>(())
+/// ```
+pub struct StreamResampler {
+    resampler: FftFixedIn<f32>,
+    rates: (u32, u32),
+    /// Input not yet a whole chunk.
+    pending: Vec<f32>,
+    /// Samples received so far.
+    received: u64,
+    /// Output samples produced by rubato so far, its delay included.
+    produced: u64,
+    /// Rubato's leading delay, dropped from the output.
+    delay: u64,
+}
+
+impl StreamResampler {
+    /// A resampler from `from` Hz to `to` Hz.
+    pub fn new(from: u32, to: u32) -> Result<Self, FeatureError> {
+        let resampler = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 1, 1)
+            .map_err(|e| failed(from, to, &e))?;
+        Ok(StreamResampler {
+            delay: resampler.output_delay() as u64,
+            resampler,
+            rates: (from, to),
+            pending: Vec::with_capacity(CHUNK),
+            received: 0,
+            produced: 0,
+        })
+    }
+
+    /// Adds samples; returns the output samples they complete.
+    pub fn push(&mut self, samples: &[f32]) -> Result<Vec<f32>, FeatureError> {
+        self.received += samples.len() as u64;
+        let mut out = Vec::new();
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let wanted = self.resampler.input_frames_next() - self.pending.len();
+            let (now, later) = rest.split_at(wanted.min(rest.len()));
+            self.pending.extend_from_slice(now);
+            rest = later;
+            if self.pending.len() == self.resampler.input_frames_next() {
+                let chunk = std::mem::take(&mut self.pending);
+                let output = self
+                    .resampler
+                    .process(&[&chunk], None)
+                    .map_err(|e| self.error(&e))?;
+                self.emit(&output[0], &mut out);
+                self.pending = chunk;
+                self.pending.clear();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends the input: the remaining output, `ceil(n · to / from)` samples in all.
+    pub fn finish(mut self) -> Result<Vec<f32>, FeatureError> {
+        let (from, to) = self.rates;
+        let total = (self.received * to as u64).div_ceil(from as u64);
+        let mut out = Vec::new();
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            let output = self
+                .resampler
+                .process_partial(Some(&[&pending]), None)
+                .map_err(|e| self.error(&e))?;
+            self.emit(&output[0], &mut out);
+        }
+        while self.produced < total + self.delay {
+            let output = self
+                .resampler
+                .process_partial::<&[f32]>(None, None)
+                .map_err(|e| self.error(&e))?;
+            self.emit(&output[0], &mut out);
+        }
+        let surplus = (self.produced - self.delay - total) as usize;
+        out.truncate(out.len().saturating_sub(surplus));
+        Ok(out)
+    }
+
+    /// Appends rubato's output past its delay.
+    fn emit(&mut self, output: &[f32], out: &mut Vec<f32>) {
+        let skip = self
+            .delay
+            .saturating_sub(self.produced)
+            .min(output.len() as u64) as usize;
+        self.produced += output.len() as u64;
+        out.extend_from_slice(&output[skip..]);
+    }
+
+    fn error(&self, e: &dyn std::fmt::Display) -> FeatureError {
+        failed(self.rates.0, self.rates.1, e)
+    }
+}
+
+fn failed(from: u32, to: u32, e: &dyn std::fmt::Display) -> FeatureError {
+    FeatureError::InvalidOptions(format!("cannot resample {from} Hz to {to} Hz: {e}"))
 }

@@ -15,7 +15,7 @@ impl FeatureExtractor {
     pub fn compute(&self, samples: &[f32], output: Output) -> Result<Features, FeatureError> {
         check_finite(samples)?;
         let inner = self.streamed_output(output);
-        let mut stream = Stream::new_unchecked(self, inner);
+        let mut stream = Stream::new_unchecked(Cow::Borrowed(self), inner, true);
         let mut frames = Features::empty(self.dim(inner));
         if matches!(self.options.frame.preemphasis, Preemphasis::WholeSignal(_)) {
             // Pre-emphasised a block at a time, so the signal is never copied whole.
@@ -28,7 +28,11 @@ impl FeatureExtractor {
             stream.received = samples.len();
         }
         frames.append(&stream.finish_in_place());
-        Ok(self.finish_output(frames, &stream.energies, (inner, output)))
+        Ok(self.finish_output(
+            frames,
+            stream.energies.as_deref().unwrap_or_default(),
+            (inner, output),
+        ))
     }
 
     /// Frames of the chosen output for a WAV file read block by block, so the recording
@@ -48,14 +52,18 @@ impl FeatureExtractor {
         output: Output,
     ) -> Result<Features, FeatureError> {
         let inner = self.streamed_output(output);
-        let mut stream = Stream::new_unchecked(self, inner);
+        let mut stream = Stream::new_unchecked(Cow::Borrowed(self), inner, true);
         let mut frames = Features::empty(self.dim(inner));
         // The WAV decoder has refused non-finite samples already.
         while let Some(block) = wav.next_block()? {
             stream.push_into(block, &mut frames);
         }
         frames.append(&stream.finish_in_place());
-        Ok(self.finish_output(frames, &stream.energies, (inner, output)))
+        Ok(self.finish_output(
+            frames,
+            stream.energies.as_deref().unwrap_or_default(),
+            (inner, output),
+        ))
     }
 
     /// What the frame loop produces for `output`: cepstra directly unless `top_db` needs
@@ -136,6 +144,19 @@ impl FeatureExtractor {
     /// # Ok::<(), features::FeatureError>(())
     /// ```
     pub fn stream(&self, output: Output) -> Result<Stream<'_>, FeatureError> {
+        self.check_streamable()?;
+        Ok(Stream::new_unchecked(Cow::Borrowed(self), output, false))
+    }
+
+    /// [`FeatureExtractor::stream`] that owns its extractor, for a stream kept beside
+    /// other state (a live recogniser) rather than borrowed for one call.
+    pub fn into_stream(self, output: Output) -> Result<Stream<'static>, FeatureError> {
+        self.check_streamable()?;
+        Ok(Stream::new_unchecked(Cow::Owned(self), output, false))
+    }
+
+    /// Refuses options that need the whole input before the first frame.
+    fn check_streamable(&self) -> Result<(), FeatureError> {
         if let LogScale::Decibel {
             top_db: Some(_), ..
         } = self.options.mel.log
@@ -144,7 +165,7 @@ impl FeatureExtractor {
                 "top_db (relative to the whole input's maximum)",
             ));
         }
-        Ok(Stream::new_unchecked(self, output))
+        Ok(())
     }
 }
 
@@ -164,6 +185,8 @@ fn check_finite(samples: &[f32]) -> Result<(), FeatureError> {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use isa::{CpuIsa, set_cpu_isa_limit};
 
     use crate::extractor::{FeatureExtractor, Output};
@@ -194,7 +217,8 @@ mod tests {
                 .iter()
                 .map(|&isa| {
                     set_cpu_isa_limit(Some(isa));
-                    let stream = Stream::new_unchecked(&extractor, Output::LogMel);
+                    let stream =
+                        Stream::new_unchecked(Cow::Borrowed(&extractor), Output::LogMel, false);
                     assert_eq!(stream.scratch.isa, isa);
                     stream
                 })

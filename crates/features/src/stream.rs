@@ -8,7 +8,8 @@ use crate::{Framing, Padding, Preemphasis};
 
 /// An incremental computation over audio that arrives in chunks; see [`FeatureExtractor::stream`].
 pub struct Stream<'a> {
-    pub(crate) extractor: &'a FeatureExtractor,
+    /// Borrowed by the whole-signal computations, owned by [`FeatureExtractor::into_stream`].
+    pub(crate) extractor: Cow<'a, FeatureExtractor>,
     pub(crate) output: Output,
     /// Samples kept for frames not yet emitted (whole-signal pre-emphasis applied,
     /// not yet scaled); borrowed from the caller by the whole-signal computation.
@@ -24,13 +25,18 @@ pub struct Stream<'a> {
     /// A frame that reaches into the padding, assembled sample by sample.
     pub(crate) padded: Vec<f32>,
     pub(crate) log_mel: Vec<f32>,
-    pub(crate) energies: Vec<f32>,
+    /// Each frame's energy, kept only for whole-signal `top_db` (a live stream's memory
+    /// stays flat).
+    pub(crate) energies: Option<Vec<f32>>,
 }
 
 impl<'a> Stream<'a> {
-    pub(crate) fn new_unchecked(extractor: &'a FeatureExtractor, output: Output) -> Self {
+    pub(crate) fn new_unchecked(
+        extractor: Cow<'a, FeatureExtractor>,
+        output: Output,
+        keep_energies: bool,
+    ) -> Self {
         Stream {
-            extractor,
             output,
             buffer: Cow::Owned(Vec::new()),
             buffer_start: 0,
@@ -47,7 +53,8 @@ impl<'a> Stream<'a> {
             },
             padded: vec![0.0; extractor.win],
             log_mel: vec![0.0; extractor.options.mel.n_mels],
-            energies: Vec::new(),
+            energies: keep_energies.then(Vec::new),
+            extractor,
         }
     }
 
@@ -105,7 +112,7 @@ impl<'a> Stream<'a> {
     }
 
     fn emit(&mut self, total: Option<usize>, out: &mut Features) {
-        let extractor = self.extractor;
+        let extractor = &*self.extractor;
         let (start, win) = (extractor.frame_start(self.next_frame), extractor.win);
         let buffer_end = (self.buffer_start + self.buffer.len()) as isize;
         let energy = if start >= self.buffer_start as isize && start + win as isize <= buffer_end {
@@ -124,7 +131,9 @@ impl<'a> Stream<'a> {
             self.padded = padded;
             energy
         };
-        self.energies.push(energy);
+        if let Some(energies) = &mut self.energies {
+            energies.push(energy);
+        }
         match self.output {
             Output::LogMel => out.data.extend_from_slice(&self.log_mel),
             Output::Spectrum => out.data.extend_from_slice(&self.scratch.power),

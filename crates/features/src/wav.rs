@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::FeatureError;
 
 /// Highest sample rate accepted as audio; anything above is a damaged header.
-const MAX_SAMPLE_RATE: u32 = 1_000_000;
+pub(crate) const MAX_SAMPLE_RATE: u32 = 1_000_000;
 
 /// Mono audio as 32-bit floats at full scale ±1 (integer PCM divided by 2^(bits−1)).
 #[derive(Clone, Debug, PartialEq)]

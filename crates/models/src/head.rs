@@ -9,6 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::recurrent::{Recurrent, RecurrentConfig};
+use crate::state::RecurrentState;
 
 /// Activation applied to `W_y h_t + b`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -148,5 +149,18 @@ impl<B: Backend> SequenceClassifier<B> {
     pub fn forward(&self, input: Tensor<B, 3>, lengths: Option<&[usize]>) -> Tensor<B, 3> {
         let (hidden, _) = self.recurrent.forward(input, None, lengths);
         self.output.forward(hidden)
+    }
+
+    /// One chunk of a stream: `[batch, time, features]` from `state` (zeros when `None`) →
+    /// per-step outputs and the state after the chunk's last step. Chunks fed in turn, each
+    /// from the previous one's state, give the outputs of the whole sequence at once
+    /// (unidirectional stacks; see [`Recurrent::forward`]).
+    pub fn forward_chunk(
+        &self,
+        input: Tensor<B, 3>,
+        state: Option<RecurrentState<B, 3>>,
+    ) -> (Tensor<B, 3>, RecurrentState<B, 3>) {
+        let (hidden, state) = self.recurrent.forward(input, state, None);
+        (self.output.forward(hidden), state)
     }
 }

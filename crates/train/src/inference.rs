@@ -164,8 +164,7 @@ impl<B: Backend> Recogniser<B> {
                     source,
                 })?;
             let shift = hop as f64 / options.frame.sample_rate as f64;
-            // To the millisecond: frame shifts are whole milliseconds or fractions of them.
-            let seconds = |frame: usize| (frame as f64 * shift * 1000.0).round() / 1000.0;
+            let seconds = |frame: usize| seconds_to_ms(frame as f64 * shift);
             let emitted =
                 crate::eval::decode_batch(y, &[features.num_frames], self.decoding).remove(0);
             let labels: Vec<TimedLabel> = emitted
@@ -201,6 +200,54 @@ impl<B: Backend> Recogniser<B> {
                 .collect(),
         })
     }
+}
+
+impl<B: Backend> Recogniser<B> {
+    /// Every step's softmax over the classes for decoded audio, `[steps, classes]`
+    /// row-major: the whole-file forward pass that a live stream reproduces
+    /// ([`crate::listen`]).
+    pub fn posteriors(
+        &self,
+        audio: features::Audio,
+        device: &B::Device,
+    ) -> Result<Vec<f32>, features::FeatureError> {
+        let features = self.task.pipeline().run_audio(audio)?;
+        let shape = [1, features.num_frames, features.dim];
+        let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
+        let mut values: Vec<f32> = self
+            .model
+            .forward(x, None)
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        softmax_rows(&mut values, self.labels.len());
+        Ok(values)
+    }
+}
+
+/// The softmax of each row of `values` (`[rows, classes]` row-major), in place.
+///
+/// ```
+/// let mut rows = [0.0f32, 0.0, 1.0, 1.0, 1.0, 1.0];
+/// train::inference::softmax_rows(&mut rows, 2);
+/// assert_eq!(rows, [0.5; 6]);
+/// ```
+pub fn softmax_rows(values: &mut [f32], classes: usize) {
+    for row in values.chunks_exact_mut(classes) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for x in row.iter_mut() {
+            *x = (*x - max).exp();
+            sum += *x;
+        }
+        row.iter_mut().for_each(|x| *x /= sum);
+    }
+}
+
+/// Seconds rounded to the millisecond, as times are reported: frame shifts are whole
+/// milliseconds or fractions of them.
+pub fn seconds_to_ms(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
 }
 
 /// A run's loss and score on one split, as `experiment eval` prints it.

@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! run, vanishing, bench   the library API (load and check, prepare, fit, report) and studies
+//! listen         live recognition: a causal run hears audio in chunks, state carried
 //! inference      a finished run: scores and predictions from WAV files (no training code)
 //! config         the experiment's TOML: composes every layer's options, --set overrides
 //! engine         the loop, optimiser step, weight average, clipping, checkpoints, peers
@@ -22,6 +23,7 @@
 //! what came out, and `inference` reads a finished run folder with `config`, `model`, `data`
 //! and `eval` alone.
 //!
+//! `listen` runs a finished causal run over audio as it arrives (`experiment listen`).
 //! `bench` and `vanishing` are the `experiment bench` and `experiment vanishing` studies,
 //! built on the layers above.
 //!
@@ -50,6 +52,7 @@ pub mod data;
 pub mod engine;
 pub mod eval;
 pub mod inference;
+pub mod listen;
 pub mod model;
 pub mod optim;
 pub mod report;

@@ -72,6 +72,11 @@ pub struct AudioClassification {
     /// Per-utterance mean and variance normalisation of the features.
     #[serde(default)]
     pub cmvn: bool,
+    /// Causal mean normalisation instead: each frame less the mean of the last `N` frames,
+    /// itself included (`features::Cmvn::Causal`). Unlike `cmvn`, which needs the whole
+    /// utterance, it can run live, so streaming models use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causal_cmn: Option<usize>,
     /// How `y_t` becomes one prediction per utterance: `mean` or `max` over valid steps, or `last`.
     #[serde(default)]
     pub pooling: models::Pooling,
@@ -301,9 +306,12 @@ impl AudioClassification {
             FeatureKind::LogMel => features::Output::LogMel,
         };
         pipeline.deltas = self.deltas.then_some(Self::DELTAS);
-        pipeline.cmvn = self
-            .cmvn
-            .then_some(features::Cmvn::Utterance { variance: true });
+        pipeline.cmvn = match self.causal_cmn {
+            Some(window) => Some(features::Cmvn::Causal { window }),
+            None => self
+                .cmvn
+                .then_some(features::Cmvn::Utterance { variance: true }),
+        };
         pipeline
     }
 
@@ -329,6 +337,21 @@ impl AudioClassification {
         self.validate_corpus()?;
         if self.sample_rate == 0 {
             return Err(InvalidValue::new("task.sample_rate", "must be positive").into());
+        }
+        match self.causal_cmn {
+            Some(0) => {
+                return Err(
+                    InvalidValue::new("task.causal_cmn", "must be a positive frame count").into(),
+                );
+            }
+            Some(_) if self.cmvn => {
+                return Err(InvalidValue::new(
+                    "task.causal_cmn and task.cmvn",
+                    "cannot both be on: each normalises the features",
+                )
+                .into());
+            }
+            _ => {}
         }
         self.validate_augment()?;
         std::iter::once(self.pipeline())

@@ -288,27 +288,79 @@ pub fn greedy_decode(
     classes: usize,
     blank: usize,
 ) -> Vec<Emitted> {
-    let mut emitted: Vec<Emitted> = Vec::new();
-    let mut previous = blank;
-    for (t, row) in log_probs.chunks_exact(classes).take(frames).enumerate() {
-        let best = row
+    let mut decoder = GreedyDecoder::new(blank);
+    for row in log_probs.chunks_exact(classes).take(frames) {
+        decoder.push(row);
+    }
+    decoder.emitted
+}
+
+/// Best-path decoding one frame at a time, as frames arrive: after any number of frames,
+/// [`GreedyDecoder::emitted`] is what [`greedy_decode`] gives for those frames. A label,
+/// once emitted, never changes; only the `end` of the last one grows while its run lasts.
+///
+/// ```
+/// use train::eval::ctc::{Emitted, GreedyDecoder};
+/// let mut decoder = GreedyDecoder::new(0);
+/// assert_eq!(decoder.push(&[0.0, 9.0]), Some(1)); // a new label: class 1
+/// assert_eq!(decoder.push(&[0.0, 9.0]), None); // its run goes on
+/// assert_eq!(decoder.emitted, [Emitted { label: 1, start: 0, end: 2 }]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct GreedyDecoder {
+    blank: usize,
+    /// The arg-max class of the last frame (blank before the first).
+    previous: usize,
+    /// Frames seen.
+    pub frames: usize,
+    /// Frames since the last non-blank arg-max (all frames when there was none).
+    pub trailing_blanks: usize,
+    /// The labels so far, each with its run of frames.
+    pub emitted: Vec<Emitted>,
+}
+
+impl GreedyDecoder {
+    /// A decoder whose blank is class `blank`.
+    pub fn new(blank: usize) -> Self {
+        GreedyDecoder {
+            blank,
+            previous: blank,
+            frames: 0,
+            trailing_blanks: 0,
+            emitted: Vec::new(),
+        }
+    }
+
+    /// Reads one frame's scores (log-probabilities or probabilities); returns the class of
+    /// a label it starts.
+    pub fn push(&mut self, scores: &[f32]) -> Option<usize> {
+        let t = self.frames;
+        let best = scores
             .iter()
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
-            .map_or(blank, |(class, _)| class);
-        if best != blank {
-            match emitted.last_mut() {
-                Some(last) if best == previous => last.end = t + 1,
-                _ => emitted.push(Emitted {
-                    label: best,
-                    start: t,
-                    end: t + 1,
-                }),
+            .map_or(self.blank, |(class, _)| class);
+        self.frames += 1;
+        let mut started = None;
+        if best == self.blank {
+            self.trailing_blanks += 1;
+        } else {
+            self.trailing_blanks = 0;
+            match self.emitted.last_mut() {
+                Some(last) if best == self.previous => last.end = t + 1,
+                _ => {
+                    self.emitted.push(Emitted {
+                        label: best,
+                        start: t,
+                        end: t + 1,
+                    });
+                    started = Some(best);
+                }
             }
         }
-        previous = best;
+        self.previous = best;
+        started
     }
-    emitted
 }
 
 /// Prefix beam search (Hannun et al. 2014, without a language model): the labelling with

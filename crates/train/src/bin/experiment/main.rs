@@ -2,6 +2,7 @@
 //! finished runs. Parses the command line ([`args`]) and calls the `train` library.
 
 mod args;
+mod listen;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -75,6 +76,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             top_k,
             decode,
         } => predict(&run_dir, &wavs, top_k, &decode),
+        Command::Listen(args) => listen::listen(&args),
+        Command::ListenBench(args) => listen::listen_bench(&args),
         Command::Vanishing {
             experiment,
             backend,
