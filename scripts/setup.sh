@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the main job and the tests need beyond the Rust toolchain:
 # Mesa's software Vulkan driver (lavapipe), so burn-wgpu finds an adapter on machines
-# without a GPU. Idempotent: does nothing when everything is already there.
+# without a GPU, and ALSA's headers (libasound2-dev), so `experiment listen --mic` (feature
+# `mic`, cpal) compiles. Idempotent: does nothing when everything is already there.
 set -euo pipefail
 
-packages=(mesa-vulkan-drivers)
+packages=(mesa-vulkan-drivers libasound2-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

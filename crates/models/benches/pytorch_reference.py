@@ -8,6 +8,9 @@ torch.mm at 2048² on the same threads: the machine's sgemm peak the bench compa
 
     python crates/models/benches/pytorch_reference.py --module lstm --batch 32 --time 100 \\
         --input-size 40 --hidden-size 128 [--num-layers 2] [--bidirectional] [--threads 2]
+
+With --step it prints the microseconds of one step of a stream instead: batch 1 (or --batch),
+one frame per call with the state carried, as a live recogniser calls it.
 """
 
 import argparse
@@ -51,6 +54,10 @@ def main():
     parser.add_argument("--bidirectional", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--step", action="store_true",
+                        help="print the microseconds of one step at a time instead: the module "
+                             "called on one frame per call, (h, c) carried, under no_grad "
+                             "(as `cargo bench -p models --bench step` times ours)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -63,6 +70,17 @@ def main():
         parser.error("--module or --peak is needed")
     module = build(args.module, args)
     x = torch.rand(args.batch, args.time, args.input_size)
+    if args.step:
+        frames = [x[:, t:t + 1] for t in range(args.time)]
+
+        def stream():
+            with torch.no_grad():
+                state = None
+                for frame in frames:
+                    _, state = module(frame, state)
+
+        print(f"{median_ms(stream, args.repeats) * 1e3 / args.time:.3f}")
+        return
 
     def forward():
         with torch.no_grad():

@@ -92,7 +92,7 @@ fn speech_end(samples: &[f32], rate: u32) -> usize {
 pub struct LatencyReport {
     /// Strings streamed.
     pub strings: usize,
-    /// Strings whose one final result was exactly their digits.
+    /// Strings whose final results, joined, were exactly their digits.
     pub correct: usize,
     /// Digits of the correct strings: when each was first printed (its partial) less
     /// where its speech ended, in seconds.
@@ -152,29 +152,32 @@ pub fn measure<B: Backend>(
     Ok(report)
 }
 
-/// Adds one string's delays when it was read right.
+/// Adds one string's delays when it was read right: its final results together (an
+/// endpoint may fall in a long pause) hold exactly its digits.
 fn score_string(string: &JoinedString, events: &[Event], report: &mut LatencyReport) {
-    let finals: Vec<(&str, f64)> = events
-        .iter()
-        .filter_map(|e| match e {
+    let mut heard = String::new();
+    let mut last_final = None;
+    let mut partials = Vec::new();
+    for event in events {
+        match event {
             Event::Final {
                 text, emitted_at, ..
-            } => Some((text.as_str(), *emitted_at)),
-            Event::Partial { .. } => None,
-        })
-        .collect();
-    let [(text, final_at)] = finals[..] else {
+            } => {
+                heard += text;
+                last_final = Some(*emitted_at);
+            }
+            Event::Partial { emitted_at, .. } => partials.push(*emitted_at),
+        }
+    }
+    let Some(final_at) = last_final else {
         return;
     };
-    if text != string.text {
+    if heard != string.text {
         return;
     }
     report.correct += 1;
-    let partials = events.iter().filter_map(|e| match e {
-        Event::Partial { emitted_at, .. } => Some(*emitted_at),
-        Event::Final { .. } => None,
-    });
-    for (emitted, end) in partials.zip(&string.digit_ends) {
+    // Each partial adds one label, so the k-th partial printed the k-th digit.
+    for (emitted, end) in partials.iter().zip(&string.digit_ends) {
         report.emission_delays.push(emitted - end);
     }
     let last = string.digit_ends.last().copied().unwrap_or_default();

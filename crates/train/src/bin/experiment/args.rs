@@ -263,8 +263,12 @@ pub struct Listen {
     #[arg(long, default_value_t = 0.6, value_name = "SECONDS")]
     pub endpoint: f64,
     /// Read the stream from this file instead of standard input.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "mic")]
     pub input: Option<PathBuf>,
+    /// Capture from the default input device (at its own rate, resampled as it arrives)
+    /// until interrupted. Needs a build with `--features mic`.
+    #[arg(long)]
+    pub mic: bool,
 }
 
 /// The sample formats of `listen --format`.

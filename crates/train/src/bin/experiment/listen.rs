@@ -14,24 +14,26 @@ use train::listen::{Event, ListenOptions, Listener};
 
 use crate::args::{Format, Listen, ListenBench};
 
-/// Listens to standard input (or `--input`), printing events until the stream ends.
+/// Listens to standard input, `--input` or the microphone, printing events until the
+/// stream ends.
 pub fn listen(args: &Listen) -> anyhow::Result<()> {
     let device = Default::default();
     let run = Recogniser::<NdArray>::load(&args.run_dir, &device)?;
+    if args.mic {
+        return listen_to_microphone(run, args);
+    }
     let run_rate = run.task.sample_rate;
-    let format = pcm_format(args.format);
     let reader: Box<dyn Read> = match &args.input {
         Some(path) => Box::new(open(path)?),
         None => Box::new(std::io::stdin().lock()),
     };
-    let mut pcm = PcmReader::new(reader, format, args.rate.unwrap_or(run_rate))
-        .context("reading the audio stream")?;
-    let mut options = ListenOptions {
-        sample_rate: Some(pcm.sample_rate()),
-        ..ListenOptions::default()
-    };
-    options.endpoint.trailing_silence = args.endpoint;
-    let mut listener = Listener::new(run, options, device)?;
+    let mut pcm = PcmReader::new(
+        reader,
+        pcm_format(args.format),
+        args.rate.unwrap_or(run_rate),
+    )
+    .context("reading the audio stream")?;
+    let mut listener = Listener::new(run, options(args, pcm.sample_rate()), device)?;
     let mut out = Events::new();
     while let Some(samples) = pcm.next_chunk().context("reading the audio stream")? {
         if !out.print(listener.push(&samples)?)? {
@@ -40,6 +42,38 @@ pub fn listen(args: &Listen) -> anyhow::Result<()> {
     }
     out.print(listener.finish()?)?;
     Ok(())
+}
+
+fn options(args: &Listen, sample_rate: u32) -> ListenOptions {
+    let mut options = ListenOptions {
+        sample_rate: Some(sample_rate),
+        ..ListenOptions::default()
+    };
+    options.endpoint.trailing_silence = args.endpoint;
+    options
+}
+
+/// Listens to the default input device until interrupted.
+#[cfg(feature = "mic")]
+fn listen_to_microphone(run: Recogniser<NdArray>, args: &Listen) -> anyhow::Result<()> {
+    let microphone = crate::mic::open()?;
+    let options = options(args, microphone.sample_rate);
+    let mut listener = Listener::new(run, options, Default::default())?;
+    let mut out = Events::new();
+    eprintln!("listening at {} Hz; Ctrl-C ends", microphone.sample_rate);
+    while let Ok(samples) = microphone.blocks.recv() {
+        if !out.print(listener.push(&samples)?)? {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "mic"))]
+fn listen_to_microphone(_: Recogniser<NdArray>, _: &Listen) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this build has no microphone support: build with `cargo build --release -p train --features mic` (ALSA's headers, libasound2-dev, on Linux), or pipe arecord into listen"
+    )
 }
 
 fn open(path: &Path) -> anyhow::Result<std::fs::File> {

@@ -3,6 +3,8 @@
 
 mod args;
 mod listen;
+#[cfg(feature = "mic")]
+mod mic;
 
 use std::path::Path;
 use std::process::ExitCode;
