@@ -69,9 +69,14 @@ pub enum Cmvn {
         min_window: usize,
         variance: bool,
     },
-    /// The mean of the last `window` frames, this one included, subtracted: causal, so a
-    /// live stream gets the same frames as the whole file ([`CausalCmn`]).
-    Causal { window: usize },
+    /// The mean of the last `window` frames, this one included, subtracted (and with
+    /// `variance`, divided by their standard deviation, its variance floored at 1): causal,
+    /// so a live stream gets the same frames as the whole file ([`CausalCmvn`]).
+    Causal {
+        window: usize,
+        #[serde(default)]
+        variance: bool,
+    },
 }
 
 /// Applies [`Cmvn`] to features, in place.
@@ -118,8 +123,8 @@ pub fn apply_cmvn(features: &mut Features, cmvn: Cmvn) -> Result<(), FeatureErro
                 normalise(row, &sum, &squares, frames, variance);
             }
         }
-        Cmvn::Causal { window } => {
-            let mut cmn = CausalCmn::new(window, dim)?;
+        Cmvn::Causal { window, variance } => {
+            let mut cmn = CausalCmvn::new(window, dim, variance)?;
             for row in features.data.chunks_exact_mut(dim) {
                 cmn.normalise(row);
             }
@@ -181,13 +186,16 @@ fn sliding_window(
     (start as usize, end as usize)
 }
 
-/// Causal mean normalisation, frame by frame: each frame less the mean of the last
-/// `window` frames, itself included ([`Cmvn::Causal`]). The whole-utterance call runs the
-/// same code, so streamed and whole-file frames are equal bit for bit.
+/// Causal mean (and variance) normalisation, frame by frame: each frame less the mean of the
+/// last `window` frames, itself included, and with `variance` divided by their standard
+/// deviation ([`Cmvn::Causal`]). The variance is floored at [`CausalCmvn::VARIANCE_FLOOR`],
+/// so the first frames of a stream, whose spread is not known yet, are not blown up. The
+/// whole-utterance call runs the same code, so streamed and whole-file frames are equal bit
+/// for bit.
 ///
 /// ```
-/// use features::CausalCmn;
-/// let mut cmn = CausalCmn::new(2, 1)?;
+/// use features::CausalCmvn;
+/// let mut cmn = CausalCmvn::new(2, 1, false)?;
 /// let mut frames = [[4.0f32], [6.0], [10.0]];
 /// for frame in &mut frames {
 ///     cmn.normalise(frame);
@@ -196,27 +204,34 @@ fn sliding_window(
 /// # Ok::<(), features::FeatureError>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct CausalCmn {
+pub struct CausalCmvn {
     window: usize,
     dim: usize,
+    variance: bool,
     /// The last `window` frames as they came in, oldest first.
     recent: std::collections::VecDeque<Vec<f32>>,
     sum: Vec<f64>,
+    squares: Vec<f64>,
 }
 
-impl CausalCmn {
-    /// Normalisation over `window` frames of `dim` values.
-    pub fn new(window: usize, dim: usize) -> Result<Self, FeatureError> {
+impl CausalCmvn {
+    /// The smallest variance a frame is divided by.
+    pub const VARIANCE_FLOOR: f64 = 1.0;
+
+    /// Normalisation over `window` frames of `dim` values, of the variance too when asked.
+    pub fn new(window: usize, dim: usize, variance: bool) -> Result<Self, FeatureError> {
         if window == 0 {
             return Err(FeatureError::InvalidOptions(
                 "CMVN window must be positive".into(),
             ));
         }
-        Ok(CausalCmn {
+        Ok(CausalCmvn {
             window,
             dim,
+            variance,
             recent: std::collections::VecDeque::with_capacity(window),
             sum: vec![0.0; dim],
+            squares: vec![0.0; dim],
         })
     }
 
@@ -228,19 +243,24 @@ impl CausalCmn {
         assert_eq!(frame.len(), self.dim, "frame width");
         if self.recent.len() == self.window {
             let oldest = self.recent.pop_front().expect("a full window");
-            self.sum
-                .iter_mut()
-                .zip(&oldest)
-                .for_each(|(s, x)| *s -= *x as f64);
+            for ((s, q), x) in self.sum.iter_mut().zip(&mut self.squares).zip(&oldest) {
+                *s -= *x as f64;
+                *q -= (*x as f64).powi(2);
+            }
         }
-        self.sum
-            .iter_mut()
-            .zip(&*frame)
-            .for_each(|(s, x)| *s += *x as f64);
+        for ((s, q), x) in self.sum.iter_mut().zip(&mut self.squares).zip(&*frame) {
+            *s += *x as f64;
+            *q += (*x as f64).powi(2);
+        }
         self.recent.push_back(frame.to_vec());
         let count = self.recent.len() as f64;
-        for (x, s) in frame.iter_mut().zip(&self.sum) {
-            *x = (*x as f64 - s / count) as f32;
+        for ((x, s), q) in frame.iter_mut().zip(&self.sum).zip(&self.squares) {
+            let mean = s / count;
+            let mut value = *x as f64 - mean;
+            if self.variance {
+                value /= (q / count - mean * mean).max(Self::VARIANCE_FLOOR).sqrt();
+            }
+            *x = value as f32;
         }
     }
 
@@ -248,5 +268,6 @@ impl CausalCmn {
     pub fn reset(&mut self) {
         self.recent.clear();
         self.sum.iter_mut().for_each(|s| *s = 0.0);
+        self.squares.iter_mut().for_each(|s| *s = 0.0);
     }
 }

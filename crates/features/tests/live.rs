@@ -3,7 +3,7 @@
 //! PCM and WAV streams whose header does not know their length, refusing broken headers.
 
 use features::{
-    Audio, CausalCmn, Cmvn, FeatureError, Features, PcmFormat, PcmReader, StreamResampler,
+    Audio, CausalCmvn, Cmvn, FeatureError, Features, PcmFormat, PcmReader, StreamResampler,
     apply_cmvn, resample,
 };
 use rand::rngs::StdRng;
@@ -55,19 +55,62 @@ fn causal_normalisation_of_a_prefix_is_the_prefix_of_the_normalised_whole() {
         dim: 4,
         data: data.clone(),
     };
-    apply_cmvn(&mut whole, Cmvn::Causal { window: 50 }).expect("normalises");
+    apply_cmvn(
+        &mut whole,
+        Cmvn::Causal {
+            window: 50,
+            variance: false,
+        },
+    )
+    .expect("normalises");
     let mut prefix = Features {
         num_frames: 120,
         dim: 4,
         data: data[..480].to_vec(),
     };
-    apply_cmvn(&mut prefix, Cmvn::Causal { window: 50 }).expect("normalises");
+    apply_cmvn(
+        &mut prefix,
+        Cmvn::Causal {
+            window: 50,
+            variance: false,
+        },
+    )
+    .expect("normalises");
     assert_eq!(prefix.data, whole.data[..480]);
     // Frame 200 less the mean of frames 151..=200, computed directly.
     let mean: f64 = (151..=200).map(|t| data[t * 4 + 2] as f64).sum::<f64>() / 50.0;
     assert!((whole.data[200 * 4 + 2] as f64 - (data[200 * 4 + 2] as f64 - mean)).abs() < 1e-5);
-    assert!(CausalCmn::new(0, 4).is_err());
-    assert!(apply_cmvn(&mut prefix, Cmvn::Causal { window: 0 }).is_err());
+    assert!(CausalCmvn::new(0, 4, true).is_err());
+    // With the variance: frame 200 of the window above, over its standard deviation.
+    let mut scaled = Features {
+        num_frames: 300,
+        dim: 4,
+        data: data.clone(),
+    };
+    apply_cmvn(
+        &mut scaled,
+        Cmvn::Causal {
+            window: 50,
+            variance: true,
+        },
+    )
+    .expect("normalises");
+    let column: Vec<f64> = (151..=200).map(|t| data[t * 4 + 2] as f64).collect();
+    let variance = column.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 50.0;
+    let expected = (data[200 * 4 + 2] as f64 - mean) / variance.max(1.0).sqrt();
+    assert!((scaled.data[200 * 4 + 2] as f64 - expected).abs() < 1e-5);
+    // The first frame's variance is 0: floored, so the frame is only centred.
+    assert_eq!(&scaled.data[..4], &[0.0; 4]);
+    assert!(
+        apply_cmvn(
+            &mut prefix,
+            Cmvn::Causal {
+                window: 0,
+                variance: false
+            }
+        )
+        .is_err()
+    );
 }
 
 /// A WAV file of `samples` as 16-bit PCM with `channels` interleaved copies.

@@ -61,7 +61,7 @@ fn runs() -> &'static Runs {
             "model.bidirectional=false",
             "task.deltas=false",
             "task.cmvn=false",
-            "task.causal_cmn=100",
+            "task.causal_cmvn={window=100}",
             "training.epochs=150",
         ];
         let bidirectional = ["name=\"bidirectional\"", "training.epochs=1"];

@@ -72,11 +72,12 @@ pub struct AudioClassification {
     /// Per-utterance mean and variance normalisation of the features.
     #[serde(default)]
     pub cmvn: bool,
-    /// Causal mean normalisation instead: each frame less the mean of the last `N` frames,
-    /// itself included (`features::Cmvn::Causal`). Unlike `cmvn`, which needs the whole
-    /// utterance, it can run live, so streaming models use it.
+    /// Causal normalisation instead, e.g. `{ window = 300, variance = true }`: each frame
+    /// less the mean of the last `window` frames, itself included, and with `variance` over
+    /// their standard deviation (`features::Cmvn::Causal`). Unlike `cmvn`, which needs the
+    /// whole utterance, it can run live, so streaming models use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub causal_cmn: Option<usize>,
+    pub causal_cmvn: Option<CausalCmvn>,
     /// How `y_t` becomes one prediction per utterance: `mean` or `max` over valid steps, or `last`.
     #[serde(default)]
     pub pooling: models::Pooling,
@@ -96,6 +97,17 @@ pub struct AudioClassification {
     /// holding every version of every utterance in memory (see [`StreamOptions`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamOptions>,
+}
+
+/// Causal normalisation of the features ([`AudioClassification::causal_cmvn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CausalCmvn {
+    /// Frames averaged, this one and those before it (300: 3 s at a 10 ms shift).
+    pub window: usize,
+    /// Divide by the standard deviation too (its variance floored at 1).
+    #[serde(default)]
+    pub variance: bool,
 }
 
 /// Training from disk: the training split's features, every augmented version included,
@@ -306,8 +318,10 @@ impl AudioClassification {
             FeatureKind::LogMel => features::Output::LogMel,
         };
         pipeline.deltas = self.deltas.then_some(Self::DELTAS);
-        pipeline.cmvn = match self.causal_cmn {
-            Some(window) => Some(features::Cmvn::Causal { window }),
+        pipeline.cmvn = match self.causal_cmvn {
+            Some(CausalCmvn { window, variance }) => {
+                Some(features::Cmvn::Causal { window, variance })
+            }
             None => self
                 .cmvn
                 .then_some(features::Cmvn::Utterance { variance: true }),
@@ -338,15 +352,17 @@ impl AudioClassification {
         if self.sample_rate == 0 {
             return Err(InvalidValue::new("task.sample_rate", "must be positive").into());
         }
-        match self.causal_cmn {
-            Some(0) => {
-                return Err(
-                    InvalidValue::new("task.causal_cmn", "must be a positive frame count").into(),
-                );
+        match self.causal_cmvn {
+            Some(CausalCmvn { window: 0, .. }) => {
+                return Err(InvalidValue::new(
+                    "task.causal_cmvn.window",
+                    "must be a positive frame count",
+                )
+                .into());
             }
             Some(_) if self.cmvn => {
                 return Err(InvalidValue::new(
-                    "task.causal_cmn and task.cmvn",
+                    "task.causal_cmvn and task.cmvn",
                     "cannot both be on: each normalises the features",
                 )
                 .into());

@@ -94,10 +94,10 @@ pub struct LatencyReport {
     pub strings: usize,
     /// Strings whose final results, joined, were exactly their digits.
     pub correct: usize,
-    /// Digits of the correct strings: when each was first printed (its partial) less
-    /// where its speech ended, in seconds.
+    /// Digits read right (matched by an edit-distance alignment): when each was first
+    /// printed (its partial) less where its speech ended, in seconds.
     pub emission_delays: Vec<f64>,
-    /// Correct strings: when the final result was printed less the end of the last digit.
+    /// Strings with a final result: when the last was printed less the end of the last digit.
     pub final_delays: Vec<f64>,
     /// Compute time of each pushed chunk, in seconds.
     pub chunk_seconds: Vec<f64>,
@@ -152,34 +152,91 @@ pub fn measure<B: Backend>(
     Ok(report)
 }
 
-/// Adds one string's delays when it was read right: its final results together (an
-/// endpoint may fall in a long pause) hold exactly its digits.
+/// Adds one string's delays. Its final results together (an endpoint may fall in a long
+/// pause) are aligned with its digits by edit distance; each digit read right gives the
+/// delay of the partial that first printed it, and the last final result its delay after
+/// the last digit.
 fn score_string(string: &JoinedString, events: &[Event], report: &mut LatencyReport) {
-    let mut heard = String::new();
-    let mut last_final = None;
+    let mut heard = Vec::new();
     let mut partials = Vec::new();
+    let mut last_final = None;
     for event in events {
         match event {
             Event::Final {
-                text, emitted_at, ..
+                labels, emitted_at, ..
             } => {
-                heard += text;
+                heard.extend(labels.iter().map(|l| l.label.clone()));
                 last_final = Some(*emitted_at);
             }
             Event::Partial { emitted_at, .. } => partials.push(*emitted_at),
         }
     }
-    let Some(final_at) = last_final else {
-        return;
-    };
-    if heard != string.text {
-        return;
+    let said: Vec<String> = string.text.chars().map(String::from).collect();
+    if heard == said {
+        report.correct += 1;
     }
-    report.correct += 1;
-    // Each partial adds one label, so the k-th partial printed the k-th digit.
-    for (emitted, end) in partials.iter().zip(&string.digit_ends) {
-        report.emission_delays.push(emitted - end);
+    // Each partial adds one label, so the k-th partial printed the k-th label heard.
+    for (heard_at, said_at) in matching_pairs(&heard, &said) {
+        if let Some(emitted) = partials.get(heard_at) {
+            report
+                .emission_delays
+                .push(emitted - string.digit_ends[said_at]);
+        }
     }
-    let last = string.digit_ends.last().copied().unwrap_or_default();
-    report.final_delays.push(final_at - last);
+    if let (Some(final_at), Some(last)) = (last_final, string.digit_ends.last()) {
+        report.final_delays.push(final_at - last);
+    }
+}
+
+/// The (heard, said) index pairs that a minimum edit-distance alignment matches with equal
+/// labels.
+fn matching_pairs(heard: &[String], said: &[String]) -> Vec<(usize, usize)> {
+    let (n, m) = (heard.len(), said.len());
+    let mut cost: Vec<Vec<usize>> = (0..=n).map(|i| vec![i; m + 1]).collect();
+    cost[0] = (0..=m).collect();
+    for i in 1..=n {
+        for j in 1..=m {
+            let substitute = cost[i - 1][j - 1] + usize::from(heard[i - 1] != said[j - 1]);
+            cost[i][j] = substitute.min(cost[i - 1][j] + 1).min(cost[i][j - 1] + 1);
+        }
+    }
+    let (mut i, mut j, mut pairs) = (n, m, Vec::new());
+    while i > 0 && j > 0 {
+        let same = heard[i - 1] == said[j - 1];
+        if cost[i][j] == cost[i - 1][j - 1] + usize::from(!same) {
+            if same {
+                pairs.push((i - 1, j - 1));
+            }
+            (i, j) = (i - 1, j - 1);
+        } else if cost[i][j] == cost[i - 1][j] + 1 {
+            i -= 1;
+        } else {
+            j -= 1;
+        }
+    }
+    pairs.reverse();
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matching_pairs;
+
+    fn labels(text: &str) -> Vec<String> {
+        text.chars().map(String::from).collect()
+    }
+
+    #[test]
+    fn the_alignment_pairs_only_equal_labels() {
+        // "1 2 3 4" heard as "1 9 3 4 4": 2 → 9 substituted, a 4 inserted.
+        let pairs = matching_pairs(&labels("19344"), &labels("1234"));
+        assert_eq!(pairs.len(), 3);
+        assert_eq!(pairs[..2], [(0, 0), (2, 2)]);
+        assert!(pairs[2] == (3, 3) || pairs[2] == (4, 3));
+        assert!(matching_pairs(&labels(""), &labels("12")).is_empty());
+        assert_eq!(
+            matching_pairs(&labels("12"), &labels("12")),
+            [(0, 0), (1, 1)]
+        );
+    }
 }

@@ -33,7 +33,7 @@ pub mod latency;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use features::{CausalCmn, Cmvn, FeatureExtractor, Features, StreamResampler};
+use features::{CausalCmvn, Cmvn, FeatureExtractor, Features, StreamResampler};
 use models::{RecurrentState, SequenceClassifier};
 use serde::Serialize;
 
@@ -112,7 +112,7 @@ pub struct Listener<B: Backend> {
     /// Features per frame.
     dim: usize,
     features: features::Stream<'static>,
-    cmn: Option<CausalCmn>,
+    cmn: Option<CausalCmvn>,
     state: Option<RecurrentState<B, 3>>,
     decoder: GreedyDecoder,
     /// Seconds per frame.
@@ -141,7 +141,9 @@ impl<B: Backend> Listener<B> {
         let shift = pipeline.options.hop_length()? as f64 / rate as f64;
         let dim = run.task.features_per_frame();
         let cmn = match pipeline.cmvn {
-            Some(Cmvn::Causal { window }) => Some(CausalCmn::new(window, dim)?),
+            Some(Cmvn::Causal { window, variance }) => {
+                Some(CausalCmvn::new(window, dim, variance)?)
+            }
             _ => None,
         };
         let input_rate = options.sample_rate.unwrap_or(rate);
@@ -340,7 +342,7 @@ fn check_causal<B: Backend>(run: &Recogniser<B>) -> Result<(), ListenError> {
     }
     if run.task.cmvn {
         return Err(ListenError::NotCausal(
-            "its features are normalised over the whole utterance (task.cmvn); train one with task.causal_cmn",
+            "its features are normalised over the whole utterance (task.cmvn); train one with task.causal_cmvn",
         ));
     }
     Ok(())

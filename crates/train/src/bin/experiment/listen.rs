@@ -2,17 +2,16 @@
 //! one JSON line per event on standard output.
 
 use std::io::{BufWriter, ErrorKind, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn_ndarray::NdArray;
+use clap::Args;
 use features::{PcmFormat, PcmReader};
 use train::data::sources::read_manifest;
 use train::inference::Recogniser;
 use train::listen::latency::{LatencyReport, join_digits, measure, quantile};
 use train::listen::{Event, ListenOptions, Listener};
-
-use crate::args::{Format, Listen, ListenBench};
 
 /// Listens to standard input, `--input` or the microphone, printing events until the
 /// stream ends.
@@ -159,6 +158,8 @@ fn latency_summary(report: &LatencyReport, args: &ListenBench) -> serde_json::Va
         "run": args.run_dir.display().to_string(),
         "strings": report.strings,
         "correct": report.correct,
+        "digits_timed": report.emission_delays.len(),
+        "finals_timed": report.final_delays.len(),
         "chunk_ms": args.chunk_ms,
         "endpoint_s": args.endpoint,
         "emission_delay_ms": {"median": ms(quantile(&report.emission_delays, 0.5)), "p95": ms(quantile(&report.emission_delays, 0.95))},
@@ -179,7 +180,7 @@ fn latency_table(report: &LatencyReport, args: &ListenBench) -> String {
     );
     format!(
         "CPU: {} ({}), one thread\n\
-         {} strings joined from single digits of split {:?} of {}, {} read right; chunks of {} ms, endpoint {} s\n\
+         {} strings joined from single digits of split {:?} of {}, {} read right ({} digits read right timed); chunks of {} ms, endpoint {} s\n\
          {:<44} {:>7} {:>7}\n\
          {:<44} {} {}\n\
          {:<44} {} {}\n\
@@ -191,6 +192,7 @@ fn latency_table(report: &LatencyReport, args: &ListenBench) -> String {
         args.split,
         args.digits.display(),
         report.correct,
+        report.emission_delays.len(),
         args.chunk_ms,
         args.endpoint,
         "",
@@ -207,4 +209,66 @@ fn latency_table(report: &LatencyReport, args: &ListenBench) -> String {
         ms(chunks, 0.99),
         report.real_time_factor(),
     )
+}
+
+/// `experiment listen`'s options.
+#[derive(Args)]
+pub struct Listen {
+    /// The run folder of a causal label-sequence run (holds config.toml and
+    /// checkpoints/best.mpk).
+    pub run_dir: PathBuf,
+    /// How the stream's samples are written.
+    #[arg(long, value_enum, default_value = "s16le")]
+    pub format: Format,
+    /// The raw stream's sample rate in Hz (default: the run's); other rates are resampled
+    /// as the audio arrives. A WAV stream's header gives its own.
+    #[arg(long, value_name = "HZ")]
+    pub rate: Option<u32>,
+    /// Seconds of non-speech (blank frames) after a label that end an utterance: its final
+    /// result is printed and the model starts afresh.
+    #[arg(long, default_value_t = 0.6, value_name = "SECONDS")]
+    pub endpoint: f64,
+    /// Read the stream from this file instead of standard input.
+    #[arg(long, value_name = "FILE", conflicts_with = "mic")]
+    pub input: Option<PathBuf>,
+    /// Capture from the default input device (at its own rate, resampled as it arrives)
+    /// until interrupted. Needs a build with `--features mic`.
+    #[arg(long)]
+    pub mic: bool,
+}
+
+/// The sample formats of `listen --format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    /// Signed 16-bit little-endian, mono (arecord -f S16_LE -t raw; sox -e signed -b 16 -t raw).
+    S16le,
+    /// 32-bit float little-endian, mono, ±1 scale.
+    F32le,
+    /// A WAV stream: its header first (its own rate and channels, averaged to mono).
+    Wav,
+}
+
+/// `experiment listen-bench`'s options.
+#[derive(Args)]
+pub struct ListenBench {
+    /// The run folder of a causal label-sequence run.
+    pub run_dir: PathBuf,
+    /// Manifest of single-digit recordings (path,label,speaker,split), e.g. the main job's.
+    #[arg(long, default_value = "datasets/synthetic/manifest.csv")]
+    pub digits: PathBuf,
+    /// The manifest's split to join strings from (voices the run never trained on).
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    /// How many strings.
+    #[arg(long, default_value_t = 60)]
+    pub strings: usize,
+    /// Audio per pushed chunk, in milliseconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub chunk_ms: f64,
+    /// Seconds of non-speech after a label that end an utterance.
+    #[arg(long, default_value_t = 0.6)]
+    pub endpoint: f64,
+    /// Seed of the strings' digits and pauses.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
