@@ -213,10 +213,11 @@ impl<B: Backend> Listener<B> {
     /// The listener is then ready for a new stream, whose times start again at 0.
     pub fn finish(&mut self) -> Result<Vec<Event>, ListenError> {
         let mut frames = Features::empty(self.dim);
-        if let Some(resampler) = self.resampler.take() {
-            let rest = resampler.finish()?;
-            frames = self.features.push(&rest);
-            self.resampler = Some(StreamResampler::new(self.input_rate, self.rate)?);
+        if self.resampler.is_some() {
+            // The next stream's resampler goes in first, so an error leaves a usable one.
+            let fresh = StreamResampler::new(self.input_rate, self.rate)?;
+            let old = self.resampler.replace(fresh).expect("a resampler");
+            frames = self.features.push(&old.finish()?);
         }
         let fresh = self.extractor.clone().into_stream(self.output)?;
         frames.append(&std::mem::replace(&mut self.features, fresh).finish());
@@ -243,7 +244,7 @@ impl<B: Backend> Listener<B> {
     fn hear(&mut self, mut frames: Features) -> Vec<Event> {
         let mut events = Vec::new();
         while frames.num_frames > 0 {
-            let used = self.hear_until_endpoint(&mut frames, &mut events);
+            let used = self.hear_until_endpoint(&frames, &mut events);
             frames = rest_of(&frames, used);
         }
         events
@@ -251,7 +252,7 @@ impl<B: Backend> Listener<B> {
 
     /// Runs the current utterance over `frames`; stops after a frame that ends it and
     /// returns how many frames it used.
-    fn hear_until_endpoint(&mut self, frames: &mut Features, events: &mut Vec<Event>) -> usize {
+    fn hear_until_endpoint(&mut self, frames: &Features, events: &mut Vec<Event>) -> usize {
         let mut normalised = frames.data.clone();
         if let Some(cmn) = &mut self.cmn {
             normalised
