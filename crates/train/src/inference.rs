@@ -14,7 +14,7 @@ use crate::config::ExperimentConfig;
 use crate::data::audio::{AudioClassification, LabelKind};
 use crate::data::corpus::load_labelled;
 use crate::data::sources::{DatasetError, Utterance};
-use crate::eval::ctc::Decoding;
+use crate::eval::ctc::{Decoding, Emitted};
 use crate::eval::score::Score;
 use crate::eval::{evaluate, sequence_report};
 use crate::model::{WeightsError, load_model};
@@ -152,33 +152,21 @@ impl<B: Backend> Recogniser<B> {
                 source: features::FeatureError::ShorterThanOneFrame,
             });
         }
-        let shape = [1, features.num_frames, features.dim];
-        let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
-        let y = self.model.forward(x, None);
+        let y = self.forward(features, device);
         if self.objective == LabelKind::Sequences {
-            let options = self.task.pipeline().options;
-            let hop = options
-                .hop_length()
+            let shift = self
+                .frame_shift()
                 .map_err(|source| InferenceError::Features {
                     path: path.to_path_buf(),
                     source,
                 })?;
-            let shift = hop as f64 / options.frame.sample_rate as f64;
-            let seconds = |frame: usize| seconds_to_ms(frame as f64 * shift);
-            let emitted =
-                crate::eval::decode_batch(y, &[features.num_frames], self.decoding).remove(0);
-            let labels: Vec<TimedLabel> = emitted
-                .iter()
-                .map(|e| TimedLabel {
-                    label: self.labels[e.label].clone(),
-                    start: seconds(e.start),
-                    end: seconds(e.end),
-                })
-                .collect();
+            let frames = y.dims()[1];
+            let emitted = crate::eval::decode_batch(y, &[frames], self.decoding).remove(0);
+            let labels = timed_labels(&emitted, &self.labels, (0, shift));
             return Ok(Prediction {
                 path: path.display().to_string(),
                 top: Vec::new(),
-                text: Some(labels.iter().map(|l| l.label.as_str()).collect()),
+                text: Some(text_of(&labels)),
                 labels,
             });
         }
@@ -212,18 +200,53 @@ impl<B: Backend> Recogniser<B> {
         device: &B::Device,
     ) -> Result<Vec<f32>, features::FeatureError> {
         let features = self.task.pipeline().run_audio(audio)?;
-        let shape = [1, features.num_frames, features.dim];
-        let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
         let mut values: Vec<f32> = self
-            .model
-            .forward(x, None)
+            .forward(features, device)
             .into_data()
             .iter::<f32>()
             .collect();
         softmax_rows(&mut values, self.labels.len());
         Ok(values)
     }
+
+    /// Seconds between the starts of consecutive frames (steps).
+    pub fn frame_shift(&self) -> Result<f64, features::FeatureError> {
+        let options = self.task.pipeline().options;
+        Ok(options.hop_length()? as f64 / options.frame.sample_rate as f64)
+    }
+
+    /// The per-step outputs `[1, frames, classes]` of one utterance's features.
+    fn forward(&self, features: features::Features, device: &B::Device) -> Tensor<B, 3> {
+        let shape = [1, features.num_frames, features.dim];
+        let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
+        self.model.forward(x, None)
+    }
 }
+
+/// Decoded labels with their names and times: frame `f` of the decoding is frame
+/// `first + f` of the stream, `shift` seconds apart.
+pub fn timed_labels(
+    emitted: &[Emitted],
+    names: &[String],
+    (first, shift): (usize, f64),
+) -> Vec<TimedLabel> {
+    let seconds = |frame: usize| seconds_to_ms((first + frame) as f64 * shift);
+    emitted
+        .iter()
+        .map(|e| TimedLabel {
+            label: names[e.label].clone(),
+            start: seconds(e.start),
+            end: seconds(e.end),
+        })
+        .collect()
+}
+
+/// The labels' names joined: the decoded text.
+pub fn text_of(labels: &[TimedLabel]) -> String {
+    labels.iter().map(|l| l.label.as_str()).collect()
+}
+
+impl<B: Backend> Recogniser<B> {}
 
 /// The softmax of each row of `values` (`[rows, classes]` row-major), in place.
 ///

@@ -41,7 +41,9 @@ pub use endpoint::Endpoint;
 
 use crate::data::audio::LabelKind;
 use crate::eval::ctc::{BLANK, GreedyDecoder};
-use crate::inference::{Recogniser, TimedLabel, seconds_to_ms, softmax_rows};
+use crate::inference::{
+    Recogniser, TimedLabel, seconds_to_ms, softmax_rows, text_of, timed_labels,
+};
 
 /// Why a run cannot listen, or a stream could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +140,7 @@ impl<B: Backend> Listener<B> {
         options.endpoint.check().map_err(ListenError::Endpoint)?;
         let pipeline = run.task.pipeline();
         let rate = pipeline.options.frame.sample_rate;
-        let shift = pipeline.options.hop_length()? as f64 / rate as f64;
+        let shift = run.frame_shift()?;
         let dim = run.task.features_per_frame();
         let cmn = match pipeline.cmvn {
             Some(Cmvn::Causal { window, variance }) => {
@@ -300,18 +302,9 @@ impl<B: Backend> Listener<B> {
         if decoder.emitted.is_empty() {
             return None;
         }
-        let seconds = |frame: usize| seconds_to_ms((start + frame) as f64 * self.shift);
-        let labels: Vec<TimedLabel> = decoder
-            .emitted
-            .iter()
-            .map(|e| TimedLabel {
-                label: self.labels[e.label].clone(),
-                start: seconds(e.start),
-                end: seconds(e.end),
-            })
-            .collect();
+        let labels = timed_labels(&decoder.emitted, &self.labels, (start, self.shift));
         Some(Event::Final {
-            text: labels.iter().map(|l| l.label.as_str()).collect(),
+            text: text_of(&labels),
             labels,
             emitted_at: seconds_to_ms(self.heard()),
         })
