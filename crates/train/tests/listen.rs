@@ -170,7 +170,7 @@ fn finals(events: &[Event]) -> Vec<Vec<(String, f64, f64)>> {
                     .map(|l| (l.label.clone(), l.start, l.end))
                     .collect(),
             ),
-            Event::Partial { .. } => None,
+            Event::Partial { .. } | Event::Detection { .. } => None,
         })
         .collect()
 }
@@ -354,6 +354,7 @@ fn an_utterance_ends_after_its_trailing_silence_and_the_next_starts_afresh() {
                 assert_eq!(text, &previous);
                 previous.clear();
             }
+            Event::Detection { .. } => panic!("a CTC run reported a keyword: {event:?}"),
         }
     }
 }

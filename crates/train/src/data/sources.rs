@@ -27,6 +27,20 @@ pub struct Utterance {
     pub noise: Option<NoiseMix>,
 }
 
+impl Utterance {
+    /// Its audio: the file, or its clip, with its noise mixed in.
+    pub fn audio(&self) -> Result<Audio, FeatureError> {
+        let mut audio = features::read_wav(&self.path, features::Channel::Mean)?;
+        if let Some(clip) = &self.clip {
+            audio = clip.cut(&audio);
+        }
+        if let Some(noise) = &self.noise {
+            noise.mix_into(&mut audio)?;
+        }
+        Ok(audio)
+    }
+}
+
 /// Background noise mixed into an utterance at a signal-to-noise ratio: a stretch of a
 /// noise recording as long as the utterance (the recording repeated if it is shorter),
 /// resampled to the utterance's rate when the rates differ.

@@ -61,8 +61,7 @@ pub fn join_digits(
                 string.samples.extend(silence(rng.random_range(0.05..0.4)));
             }
             let u = said[rng.random_range(0..said.len())];
-            let audio = features::read_wav(&u.path, features::Channel::Mean)?;
-            let audio = features::resample(&audio, rate)?;
+            let audio = features::resample(&u.audio()?, rate)?;
             let end = string.samples.len() + speech_end(&audio.samples, rate);
             string.digit_ends.push(end as f64 / rate as f64);
             string.samples.extend(audio.samples);
@@ -75,7 +74,7 @@ pub fn join_digits(
 }
 
 /// The sample after the last 10 ms frame whose RMS is within 26 dB of the loudest frame's.
-fn speech_end(samples: &[f32], rate: u32) -> usize {
+pub(crate) fn speech_end(samples: &[f32], rate: u32) -> usize {
     let frame = (rate as usize / 100).max(1);
     let rms: Vec<f32> = samples
         .chunks(frame)
@@ -169,6 +168,7 @@ fn score_string(string: &JoinedString, events: &[Event], report: &mut LatencyRep
                 last_final = Some(*emitted_at);
             }
             Event::Partial { emitted_at, .. } => partials.push(*emitted_at),
+            Event::Detection { .. } => {}
         }
     }
     let said: Vec<String> = string.text.chars().map(String::from).collect();

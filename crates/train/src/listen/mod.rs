@@ -3,10 +3,15 @@
 //!
 //! The path is the run's own: the feature stream ([`features::Stream`], the whole file's
 //! frames for any chunking), causal mean normalisation, the recurrent stack one chunk at a
-//! time ([`models::SequenceClassifier::forward_chunk`]), the per-step softmax and best-path
-//! CTC decoding frame by frame ([`GreedyDecoder`]). Each step reads only the past, so the
-//! per-step outputs of a stream equal those of the whole file, and the decoded labels are
-//! the same whatever the chunking.
+//! time ([`models::SequenceClassifier::forward_chunk`]), the per-step softmax, and then
+//! one of two readers:
+//! - label-sequence (CTC) runs: best-path decoding frame by frame ([`GreedyDecoder`]),
+//!   partial and final results, endpoints ([`Endpoint`]);
+//! - keyword runs (classes with `_silence_`, such as Speech Commands'): the softmax smoothed
+//!   over a window and a threshold ([`Spotter`]), one detection per keyword said.
+//!
+//! Each step reads only the past, so the per-step outputs of a stream equal those of the
+//! whole file, and the results are the same whatever the chunking.
 //!
 //! ```no_run
 //! use burn_ndarray::NdArray;
@@ -29,18 +34,25 @@
 //! ```
 
 mod endpoint;
+mod keywords;
+mod lane;
 pub mod latency;
+pub mod spotting;
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
 use features::{CausalCmvn, Cmvn, FeatureExtractor, Features, StreamResampler};
-use models::{RecurrentState, SequenceClassifier};
+use models::SequenceClassifier;
 use serde::Serialize;
 
 pub use endpoint::Endpoint;
+pub use keywords::{Detection, KeywordOptions, Spotter};
+
+use keywords::Keywords;
+use lane::{Lane, Reader};
 
 use crate::data::audio::LabelKind;
-use crate::eval::ctc::{BLANK, GreedyDecoder};
+use crate::data::sources::SILENCE;
+use crate::eval::ctc::{BLANK, Emitted, GreedyDecoder};
 use crate::inference::{
     Recogniser, TimedLabel, seconds_to_ms, softmax_rows, text_of, timed_labels,
 };
@@ -51,14 +63,17 @@ pub enum ListenError {
     /// A step of the model or of its features reads the future.
     #[error("the run cannot listen live: {0}")]
     NotCausal(&'static str),
-    /// The run is not a label-sequence (CTC) model.
+    /// The run is neither a label-sequence (CTC) model nor a keyword spotter.
     #[error(
-        "the run classifies whole utterances; live recognition needs a label-sequence (CTC) run such as experiments/digit-strings-streaming.toml"
+        "the run classifies whole utterances and has no _silence_ class; live recognition needs a label-sequence (CTC) run such as experiments/digit-strings-streaming.toml or a keyword run such as experiments/keywords-streaming.toml"
     )]
     NotSequences,
     /// The endpoint rules are out of range.
     #[error("{0}")]
     Endpoint(String),
+    /// The keyword window or threshold is out of range.
+    #[error("{0}")]
+    Keywords(String),
     /// The features could not be computed (options that need the whole input, a rate
     /// that cannot be resampled, a non-finite sample).
     #[error(transparent)]
@@ -71,8 +86,11 @@ pub struct ListenOptions {
     /// The rate of the pushed samples; resampled in streaming to the run's rate when it
     /// differs. `None`: the run's rate.
     pub sample_rate: Option<u32>,
-    /// When an utterance ends.
+    /// When an utterance ends (label sequences), or when the state starts afresh after
+    /// silence (keywords).
     pub endpoint: Endpoint,
+    /// When a keyword run reports a keyword.
+    pub keywords: KeywordOptions,
 }
 
 /// What the listener reports, one JSON line each (`experiment listen`).
@@ -96,9 +114,24 @@ pub enum Event {
         /// The audio time when it was reported.
         emitted_at: f64,
     },
+    /// A keyword run heard a keyword.
+    Detection {
+        /// The keyword.
+        label: String,
+        /// Its smoothed probability.
+        score: f32,
+        /// The first frame of the smoothing window that the keyword led, in seconds from
+        /// the start of the stream.
+        start: f64,
+        /// The end of the frame that reported it.
+        end: f64,
+        /// The audio time when it was reported.
+        emitted_at: f64,
+    },
 }
 
-/// A finished CTC run listening to one stream of audio. See the [module](self) docs.
+/// A finished CTC or keyword run listening to one stream of audio. See the [module](self)
+/// docs.
 pub struct Listener<B: Backend> {
     model: SequenceClassifier<B>,
     labels: Vec<String>,
@@ -114,18 +147,21 @@ pub struct Listener<B: Backend> {
     /// Features per frame.
     dim: usize,
     features: features::Stream<'static>,
-    cmn: Option<CausalCmvn>,
-    state: Option<RecurrentState<B, 3>>,
-    decoder: GreedyDecoder,
+    /// One for a CTC run, started afresh at its endpoints; [`KeywordOptions::lanes`] for a
+    /// keyword run, each started afresh on its own beat.
+    lanes: Vec<Lane<B>>,
+    /// A keyword run's beats and repeats.
+    keywords: Option<Keywords>,
+    /// Whether the last frame heard completed a pause (keyword runs).
+    paused: bool,
     /// Seconds per frame.
     shift: f64,
     /// Input samples received.
     received: u64,
     /// Frames the stream has given.
     frames: usize,
-    /// The stream's frame at which the current utterance began.
-    utterance_start: usize,
-    /// Every step's softmax, when asked for ([`Listener::keep_posteriors`]).
+    /// Every step's softmax (the first lane's), when asked for
+    /// ([`Listener::keep_posteriors`]).
     posteriors: Option<Vec<f32>>,
 }
 
@@ -148,6 +184,19 @@ impl<B: Backend> Listener<B> {
             }
             _ => None,
         };
+        let keywords = match run.objective {
+            LabelKind::Sequences => None,
+            LabelKind::Classes => Some(
+                Keywords::new(&run.labels, run.task.pooling, options.keywords, shift)
+                    .map_err(ListenError::Keywords)?,
+            ),
+        };
+        let lanes = match &keywords {
+            None => vec![Lane::new(cmn, Reader::Labels(GreedyDecoder::new(BLANK)))],
+            Some(k) => (0..k.lanes())
+                .map(|_| Lane::new(cmn.clone(), Reader::Keywords(k.spotter.clone())))
+                .collect(),
+        };
         let input_rate = options.sample_rate.unwrap_or(rate);
         let resampler = (input_rate != rate)
             .then(|| StreamResampler::new(input_rate, rate))
@@ -166,13 +215,12 @@ impl<B: Backend> Listener<B> {
             rate,
             dim,
             features,
-            cmn,
-            state: None,
-            decoder: GreedyDecoder::new(BLANK),
+            lanes,
+            keywords,
+            paused: false,
             shift,
             received: 0,
             frames: 0,
-            utterance_start: 0,
             posteriors: None,
         })
     }
@@ -182,7 +230,9 @@ impl<B: Backend> Listener<B> {
         self.posteriors.get_or_insert_with(Vec::new);
     }
 
-    /// The softmax of every step kept so far, `[steps, classes]` row-major.
+    /// The softmax of every step kept so far, `[steps, classes]` row-major. A keyword run
+    /// gives its first lane's, which starts afresh every [`KeywordOptions::restart`]
+    /// seconds from the start of the stream.
     pub fn take_posteriors(&mut self) -> Vec<f32> {
         self.posteriors
             .as_mut()
@@ -190,7 +240,7 @@ impl<B: Backend> Listener<B> {
             .unwrap_or_default()
     }
 
-    /// The class names, in output order (the blank first).
+    /// The class names, in output order (the blank first for label sequences).
     pub fn labels(&self) -> &[String] {
         &self.labels
     }
@@ -227,14 +277,22 @@ impl<B: Backend> Listener<B> {
         events.extend(self.end_utterance());
         self.received = 0;
         self.frames = 0;
-        self.utterance_start = 0;
+        for lane in &mut self.lanes {
+            lane.restart(0);
+        }
+        if let Some(keywords) = &mut self.keywords {
+            keywords.forget();
+        }
+        self.paused = false;
         Ok(events)
     }
 
     /// How long the current utterance has lasted, in seconds: the endpoint rules keep it
-    /// under [`Endpoint::max_utterance`], so the state never covers more.
+    /// under [`Endpoint::max_utterance`] (a keyword run's lanes under
+    /// [`KeywordOptions::restart`]), so the state never covers more.
     pub fn utterance_seconds(&self) -> f64 {
-        self.decoder.frames as f64 * self.shift
+        let longest = self.lanes.iter().map(|l| self.frames - l.start).max();
+        longest.unwrap_or(0) as f64 * self.shift
     }
 
     /// The audio time heard so far, in seconds.
@@ -246,7 +304,11 @@ impl<B: Backend> Listener<B> {
     fn hear(&mut self, mut frames: Features) -> Vec<Event> {
         let mut events = Vec::new();
         while frames.num_frames > 0 {
-            let used = self.hear_until_endpoint(&frames, &mut events);
+            let used = if self.keywords.is_some() {
+                self.spot_until_restart(&frames, &mut events)
+            } else {
+                self.hear_until_endpoint(&frames, &mut events)
+            };
             frames = rest_of(&frames, used);
         }
         events
@@ -255,34 +317,25 @@ impl<B: Backend> Listener<B> {
     /// Runs the current utterance over `frames`; stops after a frame that ends it and
     /// returns how many frames it used.
     fn hear_until_endpoint(&mut self, frames: &Features, events: &mut Vec<Event>) -> usize {
-        let mut normalised = frames.data.clone();
-        if let Some(cmn) = &mut self.cmn {
-            normalised
-                .chunks_exact_mut(frames.dim)
-                .for_each(|row| cmn.normalise(row));
-        }
-        let shape = [1, frames.num_frames, frames.dim];
-        let x = Tensor::<B, 3>::from_data(TensorData::new(normalised, shape), &self.device);
-        let (y, state) = self.model.forward_chunk(x, self.state.take());
-        self.state = Some(state);
+        let (probabilities, _) = self.run_lane(0, frames);
         let classes = self.labels.len();
-        let mut probabilities: Vec<f32> = y.into_data().iter::<f32>().collect();
-        softmax_rows(&mut probabilities, classes);
+        let emitted_at = seconds_to_ms(self.heard());
         for (used, row) in probabilities.chunks_exact(classes).enumerate() {
-            if let Some(kept) = &mut self.posteriors {
-                kept.extend_from_slice(row);
-            }
             self.frames += 1;
-            if self.decoder.push(row).is_some() {
-                events.push(Event::Partial {
-                    text: self.text(),
-                    emitted_at: seconds_to_ms(self.heard()),
-                });
+            let Reader::Labels(decoder) = &mut self.lanes[0].reader else {
+                unreachable!("a CTC run's lane decodes labels");
+            };
+            if decoder.push(row).is_some() {
+                let text = text_of_emitted(&decoder.emitted, &self.labels);
+                events.push(Event::Partial { text, emitted_at });
             }
-            let silence = self.decoder.trailing_blanks as f64 * self.shift;
-            let length = self.decoder.frames as f64 * self.shift;
-            let heard = !self.decoder.emitted.is_empty();
-            if self.endpoint.ended(heard, silence, length) {
+            let seconds = |frames: usize| frames as f64 * self.shift;
+            let (silence, length) = (decoder.trailing_blanks, decoder.frames);
+            let heard = !decoder.emitted.is_empty();
+            if self
+                .endpoint
+                .ended(heard, seconds(silence), seconds(length))
+            {
                 events.extend(self.end_utterance());
                 return used + 1;
             }
@@ -290,15 +343,72 @@ impl<B: Backend> Listener<B> {
         frames.num_frames
     }
 
-    /// The final result of the current utterance, if it holds a label; starts afresh.
-    fn end_utterance(&mut self) -> Option<Event> {
-        let decoder = std::mem::replace(&mut self.decoder, GreedyDecoder::new(BLANK));
-        let start = self.utterance_start;
-        self.utterance_start = self.frames;
-        self.state = None;
-        if let Some(cmn) = &mut self.cmn {
-            cmn.reset();
+    /// Runs every lane of a keyword run over `frames` up to the next lane's restart;
+    /// returns how many frames that was.
+    fn spot_until_restart(&mut self, frames: &Features, events: &mut Vec<Event>) -> usize {
+        let keywords = self.keywords.as_mut().expect("a keyword run");
+        let paused = std::mem::take(&mut self.paused);
+        for (lane, start) in self.lanes.iter_mut().zip(keywords.restarts_at(self.frames)) {
+            if start || paused {
+                lane.restart(self.frames);
+            }
         }
+        let most = keywords.frames_to_restart(self.frames);
+        let (used, paused) = keywords.frames_to_pause(frames, most);
+        self.paused = paused;
+        let frames = Features {
+            num_frames: used,
+            dim: frames.dim,
+            data: frames.data[..used * frames.dim].to_vec(),
+        };
+        let mut heard = Vec::new();
+        for lane in 0..self.lanes.len() {
+            let (_, logits) = self.run_lane(lane, &frames);
+            let classes = self.labels.len();
+            let start = self.lanes[lane].start;
+            let Reader::Keywords(spotter) = &mut self.lanes[lane].reader else {
+                unreachable!("a keyword run's lanes spot keywords");
+            };
+            for row in logits.chunks_exact(classes) {
+                if let Some(mut d) = spotter.push(row) {
+                    (d.start, d.end) = (d.start + start, d.end + start);
+                    heard.push(d);
+                }
+            }
+        }
+        self.frames += used;
+        let emitted_at = seconds_to_ms(self.heard());
+        let keywords = self.keywords.as_mut().expect("a keyword run");
+        let seconds = |frame: usize| seconds_to_ms(frame as f64 * self.shift);
+        events.extend(keywords.once_each(heard).map(|d| Event::Detection {
+            label: self.labels[d.label].clone(),
+            score: d.score,
+            start: seconds(d.start),
+            end: seconds(d.end),
+            emitted_at,
+        }));
+        used
+    }
+
+    /// Runs lane `lane` over `frames`: every step's softmax and logits, row-major.
+    fn run_lane(&mut self, lane: usize, frames: &Features) -> (Vec<f32>, Vec<f32>) {
+        let logits = self.lanes[lane].run(&self.model, frames, &self.device);
+        let mut probabilities = logits.clone();
+        softmax_rows(&mut probabilities, self.labels.len());
+        if let (0, Some(kept)) = (lane, &mut self.posteriors) {
+            kept.extend_from_slice(&probabilities);
+        }
+        (probabilities, logits)
+    }
+
+    /// The final result of a CTC run's current utterance, if it holds a label; starts
+    /// afresh.
+    fn end_utterance(&mut self) -> Option<Event> {
+        let lane = &mut self.lanes[0];
+        let start = lane.start;
+        let Reader::Labels(decoder) = lane.restart(self.frames) else {
+            return None;
+        };
         if decoder.emitted.is_empty() {
             return None;
         }
@@ -309,19 +419,17 @@ impl<B: Backend> Listener<B> {
             emitted_at: seconds_to_ms(self.heard()),
         })
     }
+}
 
-    fn text(&self) -> String {
-        self.decoder
-            .emitted
-            .iter()
-            .map(|e| self.labels[e.label].as_str())
-            .collect()
-    }
+/// The text of decoded labels.
+fn text_of_emitted(emitted: &[Emitted], labels: &[String]) -> String {
+    emitted.iter().map(|e| labels[e.label].as_str()).collect()
 }
 
 /// Refuses a run whose outputs at a step depend on later audio.
 fn check_causal<B: Backend>(run: &Recogniser<B>) -> Result<(), ListenError> {
-    if run.objective != LabelKind::Sequences {
+    let keywords = run.labels.iter().any(|l| l == SILENCE);
+    if run.objective != LabelKind::Sequences && !keywords {
         return Err(ListenError::NotSequences);
     }
     if run.config.model.bidirectional {

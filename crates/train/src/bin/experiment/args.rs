@@ -8,7 +8,8 @@ use train::backend::BackendKind;
 use train::bench::BenchShape;
 use train::run::RunMode;
 
-use crate::listen::{Listen, ListenBench};
+use crate::listen::Listen;
+use crate::listen_bench::ListenBench;
 
 #[derive(Parser)]
 #[command(

@@ -8,10 +8,8 @@ use anyhow::Context;
 use burn_ndarray::NdArray;
 use clap::Args;
 use features::{PcmFormat, PcmReader};
-use train::data::sources::read_manifest;
 use train::inference::Recogniser;
-use train::listen::latency::{LatencyReport, join_digits, measure, quantile};
-use train::listen::{Event, ListenOptions, Listener};
+use train::listen::{Event, KeywordOptions, ListenOptions, Listener};
 
 /// Listens to standard input, `--input` or the microphone, printing events until the
 /// stream ends.
@@ -46,6 +44,7 @@ pub fn listen(args: &Listen) -> anyhow::Result<()> {
 fn options(args: &Listen, sample_rate: u32) -> ListenOptions {
     let mut options = ListenOptions {
         sample_rate: Some(sample_rate),
+        keywords: args.keywords.options(),
         ..ListenOptions::default()
     };
     options.endpoint.trailing_silence = args.endpoint;
@@ -120,101 +119,10 @@ fn pcm_format(format: Format) -> PcmFormat {
     }
 }
 
-/// Streams joined digit strings through the run on one thread and prints the delays and
-/// compute times.
-pub fn listen_bench(args: &ListenBench) -> anyhow::Result<()> {
-    let device = Default::default();
-    let run = Recogniser::<NdArray>::load(&args.run_dir, &device)?;
-    let rate = run.task.sample_rate;
-    let utterances = read_manifest(&args.digits)?;
-    let chosen: Vec<_> = utterances
-        .into_iter()
-        .filter(|u| u.split == args.split && u.label.len() == 1)
-        .collect();
-    anyhow::ensure!(
-        !chosen.is_empty(),
-        "{} has no single-digit utterance in split {}",
-        args.digits.display(),
-        args.split
-    );
-    let strings = join_digits(&chosen, rate, args.strings, args.seed)?;
-    let mut options = ListenOptions::default();
-    options.endpoint.trailing_silence = args.endpoint;
-    let mut listener = Listener::new(run, options, device)?;
-    let chunk = (args.chunk_ms / 1000.0 * rate as f64).round().max(1.0) as usize;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let report = pool.install(|| measure(&mut listener, &strings, chunk))?;
-    print!("{}", latency_table(&report, args));
-    println!(
-        "{}",
-        serde_json::to_string(&latency_summary(&report, args))?
-    );
-    Ok(())
-}
-
-fn latency_summary(report: &LatencyReport, args: &ListenBench) -> serde_json::Value {
-    let ms = |seconds: f64| (seconds * 1e4).round() / 10.0;
-    serde_json::json!({
-        "run": args.run_dir.display().to_string(),
-        "strings": report.strings,
-        "correct": report.correct,
-        "digits_timed": report.emission_delays.len(),
-        "finals_timed": report.final_delays.len(),
-        "chunk_ms": args.chunk_ms,
-        "endpoint_s": args.endpoint,
-        "emission_delay_ms": {"median": ms(quantile(&report.emission_delays, 0.5)), "p95": ms(quantile(&report.emission_delays, 0.95))},
-        "final_delay_ms": {"median": ms(quantile(&report.final_delays, 0.5)), "p95": ms(quantile(&report.final_delays, 0.95))},
-        "chunk_compute_ms": {"median": ms(quantile(&report.chunk_seconds, 0.5)), "p99": ms(quantile(&report.chunk_seconds, 0.99))},
-        "real_time_factor": (report.real_time_factor() * 1e4).round() / 1e4,
-        "cpu": isa::cpu_model(),
-        "cpu_flags": isa::cpu_flags(),
-    })
-}
-
-fn latency_table(report: &LatencyReport, args: &ListenBench) -> String {
-    let ms = |values: &[f64], q: f64| format!("{:7.1}", 1000.0 * quantile(values, q));
-    let (emitted, finals, chunks) = (
-        &report.emission_delays,
-        &report.final_delays,
-        &report.chunk_seconds,
-    );
-    format!(
-        "CPU: {} ({}), one thread\n\
-         {} strings joined from single digits of split {:?} of {}, {} read right ({} digits read right timed); chunks of {} ms, endpoint {} s\n\
-         {:<44} {:>7} {:>7}\n\
-         {:<44} {} {}\n\
-         {:<44} {} {}\n\
-         {:<44} {} {}\n\
-         real-time factor: {:.4}\n",
-        isa::cpu_model(),
-        isa::cpu_flags(),
-        report.strings,
-        args.split,
-        args.digits.display(),
-        report.correct,
-        report.emission_delays.len(),
-        args.chunk_ms,
-        args.endpoint,
-        "",
-        "median",
-        "p95/p99",
-        "digit emission delay, ms (p95)",
-        ms(emitted, 0.5),
-        ms(emitted, 0.95),
-        "final result after the last digit, ms (p95)",
-        ms(finals, 0.5),
-        ms(finals, 0.95),
-        "compute per chunk, ms (p99)",
-        ms(chunks, 0.5),
-        ms(chunks, 0.99),
-        report.real_time_factor(),
-    )
-}
-
 /// `experiment listen`'s options.
 #[derive(Args)]
 pub struct Listen {
-    /// The run folder of a causal label-sequence run (holds config.toml and
+    /// The run folder of a causal label-sequence or keyword run (holds config.toml and
     /// checkpoints/best.mpk).
     pub run_dir: PathBuf,
     /// How the stream's samples are written.
@@ -224,10 +132,12 @@ pub struct Listen {
     /// as the audio arrives. A WAV stream's header gives its own.
     #[arg(long, value_name = "HZ")]
     pub rate: Option<u32>,
-    /// Seconds of non-speech (blank frames) after a label that end an utterance: its final
-    /// result is printed and the model starts afresh.
+    /// Seconds of non-speech (blank frames; `_silence_` for keyword runs) after a label
+    /// that end an utterance: its final result is printed and the model starts afresh.
     #[arg(long, default_value_t = 0.6, value_name = "SECONDS")]
     pub endpoint: f64,
+    #[command(flatten)]
+    pub keywords: Keywords,
     /// Read the stream from this file instead of standard input.
     #[arg(long, value_name = "FILE", conflicts_with = "mic")]
     pub input: Option<PathBuf>,
@@ -248,27 +158,37 @@ pub enum Format {
     Wav,
 }
 
-/// `experiment listen-bench`'s options.
+/// How keyword runs decide (ignored by label-sequence runs).
 #[derive(Args)]
-pub struct ListenBench {
-    /// The run folder of a causal label-sequence run.
-    pub run_dir: PathBuf,
-    /// Manifest of single-digit recordings (path,label,speaker,split), e.g. the main job's.
-    #[arg(long, default_value = "datasets/synthetic/manifest.csv")]
-    pub digits: PathBuf,
-    /// The manifest's split to join strings from (voices the run never trained on).
-    #[arg(long, default_value = "test")]
-    pub split: String,
-    /// How many strings.
-    #[arg(long, default_value_t = 60)]
-    pub strings: usize,
-    /// Audio per pushed chunk, in milliseconds.
-    #[arg(long, default_value_t = 10.0)]
-    pub chunk_ms: f64,
-    /// Seconds of non-speech after a label that end an utterance.
-    #[arg(long, default_value_t = 0.6)]
-    pub endpoint: f64,
-    /// Seed of the strings' digits and pauses.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
+pub struct Keywords {
+    /// Seconds of steps whose softmax is smoothed (the run's pooling: mean or max) into
+    /// each keyword decision.
+    #[arg(long, default_value_t = KeywordOptions::default().window, value_name = "SECONDS")]
+    pub window: f64,
+    /// The smoothed probability at which a keyword is reported.
+    #[arg(long, default_value_t = KeywordOptions::default().threshold, value_name = "P")]
+    pub threshold: f32,
+    /// Copies of the model's state, staggered so that each word falls whole in one that
+    /// started shortly before it.
+    #[arg(long, default_value_t = KeywordOptions::default().lanes, value_name = "N")]
+    pub lanes: usize,
+    /// Seconds after which each copy starts afresh if no pause came first (the model was
+    /// trained on short clips).
+    #[arg(long, default_value_t = KeywordOptions::default().restart, value_name = "SECONDS")]
+    pub restart: f64,
+    /// Seconds of quiet after which the model starts afresh (0: never).
+    #[arg(long, default_value_t = KeywordOptions::default().pause, value_name = "SECONDS")]
+    pub pause: f64,
+}
+
+impl Keywords {
+    pub fn options(&self) -> KeywordOptions {
+        KeywordOptions {
+            window: self.window,
+            threshold: self.threshold,
+            lanes: self.lanes,
+            restart: self.restart,
+            pause: self.pause,
+        }
+    }
 }

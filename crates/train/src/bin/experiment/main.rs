@@ -3,6 +3,7 @@
 
 mod args;
 mod listen;
+mod listen_bench;
 #[cfg(feature = "mic")]
 mod mic;
 
@@ -79,7 +80,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             decode,
         } => predict(&run_dir, &wavs, top_k, &decode),
         Command::Listen(args) => listen::listen(&args),
-        Command::ListenBench(args) => listen::listen_bench(&args),
+        Command::ListenBench(args) => listen_bench::listen_bench(&args),
         Command::Vanishing {
             experiment,
             backend,
