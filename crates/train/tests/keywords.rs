@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::experiment;
+use common::{experiment, speech_commands_stand_in};
 
 use train::data::sources::{COMMAND_WORDS, SILENCE, UNKNOWN};
 
@@ -13,43 +13,11 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Every command word and two other words, each said by five "speakers" (copies of the
-/// embedded corpus's recordings): three in train, one in each list.
-fn stand_in(root: &Path) -> Vec<PathBuf> {
-    let wavs: Vec<PathBuf> =
-        train::data::sources::read_manifest(&repo().join("datasets/default/manifest.csv"))
-            .expect("the embedded corpus")
-            .into_iter()
-            .map(|u| u.path)
-            .collect();
-    let lists = ["training", "training", "training", "validation", "testing"];
-    let names: Vec<String> = (0..lists.len())
-        .map(|speaker| format!("{:08x}_nohash_0.wav", 0xabc0 + speaker))
-        .collect();
-    let words: Vec<&str> = COMMAND_WORDS
-        .iter()
-        .copied()
-        .chain(["wow", "cat"])
-        .collect();
-    let mut files = Vec::new();
-    for (w, word) in words.iter().enumerate() {
-        for (speaker, list) in lists.iter().enumerate() {
-            let wav = wavs[(w * lists.len() + speaker) % wavs.len()].as_path();
-            files.push((*word, names[speaker].as_str(), *list, wav));
-        }
-    }
-    testkit::layouts::speech_commands_layout(root, &files, 12).expect("layout");
-    files
-        .iter()
-        .map(|(word, name, ..)| root.join(word).join(name))
-        .collect()
-}
-
 #[test]
 fn the_twelve_class_experiment_lists_trains_and_predicts_named_words() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let root = scratch.path().join("speech_commands");
-    let wavs = stand_in(&root);
+    let wavs = speech_commands_stand_in(&root);
     let toml = repo().join("experiments/speech-commands-12.toml");
     let toml = toml.to_str().expect("a UTF-8 path");
     let settings = vec![

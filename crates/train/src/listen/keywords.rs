@@ -414,3 +414,75 @@ impl PauseGate {
         self.quiet > 0 && self.quiet.is_multiple_of(pause)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Detection, KeywordOptions, Keywords, PauseGate};
+    use models::Pooling;
+
+    fn labels() -> Vec<String> {
+        ["_silence_", "_unknown_", "yes", "no"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    #[test]
+    fn a_pause_is_quiet_frames_near_the_floor_and_recurs_while_quiet() {
+        let mut gate = PauseGate::new(Some(3), 100);
+        let heard: Vec<bool> = [5.0, 5.5, 6.0, 8.0, 6.0, 6.0, 20.0, 5.0, 5.0, 5.0]
+            .iter()
+            .map(|&e| gate.push(e))
+            .collect();
+        // Quiet within 2.3 of the floor (5): a pause after three quiet frames; 8.0 and 20.0
+        // are loud and start the count again.
+        let expected = [
+            false, false, true, false, false, false, false, false, false, true,
+        ];
+        assert_eq!(heard, expected);
+        let mut quiet = PauseGate::new(Some(3), 100);
+        let pauses = (0..9).filter(|_| quiet.push(1.0)).count();
+        assert_eq!(pauses, 3, "again after each three quiet frames");
+        let mut never = PauseGate::new(None, 100);
+        assert!((0..50).all(|_| !never.push(0.0)));
+    }
+
+    #[test]
+    fn lanes_start_afresh_on_staggered_beats() {
+        let options = KeywordOptions {
+            lanes: 2,
+            restart: 0.1,
+            ..KeywordOptions::default()
+        };
+        let keywords = Keywords::new(&labels(), Pooling::Mean, options, 0.01).expect("valid");
+        // Ten frames per beat: lane 0 at 10, 20, …; lane 1 at 5, 15, ….
+        assert_eq!(keywords.restarts_at(0), [false, false]);
+        assert_eq!(keywords.restarts_at(5), [false, true]);
+        assert_eq!(keywords.restarts_at(10), [true, false]);
+        assert_eq!(keywords.frames_to_restart(0), 5);
+        assert_eq!(keywords.frames_to_restart(5), 5);
+        assert_eq!(keywords.frames_to_restart(12), 3);
+    }
+
+    #[test]
+    fn a_keyword_heard_by_two_lanes_is_reported_once() {
+        let options = KeywordOptions {
+            window: 0.1,
+            ..KeywordOptions::default()
+        };
+        let mut keywords = Keywords::new(&labels(), Pooling::Mean, options, 0.01).expect("valid");
+        let heard = |label, end| Detection {
+            label,
+            score: 0.9,
+            start: end - 5,
+            end,
+        };
+        let first = keywords.once_each(vec![heard(2, 50), heard(3, 52), heard(2, 45)]);
+        let ends: Vec<_> = first.map(|d| (d.label, d.end)).collect();
+        assert_eq!(ends, [(2, 45), (3, 52)]);
+        let later: Vec<_> = keywords
+            .once_each(vec![heard(2, 54), heard(2, 56)])
+            .collect();
+        assert_eq!(later.iter().map(|d| d.end).collect::<Vec<_>>(), [56]);
+        assert!(Keywords::new(&labels()[1..], Pooling::Mean, options, 0.01).is_err());
+    }
+}
