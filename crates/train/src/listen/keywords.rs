@@ -36,7 +36,8 @@ pub struct KeywordOptions {
     /// Copies of the model's state (default 1).
     pub lanes: usize,
     /// Seconds after which each lane starts afresh if no pause came first (default 20 s);
-    /// lane `i` first at `i × restart / lanes` seconds, then every `restart` seconds.
+    /// lane `i` first at `i × restart / lanes` seconds after the last pause (or the
+    /// stream's start), then every `restart` seconds.
     pub restart: f64,
     /// Seconds of quiet (within 10 dB of the quietest frame of the last 3 s) after which
     /// every lane starts afresh, and again each time as much more quiet passes (default
@@ -264,6 +265,8 @@ pub(super) struct Keywords {
     last: Vec<Option<usize>>,
     /// Pauses, after which every lane starts afresh.
     pauses: PauseGate,
+    /// The frame of the last pause (or the stream's start): the lanes' beats count from it.
+    epoch: usize,
 }
 
 impl Keywords {
@@ -296,6 +299,7 @@ impl Keywords {
                 (options.pause > 0.0).then(|| frames(options.pause)),
                 frames(FLOOR_WINDOW),
             ),
+            epoch: 0,
         })
     }
 
@@ -308,8 +312,9 @@ impl Keywords {
         lane * self.period / self.lanes
     }
 
-    /// Whether each lane starts afresh at the stream's frame `frame`.
+    /// Whether each lane starts afresh on its beat at the stream's frame `frame`.
     pub fn restarts_at(&self, frame: usize) -> Vec<bool> {
+        let frame = frame - self.epoch;
         (0..self.lanes)
             .map(|lane| {
                 let offset = self.offset(lane);
@@ -318,8 +323,15 @@ impl Keywords {
             .collect()
     }
 
-    /// Frames from `frame` to the next lane's restart (at least 1).
+    /// Every lane starts afresh at the stream's frame `frame` after a pause; the beats
+    /// count from there.
+    pub fn pause_at(&mut self, frame: usize) {
+        self.epoch = frame;
+    }
+
+    /// Frames from `frame` to the next lane's restart on its beat (at least 1).
     pub fn frames_to_restart(&self, frame: usize) -> usize {
+        let frame = frame - self.epoch;
         (0..self.lanes)
             .map(|lane| {
                 let offset = self.offset(lane);
@@ -353,6 +365,7 @@ impl Keywords {
     pub fn forget(&mut self) {
         self.last.iter_mut().for_each(|l| *l = None);
         self.pauses = PauseGate::new(self.pauses.pause, self.pauses.window);
+        self.epoch = 0;
     }
 
     /// Hears the first feature (the log energy, with the Kaldi preset's MFCC) of each of

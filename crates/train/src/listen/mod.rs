@@ -348,6 +348,9 @@ impl<B: Backend> Listener<B> {
     fn spot_until_restart(&mut self, frames: &Features, events: &mut Vec<Event>) -> usize {
         let keywords = self.keywords.as_mut().expect("a keyword run");
         let paused = std::mem::take(&mut self.paused);
+        if paused {
+            keywords.pause_at(self.frames);
+        }
         for (lane, start) in self.lanes.iter_mut().zip(keywords.restarts_at(self.frames)) {
             if start || paused {
                 lane.restart(self.frames);

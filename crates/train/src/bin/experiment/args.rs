@@ -204,20 +204,25 @@ pub enum Command {
         decode: Decode,
     },
     /// Recognise live audio with a finished causal run (e.g. one of
-    /// experiments/digit-strings-streaming.toml): raw PCM or a WAV stream on standard input,
-    /// one JSON line per event on standard output as the audio is heard: `partial` (the
-    /// text so far), `final` (text, each label's start and end, `emitted_at`) at each
-    /// endpoint and at the end of the stream. Times are seconds of audio from the start.
+    /// experiments/digit-strings-streaming.toml or experiments/keywords-streaming.toml): raw
+    /// PCM or a WAV stream on standard input, one JSON line per event on standard output as
+    /// the audio is heard. CTC runs print `partial` (the text so far) and `final` (text, each
+    /// label's start and end, `emitted_at`) at each endpoint and at the end of the stream;
+    /// keyword runs print `detection` (label, score, start, end, emitted_at) as each keyword
+    /// is said. Times are seconds of audio from the start.
     ///
     /// arecord -q -f S16_LE -r 8000 -c 1 -t raw | experiment listen runs/digit-strings-streaming
     ///
     /// sox in.wav -t raw -e signed -b 16 -r 8000 -c 1 - | experiment listen runs/X
     Listen(Listen),
-    /// Measure a causal run live, on one thread: digit strings joined from recordings of
-    /// single digits (3–5 digits, 50–400 ms pauses, so each digit's end is known) streamed
-    /// in fixed chunks; prints each digit's emission delay (its partial against the end of
-    /// its speech), the final result's delay after the last digit, each chunk's compute
-    /// time and the real-time factor, then one JSON line with them.
+    /// Measure a causal run live, on one thread. CTC runs: digit strings joined from
+    /// recordings of single digits (3–5 digits, 50–400 ms pauses, so each digit's end is
+    /// known) streamed in fixed chunks; prints each digit's emission delay (its partial
+    /// against the end of its speech), the final result's delay after the last digit.
+    /// Keyword runs: a split of the run's corpus joined into one stream with 0.5–1.5 s
+    /// pauses; prints the keywords detected, the false alarms and each detection's delay
+    /// after the keyword's speech. Both: each chunk's compute time and the real-time factor,
+    /// then one JSON line with them.
     ListenBench(ListenBench),
     /// Measure ‖∂L/∂h_t‖ against t for RNN, LSTM (PyTorch's and chrono initialisation) and
     /// GRU, at initialisation and after training on a generated task; writes

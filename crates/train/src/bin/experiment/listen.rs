@@ -158,14 +158,14 @@ pub enum Format {
     Wav,
 }
 
-/// How keyword runs decide (ignored by label-sequence runs).
+/// How keyword runs decide and start afresh (ignored by label-sequence runs).
 #[derive(Args)]
 pub struct Keywords {
     /// Seconds of steps whose softmax is smoothed (the run's pooling: mean or max) into
     /// each keyword decision.
     #[arg(long, default_value_t = KeywordOptions::default().window, value_name = "SECONDS")]
     pub window: f64,
-    /// The smoothed probability at which a keyword is reported.
+    /// The score (the softmax of the pooled logits) at which a keyword is reported.
     #[arg(long, default_value_t = KeywordOptions::default().threshold, value_name = "P")]
     pub threshold: f32,
     /// Copies of the model's state, staggered so that each word falls whole in one that
