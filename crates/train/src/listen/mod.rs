@@ -67,7 +67,7 @@ pub enum ListenError {
     #[error(
         "the run classifies whole utterances and has no _silence_ class; live recognition needs a label-sequence (CTC) run such as experiments/digit-strings-streaming.toml or a keyword run such as experiments/keywords-streaming.toml"
     )]
-    NotSequences,
+    NeitherSequencesNorKeywords,
     /// The endpoint rules are out of range.
     #[error("{0}")]
     Endpoint(String),
@@ -433,7 +433,7 @@ fn text_of_emitted(emitted: &[Emitted], labels: &[String]) -> String {
 fn check_causal<B: Backend>(run: &Recogniser<B>) -> Result<(), ListenError> {
     let keywords = run.labels.iter().any(|l| l == SILENCE);
     if run.objective != LabelKind::Sequences && !keywords {
-        return Err(ListenError::NotSequences);
+        return Err(ListenError::NeitherSequencesNorKeywords);
     }
     if run.config.model.bidirectional {
         return Err(ListenError::NotCausal(
