@@ -2,6 +2,7 @@
 //! backward needs.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::{Dims, Inputs, Recurrence, Saved, SharedRows, on_threads, work_items};
 use crate::cell::Nonlinearity;
@@ -29,20 +30,34 @@ struct ForwardJob<'a> {
 
 multiversion!(forward_rows, forward_rows_with, ForwardJob<'_>, ());
 
-/// One direction's weights packed and biases padded once per call.
-struct Prepared {
+/// One direction's weights laid out in panels for the forward pass.
+#[derive(Debug)]
+pub(crate) struct PackedWeights {
     w_ih_t: PackedMatrix,
     w_t: PackedMatrix,
     w_hn_t: Option<PackedMatrix>,
+}
+
+/// One direction's packed weights and its biases padded to the packed widths.
+struct Prepared<'a> {
+    weights: &'a PackedWeights,
     input_bias: Vec<f32>,
     recurrent_bias: Vec<f32>,
 }
 
 impl Inputs<'_> {
-    fn prepare(&self) -> Prepared {
-        let gh = self.gate_width();
-        let w_ih_t = self.w_ih_t.pack((self.dims.input, gh));
+    /// Its weights packed for [`forward`].
+    pub(crate) fn pack_weights(&self) -> PackedWeights {
+        let w_ih_t = self.w_ih_t.pack((self.dims.input, self.gate_width()));
         let (w_t, w_hn_t) = self.recurrent_blocks(false);
+        PackedWeights {
+            w_ih_t,
+            w_t,
+            w_hn_t,
+        }
+    }
+
+    fn prepare<'w>(&self, weights: &'w PackedWeights) -> Prepared<'w> {
         let padded_bias = |bias: Option<&[f32]>, width: usize| {
             let mut padded = vec![0.0; width];
             if let Some(bias) = bias {
@@ -51,11 +66,9 @@ impl Inputs<'_> {
             padded
         };
         Prepared {
-            input_bias: padded_bias(self.input_bias, w_ih_t.padded_columns()),
-            recurrent_bias: padded_bias(self.bias, w_t.padded_columns()),
-            w_ih_t,
-            w_t,
-            w_hn_t,
+            input_bias: padded_bias(self.input_bias, weights.w_ih_t.padded_columns()),
+            recurrent_bias: padded_bias(self.bias, weights.w_t.padded_columns()),
+            weights,
         }
     }
 }
@@ -97,9 +110,12 @@ impl Saved {
 }
 
 /// Runs a layer (one [`Inputs`] per direction, all of the same cell and sizes); returns
-/// the packed output and, when `save`, what backward needs for each direction.
+/// the packed output and, when `save`, what backward needs for each direction. `packed`
+/// holds each direction's weights packed by an earlier call ([`Inputs::pack_weights`]);
+/// without it they are packed here.
 pub(crate) fn forward(
     layer: &[Inputs],
+    packed: Option<&[Arc<PackedWeights>]>,
     save: bool,
     isa: CpuIsa,
     threads: usize,
@@ -117,7 +133,19 @@ pub(crate) fn forward(
     } else {
         Vec::new()
     };
-    let prepared: Vec<Prepared> = layer.iter().map(Inputs::prepare).collect();
+    let packed_here: Vec<PackedWeights> = match packed {
+        Some(_) => Vec::new(),
+        None => layer.iter().map(Inputs::pack_weights).collect(),
+    };
+    let weights: Vec<&PackedWeights> = match packed {
+        Some(packed) => packed.iter().map(|p| &**p).collect(),
+        None => packed_here.iter().collect(),
+    };
+    let prepared: Vec<Prepared> = layer
+        .iter()
+        .zip(weights)
+        .map(|(inputs, weights)| inputs.prepare(weights))
+        .collect();
     let out_rows = SharedRows::new(&mut out);
     let saved_rows: Vec<[SharedRows; 4]> = saved
         .iter_mut()
@@ -134,9 +162,9 @@ pub(crate) fn forward(
                 isa,
                 &ForwardJob {
                     inputs: &layer[d],
-                    w_ih_t: &prepared.w_ih_t,
-                    w_t: &prepared.w_t,
-                    w_hn_t: prepared.w_hn_t.as_ref(),
+                    w_ih_t: &prepared.weights.w_ih_t,
+                    w_t: &prepared.weights.w_t,
+                    w_hn_t: prepared.weights.w_hn_t.as_ref(),
                     input_bias: &prepared.input_bias,
                     recurrent_bias: &prepared.recurrent_bias,
                     rows,

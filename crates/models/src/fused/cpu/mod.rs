@@ -372,4 +372,4 @@ mod backward;
 mod forward;
 
 pub(crate) use backward::backward;
-pub(crate) use forward::forward;
+pub(crate) use forward::{PackedWeights, forward};
