@@ -175,6 +175,17 @@ fn finals(events: &[Event]) -> Vec<Vec<(String, f64, f64)>> {
         .collect()
 }
 
+/// The final events' spans, as (start, end).
+fn spans(events: &[Event]) -> Vec<(f64, f64)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Final { start, end, .. } => Some((*start, *end)),
+            Event::Partial { .. } | Event::Detection { .. } => None,
+        })
+        .collect()
+}
+
 /// The offline result: the whole file's softmax and its best-path labels with their times.
 fn offline(run: &Path, audio: features::Audio) -> (Vec<f32>, Vec<(String, f64, f64)>) {
     let device = Default::default();
@@ -310,9 +321,17 @@ fn an_utterance_ends_after_its_trailing_silence_and_the_next_starts_afresh() {
     let (events, streamed) = stream(&mut listener, &audio, &mut StdRng::seed_from_u64(2), 800);
     let heard = finals(&events);
     assert!(!heard.is_empty(), "no final result: {events:?}");
-    // The first utterance ends 0.6 s (60 frames) after its last label.
+    // The first utterance ends 0.3–0.6 s after its last label: after 0.6 s of blanks, or
+    // of quiet once the label is 0.3 s old; the next begins there.
     let last_end = heard[0].last().expect("labels").2;
-    let reset = (last_end / 0.01).round() as usize + 60;
+    let spans = spans(&events);
+    let ended = spans[0].1;
+    assert!(
+        (last_end + 0.3 - 1e-9..=last_end + 0.6 + 1e-9).contains(&ended),
+        "the last label ends at {last_end} s, the utterance at {ended} s"
+    );
+    assert!(spans.windows(2).all(|w| w[1].0 == w[0].1), "{spans:?}");
+    let reset = (ended / 0.01).round() as usize;
     // Until then the stream is the whole file's forward pass, and the first final is the
     // offline reading of those frames.
     let whole = features::Audio {

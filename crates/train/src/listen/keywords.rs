@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use features::Features;
 use models::Pooling;
 
+use super::quiet::{FLOOR_WINDOW, QuietFrames};
 use crate::data::sources::{SILENCE, UNKNOWN};
 
 /// When a keyword run reports a keyword.
@@ -364,7 +365,7 @@ impl Keywords {
     /// Forgets the reports and the pauses, for a new stream.
     pub fn forget(&mut self) {
         self.last.iter_mut().for_each(|l| *l = None);
-        self.pauses = PauseGate::new(self.pauses.pause, self.pauses.window);
+        self.pauses = self.pauses.fresh();
         self.epoch = 0;
     }
 
@@ -380,31 +381,19 @@ impl Keywords {
     }
 }
 
-/// The noise floor is the quietest frame of this many seconds.
-const FLOOR_WINDOW: f64 = 3.0;
-/// A frame within this much of the noise floor (log energy: 10 dB) is quiet.
-const QUIET_MARGIN: f32 = 2.3;
-
-/// Finds pauses: runs of frames whose log energy is within 10 dB of the quietest of the
-/// last seconds.
+/// Finds pauses: runs of quiet frames ([`QuietFrames`]).
 #[derive(Debug, Clone)]
 struct PauseGate {
     /// Quiet frames that make a pause (`None`: no pauses are looked for).
     pause: Option<usize>,
-    /// Frames over which the floor is the minimum.
-    window: usize,
-    recent: VecDeque<f32>,
-    /// Quiet frames in a row.
-    quiet: usize,
+    quiet: QuietFrames,
 }
 
 impl PauseGate {
     fn new(pause: Option<usize>, window: usize) -> Self {
         PauseGate {
             pause,
-            window,
-            recent: VecDeque::with_capacity(window),
-            quiet: 0,
+            quiet: QuietFrames::new(window),
         }
     }
 
@@ -414,17 +403,16 @@ impl PauseGate {
         let Some(pause) = self.pause else {
             return false;
         };
-        if self.recent.len() == self.window {
-            self.recent.pop_front();
+        let run = self.quiet.push(energy);
+        run > 0 && run.is_multiple_of(pause)
+    }
+
+    /// The same gate, having heard nothing.
+    fn fresh(&self) -> Self {
+        PauseGate {
+            pause: self.pause,
+            quiet: self.quiet.fresh(),
         }
-        self.recent.push_back(energy);
-        let floor = self.recent.iter().copied().fold(f32::INFINITY, f32::min);
-        if energy <= floor + QUIET_MARGIN {
-            self.quiet += 1;
-        } else {
-            self.quiet = 0;
-        }
-        self.quiet > 0 && self.quiet.is_multiple_of(pause)
     }
 }
 

@@ -37,6 +37,7 @@ mod endpoint;
 mod keywords;
 mod lane;
 pub mod latency;
+mod quiet;
 pub mod spotting;
 
 use burn::tensor::backend::Backend;
@@ -44,11 +45,12 @@ use features::{CausalCmvn, Cmvn, FeatureExtractor, Features, StreamResampler};
 use models::SequenceClassifier;
 use serde::Serialize;
 
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, Tail};
 pub use keywords::{Detection, KeywordOptions, Spotter};
 
 use keywords::Keywords;
 use lane::{Lane, Reader};
+use quiet::{BELOW_PEAK, FLOOR_WINDOW, QuietFrames};
 
 use crate::data::audio::LabelKind;
 use crate::data::sources::SILENCE;
@@ -111,6 +113,11 @@ pub enum Event {
         text: String,
         /// Each label with its frames' span, in seconds from the start of the stream.
         labels: Vec<TimedLabel>,
+        /// Where the utterance began: the start of the stream, or the end of the last one.
+        start: f64,
+        /// Where it ended: the end of the frame that completed its endpoint, or of the
+        /// stream's last frame.
+        end: f64,
         /// The audio time when it was reported.
         emitted_at: f64,
     },
@@ -152,6 +159,8 @@ pub struct Listener<B: Backend> {
     lanes: Vec<Lane<B>>,
     /// A keyword run's beats and repeats.
     keywords: Option<Keywords>,
+    /// Quiet frames, for a CTC run's endpoints.
+    quiet: QuietFrames,
     /// Whether the last frame heard completed a pause (keyword runs).
     paused: bool,
     /// Seconds per frame.
@@ -217,6 +226,8 @@ impl<B: Backend> Listener<B> {
             features,
             lanes,
             keywords,
+            quiet: QuietFrames::new((FLOOR_WINDOW / shift).round() as usize)
+                .or_below_peak(BELOW_PEAK),
             paused: false,
             shift,
             received: 0,
@@ -283,6 +294,7 @@ impl<B: Backend> Listener<B> {
         if let Some(keywords) = &mut self.keywords {
             keywords.forget();
         }
+        self.quiet = self.quiet.fresh();
         self.paused = false;
         Ok(events)
     }
@@ -322,6 +334,8 @@ impl<B: Backend> Listener<B> {
         let emitted_at = seconds_to_ms(self.heard());
         for (used, row) in probabilities.chunks_exact(classes).enumerate() {
             self.frames += 1;
+            // The first feature is the log energy (the Kaldi preset's MFCC).
+            let quiet = self.quiet.push(frames.data[used * frames.dim]);
             let Reader::Labels(decoder) = &mut self.lanes[0].reader else {
                 unreachable!("a CTC run's lane decodes labels");
             };
@@ -330,12 +344,12 @@ impl<B: Backend> Listener<B> {
                 events.push(Event::Partial { text, emitted_at });
             }
             let seconds = |frames: usize| frames as f64 * self.shift;
-            let (silence, length) = (decoder.trailing_blanks, decoder.frames);
+            let tail = Tail {
+                blank: seconds(decoder.trailing_blanks),
+                quiet: seconds(quiet),
+            };
             let heard = !decoder.emitted.is_empty();
-            if self
-                .endpoint
-                .ended(heard, seconds(silence), seconds(length))
-            {
+            if self.endpoint.ended(heard, tail, seconds(decoder.frames)) {
                 events.extend(self.end_utterance());
                 return used + 1;
             }
@@ -416,9 +430,12 @@ impl<B: Backend> Listener<B> {
             return None;
         }
         let labels = timed_labels(&decoder.emitted, &self.labels, (start, self.shift));
+        let seconds = |frame: usize| seconds_to_ms(frame as f64 * self.shift);
         Some(Event::Final {
             text: text_of(&labels),
             labels,
+            start: seconds(start),
+            end: seconds(self.frames),
             emitted_at: seconds_to_ms(self.heard()),
         })
     }
