@@ -329,6 +329,11 @@ pub fn speech_commands(root: &Path) -> Result<Vec<Utterance>, DatasetError> {
 pub const SILENCE: &str = "_silence_";
 /// The label of every word that is not a keyword.
 pub const UNKNOWN: &str = "_unknown_";
+
+/// Whether a keyword task's class holds no keyword (`_silence_` or `_unknown_`).
+pub fn is_filler(label: &str) -> bool {
+    label == SILENCE || label == UNKNOWN
+}
 /// The ten command words of Speech Commands' standard 12-class task, in the reference
 /// order (TensorFlow's `speech_commands` example).
 pub const COMMAND_WORDS: [&str; 10] = [

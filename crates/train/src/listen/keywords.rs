@@ -16,7 +16,7 @@ use features::Features;
 use models::Pooling;
 
 use super::quiet::{FLOOR_WINDOW, QuietFrames};
-use crate::data::sources::{SILENCE, UNKNOWN};
+use crate::data::sources::{SILENCE, is_filler};
 
 /// When a keyword run reports a keyword.
 ///
@@ -153,10 +153,7 @@ impl Spotter {
             Pooling::Mean | Pooling::Max => ((options.window / shift).round() as usize).max(1),
         };
         Ok(Spotter {
-            keywords: labels
-                .iter()
-                .map(|l| l != SILENCE && l != UNKNOWN)
-                .collect(),
+            keywords: labels.iter().map(|l| !is_filler(l)).collect(),
             pooling,
             window,
             threshold: options.threshold,

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::latency::speech_end;
 use super::{Event, ListenError, Listener};
-use crate::data::sources::{SILENCE, UNKNOWN, Utterance};
+use crate::data::sources::{Utterance, is_filler};
 
 /// A detection belongs to the clip it falls in, or to the one before it if it falls at
 /// most this many seconds into the pause after it.
@@ -134,7 +134,6 @@ pub fn measure<B: Backend>(
 
 /// Matches each detection with its clip.
 fn score(clips: &[PlacedClip], events: &[Event], report: &mut SpottingReport) {
-    let is_filler = |label: &str| label == SILENCE || label == UNKNOWN;
     report.fillers = clips.iter().filter(|c| is_filler(&c.label)).count();
     report.keywords = clips.len() - report.fillers;
     let mut hit = vec![false; clips.len()];
