@@ -104,8 +104,8 @@ def plan(rng, speakers, per_voice, per_real_speaker):
     for speaker in sorted(speakers):
         split, by_digit = speakers[speaker]
         if split == "real":
+            have = sorted(by_digit)
             for _ in range(per_real_speaker):
-                have = sorted(by_digit)
                 digits = [rng.choice(have) for _ in range(rng.randint(*REAL_DIGITS))]
                 jobs.append((speaker, split, digits))
             continue

@@ -334,6 +334,7 @@ pub const UNKNOWN: &str = "_unknown_";
 pub fn is_filler(label: &str) -> bool {
     label == SILENCE || label == UNKNOWN
 }
+
 /// The ten command words of Speech Commands' standard 12-class task, in the reference
 /// order (TensorFlow's `speech_commands` example).
 pub const COMMAND_WORDS: [&str; 10] = [

@@ -133,8 +133,9 @@ pub struct Listen {
     #[arg(long, value_name = "HZ")]
     pub rate: Option<u32>,
     /// Seconds of non-speech after a label that end an utterance: blank frames, or quiet
-    /// frames (log energy within 10 dB of the noise floor or 26 dB under the loudest of the last 3 s) once the last label is half as
-    /// old. Its final result is printed and the model starts afresh.
+    /// frames (log energy within 10 dB of the noise floor, or 26 dB under the loudest frame
+    /// of the last 3 s) once the last label is half as old. Its final result is printed and
+    /// the model starts afresh.
     #[arg(long, default_value_t = 0.6, value_name = "SECONDS")]
     pub endpoint: f64,
     #[command(flatten)]
