@@ -197,6 +197,15 @@ fn experiment_runs_on_wgpu(file: std::path::PathBuf) -> Result<(), Failed> {
                 }
             };
             overrides.push(format!("{setting}={:?}", path.display().to_string()));
+            // The tiny manifest holds the embedded corpus's splits only (no paused strings).
+            let splits = ["train", "valid", "test", "real"];
+            let reported: Vec<String> = task
+                .report_splits
+                .iter()
+                .filter(|s| splits.contains(&s.as_str()))
+                .map(|s| format!("{s:?}"))
+                .collect();
+            overrides.push(format!("task.report_splits=[{}]", reported.join(", ")));
         }
         TaskConfig::TemporalOrder(_) => {
             for short in [
