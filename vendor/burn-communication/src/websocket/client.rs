@@ -1,13 +1,14 @@
 use crate::{
     base::{Address, CommunicationChannel, CommunicationError, Message, ProtocolClient},
     websocket::base::parse_ws_address,
+    websocket::security::{TOKEN_HEADER, security},
 };
 use burn_std::future::DynFut;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream, connect_async_with_config,
-    tungstenite::{self, protocol::WebSocketConfig},
+    tungstenite::{self, client::IntoClientRequest, protocol::WebSocketConfig},
 };
 
 #[derive(Clone)]
@@ -26,9 +27,16 @@ impl ProtocolClient for WsClient {
 async fn connect_ws(address: Address, route: String) -> Option<WsClientChannel> {
     let address = parse_ws_address(address).ok()?;
     let address = format!("{address}/{route}");
+    let mut request = address.clone().into_client_request().ok()?;
+    // speechrnn's patch: present the run's token (`websocket::set_security`).
+    if let Some(token) = security().token {
+        request
+            .headers_mut()
+            .insert(TOKEN_HEADER, token.bearer().parse().ok()?);
+    }
     const MB: usize = 1024 * 1024;
     let (stream, _) = connect_async_with_config(
-        address.clone(),
+        request,
         Some(
             WebSocketConfig::default()
                 .write_buffer_size(0)
@@ -67,7 +75,7 @@ impl CommunicationChannel for WsClientChannel {
                 Err(err) => Err(WsClientError::Tungstenite(err)),
                 msg => Err(WsClientError::UnknownMessage(format!("{msg:?}"))),
             },
-            None => todo!(),
+            None => Ok(None),
         }
     }
 

@@ -1,6 +1,7 @@
 mod base;
 mod client;
 mod server;
+pub mod security;
 
 pub use base::*;
 pub use client::*;

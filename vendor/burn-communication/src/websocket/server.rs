@@ -3,13 +3,17 @@ use std::net::SocketAddr;
 use crate::{
     base::{CommunicationChannel, CommunicationError, Message, ProtocolServer},
     util::init_logging,
+    websocket::security::{TOKEN_HEADER, Token, presents, security},
 };
 use axum::{
     Router,
     extract::{
-        State, WebSocketUpgrade,
+        ConnectInfo, Request, State, WebSocketUpgrade,
         ws::{self, WebSocket},
     },
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::get,
 };
 use futures::StreamExt;
@@ -43,15 +47,22 @@ impl ProtocolServer for WsServer {
     {
         init_logging();
 
-        let address = format!("0.0.0.0:{}", self.port);
+        // speechrnn's patch: the address and the token of `websocket::set_security`.
+        let security = security();
+        let address = SocketAddr::new(security.bind, self.port);
         log::info!("Starting server {address}");
 
         let listener = tokio::net::TcpListener::bind(address).await?;
+        let router = match security.token {
+            Some(token) => self
+                .router
+                .layer(middleware::from_fn_with_state(token, check_token)),
+            None => self.router,
+        };
 
         axum::serve(
             listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await?;
@@ -83,6 +94,26 @@ impl ProtocolServer for WsServer {
     }
 }
 
+/// Passes a request on only when it presents the run's token; otherwise answers 401 before
+/// the WebSocket opens (so nothing it sends is read), and says from where it came.
+async fn check_token(
+    State(token): State<Token>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let header = request.headers().get(TOKEN_HEADER).map(|v| v.as_bytes());
+    if presents(header, &token) {
+        return next.run(request).await;
+    }
+    let why = match header {
+        None => "no token",
+        Some(_) => "a wrong token",
+    };
+    eprintln!("refused a connection from {from}: {why}");
+    StatusCode::UNAUTHORIZED.into_response()
+}
+
 impl CommunicationChannel for WsServerChannel {
     type Error = WsServerError;
 
@@ -100,7 +131,7 @@ impl CommunicationChannel for WsServerChannel {
                 Err(err) => Err(WsServerError::Axum(err)),
                 msg => Err(WsServerError::UnknownMessage(format!("{msg:?}"))),
             },
-            None => todo!(),
+            None => Ok(None),
         }
     }
 

@@ -1,6 +1,6 @@
 //! The command line of `experiment`: every subcommand and its options.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -135,6 +135,18 @@ pub struct Parallel {
     /// Default: 127.0.0.1, port = the coordinator's + 2 + I (one machine).
     #[arg(long, value_name = "HOST:PORT", requires = "coordinator")]
     pub peer_address: Option<SocketAddr>,
+    /// The interface this peer's tensor service listens on. Default: --peer-address's
+    /// host (never every interface unless asked, with --bind 0.0.0.0).
+    #[arg(long, value_name = "IP", requires = "coordinator")]
+    pub bind: Option<IpAddr>,
+    /// A file whose first line is the run's shared secret (the coordinator's
+    /// --token-file). Default: the SPEECHRNN_RUN_TOKEN environment variable, which
+    /// `launch` sets; with neither, no token.
+    #[arg(long, value_name = "FILE", requires = "coordinator")]
+    pub token_file: Option<PathBuf>,
+    /// Give up on the coordinator after this many seconds without an answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub connect_timeout: u64,
 }
 
 #[derive(Subcommand)]
@@ -151,7 +163,8 @@ pub enum Command {
         parallel: Parallel,
     },
     /// Coordinate a data-parallel run of `train --peers N` processes: burn's collective
-    /// orchestrator on PORT and the peers' liveness service on PORT+1, on every interface.
+    /// orchestrator on PORT and the peers' liveness service on PORT+1, listening on --bind
+    /// only. With a token, connections that do not present it are refused and printed.
     /// Exits when every peer is done, or with an error naming the first peer that went away
     /// (the others are told and stop too).
     Coordinator {
@@ -161,18 +174,29 @@ pub enum Command {
         /// The orchestrator's port (PyTorch's default MASTER_PORT).
         #[arg(long, default_value_t = 29500)]
         port: u16,
+        /// The interface to listen on: across machines, the address the peers give as
+        /// --coordinator (or 0.0.0.0 for every interface).
+        #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+        bind: IpAddr,
+        /// A file whose first line is the run's shared secret, which every peer must
+        /// present. Default: the SPEECHRNN_RUN_TOKEN environment variable; with neither,
+        /// no token.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Start a data-parallel run on this machine, as torchrun --nproc-per-node does: a
     /// coordinator and N `experiment train` peers with one thread each
-    /// (RAYON_NUM_THREADS=1), on 127.0.0.1. The arguments after `--` go to every peer, e.g.
+    /// (RAYON_NUM_THREADS=1). Every socket listens on 127.0.0.1 only, and the run has a
+    /// fresh token that only its peers know. The arguments after `--` go to every peer, e.g.
     /// `experiment launch --peers 2 -- experiments/spoken-digits.toml --set training.epochs=1`.
     Launch {
         /// Peers to start.
         #[arg(long, value_name = "N")]
         peers: usize,
-        /// The coordinator's port; peer I serves its tensors on PORT + 2 + I.
-        #[arg(long, default_value_t = 29500)]
-        port: u16,
+        /// The coordinator's port; peer I serves its tensors on PORT + 2 + I. Default: the
+        /// first of a free run of ports.
+        #[arg(long)]
+        port: Option<u16>,
         /// `experiment train` arguments: the experiment file, then any options.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         train: Vec<String>,

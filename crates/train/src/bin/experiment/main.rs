@@ -7,6 +7,7 @@ mod listen_bench;
 #[cfg(feature = "mic")]
 mod mic;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use train::backend::{BackendKind, wgpu_adapter};
 use train::bench::bench_report;
 use train::data::corpus::TaskData;
 use train::data::sources::read_manifest;
+use train::engine::peers::access::run_token;
 use train::engine::peers::{Coordinator, PeerError, PeerSetup, Peers};
 use train::eval::ctc::Decoding;
 use train::inference::Recogniser;
@@ -104,10 +106,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Coordinator { peers, port } => {
-            let coordinator = Coordinator::start(port, peers)?;
+        Command::Coordinator {
+            peers,
+            port,
+            bind,
+            token_file,
+        } => {
+            let token = run_token(token_file.as_deref())?;
+            if token.is_none() && !bind.is_loopback() {
+                eprintln!(
+                    "warning: listening on {bind} with no token: anyone who can reach it can join the run (--token-file)"
+                );
+            }
+            let coordinator = Coordinator::start(SocketAddr::new(bind, port), peers, token)?;
             println!(
-                "coordinating {peers} peers: orchestrator on port {port}, liveness on port {}",
+                "coordinating {peers} peers: orchestrator on {bind}:{port}, liveness on port {}",
                 port.wrapping_add(1)
             );
             coordinator.wait()?;
@@ -148,6 +161,7 @@ fn load_config(
 fn train_run(run: Run, out_dir: &Path, mode: RunMode, parallel: Parallel) -> anyhow::Result<()> {
     // Held until the command ends: no other process can write into this run.
     let folder = RunFolder::open(out_dir, &run.folder_name(parallel.peer_id), mode)?;
+    let peers = peers(&parallel)?;
     let config = &run.config;
     println!(
         "experiment {} on {} ({} cell, hidden {})",
@@ -173,7 +187,7 @@ fn train_run(run: Run, out_dir: &Path, mode: RunMode, parallel: Parallel) -> any
         );
     }
     let mut progress = Progress::new(prepared.total_steps());
-    let summary = prepared.fit(&folder, peers(&parallel), &mut progress)?;
+    let summary = prepared.fit(&folder, peers, &mut progress)?;
     progress.bar.finish_and_clear();
     let text = summary_text(&prepared.config, &prepared.data, &summary, folder.path());
     println!("{text}");
@@ -181,18 +195,24 @@ fn train_run(run: Run, out_dir: &Path, mode: RunMode, parallel: Parallel) -> any
 }
 
 /// This process's place in a data-parallel run, when `--coordinator` names one.
-fn peers(parallel: &Parallel) -> Option<Peers> {
-    let coordinator = parallel.coordinator?;
+fn peers(parallel: &Parallel) -> anyhow::Result<Option<Peers>> {
+    let Some(coordinator) = parallel.coordinator else {
+        return Ok(None);
+    };
     let (peers, id, address) = (parallel.peers, parallel.peer_id, parallel.peer_address);
-    Some(Peers {
-        setup: PeerSetup::new(peers, id, coordinator, address),
+    let mut setup = PeerSetup::new(peers, id, coordinator, address);
+    setup.bind = parallel.bind.unwrap_or(setup.bind);
+    setup.token = run_token(parallel.token_file.as_deref())?;
+    setup.connect_within = std::time::Duration::from_secs(parallel.connect_timeout);
+    Ok(Some(Peers {
+        setup,
         // The training thread may be waiting in an all-reduce that can no longer
         // complete: stop the process (checkpoints are written whole or not at all).
         on_lost: Arc::new(|error: &PeerError| {
             eprintln!("error: {error}");
             std::process::exit(3);
         }),
-    })
+    }))
 }
 
 /// A progress bar over the run's steps, with a line per epoch printed above it.

@@ -49,6 +49,12 @@ impl ClientRequest {
     }
 }
 
+/// speechrnn's patch: a node gives up on the orchestrator after this many tries, a second
+/// apart (upstream retries forever)...
+const CONNECT_RETRIES: u32 = 60;
+/// ...and says so the first few times only (upstream prints every attempt).
+const CONNECT_RETRIES_REPORTED: u32 = 3;
+
 impl<C: ProtocolClient> GlobalClientWorker<C> {
     /// Create a new global client worker and start the tasks.
     pub(crate) fn new(
@@ -119,14 +125,14 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
             address.clone(),
             "request",
             std::time::Duration::from_secs(1),
-            None,
+            Some(CONNECT_RETRIES),
             session_id,
         ));
         let stream_response = tokio::spawn(Self::connect_with_retry(
             address.clone(),
             "response",
             std::time::Duration::from_secs(1),
-            None,
+            Some(CONNECT_RETRIES),
             session_id,
         ));
 
@@ -158,7 +164,6 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
             }
 
             // Try to connect to the request address.
-            println!("Connecting to {address} ...");
             let result = C::connect(address.clone(), route).await;
 
             if let Some(mut stream) = result {
@@ -171,7 +176,9 @@ impl<C: ProtocolClient> GlobalClientWorker<C> {
                 return Some(stream);
             }
 
-            println!("Failed to connect to {address}, retrying... Attempt #{retries}");
+            if retries < CONNECT_RETRIES_REPORTED {
+                eprintln!("cannot connect to {address} yet, retrying every {retry_pause:?}");
+            }
             tokio::time::sleep(retry_pause).await;
             retries += 1;
         }

@@ -14,11 +14,17 @@
 //!   [`PeerError::PeerLost`] instead of waiting for it forever.
 //!
 //! Each peer also serves its tensors to the others on its own address
-//! ([`PeerSetup::address`]). burn's servers listen on every interface (`0.0.0.0`); the
-//! addresses the peers are given decide which one they use.
+//! ([`PeerSetup::address`]). Every server listens on one interface only (the coordinator's
+//! given address, each peer's [`PeerSetup::bind`]), and with a run token ([`access`]) admits
+//! only connections that present it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+pub mod access;
+mod coordinator;
+
+pub use coordinator::Coordinator;
+
+use std::io::{BufReader, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,6 +35,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use burn_collective::{AllReduceStrategy, CollectiveConfig, PeerId, ReduceOperation};
+use burn_communication::websocket::security::{Security, set_security};
+
+use access::{Token, greeting, read_line};
 
 use crate::eval::score::Score;
 
@@ -58,6 +67,32 @@ pub enum PeerError {
         /// How long it was tried.
         seconds: u64,
         /// The last attempt's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// What answered at the coordinator's address did not greet this peer as a
+    /// coordinator within the time allowed.
+    #[error("{address} did not answer as a coordinator within {seconds} s")]
+    NotACoordinator {
+        /// Its liveness address.
+        address: SocketAddr,
+        /// How long it was given.
+        seconds: u64,
+    },
+    /// The coordinator refused this peer (a wrong token, or its peer number taken).
+    #[error("the coordinator at {address} refused this peer: {why}")]
+    Refused {
+        /// Its liveness address.
+        address: SocketAddr,
+        /// What it said.
+        why: String,
+    },
+    /// A port could not be listened on (taken, or the address is not this machine's).
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address and port.
+        address: SocketAddr,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
@@ -96,7 +131,7 @@ pub enum PeerError {
 }
 
 /// One peer's place in a data-parallel run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PeerSetup {
     /// Peers in the run.
     pub peers: usize,
@@ -107,11 +142,20 @@ pub struct PeerSetup {
     pub coordinator: SocketAddr,
     /// Where the other peers fetch this peer's tensors (its port is opened here).
     pub address: SocketAddr,
+    /// The interface this peer's tensor service listens on (by default `address`'s).
+    pub bind: IpAddr,
+    /// The run's shared secret, presented to the coordinator and the other peers, and
+    /// demanded of them (none: no check).
+    pub token: Option<Token>,
+    /// How long to keep trying to reach the coordinator, and to wait for its greeting.
+    pub connect_within: Duration,
 }
 
 impl PeerSetup {
     /// Peer `id` of `peers`, reached by the others at `address`; by default 127.0.0.1 at the
-    /// coordinator's port + 2 + `id` (every peer on one machine).
+    /// coordinator's port + 2 + `id` (every peer on one machine). It listens on `address`'s
+    /// interface, has no token, and gives up on the coordinator after 60 s; the fields
+    /// change that.
     pub fn new(
         peers: usize,
         id: usize,
@@ -127,6 +171,9 @@ impl PeerSetup {
             id,
             coordinator,
             address,
+            bind: address.ip(),
+            token: None,
+            connect_within: CONNECT_WITHIN,
         }
     }
 
@@ -174,13 +221,53 @@ impl std::fmt::Debug for Peers {
     }
 }
 
+/// Connects to the coordinator's liveness service and greets it: the connection (to write
+/// on) and its reader once the coordinator has answered `ok`.
+fn admitted(setup: &PeerSetup) -> Result<(TcpStream, BufReader<TcpStream>), PeerError> {
+    let address = liveness_address(setup.coordinator);
+    let started = Instant::now();
+    let left = || setup.connect_within.saturating_sub(started.elapsed());
+    let seconds = setup.connect_within.as_secs();
+    let mut stream = loop {
+        match TcpStream::connect_timeout(&address, left().max(Duration::from_millis(1))) {
+            Ok(stream) => break stream,
+            Err(source) if left().is_zero() => {
+                return Err(PeerError::Unreachable {
+                    address,
+                    seconds,
+                    source,
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100).min(left())),
+        }
+    };
+    let io = |source| PeerError::Io {
+        what: format!("liveness connection to {address}"),
+        source,
+    };
+    writeln!(stream, "{}", greeting(setup.id, setup.token.as_ref())).map_err(io)?;
+    let wait = left().max(Duration::from_millis(1));
+    stream.set_read_timeout(Some(wait)).map_err(io)?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(io)?);
+    match read_line(&mut reader) {
+        Ok(Some(line)) if line == "ok" => {}
+        Ok(Some(line)) if line.starts_with("refused ") => {
+            let why = line["refused ".len()..].to_string();
+            return Err(PeerError::Refused { address, why });
+        }
+        _ => return Err(PeerError::NotACoordinator { address, seconds }),
+    }
+    stream.set_read_timeout(None).map_err(io)?;
+    Ok((stream, reader))
+}
+
 /// The liveness address of a coordinator at `coordinator`.
 fn liveness_address(coordinator: SocketAddr) -> SocketAddr {
     SocketAddr::new(coordinator.ip(), coordinator.port().wrapping_add(1))
 }
 
-/// How long a peer keeps trying to reach the coordinator when it starts.
-const CONNECT_WITHIN: Duration = Duration::from_secs(60);
+/// How long a peer keeps trying to reach the coordinator when it starts, by default.
+pub const CONNECT_WITHIN: Duration = Duration::from_secs(60);
 
 /// A peer that has joined its run: registered with burn's collective and watched over by the
 /// coordinator. [`PeerGroup::finish`] leaves the run.
@@ -193,8 +280,9 @@ pub struct PeerGroup {
 }
 
 impl PeerGroup {
-    /// Joins the run: connects to the coordinator's liveness service (retrying for up to a
-    /// minute while it starts) and registers with burn's collective on backend `B`.
+    /// Joins the run: connects to the coordinator's liveness service (retrying for up to
+    /// [`PeerSetup::connect_within`] while it starts), is admitted with the run's token,
+    /// and registers with burn's collective on backend `B`.
     ///
     /// `on_lost` is called from a watcher thread when another peer or the coordinator goes
     /// away. This peer may then be blocked in an all-reduce that will never complete, so
@@ -211,36 +299,15 @@ impl PeerGroup {
             });
         }
         let address = liveness_address(setup.coordinator);
-        let started = Instant::now();
-        let stream = loop {
-            match TcpStream::connect(address) {
-                Ok(stream) => break stream,
-                Err(source) if started.elapsed() >= CONNECT_WITHIN => {
-                    return Err(PeerError::Unreachable {
-                        address,
-                        seconds: CONNECT_WITHIN.as_secs(),
-                        source,
-                    });
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
-        let io = |what: &str| {
-            let what = what.to_string();
-            move |source| PeerError::Io { what, source }
-        };
-        let mut writer = stream.try_clone().map_err(io("liveness connection"))?;
-        writeln!(writer, "peer {}", setup.id).map_err(io("liveness connection"))?;
+        let (writer, mut reader) = admitted(&setup)?;
         let (done, lost) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(None)));
-        let reader = BufReader::new(stream.try_clone().map_err(io("liveness connection"))?);
         let (watch_done, watch_lost) = (Arc::clone(&done), Arc::clone(&lost));
         std::thread::Builder::new()
             .name("peer-liveness".into())
             .spawn(move || {
-                let mut lines = reader.lines();
                 let error = loop {
-                    match lines.next() {
-                        Some(Ok(line)) => {
+                    match read_line(&mut reader) {
+                        Ok(Some(line)) => {
                             if let Some(peer) = line
                                 .strip_prefix("lost ")
                                 .and_then(|p| p.trim().parse().ok())
@@ -256,7 +323,14 @@ impl PeerGroup {
                     *watch_lost.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
                 }
             })
-            .map_err(io("starting the liveness watcher"))?;
+            .map_err(|source| PeerError::Io {
+                what: "starting the liveness watcher".into(),
+                source,
+            })?;
+        set_security(Security {
+            bind: setup.bind,
+            token: setup.token.clone(),
+        });
         let global = |address: SocketAddr| {
             burn_communication::Address::from_str(&format!("ws://{address}"))
                 .map_err(PeerError::Collective)
@@ -465,104 +539,6 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Unflatten<'_, B> {
     }
 }
 
-/// The coordinator of a data-parallel run: burn's global orchestrator at `port` and the
-/// liveness service at `port + 1`, on every interface.
-#[derive(Debug)]
-pub struct Coordinator {
-    finished: std::sync::mpsc::Receiver<Result<(), PeerError>>,
-}
-
-impl Coordinator {
-    /// Starts both services for `peers` peers, each on threads of its own.
-    pub fn start(port: u16, peers: usize) -> Result<Self, PeerError> {
-        let io = |what: String| move |source| PeerError::Io { what, source };
-        let liveness_port = port.wrapping_add(1);
-        let listener = TcpListener::bind(("0.0.0.0", liveness_port))
-            .map_err(io(format!("liveness service on port {liveness_port}")))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(io("the orchestrator's runtime".into()))?;
-        std::thread::Builder::new()
-            .name("collective-orchestrator".into())
-            .spawn(move || runtime.block_on(burn_collective::start_global_orchestrator(port)))
-            .map_err(io("starting the orchestrator".into()))?;
-        let (report, finished) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("coordinator-liveness".into())
-            .spawn(move || report.send(watch_peers(listener, peers)).ok())
-            .map_err(io("starting the liveness service".into()))?;
-        Ok(Self { finished })
-    }
-
-    /// Waits until every peer has said it is done (`Ok`) or one has gone away (the error
-    /// names it).
-    pub fn wait(self) -> Result<(), PeerError> {
-        self.finished
-            .recv()
-            .unwrap_or_else(|_| Err(PeerError::Collective("the liveness service stopped".into())))
-    }
-}
-
-/// Accepts the `peers` peers' liveness connections, and tells the others when one drops
-/// before it said it was done. Returns when all are done, or when one is lost.
-fn watch_peers(listener: TcpListener, peers: usize) -> Result<(), PeerError> {
-    let connections: Arc<Mutex<Vec<(usize, TcpStream)>>> = Arc::default();
-    let (events, seen) = std::sync::mpsc::channel::<(usize, bool)>();
-    let mut joined = 0;
-    while joined < peers {
-        let (stream, _) = listener.accept().map_err(|source| PeerError::Io {
-            what: "accepting a peer".into(),
-            source,
-        })?;
-        let mut reader = BufReader::new(match stream.try_clone() {
-            Ok(clone) => clone,
-            Err(_) => continue,
-        });
-        let mut hello = String::new();
-        let Some(id) = reader
-            .read_line(&mut hello)
-            .ok()
-            .and_then(|_| hello.trim().strip_prefix("peer ")?.parse::<usize>().ok())
-        else {
-            continue;
-        };
-        connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((id, stream));
-        joined += 1;
-        let events = events.clone();
-        std::thread::spawn(move || {
-            let done = reader
-                .lines()
-                .any(|line| line.is_ok_and(|l| l.trim() == "done"));
-            let _ = events.send((id, done));
-        });
-    }
-    drop(events);
-    let mut finished = 0;
-    while let Ok((id, done)) = seen.recv() {
-        if !done {
-            for (other, stream) in connections
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter_mut()
-            {
-                if *other != id {
-                    let _ = writeln!(stream, "lost {id}");
-                }
-            }
-            return Err(PeerError::PeerLost { peer: id });
-        }
-        finished += 1;
-        if finished == peers {
-            break;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,12 +549,12 @@ mod tests {
             for peers in 1..5 {
                 let mut covered = Vec::new();
                 for id in 0..peers {
-                    let setup = PeerSetup {
+                    let setup = PeerSetup::new(
                         peers,
                         id,
-                        coordinator: "127.0.0.1:1".parse().unwrap(),
-                        address: "127.0.0.1:2".parse().unwrap(),
-                    };
+                        "127.0.0.1:1".parse().unwrap(),
+                        Some("127.0.0.1:2".parse().unwrap()),
+                    );
                     covered.extend(setup.part(rows));
                 }
                 assert_eq!(covered, (0..rows).collect::<Vec<_>>());
