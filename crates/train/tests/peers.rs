@@ -288,8 +288,10 @@ fn launch_stops_at_once_naming_a_port_that_is_taken() {
     let port = free_port();
     let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let port_text = port.to_string();
+    let out = tempfile::tempdir().unwrap();
     let mut args: Vec<std::ffi::OsString> = vec![smoke().into()];
     args.extend(settings(1, 5).into_iter().map(Into::into));
+    args.extend(["--out-dir".into(), out.path().into()]);
     let launch = experiment(
         &["launch", "--peers", "2", "--port", &port_text, "--"],
         args,
@@ -305,8 +307,10 @@ fn a_peer_gives_up_on_a_coordinator_that_never_answers_naming_it() {
     // Both ports accept connections (the system does, into the backlog) and say nothing.
     let _silent = [port, port + 1].map(|p| std::net::TcpListener::bind(("127.0.0.1", p)).unwrap());
     let coordinator = format!("127.0.0.1:{port}");
+    let out = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = vec![smoke().display().to_string()];
     args.extend(settings(1, 5));
+    args.extend(["--out-dir".into(), out.path().display().to_string()]);
     args.extend(["--peers", "2", "--coordinator", &coordinator].map(String::from));
     args.extend(["--connect-timeout", "2"].map(String::from));
     let started = Instant::now();
