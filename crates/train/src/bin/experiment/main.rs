@@ -6,11 +6,11 @@ mod listen;
 mod listen_bench;
 #[cfg(feature = "mic")]
 mod mic;
+mod parallel;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use args::{Cli, Command, Decode, Experiment, Parallel};
@@ -21,8 +21,6 @@ use train::backend::{BackendKind, wgpu_adapter};
 use train::bench::bench_report;
 use train::data::corpus::TaskData;
 use train::data::sources::read_manifest;
-use train::engine::peers::access::run_token;
-use train::engine::peers::{Coordinator, PeerError, PeerSetup, Peers};
 use train::eval::ctc::Decoding;
 use train::inference::Recogniser;
 use train::report::metrics::EpochMetrics;
@@ -111,22 +109,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             port,
             bind,
             token_file,
-        } => {
-            let token = run_token(token_file.as_deref())?;
-            if token.is_none() && !bind.is_loopback() {
-                eprintln!(
-                    "warning: listening on {bind} with no token: anyone who can reach it can join the run (--token-file)"
-                );
-            }
-            let coordinator = Coordinator::start(SocketAddr::new(bind, port), peers, token)?;
-            println!(
-                "coordinating {peers} peers: orchestrator on {bind}:{port}, liveness on port {}",
-                port.wrapping_add(1)
-            );
-            coordinator.wait()?;
-            println!("all {peers} peers are done");
-            Ok(())
-        }
+        } => parallel::coordinate(peers, SocketAddr::new(bind, port), token_file.as_deref()),
         Command::Launch { peers, port, train } => {
             let exe =
                 std::env::current_exe().context("cannot find this program to start the peers")?;
@@ -161,7 +144,7 @@ fn load_config(
 fn train_run(run: Run, out_dir: &Path, mode: RunMode, parallel: Parallel) -> anyhow::Result<()> {
     // Held until the command ends: no other process can write into this run.
     let folder = RunFolder::open(out_dir, &run.folder_name(parallel.peer_id), mode)?;
-    let peers = peers(&parallel)?;
+    let peers = parallel::peers(&parallel)?;
     let config = &run.config;
     println!(
         "experiment {} on {} ({} cell, hidden {})",
@@ -192,27 +175,6 @@ fn train_run(run: Run, out_dir: &Path, mode: RunMode, parallel: Parallel) -> any
     let text = summary_text(&prepared.config, &prepared.data, &summary, folder.path());
     println!("{text}");
     Ok(())
-}
-
-/// This process's place in a data-parallel run, when `--coordinator` names one.
-fn peers(parallel: &Parallel) -> anyhow::Result<Option<Peers>> {
-    let Some(coordinator) = parallel.coordinator else {
-        return Ok(None);
-    };
-    let (peers, id, address) = (parallel.peers, parallel.peer_id, parallel.peer_address);
-    let mut setup = PeerSetup::new(peers, id, coordinator, address);
-    setup.bind = parallel.bind.unwrap_or(setup.bind);
-    setup.token = run_token(parallel.token_file.as_deref())?;
-    setup.connect_within = std::time::Duration::from_secs(parallel.connect_timeout);
-    Ok(Some(Peers {
-        setup,
-        // The training thread may be waiting in an all-reduce that can no longer
-        // complete: stop the process (checkpoints are written whole or not at all).
-        on_lost: Arc::new(|error: &PeerError| {
-            eprintln!("error: {error}");
-            std::process::exit(3);
-        }),
-    }))
 }
 
 /// A progress bar over the run's steps, with a line per epoch printed above it.
