@@ -87,6 +87,7 @@ pub(crate) fn greeted(line: &str, token: Option<&Token>) -> Result<usize, &'stat
     };
     let id = id.parse().map_err(|_| "not a peer's greeting")?;
     match token {
+        Some(_) if presented == "-" => Err("no token"),
         Some(token) if !token.matches(presented.as_bytes()) => Err("a wrong token"),
         _ => Ok(id),
     }
@@ -128,7 +129,7 @@ mod tests {
         );
         assert_eq!(
             greeted(&greeting(3, None), Some(&token)),
-            Err("a wrong token")
+            Err("no token")
         );
         assert_eq!(greeted(&greeting(1, None), None), Ok(1));
         for junk in ["", "peer", "peer x -", "hello 1 -", "peer 1"] {
