@@ -87,9 +87,10 @@ pub(crate) fn greeted(line: &str, token: Option<&Token>) -> Result<usize, &'stat
     };
     let id = id.parse().map_err(|_| "not a peer's greeting")?;
     match token {
+        None => Ok(id),
+        Some(token) if token.matches(presented.as_bytes()) => Ok(id),
         Some(_) if presented == "-" => Err("no token"),
-        Some(token) if !token.matches(presented.as_bytes()) => Err("a wrong token"),
-        _ => Ok(id),
+        Some(_) => Err("a wrong token"),
     }
 }
 
