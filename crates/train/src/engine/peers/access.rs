@@ -128,10 +128,7 @@ mod tests {
             greeted(&greeting(3, Some(&other)), Some(&token)),
             Err("a wrong token")
         );
-        assert_eq!(
-            greeted(&greeting(3, None), Some(&token)),
-            Err("no token")
-        );
+        assert_eq!(greeted(&greeting(3, None), Some(&token)), Err("no token"));
         assert_eq!(greeted(&greeting(1, None), None), Ok(1));
         for junk in ["", "peer", "peer x -", "hello 1 -", "peer 1"] {
             assert!(greeted(junk, Some(&token)).is_err(), "{junk:?}");
