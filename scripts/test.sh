@@ -13,3 +13,5 @@ cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo clippy --release --locked -p train --features mic --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --release --locked --workspace --no-deps
 cargo test --release --locked --workspace
+# The vendored burn-communication's own tests (its token check; `vendor/README.md`).
+cargo test --release --locked -p burn-communication --lib
