@@ -46,9 +46,9 @@ pub struct Tail {
     /// Frames since the model's last label (all of them when it has none).
     pub blank: f64,
     /// Quiet frames in a row: log energy within 10 dB of the quietest frame of the last
-    /// 3 s, or 26 dB under the loudest. Speech stops here when it stops, while the model's last label may come a
-    /// little later; counting from here keeps the final result at the trailing silence
-    /// after the speech, not after the label.
+    /// 3 s, or 26 dB under the loudest. Speech stops here when it stops, while the model's
+    /// last label may come a little later; counting from here keeps the final result at the
+    /// trailing silence after the speech, not after the label.
     pub quiet: f64,
 }
 

@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 
-use crate::engine::peers::access::{TOKEN_VARIABLE, Token, new_token_text};
+use crate::engine::peers::access::{TOKEN_VARIABLE, new_token};
 use crate::engine::peers::{Coordinator, PeerError};
 
 /// Why a local data-parallel run failed.
@@ -58,10 +58,9 @@ pub fn launch_local(
         Some(port) => port,
         None => free_ports(2 + peers)?,
     };
-    let secret = new_token_text();
-    let token = Token::new(&secret).map_err(PeerError::Collective)?;
+    let token = new_token();
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let coordinator = Coordinator::start(address, peers, Some(token))?;
+    let coordinator = Coordinator::start(address, peers, Some(token.clone()))?;
     let mut children = Vec::new();
     for id in 0..peers {
         let child = std::process::Command::new(program)
@@ -70,7 +69,7 @@ pub fn launch_local(
             .args(["--peers", &peers.to_string(), "--peer-id", &id.to_string()])
             .args(["--coordinator", &address.to_string()])
             .env("RAYON_NUM_THREADS", "1")
-            .env(TOKEN_VARIABLE, &secret)
+            .env(TOKEN_VARIABLE, token.expose())
             .spawn()
             .map_err(|source| LaunchError::Process { id, source })?;
         children.push(child);

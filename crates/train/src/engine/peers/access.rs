@@ -68,9 +68,10 @@ pub fn run_token(file: Option<&Path>) -> Result<Option<Token>, TokenError> {
 
 /// A fresh token of 256 random bits (64 hexadecimal digits) from the operating system's
 /// generator (through `rand`'s thread generator, a CSPRNG seeded by it).
-pub fn new_token_text() -> String {
+pub fn new_token() -> Token {
     let bytes: [u8; 32] = rand::rng().random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Token::new(&hex).expect("hexadecimal digits are visible ASCII")
 }
 
 /// The first line a peer sends on its liveness connection.
@@ -150,7 +151,8 @@ mod tests {
 
     #[test]
     fn tokens_are_fresh_and_read_from_the_first_line_of_a_file() {
-        let (a, b) = (new_token_text(), new_token_text());
+        let (a, b) = (new_token(), new_token());
+        let (a, b) = (a.expose().to_string(), b.expose());
         assert_eq!(a.len(), 64);
         assert_ne!(a, b);
         let dir = tempfile::tempdir().unwrap();
