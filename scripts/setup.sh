@@ -2,10 +2,11 @@
 # Installs what the main job and the tests need beyond the Rust toolchain:
 # Mesa's software Vulkan driver (lavapipe), so burn-wgpu finds an adapter on machines
 # without a GPU, and ALSA's headers (libasound2-dev), so `experiment listen --mic` (feature
-# `mic`, cpal) compiles. Idempotent: does nothing when everything is already there.
+# `mic`, cpal) compiles, and python3-venv for the pinned onnxruntime that checks the exported
+# ONNX files (tests/onnx). Idempotent: does nothing when everything is already there.
 set -euo pipefail
 
-packages=(mesa-vulkan-drivers libasound2-dev)
+packages=(mesa-vulkan-drivers libasound2-dev python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

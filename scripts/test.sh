@@ -15,3 +15,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --release --locked --workspace --no-deps
 cargo test --release --locked --workspace
 # The vendored burn-communication's own tests (its token check; `vendor/README.md`).
 cargo test --release --locked -p burn-communication --lib
+# The exported ONNX files in two independent runtimes (docs/export.md): the export test
+# writes every case with our outputs, then onnxruntime (with onnx.checker) and tract run them.
+cases="$(mktemp -d)"
+trap 'rm -rf "$cases"' EXIT
+SPEECHRNN_ONNX_CASES="$cases" cargo test --release --locked -p train --test export
+"$(bash tests/onnx/env.sh)" tests/onnx/check_onnxruntime.py "$cases"
+cargo run --release --locked --manifest-path scripts/tract-check/Cargo.toml -- "$cases"

@@ -16,7 +16,7 @@ const TRAIN_LAYERS: &[&[&str]] = &[
     &["engine"],
     &["config"],
     &["inference"],
-    &["run", "vanishing", "bench", "listen"],
+    &["run", "vanishing", "bench", "listen", "export"],
 ];
 
 fn workspace() -> PathBuf {

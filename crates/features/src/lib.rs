@@ -67,7 +67,7 @@ pub use pcm::{PcmFormat, PcmReader};
 pub use pipeline::FilePipeline;
 #[cfg(feature = "cli")]
 pub use plot::write_png;
-pub use post::{CausalCmvn, Cmvn, add_deltas, apply_cmvn};
+pub use post::{CausalCmvn, Cmvn, add_deltas, apply_cmvn, delta_kernels};
 pub use resample::{StreamResampler, resample};
 pub use stream::Stream;
 pub use wav::{Audio, Channel, WavBlocks, decode_wav, read_wav};

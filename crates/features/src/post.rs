@@ -16,18 +16,7 @@ use crate::{FeatureError, Features};
 /// ```
 pub fn add_deltas(features: &Features, order: usize, window: usize) -> Features {
     let (frames, dim) = (features.num_frames, features.dim);
-    let normaliser: f64 = 2.0 * (1..=window).map(|k| (k * k) as f64).sum::<f64>();
-    let mut kernels: Vec<Vec<f64>> = vec![vec![1.0]];
-    for _ in 0..order {
-        let previous = kernels.last().expect("order 0 kernel");
-        let mut next = vec![0.0; previous.len() + 2 * window];
-        for (k, p) in previous.iter().enumerate() {
-            for j in 0..=2 * window {
-                next[k + j] += (j as f64 - window as f64) / normaliser * p;
-            }
-        }
-        kernels.push(next);
-    }
+    let kernels = delta_kernels(order, window);
     let out_dim = dim * (order + 1);
     let mut data = vec![0.0f32; frames * out_dim];
     for t in 0..frames {
@@ -53,6 +42,30 @@ pub fn add_deltas(features: &Features, order: usize, window: usize) -> Features 
         dim: out_dim,
         data,
     }
+}
+
+/// The regression kernels [`add_deltas`] applies, orders 0 to `order`: `[1]`, then each
+/// order's the previous one convolved with `j / (2 Σ_{k=1..window} k²)`, `j = −window..window`
+/// (centred: kernel `i` has `1 + 2·i·window` taps).
+///
+/// ```
+/// let kernels = features::delta_kernels(1, 2);
+/// assert_eq!(kernels[1], vec![-0.2, -0.1, 0.0, 0.1, 0.2]);
+/// ```
+pub fn delta_kernels(order: usize, window: usize) -> Vec<Vec<f64>> {
+    let normaliser: f64 = 2.0 * (1..=window).map(|k| (k * k) as f64).sum::<f64>();
+    let mut kernels: Vec<Vec<f64>> = vec![vec![1.0]];
+    for _ in 0..order {
+        let previous = kernels.last().expect("order 0 kernel");
+        let mut next = vec![0.0; previous.len() + 2 * window];
+        for (k, p) in previous.iter().enumerate() {
+            for j in 0..=2 * window {
+                next[k + j] += (j as f64 - window as f64) / normaliser * p;
+            }
+        }
+        kernels.push(next);
+    }
+    kernels
 }
 
 /// Cepstral mean (and variance) normalisation.

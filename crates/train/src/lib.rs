@@ -9,6 +9,7 @@
 //! ```text
 //! run, vanishing, bench   the library API (load and check, prepare, fit, report) and studies
 //! listen         live recognition: a causal run hears audio in chunks, state carried
+//! export         a finished run as one ONNX file
 //! inference      a finished run: scores and predictions from WAV files (no training code)
 //! config         the experiment's TOML: composes every layer's options, --set overrides
 //! engine         the loop, optimiser step, weight average, clipping, checkpoints, peers
@@ -23,7 +24,8 @@
 //! what came out, and `inference` reads a finished run folder with `config`, `model`, `data`
 //! and `eval` alone.
 //!
-//! `listen` runs a finished causal run over audio as it arrives (`experiment listen`).
+//! `listen` runs a finished causal run over audio as it arrives (`experiment listen`);
+//! `export` writes a finished run as an ONNX model (`experiment export`).
 //! `bench` and `vanishing` are the `experiment bench` and `experiment vanishing` studies,
 //! built on the layers above.
 //!
@@ -51,6 +53,7 @@ pub mod config;
 pub mod data;
 pub mod engine;
 pub mod eval;
+pub mod export;
 pub mod inference;
 pub mod listen;
 pub mod model;

@@ -227,6 +227,26 @@ pub enum Command {
         #[command(flatten)]
         decode: Decode,
     },
+    /// Write a finished run as one ONNX file (opset 17): `features` `[batch, time, F]` and
+    /// `lengths` `[batch]` in; `probabilities` `[batch, classes]` out (`log_probs` `[batch,
+    /// time, classes]` for CTC), class names in the metadata (docs/export.md). Prints one
+    /// JSON line: experiment export runs/spoken-digits -o digits.onnx --waveform
+    Export {
+        /// The run folder (holds config.toml and checkpoints/best.mpk).
+        run_dir: PathBuf,
+        /// The file to write (atomically).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// A step graph for streaming (unidirectional runs): `features` and the states `h_0`
+        /// (and `c_0`) in; every step's output and the states `h_n` (and `c_n`) to feed to
+        /// the next chunk out.
+        #[arg(long)]
+        streaming: bool,
+        /// Audio in: `waveform` `[batch, samples]` (float32, ±1, mono, the run's rate) and
+        /// `lengths` in samples; the run's features (kaldi preset) are computed in the graph.
+        #[arg(long, conflicts_with = "streaming")]
+        waveform: bool,
+    },
     /// Recognise live audio with a finished causal run (e.g. one of
     /// experiments/digit-strings-streaming.toml or experiments/keywords-streaming.toml): raw
     /// PCM or a WAV stream on standard input, one JSON line per event on standard output as

@@ -79,6 +79,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             top_k,
             decode,
         } => predict(&run_dir, &wavs, top_k, &decode),
+        Command::Export {
+            run_dir,
+            output,
+            streaming,
+            waveform,
+        } => {
+            let options = train::export::ExportOptions {
+                streaming,
+                waveform,
+            };
+            let exported = train::export::export_run(&run_dir, &output, options)?;
+            println!("{}", serde_json::to_string(&exported)?);
+            Ok(())
+        }
         Command::Listen(args) => listen::listen(&args),
         Command::ListenBench(args) => listen_bench::listen_bench(&args),
         Command::Vanishing {

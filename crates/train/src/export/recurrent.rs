@@ -1,0 +1,263 @@
+//! The recurrent stack in ONNX operators: one native `RNN`, `LSTM` or `GRU` node per layer
+//! and direction, with the weights converted from PyTorch's gate order to ONNX's.
+
+use models::{CellKind, Nonlinearity, StateDict};
+use onnx::{Attribute, GraphBuilder};
+
+use super::ExportError;
+
+/// The stack's shape, as the run's configuration gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    /// The cell and its options.
+    pub cell: CellKind,
+    /// Features per step.
+    pub input_size: usize,
+    /// Hidden units per layer and direction.
+    pub hidden_size: usize,
+    /// Layers.
+    pub num_layers: usize,
+    /// Whether each layer also reads the sequence backwards.
+    pub bidirectional: bool,
+}
+
+impl Stack {
+    /// 1 or 2.
+    pub fn directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// Width of the last layer's output.
+    pub fn output_size(&self) -> usize {
+        self.directions() * self.hidden_size
+    }
+}
+
+/// Graph values the stack reads besides its input: the per-step reversal used by the
+/// backward direction, and the initial states.
+pub struct StackInputs<'a> {
+    /// `[time, batch]` int64: row index into `[time·batch, width]` of the step each backward
+    /// step reads (each sequence reversed within its own length). Bidirectional stacks only.
+    pub reversal: Option<&'a str>,
+    /// `[layers·directions, batch, hidden]` initial `h`, or `None` for zeros.
+    pub initial_h: Option<&'a str>,
+    /// The same for the LSTM's `c`.
+    pub initial_c: Option<&'a str>,
+}
+
+/// What the stack produced: `[time, batch, output_size]` and, per cell, the final states
+/// `[layers·directions, batch, hidden]` (the state after the last step of the tensor, which
+/// is each sequence's own final state only when no sequence is padded).
+pub struct StackOutputs {
+    /// The last layer's per-step output.
+    pub y: String,
+    /// Final `h` of every layer and direction, in PyTorch's order.
+    pub h: String,
+    /// Final `c` (LSTM only).
+    pub c: Option<String>,
+}
+
+/// PyTorch's gate blocks → ONNX's: LSTM i,f,g,o → i,o,f,c; GRU r,z,n → z,r,h.
+fn onnx_block_order(cell: &CellKind) -> &'static [usize] {
+    match cell {
+        CellKind::Rnn { .. } => &[0],
+        CellKind::Lstm { .. } => &[0, 3, 1, 2],
+        CellKind::Gru { .. } => &[1, 0, 2],
+    }
+}
+
+fn op_type(cell: &CellKind) -> &'static str {
+    match cell {
+        CellKind::Rnn { .. } => "RNN",
+        CellKind::Lstm { .. } => "LSTM",
+        CellKind::Gru { .. } => "GRU",
+    }
+}
+
+fn attributes(cell: &CellKind, hidden: usize) -> Vec<(&'static str, Attribute)> {
+    let mut attrs = vec![
+        ("hidden_size", Attribute::Int(hidden as i64)),
+        ("direction", Attribute::String("forward".into())),
+    ];
+    match cell {
+        CellKind::Rnn { nonlinearity } => {
+            let name = match nonlinearity {
+                Nonlinearity::Tanh => "Tanh",
+                Nonlinearity::Relu => "Relu",
+                Nonlinearity::Sigmoid => "Sigmoid",
+            };
+            attrs.push(("activations", Attribute::Strings(vec![name.into()])));
+        }
+        CellKind::Lstm {
+            coupled_input_forget,
+            ..
+        } => attrs.push(("input_forget", Attribute::Int(*coupled_input_forget as i64))),
+        CellKind::Gru { reset_after } => {
+            attrs.push(("linear_before_reset", Attribute::Int(*reset_after as i64)))
+        }
+    }
+    attrs
+}
+
+/// A weight of `dict` as f32 values, checked against the expected shape.
+pub(super) fn weight(
+    dict: &StateDict,
+    key: &str,
+    shape: &[usize],
+) -> Result<Vec<f32>, ExportError> {
+    let data = dict
+        .get(key)
+        .ok_or_else(|| ExportError::MissingWeight(key.to_string()))?;
+    if data.shape.as_slice() != shape {
+        return Err(ExportError::WeightShape {
+            key: key.to_string(),
+            expected: shape.to_vec(),
+            got: data.shape.to_vec(),
+        });
+    }
+    data.to_vec::<f32>()
+        .map_err(|e| ExportError::WeightType(key.to_string(), format!("{e:?}")))
+}
+
+/// `values` split into `order.len()` equal row blocks, put back in `order`.
+fn reorder_blocks(values: &[f32], order: &[usize]) -> Vec<f32> {
+    let block = values.len() / order.len();
+    order
+        .iter()
+        .flat_map(|&k| &values[k * block..(k + 1) * block])
+        .copied()
+        .collect()
+}
+
+impl Stack {
+    /// Appends the stack to `graph`, reading `x` (`[time, batch, input_size]`, float).
+    pub fn lower(
+        &self,
+        graph: &mut GraphBuilder,
+        dict: &StateDict,
+        x: &str,
+        inputs: &StackInputs,
+    ) -> Result<StackOutputs, ExportError> {
+        let mut layer_input = x.to_string();
+        let (mut hs, mut cs) = (Vec::new(), Vec::new());
+        for layer in 0..self.num_layers {
+            let mut outputs = Vec::new();
+            for direction in 0..self.directions() {
+                let index = layer * self.directions() + direction;
+                let state = |all: Option<&str>, g: &mut GraphBuilder| {
+                    all.map(|s| slice_first_axis(g, s, index))
+                };
+                let h0 = state(inputs.initial_h, graph);
+                let c0 = state(inputs.initial_c, graph);
+                let width = if layer == 0 {
+                    self.input_size
+                } else {
+                    self.output_size()
+                };
+                let reversal = (direction == 1).then_some(inputs.reversal).flatten();
+                let input = match reversal {
+                    Some(r) => gather_steps(graph, &layer_input, r, width),
+                    None => layer_input.clone(),
+                };
+                let (y, h, c) =
+                    self.cell_node(graph, dict, (layer, direction), &input, width, (h0, c0))?;
+                let y = match reversal {
+                    Some(r) => gather_steps(graph, &y, r, self.hidden_size),
+                    None => y,
+                };
+                outputs.push(y);
+                hs.push(h);
+                cs.extend(c);
+            }
+            layer_input = concat(graph, &outputs, 2);
+        }
+        Ok(StackOutputs {
+            y: layer_input,
+            h: concat(graph, &hs, 0),
+            c: (!cs.is_empty()).then(|| concat(graph, &cs, 0)),
+        })
+    }
+
+    /// One layer and direction as a forward-running ONNX node: `[time, batch, hidden]` and
+    /// its final `h` (and `c`), `[1, batch, hidden]`.
+    fn cell_node(
+        &self,
+        graph: &mut GraphBuilder,
+        dict: &StateDict,
+        (layer, direction): (usize, usize),
+        x: &str,
+        input_size: usize,
+        (h0, c0): (Option<String>, Option<String>),
+    ) -> Result<(String, String, Option<String>), ExportError> {
+        let suffix = format!("_l{layer}{}", if direction == 1 { "_reverse" } else { "" });
+        let key = |name: &str| format!("recurrent.{name}{suffix}");
+        let (hidden, order) = (self.hidden_size, onnx_block_order(&self.cell));
+        let rows = order.len() * hidden;
+        let w = reorder_blocks(
+            &weight(dict, &key("weight_ih"), &[rows, input_size])?,
+            order,
+        );
+        let r = reorder_blocks(&weight(dict, &key("weight_hh"), &[rows, hidden])?, order);
+        let mut b = reorder_blocks(&weight(dict, &key("bias_ih"), &[rows])?, order);
+        b.extend(reorder_blocks(
+            &weight(dict, &key("bias_hh"), &[rows])?,
+            order,
+        ));
+        let name = |part: &str| format!("{part}{suffix}");
+        let w = graph.constant_f32(&name("W"), &[1, rows, input_size], &w);
+        let r = graph.constant_f32(&name("R"), &[1, rows, hidden], &r);
+        let b = graph.constant_f32(&name("B"), &[1, 2 * rows], &b);
+        let mut node_inputs = vec![x.to_string(), w, r, b, String::new()];
+        node_inputs.push(h0.unwrap_or_default());
+        let lstm = matches!(self.cell, CellKind::Lstm { .. });
+        if lstm {
+            node_inputs.push(c0.unwrap_or_default());
+            if let CellKind::Lstm { peephole: true, .. } = self.cell {
+                // Ours: i, f, o. ONNX: i, o, f.
+                let p = weight(dict, &key("weight_peephole"), &[3 * hidden])?;
+                let p = reorder_blocks(&p, &[0, 2, 1]);
+                node_inputs.push(graph.constant_f32(&name("P"), &[1, 3 * hidden], &p));
+            }
+        }
+        while node_inputs.last().is_some_and(String::is_empty) {
+            node_inputs.pop();
+        }
+        let refs: Vec<&str> = node_inputs.iter().map(String::as_str).collect();
+        let outputs = if lstm { 3 } else { 2 };
+        let mut out = graph.nodes(
+            op_type(&self.cell),
+            &refs,
+            outputs,
+            attributes(&self.cell, hidden),
+        );
+        // Y is [time, directions = 1, batch, hidden].
+        let axes = graph.constant_i64("axis1", &[1], &[1]);
+        let y = graph.node("Squeeze", &[&out[0], &axes], vec![]);
+        let c = lstm.then(|| out.remove(2));
+        Ok((y, out.remove(1), c))
+    }
+}
+
+/// `[index:index+1]` of the first axis.
+fn slice_first_axis(graph: &mut GraphBuilder, x: &str, index: usize) -> String {
+    let start = graph.constant_i64("start", &[1], &[index as i64]);
+    let end = graph.constant_i64("end", &[1], &[index as i64 + 1]);
+    let axes = graph.constant_i64("axis0", &[1], &[0]);
+    graph.node("Slice", &[x, &start, &end, &axes], vec![])
+}
+
+/// `[time, batch, width]` with the steps of each sequence taken at `rows` (`[time, batch]`
+/// indices into the `[time·batch, width]` view).
+pub(super) fn gather_steps(graph: &mut GraphBuilder, x: &str, rows: &str, width: usize) -> String {
+    let shape = graph.constant_i64("rows_by_width", &[2], &[-1, width as i64]);
+    let flat = graph.node("Reshape", &[x, &shape], vec![]);
+    graph.node("Gather", &[&flat, rows], vec![("axis", Attribute::Int(0))])
+}
+
+fn concat(graph: &mut GraphBuilder, parts: &[String], axis: i64) -> String {
+    if parts.len() == 1 {
+        return parts[0].clone();
+    }
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    graph.node("Concat", &refs, vec![("axis", Attribute::Int(axis))])
+}

@@ -1,0 +1,594 @@
+//! The exported ONNX graphs: every cell variant, one and two layers, both directions, each
+//! head, as whole-sequence graphs (ragged batches, zero and given initial states, T = 1 and
+//! T = 1,000 from one file) and as step graphs.
+//!
+//! This test writes each case (the file, its inputs and our outputs) to
+//! `$SPEECHRNN_ONNX_CASES` (a temporary folder when unset) and checks the files' interface.
+//! Two independent runtimes then run them and compare with our outputs to 1e-5:
+//! onnxruntime (`tests/onnx/check_onnxruntime.py` at the workspace root, which also runs `onnx.checker`) and
+//! tract (`scripts/tract-check`); `scripts/test.sh` runs both.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+use burn_ndarray::NdArray;
+use models::{CellKind, Nonlinearity, Pooling, RecurrentState, SequenceClassifier};
+use onnx::proto::ModelProto;
+use serde_json::{Value, json};
+use train::export::{Form, Head, Network, Stack, model_proto};
+use train::model::ModelConfig;
+
+type B = NdArray;
+
+const FEATURES: usize = 5;
+const CLASSES: usize = 4;
+const HIDDEN: usize = 6;
+
+fn cells() -> Vec<(&'static str, CellKind)> {
+    let lstm = |peephole, coupled| CellKind::Lstm {
+        peephole,
+        coupled_input_forget: coupled,
+        unit_forget_bias: false,
+        chrono_init: None,
+    };
+    vec![
+        ("rnn_tanh", CellKind::rnn(Nonlinearity::Tanh)),
+        ("rnn_relu", CellKind::rnn(Nonlinearity::Relu)),
+        ("rnn_sigmoid", CellKind::rnn(Nonlinearity::Sigmoid)),
+        ("lstm", lstm(false, false)),
+        ("lstm_peephole", lstm(true, false)),
+        ("lstm_coupled", lstm(false, true)),
+        ("gru_reset_after", CellKind::Gru { reset_after: true }),
+        ("gru_reset_before", CellKind::Gru { reset_after: false }),
+    ]
+}
+
+struct Case {
+    name: String,
+    config: ModelConfig,
+    head: Head,
+}
+
+/// Every cell × 1 and 2 layers × both directions, the four heads taken in turn.
+fn cases() -> Vec<Case> {
+    let heads = [
+        Head::Classify(Pooling::Last),
+        Head::Classify(Pooling::Mean),
+        Head::Classify(Pooling::Max),
+        Head::Ctc,
+    ];
+    let mut cases = Vec::new();
+    for (name, cell) in cells() {
+        for layers in [1, 2] {
+            for bidirectional in [false, true] {
+                let head = heads[(cases.len() + layers) % heads.len()];
+                let direction = if bidirectional { "bi" } else { "uni" };
+                let head_name = match head {
+                    Head::Ctc => "ctc".to_string(),
+                    Head::Classify(p) => format!("{p:?}").to_lowercase(),
+                };
+                cases.push(Case {
+                    name: format!("{name}_{layers}layer_{direction}_{head_name}"),
+                    config: ModelConfig {
+                        cell: cell.clone(),
+                        hidden_size: HIDDEN,
+                        num_layers: layers,
+                        bidirectional,
+                        dropout: 0.0,
+                    },
+                    head,
+                });
+            }
+        }
+    }
+    cases
+}
+
+impl Case {
+    fn network(&self) -> Network {
+        Network {
+            stack: Stack::of(&self.config, FEATURES),
+            head: self.head,
+            labels: (0..CLASSES).map(|c| format!("class{c}")).collect(),
+            metadata: vec![],
+            front_end: None,
+        }
+    }
+
+    fn model(&self) -> SequenceClassifier<B> {
+        self.config.init((FEATURES, CLASSES), &Default::default())
+    }
+
+    fn state_shape(&self, batch: usize) -> [usize; 3] {
+        let stack = self.network().stack;
+        [stack.num_layers * stack.directions(), batch, HIDDEN]
+    }
+
+    fn output_name(&self) -> &'static str {
+        match self.head {
+            Head::Ctc => "log_probs",
+            Head::Classify(_) => "probabilities",
+        }
+    }
+}
+
+/// Our outputs from `state` (zeros when `None`): `probabilities` `[batch, classes]`, or
+/// `log_probs` `[batch, time, classes]` with the steps past each length set to 0.
+fn ours(
+    model: &SequenceClassifier<B>,
+    head: Head,
+    x: Tensor<B, 3>,
+    lengths: &[usize],
+    state: Option<RecurrentState<B, 3>>,
+) -> Vec<f32> {
+    let (hidden, _) = model.recurrent.forward(x, state, Some(lengths));
+    let logits = model.output.forward(hidden);
+    match head {
+        Head::Classify(pooling) => flat(&softmax(pooling.pool(logits, Some(lengths)), 1)),
+        Head::Ctc => masked(log_softmax(logits, 2), lengths),
+    }
+}
+
+fn masked(per_step: Tensor<B, 3>, lengths: &[usize]) -> Vec<f32> {
+    let [batch, time, classes] = per_step.dims();
+    let mut values = flat(&per_step);
+    for (b, &length) in lengths.iter().enumerate().take(batch) {
+        for t in length..time {
+            values[(b * time + t) * classes..][..classes].fill(0.0);
+        }
+    }
+    values
+}
+
+fn flat<const D: usize>(x: &Tensor<B, D>) -> Vec<f32> {
+    x.to_data().to_vec::<f32>().unwrap()
+}
+
+fn random(shape: [usize; 3]) -> Tensor<B, 3> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+}
+
+/// One call of a case: the inputs and our outputs.
+fn run_record(
+    case: &Case,
+    model: &SequenceClassifier<B>,
+    lengths: &[usize],
+    with_state: bool,
+) -> Value {
+    let time = lengths.iter().copied().max().unwrap_or(0);
+    let x = random([lengths.len(), time, FEATURES]);
+    let state = with_state.then(|| RecurrentState {
+        hidden: random(case.state_shape(lengths.len())),
+        cell: case
+            .config
+            .cell
+            .has_cell_state()
+            .then(|| random(case.state_shape(lengths.len()))),
+    });
+    let expected = ours(model, case.head, x.clone(), lengths, state.clone());
+    json!({
+        "features_shape": x.dims(),
+        "features": flat(&x),
+        "lengths": lengths,
+        "state_shape": case.state_shape(lengths.len()),
+        "h_0": state.as_ref().map(|s| flat(&s.hidden)),
+        "c_0": state.as_ref().and_then(|s| s.cell.as_ref().map(flat)),
+        "expected": expected,
+    })
+}
+
+/// A step graph's run: a whole sequence, to be fed one frame at a time from zero states;
+/// `expected` is every step's output `[batch, time, classes]`.
+fn stream_record(case: &Case, model: &SequenceClassifier<B>, batch: usize, time: usize) -> Value {
+    let x = random([batch, time, FEATURES]);
+    let logits = model.forward(x.clone(), None);
+    let expected = match case.head {
+        Head::Ctc => log_softmax(logits, 2),
+        Head::Classify(_) => softmax(logits, 2),
+    };
+    json!({
+        "features_shape": x.dims(),
+        "features": flat(&x),
+        "state_shape": case.state_shape(batch),
+        "expected": flat(&expected),
+    })
+}
+
+fn cases_folder() -> (PathBuf, Option<tempfile::TempDir>) {
+    match std::env::var_os("SPEECHRNN_ONNX_CASES") {
+        Some(dir) => (PathBuf::from(dir), None),
+        None => {
+            let temp = tempfile::tempdir().unwrap();
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    }
+}
+
+/// Writes `DIR/NAME.onnx` and `DIR/NAME.json` and returns the decoded file.
+fn write_case(dir: &Path, name: &str, proto: &ModelProto, record: Value) -> ModelProto {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(format!("{name}.onnx"));
+    onnx::write_model(proto, &path).unwrap();
+    std::fs::write(dir.join(format!("{name}.json")), record.to_string()).unwrap();
+    onnx::from_bytes(&std::fs::read(&path).unwrap()).unwrap()
+}
+
+fn names(values: &[onnx::proto::ValueInfoProto]) -> Vec<&str> {
+    values.iter().map(|v| v.name()).collect()
+}
+
+#[test]
+fn whole_sequence_graphs_of_every_variant() {
+    B::seed(&Default::default(), 11);
+    let (dir, _keep) = cases_folder();
+    for case in cases() {
+        let model = case.model();
+        let proto = model_proto(&case.network(), &model.state_dict(), Form::Sequences).unwrap();
+        let runs = vec![
+            run_record(&case, &model, &[7, 4, 1], false),
+            run_record(&case, &model, &[7, 4, 1], true),
+        ];
+        let record = json!({ "form": "sequences", "output": case.output_name(), "ctc": case.head == Head::Ctc, "runs": runs });
+        let decoded = write_case(&dir, &case.name, &proto, record);
+        let mut inputs = vec!["features", "lengths", "h_0"];
+        if case.config.cell.has_cell_state() {
+            inputs.push("c_0");
+        }
+        assert_eq!(names(&decoded.graph.input), inputs, "{}", case.name);
+        assert_eq!(names(&decoded.graph.output), [case.output_name()]);
+        let labels = &decoded.metadata_props[0];
+        assert_eq!(labels.key(), "labels");
+        assert_eq!(labels.value(), r#"["class0","class1","class2","class3"]"#);
+        // One native recurrent operator per layer and direction.
+        let op = match case.config.cell {
+            CellKind::Rnn { .. } => "RNN",
+            CellKind::Lstm { .. } => "LSTM",
+            CellKind::Gru { .. } => "GRU",
+        };
+        let recurrent = decoded
+            .graph
+            .node
+            .iter()
+            .filter(|n| n.op_type() == op)
+            .count();
+        let directions = if case.config.bidirectional { 2 } else { 1 };
+        assert_eq!(
+            recurrent,
+            case.config.num_layers * directions,
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn one_file_serves_one_step_and_a_thousand() {
+    B::seed(&Default::default(), 12);
+    let (dir, _keep) = cases_folder();
+    let case = Case {
+        name: "long_lstm_2layer_bi_ctc".into(),
+        config: ModelConfig {
+            cell: CellKind::lstm(),
+            hidden_size: HIDDEN,
+            num_layers: 2,
+            bidirectional: true,
+            dropout: 0.0,
+        },
+        head: Head::Ctc,
+    };
+    let model = case.model();
+    let proto = model_proto(&case.network(), &model.state_dict(), Form::Sequences).unwrap();
+    let runs = vec![
+        run_record(&case, &model, &[1, 1], false),
+        run_record(&case, &model, &[1000, 613], false),
+    ];
+    let record = json!({ "form": "sequences", "output": "log_probs", "ctc": true, "runs": runs });
+    let decoded = write_case(&dir, &case.name, &proto, record);
+    assert_eq!(decoded, proto);
+}
+
+#[test]
+fn step_graphs_of_every_unidirectional_variant() {
+    B::seed(&Default::default(), 13);
+    let (dir, _keep) = cases_folder();
+    for case in cases().into_iter().filter(|c| !c.config.bidirectional) {
+        let model = case.model();
+        let proto = model_proto(&case.network(), &model.state_dict(), Form::Streaming).unwrap();
+        let record = json!({
+            "form": "streaming",
+            "output": case.output_name(),
+            "ctc": case.head == Head::Ctc,
+            "runs": [stream_record(&case, &model, 2, 9)],
+        });
+        let name = format!("step_{}", case.name);
+        let decoded = write_case(&dir, &name, &proto, record);
+        let lstm = case.config.cell.has_cell_state();
+        let (inputs, outputs): (Vec<&str>, Vec<&str>) = match lstm {
+            true => (
+                vec!["features", "h_0", "c_0"],
+                vec![case.output_name(), "h_n", "c_n"],
+            ),
+            false => (vec!["features", "h_0"], vec![case.output_name(), "h_n"]),
+        };
+        assert_eq!(names(&decoded.graph.input), inputs, "{name}");
+        assert_eq!(names(&decoded.graph.output), outputs, "{name}");
+        assert!(
+            decoded
+                .graph
+                .initializer
+                .iter()
+                .all(|t| !inputs.contains(&t.name()))
+        );
+    }
+}
+
+#[test]
+fn a_bidirectional_run_has_no_step_graph() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.config.bidirectional)
+        .unwrap();
+    let err =
+        model_proto(&case.network(), &case.model().state_dict(), Form::Streaming).unwrap_err();
+    assert!(err.to_string().contains("unidirectional"), "{err}");
+}
+
+#[test]
+fn weights_that_do_not_fit_the_configuration_are_named() {
+    let case = &cases()[3];
+    let mut network = case.network();
+    network.stack.hidden_size += 1;
+    let err = model_proto(&network, &case.model().state_dict(), Form::Sequences).unwrap_err();
+    assert!(err.to_string().contains("weight_ih_l0"), "{err}");
+    let mut dict = case.model().state_dict();
+    dict.remove("output.bias");
+    let err = model_proto(&case.network(), &dict, Form::Sequences).unwrap_err();
+    assert!(err.to_string().contains("output.bias"), "{err}");
+}
+
+/// Real speech for the front end: `(path, samples kept)` at one rate.
+fn speech(rate: u32) -> Vec<(PathBuf, usize)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let files: &[(&str, usize)] = match rate {
+        8000 => &[
+            ("crates/features/tests/audio/digit7_8k.wav", usize::MAX),
+            (
+                "datasets/default/wav/asterisk/en_US_f_Allison/0_0.wav",
+                usize::MAX,
+            ),
+            (
+                "datasets/default/wav/asterisk/en_US_f_Allison/3_0.wav",
+                3_000,
+            ),
+        ],
+        _ => &[
+            ("crates/features/tests/audio/goforward_16k.wav", usize::MAX),
+            ("crates/features/tests/audio/goforward_16k.wav", 14_000),
+        ],
+    };
+    files.iter().map(|(p, n)| (root.join(p), *n)).collect()
+}
+
+/// The run's pipeline: the Kaldi preset at `rate`, log-mel or MFCC, with or without Δ/ΔΔ
+/// and per-utterance normalisation.
+fn pipeline(rate: u32, output: features::Output, post: bool) -> features::FilePipeline {
+    let mut options = features::FeatureOptions::preset(features::Preset::Kaldi);
+    options.frame.sample_rate = rate;
+    let mut pipeline = features::FilePipeline::new(options);
+    pipeline.output = output;
+    if post {
+        pipeline.deltas = Some((2, 2));
+        pipeline.cmvn = Some(features::Cmvn::Utterance { variance: true });
+    }
+    pipeline
+}
+
+#[test]
+fn waveform_graphs_compute_our_features_from_real_speech() {
+    B::seed(&Default::default(), 15);
+    let (dir, _keep) = cases_folder();
+    let variants = [
+        (
+            8000,
+            features::Output::Mfcc,
+            true,
+            Head::Classify(Pooling::Mean),
+        ),
+        (16000, features::Output::Mfcc, true, Head::Ctc),
+        (
+            16000,
+            features::Output::LogMel,
+            false,
+            Head::Classify(Pooling::Last),
+        ),
+    ];
+    for (rate, output, post, head) in variants {
+        let pipeline = pipeline(rate, output, post);
+        let front_end = train::export::FrontEnd::of(&pipeline).unwrap();
+        let mut audio = Vec::new();
+        let mut features = Vec::new();
+        for (path, keep) in speech(rate) {
+            let mut clip = features::read_wav(&path, features::Channel::Mean).unwrap();
+            clip.samples.truncate(keep);
+            features.push(pipeline.run_audio(clip.clone()).unwrap());
+            audio.push(clip.samples);
+        }
+        let dim = features[0].dim;
+        assert_eq!(front_end.dim(), dim);
+        let case = Case {
+            name: format!(
+                "waveform_{rate}hz_{output:?}_{}",
+                if post { "deltas_cmvn" } else { "plain" }
+            )
+            .to_lowercase(),
+            config: ModelConfig {
+                cell: CellKind::lstm(),
+                hidden_size: HIDDEN,
+                num_layers: 2,
+                bidirectional: true,
+                dropout: 0.0,
+            },
+            head,
+        };
+        let model: SequenceClassifier<B> = case.config.init((dim, CLASSES), &Default::default());
+        let mut network = case.network();
+        network.stack.input_size = dim;
+        network.front_end = Some(front_end);
+        let proto = model_proto(&network, &model.state_dict(), Form::Sequences).unwrap();
+        let record = json!({
+            "form": "waveform",
+            "output": case.output_name(),
+            "ctc": head == Head::Ctc,
+            "runs": [waveform_record(&model, head, &audio, &features)],
+        });
+        let decoded = write_case(&dir, &case.name, &proto, record);
+        assert_eq!(
+            names(&decoded.graph.input),
+            ["waveform", "lengths", "h_0", "c_0"]
+        );
+        assert_eq!(
+            names(&decoded.graph.output),
+            ["features", "frame_lengths", case.output_name()]
+        );
+    }
+}
+
+/// Audio padded into `[batch, samples]`, our features padded into `[batch, frames, F]`
+/// (zeros past each utterance), and our model's outputs on them.
+fn waveform_record(
+    model: &SequenceClassifier<B>,
+    head: Head,
+    audio: &[Vec<f32>],
+    features: &[features::Features],
+) -> Value {
+    let samples = audio.iter().map(Vec::len).max().unwrap_or(0);
+    let frames = features.iter().map(|f| f.num_frames).max().unwrap_or(0);
+    let dim = features[0].dim;
+    let mut waveform = vec![0.0f32; audio.len() * samples];
+    let mut padded = vec![0.0f32; audio.len() * frames * dim];
+    for (b, (clip, f)) in audio.iter().zip(features).enumerate() {
+        waveform[b * samples..][..clip.len()].copy_from_slice(clip);
+        padded[b * frames * dim..][..f.data.len()].copy_from_slice(&f.data);
+    }
+    let frame_lengths: Vec<usize> = features.iter().map(|f| f.num_frames).collect();
+    let shape = [audio.len(), frames, dim];
+    let x = Tensor::<B, 3>::from_data(
+        burn::tensor::TensorData::new(padded.clone(), shape),
+        &Default::default(),
+    );
+    let expected = ours(model, head, x, &frame_lengths, None);
+    json!({
+        "waveform_shape": [audio.len(), samples],
+        "waveform": waveform,
+        "lengths": audio.iter().map(Vec::len).collect::<Vec<_>>(),
+        "expected_features_shape": shape,
+        "expected_features": padded,
+        "expected_frame_lengths": frame_lengths,
+        "features_tolerance": 1e-3,
+        "tolerance": 1e-4,
+        "expected": expected,
+    })
+}
+
+/// The demo experiment trained briefly in `dir` (2 epochs, the embedded corpus).
+fn train_demo(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let overrides = [
+        format!(
+            "task.manifest={:?}",
+            root.join("datasets/default/manifest.csv")
+                .display()
+                .to_string()
+        ),
+        format!(
+            "task.cache_dir={:?}",
+            dir.join("cache").display().to_string()
+        ),
+        "training.epochs=2".to_string(),
+        "model.hidden_size=16".to_string(),
+    ];
+    let run = train::Run::load(
+        &root.join("experiments/spoken-digits-demo.toml"),
+        &overrides,
+        None,
+    )
+    .unwrap();
+    let folder = train::run::RunFolder::open(dir, "demo", train::run::RunMode::New).unwrap();
+    run.prepare().unwrap().fit(&folder, None, &mut ()).unwrap();
+    folder.path().to_path_buf()
+}
+
+#[test]
+fn the_demo_run_with_its_front_end_gives_experiment_predicts_probabilities() {
+    let temp = tempfile::tempdir().unwrap();
+    let run_dir = train_demo(temp.path());
+    let (dir, _keep) = cases_folder();
+    let path = dir.join("demo_spoken_digits_waveform.onnx");
+    let options = train::export::ExportOptions {
+        streaming: false,
+        waveform: true,
+    };
+    let exported = train::export::export_run(&run_dir, &path, options).unwrap();
+    assert_eq!(exported.inputs, ["waveform", "lengths", "h_0", "c_0"]);
+    let recogniser =
+        train::inference::Recogniser::<B>::load(&run_dir, &Default::default()).unwrap();
+    let pipeline = recogniser.task.pipeline();
+    let mut audio = Vec::new();
+    let mut features = Vec::new();
+    let mut expected = Vec::new();
+    for utterance in recogniser.task.utterances().unwrap() {
+        if utterance.split != "test" && utterance.split != "real" {
+            continue;
+        }
+        let clip = features::read_wav(&utterance.path, features::Channel::Mean).unwrap();
+        let clip = features::resample(&clip, pipeline.options.frame.sample_rate).unwrap();
+        features.push(pipeline.run_audio(clip.clone()).unwrap());
+        audio.push(clip.samples);
+        // `experiment predict`: every class's probability, in the model's class order.
+        let labels = &recogniser.labels;
+        let top = recogniser
+            .predict(&utterance.path, labels.len(), &Default::default())
+            .unwrap()
+            .top;
+        expected.extend(
+            labels
+                .iter()
+                .map(|l| top.iter().find(|p| &p.label == l).unwrap().probability),
+        );
+    }
+    assert!(
+        audio.len() >= 10,
+        "{} test and real utterances",
+        audio.len()
+    );
+    let mut run = waveform_record(
+        &recogniser.model,
+        Head::Classify(recogniser.task.pooling),
+        &audio,
+        &features,
+    );
+    assert_close_to_predict(&run["expected"], &expected);
+    run["expected"] = json!(expected);
+    let record =
+        json!({ "form": "waveform", "output": "probabilities", "ctc": false, "runs": [run] });
+    std::fs::write(path.with_extension("json"), record.to_string()).unwrap();
+}
+
+/// Our batched forward pass over padded features gives what `predict` gives file by file.
+fn assert_close_to_predict(batched: &Value, predicted: &[f32]) {
+    let batched: Vec<f32> = batched
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(batched.len(), predicted.len());
+    let worst = batched
+        .iter()
+        .zip(predicted)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "padded batch against predict: {worst:e}");
+}
