@@ -12,13 +12,13 @@ cargo clippy --release --locked --workspace --all-targets -- -D warnings
 # `listen --mic` (cpal) cannot be exercised without a microphone; it must still compile.
 cargo clippy --release --locked -p train --features mic --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --release --locked --workspace --no-deps
-cargo test --release --locked --workspace
-# The vendored burn-communication's own tests (its token check; `vendor/README.md`).
-cargo test --release --locked -p burn-communication --lib
-# The exported ONNX files in two independent runtimes (docs/export.md): the export test
-# writes every case with our outputs, then onnxruntime (with onnx.checker) and tract run them.
+# The export test writes every exported ONNX case with our outputs here (checked below).
 cases="$(mktemp -d)"
 trap 'rm -rf "$cases"' EXIT
-SPEECHRNN_ONNX_CASES="$cases" cargo test --release --locked -p train --test export
+SPEECHRNN_ONNX_CASES="$cases" cargo test --release --locked --workspace
+# The vendored burn-communication's own tests (its token check; `vendor/README.md`).
+cargo test --release --locked -p burn-communication --lib
+# The exported ONNX cases in two independent runtimes (docs/export.md): onnxruntime (with
+# onnx.checker) from a pinned Python environment, and tract (its own workspace).
 "$(bash tests/onnx/env.sh)" tests/onnx/check_onnxruntime.py "$cases"
 cargo run --release --locked --manifest-path scripts/tract-check/Cargo.toml -- "$cases"

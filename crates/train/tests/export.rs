@@ -300,6 +300,7 @@ fn step_graphs_of_every_unidirectional_variant() {
             "form": "streaming",
             "output": case.output_name(),
             "ctc": case.head == Head::Ctc,
+            "lstm": case.config.cell.has_cell_state(),
             "runs": [stream_record(&case, &model, 2, 9)],
         });
         let name = format!("step_{}", case.name);
