@@ -4,7 +4,8 @@
 # recordings as the `real` split), from Debian's espeak-ng, flite, festival and sox and
 # piper from PyPI (installed if missing; --no-piper leaves piper out).
 #   bash datasets/build_digit_strings.sh [--no-piper] [--seed N] [--jobs N]
-# Then: experiment train experiments/digit-strings.toml
+# Then: experiment train experiments/digit-strings.toml --set task.manifest='"datasets/digit_strings/manifest.csv"' --set 'task.report_splits=["test", "real"]'
+# (the fluent strings alone; the shipped file trains on datasets/build_paused_strings.sh's corpus)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 piper=1

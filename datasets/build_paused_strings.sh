@@ -5,7 +5,7 @@
 # them. The splits test_paused and real_joined report the paused form on held-out TTS
 # voices and on the real speakers' digits; nothing in them is trained on.
 #   bash datasets/build_paused_strings.sh [--seed N]
-# Then: experiment train experiments/digit-strings-streaming.toml
+# Then: experiment train experiments/digit-strings.toml (or digit-strings-streaming.toml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -f datasets/synthetic/manifest.csv ]] || bash datasets/build_corpus.sh
