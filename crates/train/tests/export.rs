@@ -575,6 +575,22 @@ fn the_demo_run_with_its_front_end_gives_experiment_predicts_probabilities() {
     let record =
         json!({ "form": "waveform", "output": "probabilities", "ctc": false, "runs": [run] });
     std::fs::write(path.with_extension("json"), record.to_string()).unwrap();
+    a_damaged_or_missing_checkpoint_is_refused_and_nothing_is_written(&run_dir);
+}
+
+fn a_damaged_or_missing_checkpoint_is_refused_and_nothing_is_written(run_dir: &Path) {
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("model.onnx");
+    let best = train::report::run_dir::best_weights(run_dir);
+    let bytes = std::fs::read(&best).unwrap();
+    std::fs::write(&best, &bytes[..bytes.len() / 2]).unwrap();
+    let options = train::export::ExportOptions::default();
+    let err = train::export::export_run(run_dir, &target, options).unwrap_err();
+    assert!(err.to_string().contains("best.mpk"), "{err}");
+    std::fs::remove_file(&best).unwrap();
+    let err = train::export::export_run(run_dir, &target, options).unwrap_err();
+    assert!(err.to_string().contains("best.mpk"), "{err}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
 
 /// Our batched forward pass over padded features gives what `predict` gives file by file.
