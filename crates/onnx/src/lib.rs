@@ -1,6 +1,6 @@
 //! ONNX models written from Rust: the official `onnx.proto` compiled by rust-protobuf
-//! ([`proto`]), a [`GraphBuilder`] that names every intermediate value, and
-//! [`write_model`], which never leaves half a file behind.
+//! ([`proto`]), a [`GraphBuilder`] that names every intermediate value, and the protobuf
+//! encoding ([`to_bytes`], [`from_bytes`]).
 //!
 //! ```
 //! use onnx::{Dim, ElemType, GraphBuilder};
@@ -15,9 +15,6 @@
 //! let bytes = onnx::to_bytes(&model).unwrap();
 //! assert!(!bytes.is_empty());
 //! ```
-
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use protobuf::{EnumOrUnknown, Message, MessageField};
 
@@ -42,14 +39,6 @@ pub enum OnnxError {
     /// The protobuf encoder refused the model, or bytes are not a model.
     #[error("cannot encode or decode the ONNX model: {0}")]
     Protobuf(#[from] protobuf::Error),
-    /// The file could not be written.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
 }
 
 /// Element types of graph inputs and outputs.
@@ -179,11 +168,8 @@ impl GraphBuilder {
             .collect();
         self.input(name, ElemType::Float, &dims);
         self.graph.initializer.push(TensorProto {
-            name: Some(name.to_string()),
-            dims: default_dims.iter().map(|&d| d as i64).collect(),
-            data_type: Some(DataType::FLOAT as i32),
             float_data: values.to_vec(),
-            ..Default::default()
+            ..tensor_header(name, default_dims, DataType::FLOAT)
         });
     }
 
@@ -198,11 +184,8 @@ impl GraphBuilder {
     pub fn constant_f32(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
         let name = self.unique(name);
         let tensor = TensorProto {
-            name: Some(name.clone()),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: Some(DataType::FLOAT as i32),
             float_data: values.to_vec(),
-            ..Default::default()
+            ..tensor_header(&name, dims, DataType::FLOAT)
         };
         self.graph.initializer.push(tensor);
         name
@@ -212,11 +195,8 @@ impl GraphBuilder {
     pub fn constant_i64(&mut self, name: &str, dims: &[usize], values: &[i64]) -> String {
         let name = self.unique(name);
         let tensor = TensorProto {
-            name: Some(name.clone()),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: Some(DataType::INT64 as i32),
             int64_data: values.to_vec(),
-            ..Default::default()
+            ..tensor_header(&name, dims, DataType::INT64)
         };
         self.graph.initializer.push(tensor);
         name
@@ -305,6 +285,16 @@ impl GraphBuilder {
     }
 }
 
+/// A tensor's name, shape and element type, its values left empty.
+fn tensor_header(name: &str, dims: &[usize], data_type: DataType) -> TensorProto {
+    TensorProto {
+        name: Some(name.to_string()),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: Some(data_type as i32),
+        ..Default::default()
+    }
+}
+
 fn value_info(name: &str, elem: ElemType, dims: &[Dim]) -> ValueInfoProto {
     let dim = |d: &Dim| tensor_shape_proto::Dimension {
         value: Some(match d {
@@ -341,27 +331,6 @@ pub fn from_bytes(bytes: &[u8]) -> Result<ModelProto, OnnxError> {
     Ok(ModelProto::parse_from_bytes(bytes)?)
 }
 
-/// Writes `model` to `path` atomically: to a temporary file beside it, then renamed over
-/// it, so a reader sees the old file or the whole new one, never a part.
-pub fn write_model(model: &ModelProto, path: &Path) -> Result<(), OnnxError> {
-    let bytes = to_bytes(model)?;
-    let error = |source| OnnxError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    let written = std::fs::File::create(&partial)
-        .and_then(|mut file| file.write_all(&bytes).and_then(|()| file.sync_all()))
-        .and_then(|()| std::fs::rename(&partial, path));
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&partial);
-        return Err(error(source));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,19 +346,5 @@ mod tests {
         assert_eq!(decoded, model);
         assert_eq!(decoded.graph.node[0].attribute[0].f, Some(0.5));
         assert_eq!(decoded.metadata_props[0].value.as_deref(), Some("v"));
-    }
-
-    #[test]
-    fn a_failed_write_leaves_no_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("m.onnx");
-        // A folder in the way: the temporary file is written, the rename over it fails.
-        std::fs::create_dir(&target).unwrap();
-        std::fs::write(target.join("inside"), b"x").unwrap();
-        let model = GraphBuilder::new("g").finish::<&str, &str>(17, &[]);
-        let err = write_model(&model, &target).unwrap_err();
-        assert!(matches!(err, OnnxError::Write { .. }), "{err}");
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-        assert_eq!(left.len(), 1, "only the folder remains: {left:?}");
     }
 }

@@ -86,6 +86,17 @@ fn cases() -> Vec<Case> {
     cases
 }
 
+/// The shipped experiments' network at test size.
+fn lstm_2layer_bidirectional() -> ModelConfig {
+    ModelConfig {
+        cell: CellKind::lstm(),
+        hidden_size: HIDDEN,
+        num_layers: 2,
+        bidirectional: true,
+        dropout: 0.0,
+    }
+}
+
 impl Case {
     fn network(&self) -> Network {
         Network {
@@ -210,7 +221,7 @@ fn cases_folder() -> (PathBuf, Option<tempfile::TempDir>) {
 fn write_case(dir: &Path, name: &str, proto: &ModelProto, record: Value) -> ModelProto {
     std::fs::create_dir_all(dir).unwrap();
     let path = dir.join(format!("{name}.onnx"));
-    onnx::write_model(proto, &path).unwrap();
+    features::write_atomic(&path, &onnx::to_bytes(proto).unwrap()).unwrap();
     std::fs::write(dir.join(format!("{name}.json")), record.to_string()).unwrap();
     onnx::from_bytes(&std::fs::read(&path).unwrap()).unwrap()
 }
@@ -269,13 +280,7 @@ fn one_file_serves_one_step_and_a_thousand() {
     let (dir, _keep) = cases_folder();
     let case = Case {
         name: "long_lstm_2layer_bi_ctc".into(),
-        config: ModelConfig {
-            cell: CellKind::lstm(),
-            hidden_size: HIDDEN,
-            num_layers: 2,
-            bidirectional: true,
-            dropout: 0.0,
-        },
+        config: lstm_2layer_bidirectional(),
         head: Head::Ctc,
     };
     let model = case.model();
@@ -424,13 +429,7 @@ fn waveform_graphs_compute_our_features_from_real_speech() {
                 if post { "deltas_cmvn" } else { "plain" }
             )
             .to_lowercase(),
-            config: ModelConfig {
-                cell: CellKind::lstm(),
-                hidden_size: HIDDEN,
-                num_layers: 2,
-                bidirectional: true,
-                dropout: 0.0,
-            },
+            config: lstm_2layer_bidirectional(),
             head,
         };
         let model: SequenceClassifier<B> = case.config.init((dim, CLASSES), &Default::default());
@@ -580,11 +579,26 @@ fn the_demo_run_with_its_front_end_gives_experiment_predicts_probabilities() {
 
 fn a_damaged_or_missing_checkpoint_is_refused_and_nothing_is_written(run_dir: &Path) {
     let out = tempfile::tempdir().unwrap();
+    // A folder in the way: the model is written beside it, the rename over it fails.
+    let blocked = out.path().join("blocked.onnx");
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("inside"), b"x").unwrap();
+    let options = train::export::ExportOptions::default();
+    let err = train::export::export_run(run_dir, &blocked, options).unwrap_err();
+    assert!(
+        matches!(err, train::export::ExportError::Write { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        1,
+        "only the folder"
+    );
+    std::fs::remove_dir_all(&blocked).unwrap();
     let target = out.path().join("model.onnx");
     let best = train::report::run_dir::best_weights(run_dir);
     let bytes = std::fs::read(&best).unwrap();
     std::fs::write(&best, &bytes[..bytes.len() / 2]).unwrap();
-    let options = train::export::ExportOptions::default();
     let err = train::export::export_run(run_dir, &target, options).unwrap_err();
     assert!(err.to_string().contains("best.mpk"), "{err}");
     std::fs::remove_file(&best).unwrap();

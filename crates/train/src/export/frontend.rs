@@ -12,6 +12,7 @@ use features::{
 use onnx::{Attribute, GraphBuilder};
 
 use super::ExportError;
+use super::ops::{axis_size, count_to, unsqueeze};
 
 /// What the front end computed: `[batch, frames, F]` features and `[batch]` frame counts.
 pub struct FrontEndOutputs {
@@ -131,13 +132,10 @@ impl FrontEnd {
         let samples = axis_size(graph, waveform, 1);
         let most = frame_count(graph, &samples);
         let frame_lengths = frame_count(graph, lengths);
-        let zero = graph.constant_i64("zero", &[], &[0]);
-        let one = graph.constant_i64("one", &[], &[1]);
-        let starts = graph.node("Range", &[&zero, &most, &one], vec![]);
+        let starts = count_to(graph, &most);
         let hop_c = graph.constant_i64("hop", &[], &[hop as i64]);
         let starts = graph.node("Mul", &[&starts, &hop_c], vec![]);
-        let axis1 = graph.constant_i64("axis1", &[1], &[1]);
-        let starts = graph.node("Unsqueeze", &[&starts, &axis1], vec![]);
+        let starts = unsqueeze(graph, &starts, 1);
         let within: Vec<i64> = (0..win as i64).collect();
         let within = graph.constant_i64("within_frame", &[1, win], &within);
         let index = graph.node("Add", &[&starts, &within], vec![]);
@@ -303,30 +301,15 @@ impl FrontEnd {
     }
 }
 
-fn axis_size(graph: &mut GraphBuilder, x: &str, axis: i64) -> String {
-    let shape = graph.node("Shape", &[x], vec![]);
-    let index = graph.constant_i64("axis", &[], &[axis]);
-    graph.node(
-        "Gather",
-        &[&shape, &index],
-        vec![("axis", Attribute::Int(0))],
-    )
-}
-
 /// `[batch, frames, 1]` float: 1 on each utterance's own frames, 0 on padding.
 fn valid_frames(graph: &mut GraphBuilder, x: &str, frame_lengths: &str) -> String {
     let frames = axis_size(graph, x, 1);
-    let zero = graph.constant_i64("zero", &[], &[0]);
-    let one = graph.constant_i64("one", &[], &[1]);
-    let t = graph.node("Range", &[&zero, &frames, &one], vec![]);
-    let axis0 = graph.constant_i64("axis0", &[1], &[0]);
-    let t = graph.node("Unsqueeze", &[&t, &axis0], vec![]);
-    let axis1 = graph.constant_i64("axis1", &[1], &[1]);
-    let lengths = graph.node("Unsqueeze", &[frame_lengths, &axis1], vec![]);
+    let t = count_to(graph, &frames);
+    let t = unsqueeze(graph, &t, 0);
+    let lengths = unsqueeze(graph, frame_lengths, 1);
     let valid = graph.node("Less", &[&t, &lengths], vec![]);
     let valid = graph.node("Cast", &[&valid], vec![("to", Attribute::Int(1))]);
-    let axis2 = graph.constant_i64("axis2", &[1], &[2]);
-    graph.node("Unsqueeze", &[&valid, &axis2], vec![])
+    unsqueeze(graph, &valid, 2)
 }
 
 /// `[x, Δx, Δ²x, …]` as `features::add_deltas` computes them within each utterance: every
@@ -344,15 +327,13 @@ fn deltas(
     let batch = axis_size(graph, x, 0);
     let zero = graph.constant_i64("zero", &[], &[0]);
     let one = graph.constant_i64("one", &[], &[1]);
-    let t = graph.node("Range", &[&zero, &frames, &one], vec![]);
-    let axis0 = graph.constant_i64("axis0", &[1], &[0]);
-    let t = graph.node("Unsqueeze", &[&t, &axis0], vec![]);
-    let axis1 = graph.constant_i64("axis1", &[1], &[1]);
+    let t = count_to(graph, &frames);
+    let t = unsqueeze(graph, &t, 0);
     let last = graph.node("Sub", &[frame_lengths, &one], vec![]);
     let last = graph.node("Max", &[&last, &zero], vec![]);
-    let last = graph.node("Unsqueeze", &[&last, &axis1], vec![]);
-    let b = graph.node("Range", &[&zero, &batch, &one], vec![]);
-    let b = graph.node("Unsqueeze", &[&b, &axis1], vec![]);
+    let last = unsqueeze(graph, &last, 1);
+    let b = count_to(graph, &batch);
+    let b = unsqueeze(graph, &b, 1);
     let row_start = graph.node("Mul", &[&b, &frames], vec![]);
     let flat_shape = graph.constant_i64("rows_by_dim", &[2], &[-1, dim as i64]);
     let flat = graph.node("Reshape", &[x, &flat_shape], vec![]);

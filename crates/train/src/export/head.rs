@@ -5,6 +5,7 @@ use models::{Pooling, StateDict};
 use onnx::{Attribute, GraphBuilder};
 
 use super::ExportError;
+use super::ops::{count_to, unsqueeze};
 use super::recurrent::{gather_steps, weight};
 
 /// What the exported model outputs after `y_t = W_y h_t + b`.
@@ -67,8 +68,7 @@ pub fn pool(
         }
         Pooling::Mean => {
             let mask = graph.node("Cast", &[steps.valid], vec![("to", Attribute::Int(1))]);
-            let axis2 = graph.constant_i64("axis2", &[1], &[2]);
-            let mask = graph.node("Unsqueeze", &[&mask, &axis2], vec![]);
+            let mask = unsqueeze(graph, &mask, 2);
             let masked = graph.node("Mul", &[logits, &mask], vec![]);
             let axis0 = graph.constant_i64("axis0", &[1], &[0]);
             let sum = graph.node(
@@ -77,13 +77,11 @@ pub fn pool(
                 vec![("keepdims", Attribute::Int(0))],
             );
             let lengths = graph.node("Cast", &[steps.lengths], vec![("to", Attribute::Int(1))]);
-            let axis1 = graph.constant_i64("axis1", &[1], &[1]);
-            let lengths = graph.node("Unsqueeze", &[&lengths, &axis1], vec![]);
+            let lengths = unsqueeze(graph, &lengths, 1);
             graph.node("Div", &[&sum, &lengths], vec![])
         }
         Pooling::Max => {
-            let axis2 = graph.constant_i64("axis2", &[1], &[2]);
-            let valid = graph.node("Unsqueeze", &[steps.valid, &axis2], vec![]);
+            let valid = unsqueeze(graph, steps.valid, 2);
             let floor = graph.constant_f32("minus_infinity", &[], &[f32::NEG_INFINITY]);
             let masked = graph.node("Where", &[&valid, logits, &floor], vec![]);
             graph.node(
@@ -100,8 +98,6 @@ pub fn pool(
 
 /// `start + b` for each sequence `b`: `[batch]`, or `[time, batch]` when `start` is.
 pub fn add_batch_index(graph: &mut GraphBuilder, start: &str, batch: &str) -> String {
-    let zero = graph.constant_i64("zero", &[], &[0]);
-    let one = graph.constant_i64("one", &[], &[1]);
-    let b = graph.node("Range", &[&zero, batch, &one], vec![]);
+    let b = count_to(graph, batch);
     graph.node("Add", &[start, &b], vec![])
 }

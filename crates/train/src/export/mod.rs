@@ -29,6 +29,7 @@
 
 mod frontend;
 mod head;
+mod ops;
 mod recurrent;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ pub use recurrent::Stack;
 use crate::data::audio::LabelKind;
 use crate::inference::{InferenceError, Recogniser};
 use crate::model::ModelConfig;
+use ops::{axis_size, count_to, unsqueeze};
 
 /// The default-domain opset written: 17 has `STFT`/`DFT` and takes `Squeeze`,
 /// `Unsqueeze` and `ReduceSum` axes as inputs.
@@ -81,9 +83,18 @@ pub enum ExportError {
     /// A weight that is not float32.
     #[error("weight {0}: not float32 ({1})")]
     WeightType(String, String),
-    /// The file could not be written.
+    /// The model could not be encoded.
     #[error(transparent)]
-    Write(#[from] onnx::OnnxError),
+    Encode(#[from] onnx::OnnxError),
+    /// The file could not be written (written to a temporary file beside it and renamed,
+    /// so nothing is left half written).
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl Stack {
@@ -164,13 +175,17 @@ pub fn export_run(
         false => Form::Sequences,
     };
     let model = model_proto(&network, &recogniser.model.state_dict(), form)?;
-    onnx::write_model(&model, path)?;
+    let bytes = onnx::to_bytes(&model)?;
+    features::write_atomic(path, &bytes).map_err(|source| ExportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let names = |values: &[onnx::proto::ValueInfoProto]| {
         values.iter().map(|v| v.name().to_string()).collect()
     };
     Ok(Exported {
         path: path.to_path_buf(),
-        bytes: std::fs::metadata(path).map(|m| m.len()).unwrap_or(0),
+        bytes: bytes.len() as u64,
         inputs: names(&model.graph.input),
         outputs: names(&model.graph.output),
     })
@@ -401,19 +416,7 @@ fn state_shape(graph: &mut GraphBuilder, rows: usize, batch: &str, hidden: usize
 
 /// A scalar as a one-element shape `[n]`.
 fn batch_shape(graph: &mut GraphBuilder, scalar: &str) -> String {
-    let axis0 = graph.constant_i64("axis0", &[1], &[0]);
-    graph.node("Unsqueeze", &[scalar, &axis0], vec![])
-}
-
-/// The size of `axis` of `x` as an int64 scalar.
-fn axis_size(graph: &mut GraphBuilder, x: &str, axis: i64) -> String {
-    let shape = graph.node("Shape", &[x], vec![]);
-    let index = graph.constant_i64("axis", &[], &[axis]);
-    graph.node(
-        "Gather",
-        &[&shape, &index],
-        vec![("axis", Attribute::Int(0))],
-    )
+    unsqueeze(graph, scalar, 0)
 }
 
 /// `[time, batch, …]` → `[batch, time, …]`.
@@ -437,13 +440,9 @@ struct StepIndex {
 
 impl StepIndex {
     fn new(graph: &mut GraphBuilder, lengths: &str, time: &str) -> Self {
-        let zero = graph.constant_i64("zero", &[], &[0]);
-        let one = graph.constant_i64("one", &[], &[1]);
-        let steps = graph.node("Range", &[&zero, time, &one], vec![]);
-        let axis1 = graph.constant_i64("axis1", &[1], &[1]);
-        let step = graph.node("Unsqueeze", &[&steps, &axis1], vec![]);
-        let axis0 = graph.constant_i64("axis0", &[1], &[0]);
-        let length = graph.node("Unsqueeze", &[lengths, &axis0], vec![]);
+        let steps = count_to(graph, time);
+        let step = unsqueeze(graph, &steps, 1);
+        let length = unsqueeze(graph, lengths, 0);
         let valid = graph.node("Less", &[&step, &length], vec![]);
         StepIndex {
             step,
