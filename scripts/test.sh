@@ -22,3 +22,5 @@ cargo test --release --locked -p burn-communication --lib
 # onnx.checker) from a pinned Python environment, and tract (its own workspace).
 "$(bash tests/onnx/env.sh)" tests/onnx/check_onnxruntime.py "$cases"
 cargo run --release --locked --manifest-path scripts/tract-check/Cargo.toml -- "$cases"
+# The Python package (python/): built with maturin into a pinned environment, then pytest.
+bash python/test.sh

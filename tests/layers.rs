@@ -157,6 +157,7 @@ fn crate_sources() -> Vec<PathBuf> {
         .filter(|src| src.is_dir())
         .collect();
     sources.push(workspace().join("src"));
+    sources.push(workspace().join("python/src"));
     sources.sort();
     sources
 }

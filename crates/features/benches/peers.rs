@@ -84,6 +84,36 @@ fn peers(wav: &Path, repeats: usize) -> Vec<Peer> {
         .collect()
 }
 
+/// Our Python package against the fastest Python peer of `preset`, per round, median.
+fn print_python_margin(preset: &str, rounds: &[Vec<Peer>]) {
+    const OURS: &str = "speechrnn (Python)";
+    let margins: Vec<(f64, f64)> = rounds
+        .iter()
+        .filter_map(|round| {
+            let of_preset = || round.iter().filter(|p| p.preset == preset);
+            let ours = of_preset().find(|p| p.tool.starts_with(OURS))?;
+            let fastest = |time: fn(&Peer) -> f64| {
+                of_preset()
+                    .filter(|p| !p.tool.starts_with(OURS))
+                    .map(time)
+                    .fold(f64::INFINITY, f64::min)
+            };
+            Some((
+                fastest(|p| p.features_s) / ours.features_s,
+                fastest(|p| p.file_s) / ours.file_s,
+            ))
+        })
+        .filter(|(features, _)| features.is_finite())
+        .collect();
+    if !margins.is_empty() {
+        println!(
+            "| {preset} | {OURS} against the fastest Python peer | | | {:.2} | {:.2} |",
+            median(margins.iter().map(|m| m.0).collect()),
+            median(margins.iter().map(|m| m.1).collect())
+        );
+    }
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -195,6 +225,7 @@ fn main() {
                 realtime(peer_file)
             );
         }
+        print_python_margin(preset, &theirs);
     }
 
     // A directory: 40 files of 15 s, the kaldi preset, .npy written, as `mfcc DIR -o OUT`.

@@ -12,6 +12,8 @@ Settings, the same as the bench's presets (13 coefficients, 25 ms / 10 ms at 16 
 - librosa: `librosa.feature.mfcc` and `torchaudio.transforms.MFCC` with n_fft 512, window
   400, hop 160, 40 Slaney mels, top_db 80;
 - htk: `python_speech_features.mfcc` with its defaults (26 filters, n_fft 512).
+Where the `speechrnn` package is installed (`pip install ./python`), it is timed too, on each
+preset with the same settings: "speechrnn (Python)", our features called from Python.
 A tool that is not installed is left out (a line on stderr says so).
 """
 
@@ -108,6 +110,19 @@ def tools():
                       lambda path: wavfile.read(path)[::-1]))
     except ImportError:
         print("python_speech_features not installed", file=sys.stderr)
+    try:
+        import speechrnn
+
+        def ours(preset, **overrides):
+            return lambda y, sr: speechrnn.mfcc(y, sr, preset=preset, **overrides)
+
+        librosa_settings = dict(n_mfcc=13, n_fft=512, win_length=400, hop_length=160, n_mels=40)
+        for preset, features in [("kaldi", ours("kaldi")),
+                                 ("librosa", ours("librosa", **librosa_settings)),
+                                 ("htk", ours("htk"))]:
+            found.append((preset, "speechrnn (Python) mfcc", features, speechrnn.load))
+    except ImportError:
+        print("speechrnn (python/) not installed", file=sys.stderr)
     return found
 
 

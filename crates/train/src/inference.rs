@@ -138,14 +138,34 @@ impl<B: Backend> Recogniser<B> {
         k: usize,
         device: &B::Device,
     ) -> Result<Prediction, InferenceError> {
-        let features =
-            self.task
-                .pipeline()
-                .run(path)
-                .map_err(|source| InferenceError::Features {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+        let features = self.task.pipeline().run(path);
+        self.predict_features(path, features, k, device)
+    }
+
+    /// [`Recogniser::predict`] for decoded audio (resampled to the run's rate when it
+    /// differs); `name` stands for the file in the prediction and its errors.
+    pub fn predict_audio(
+        &self,
+        audio: features::Audio,
+        name: &Path,
+        k: usize,
+        device: &B::Device,
+    ) -> Result<Prediction, InferenceError> {
+        let features = self.task.pipeline().run_audio(audio);
+        self.predict_features(name, features, k, device)
+    }
+
+    fn predict_features(
+        &self,
+        path: &Path,
+        features: Result<features::Features, features::FeatureError>,
+        k: usize,
+        device: &B::Device,
+    ) -> Result<Prediction, InferenceError> {
+        let features = features.map_err(|source| InferenceError::Features {
+            path: path.to_path_buf(),
+            source,
+        })?;
         if features.num_frames == 0 {
             return Err(InferenceError::Features {
                 path: path.to_path_buf(),
@@ -245,8 +265,6 @@ pub fn timed_labels(
 pub fn text_of(labels: &[TimedLabel]) -> String {
     labels.iter().map(|l| l.label.as_str()).collect()
 }
-
-impl<B: Backend> Recogniser<B> {}
 
 /// The softmax of each row of `values` (`[rows, classes]` row-major), in place.
 ///
