@@ -31,12 +31,11 @@ pub fn with_signal<R>(
     y: &Bound<'_, PyAny>,
     f: impl FnOnce(Signal<'_>) -> PyResult<R>,
 ) -> PyResult<R> {
-    if let Ok(array) = y.cast::<PyArrayDyn<f32>>() {
-        if array.is_c_contiguous() {
-            let readonly = array.readonly();
-            let signal = signal(readonly.shape(), readonly.as_slice()?.into())?;
-            return f(signal);
-        }
+    if let Ok(array) = y.cast::<PyArrayDyn<f32>>()
+        && array.is_c_contiguous()
+    {
+        let readonly = array.readonly();
+        return f(signal(readonly.shape(), readonly.as_slice()?.into())?);
     }
     if let Ok(array) = y.cast::<PyArrayDyn<i16>>() {
         let readonly = array.readonly();
