@@ -213,7 +213,10 @@ fn main() {
             let rows: Vec<(&Peer, (f64, f64))> = theirs
                 .iter()
                 .zip(&ours[i])
-                .filter_map(|(round, o)| round.iter().find(|p| p.tool == tool).map(|p| (p, *o)))
+                .filter_map(|(round, o)| {
+                    let same = |p: &&Peer| p.tool == tool && p.preset == *preset;
+                    round.iter().find(same).map(|p| (p, *o))
+                })
                 .collect();
             let peer_features = median(rows.iter().map(|(p, _)| p.features_s).collect());
             let peer_file = median(rows.iter().map(|(p, _)| p.file_s).collect());

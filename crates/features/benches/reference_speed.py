@@ -13,7 +13,8 @@ Settings, the same as the bench's presets (13 coefficients, 25 ms / 10 ms at 16 
   400, hop 160, 40 Slaney mels, top_db 80;
 - htk: `python_speech_features.mfcc` with its defaults (26 filters, n_fft 512).
 Where the `speechrnn` package is installed (`pip install ./python`), it is timed too, on each
-preset with the same settings: "speechrnn (Python)", our features called from Python.
+preset with the same settings: "speechrnn (Python)", our features called from Python
+(`mfcc` on the samples of `speechrnn.load`; with the file, `mfcc_files` on one thread).
 A tool that is not installed is left out (a line on stderr says so).
 """
 
@@ -42,7 +43,7 @@ def best_of(function, repeats):
 
 
 def tools():
-    """(preset, tool name, features(samples int16, sr), read(path) -> samples int16, sr)."""
+    """(preset, tool name, features(samples, sr), read(path) -> (samples, sr)[, file_features(path)])."""
     found = []
     read_int16 = lambda path: sf.read(path, dtype="int16")
     try:
@@ -117,10 +118,13 @@ def tools():
             return lambda y, sr: speechrnn.mfcc(y, sr, preset=preset, **overrides)
 
         librosa_settings = dict(n_mfcc=13, n_fft=512, win_length=400, hop_length=160, n_mels=40)
-        for preset, features in [("kaldi", ours("kaldi")),
-                                 ("librosa", ours("librosa", **librosa_settings)),
-                                 ("htk", ours("htk"))]:
-            found.append((preset, "speechrnn (Python) mfcc", features, speechrnn.load))
+        def ours_file(preset, **overrides):
+            return lambda path: speechrnn.mfcc_files([path], preset=preset, threads=1,
+                                                     **overrides)[0]
+
+        for preset, overrides in [("kaldi", {}), ("librosa", librosa_settings), ("htk", {})]:
+            found.append((preset, "speechrnn (Python) mfcc", ours(preset, **overrides),
+                          speechrnn.load, ours_file(preset, **overrides)))
     except ImportError:
         print("speechrnn (python/) not installed", file=sys.stderr)
     return found
@@ -132,13 +136,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", default="", help="keep the tools whose preset contains this")
     args = parser.parse_args()
-    for preset, name, features, read in tools():
+    for preset, name, features, read, *file_features in tools():
         if args.only not in preset:
             continue
         samples, sr = read(args.wav)
         features_s = best_of(lambda: features(samples, sr), args.repeats)
 
         def file_and_features():
+            if file_features:  # a call that reads the file itself (ours streams it in blocks)
+                return file_features[0](args.wav)
             samples, sr = read(args.wav)
             return features(samples, sr)
 
