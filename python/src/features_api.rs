@@ -206,7 +206,7 @@ impl FeatureStream {
             if signal.batched {
                 return Err(error(Kind::Audio, "a stream takes 1-D chunks"));
             }
-            check_finite(&signal.data)?;
+            features::check_finite(&signal.data).map_err(feature_error)?;
             let mut guard = self.stream.lock().expect("stream lock");
             let stream = guard
                 .as_mut()
@@ -230,15 +230,5 @@ impl FeatureStream {
     #[getter]
     fn dim(&self) -> usize {
         self.dim
-    }
-}
-
-fn check_finite(samples: &[f32]) -> PyResult<()> {
-    match samples.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(feature_error(features::FeatureError::NonFiniteSample {
-            index,
-            value: samples[index],
-        })),
-        None => Ok(()),
     }
 }

@@ -118,10 +118,10 @@ impl Recogniser {
             },
             ..ListenOptions::default()
         };
-        let listener = py.detach(|| {
-            let run = load(&self.run_dir)?;
-            Listener::new(run, options, Default::default()).map_err(listen_error)
-        })?;
+        let run = self.run.lock().expect("run lock").clone();
+        let listener = py
+            .detach(|| Listener::new(run, options, Default::default()))
+            .map_err(listen_error)?;
         Ok(Stream {
             listener: Mutex::new(Some(listener)),
         })

@@ -69,6 +69,7 @@ pub use pipeline::FilePipeline;
 pub use plot::write_png;
 pub use post::{CausalCmvn, Cmvn, add_deltas, apply_cmvn, delta_kernels};
 pub use resample::{StreamResampler, resample};
+pub use signal::check_finite;
 pub use stream::Stream;
 pub use wav::{Audio, Channel, WavBlocks, decode_wav, read_wav};
 pub use window::window;

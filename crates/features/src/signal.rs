@@ -172,8 +172,16 @@ impl FeatureExtractor {
 /// Samples per block when a whole signal is pre-emphasised (whole-signal pre-emphasis).
 const BLOCK: usize = 1 << 16;
 
-/// The error for the first non-finite sample.
-fn check_finite(samples: &[f32]) -> Result<(), FeatureError> {
+/// The error for the first non-finite sample: what the whole-signal computations check, for
+/// callers that feed a [`Stream`] (which does not check) themselves.
+///
+/// ```
+/// use features::{FeatureError, check_finite};
+/// assert!(check_finite(&[0.0, 0.5]).is_ok());
+/// let err = check_finite(&[0.0, f32::NAN]).unwrap_err();
+/// assert!(matches!(err, FeatureError::NonFiniteSample { index: 1, .. }));
+/// ```
+pub fn check_finite(samples: &[f32]) -> Result<(), FeatureError> {
     // A vectorised sum is finite exactly when every sample is (audio cannot overflow it).
     if !sum(samples).is_finite()
         && let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite())

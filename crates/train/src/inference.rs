@@ -52,6 +52,7 @@ pub enum InferenceError {
 }
 
 /// A trained audio classifier with its feature pipeline and class names.
+#[derive(Clone)]
 pub struct Recogniser<B: Backend> {
     /// The run's resolved configuration.
     pub config: ExperimentConfig,

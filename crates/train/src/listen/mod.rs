@@ -258,9 +258,7 @@ impl<B: Backend> Listener<B> {
 
     /// Hears `samples` (±1 scale, at the listener's input rate); returns what they settled.
     pub fn push(&mut self, samples: &[f32]) -> Result<Vec<Event>, ListenError> {
-        if let Some((index, &value)) = samples.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(features::FeatureError::NonFiniteSample { index, value }.into());
-        }
+        features::check_finite(samples)?;
         self.received += samples.len() as u64;
         let frames = match &mut self.resampler {
             Some(resampler) => {
