@@ -80,6 +80,80 @@ pub fn cpu_isa() -> CpuIsa {
         .map_or(detected, |limit| limit.min(detected))
 }
 
+/// An instruction set for the int8 dot products of the quantised recurrent kernels
+/// (`models::Precision::Int8`). Integer accumulation is exact, so every one gives the same
+/// bits; they differ in speed only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Int8Isa {
+    /// Plain loops over `i32`.
+    Portable,
+    /// AVX2's `vpmaddubsw` and `vpmaddwd`.
+    Avx2,
+    /// AVX-VNNI's 256-bit `vpdpbusd` (Alder Lake, Sapphire Rapids, Zen 5).
+    AvxVnni,
+    /// AVX-512 VNNI's 512-bit `vpdpbusd` (Ice Lake, Zen 4 and later).
+    Avx512Vnni,
+}
+
+impl Int8Isa {
+    /// Every variant, from the most portable up.
+    pub const ALL: [Int8Isa; 4] = [
+        Int8Isa::Portable,
+        Int8Isa::Avx2,
+        Int8Isa::AvxVnni,
+        Int8Isa::Avx512Vnni,
+    ];
+
+    /// Whether this CPU can run kernels built for `self`.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Int8Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Int8Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Int8Isa::AvxVnni => {
+                Int8Isa::Avx2.is_supported() && std::arch::is_x86_feature_detected!("avxvnni")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Int8Isa::Avx512Vnni => {
+                CpuIsa::Avx512.is_supported()
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest one this CPU supports, within the limit of [`set_int8_isa_limit`].
+    pub fn detected() -> Int8Isa {
+        let limit = INT8_LIMIT.with(Cell::get).unwrap_or(Int8Isa::Avx512Vnni);
+        *Int8Isa::ALL
+            .iter()
+            .rev()
+            .find(|isa| **isa <= limit && isa.is_supported())
+            .unwrap_or(&Int8Isa::Portable)
+    }
+}
+
+thread_local! {
+    static INT8_LIMIT: Cell<Option<Int8Isa>> = const { Cell::new(None) };
+}
+
+/// Caps the int8 instruction set on the calling thread (`None`: no cap), as
+/// [`set_cpu_isa_limit`] does for the f32 kernels.
+///
+/// ```
+/// use isa::{Int8Isa, set_int8_isa_limit};
+///
+/// set_int8_isa_limit(Some(Int8Isa::Portable));
+/// assert_eq!(Int8Isa::detected(), Int8Isa::Portable);
+/// set_int8_isa_limit(None);
+/// ```
+pub fn set_int8_isa_limit(limit: Option<Int8Isa>) {
+    INT8_LIMIT.with(|cell| cell.set(limit));
+}
+
 /// The SIMD flags the kernels care about, as `avx2+ fma+ avx512f- avx512vl-` (x86-64), or
 /// the architecture's name elsewhere: printed beside every benchmark table.
 pub fn cpu_flags() -> String {
@@ -90,6 +164,9 @@ pub fn cpu_flags() -> String {
             ("fma", std::arch::is_x86_feature_detected!("fma")),
             ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
             ("avx512vl", std::arch::is_x86_feature_detected!("avx512vl")),
+            ("avxvnni", std::arch::is_x86_feature_detected!("avxvnni")),
+            ("avx512vnni", std::arch::is_x86_feature_detected!("avx512vnni")),
+            ("avx512bf16", std::arch::is_x86_feature_detected!("avx512bf16")),
         ];
         flags
             .iter()

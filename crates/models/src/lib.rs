@@ -40,7 +40,9 @@ pub mod cell;
 mod error;
 mod fused;
 pub mod head;
+mod precision;
 mod pytorch;
+mod quantized;
 mod recurrent;
 mod state;
 mod weights;
@@ -54,7 +56,9 @@ pub use fused::{
 pub use head::{
     OutputActivation, OutputLayer, Pooling, SequenceClassifier, SequenceClassifierConfig,
 };
+pub use precision::{Precision, UnknownPrecision};
 pub use pytorch::{StateDict, WeightsError, read_safetensors};
+pub use quantized::{QuantizeError, QuantizedRecurrent};
 pub use recurrent::{Recurrent, RecurrentConfig};
 pub use state::RecurrentState;
 pub use weights::{FusedWeights, InputProjection, RecurrentInit};

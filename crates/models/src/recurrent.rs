@@ -384,7 +384,7 @@ fn pick<B: Backend>(stack: &Tensor<B, 3>, index: usize) -> Tensor<B, 2> {
     stack.clone().narrow(0, index, 1).reshape([batch, hidden])
 }
 
-fn check_lengths(lengths: &[usize], batch: usize, time: usize) -> Result<(), RecurrentError> {
+pub(crate) fn check_lengths(lengths: &[usize], batch: usize, time: usize) -> Result<(), RecurrentError> {
     if lengths.len() != batch {
         return Err(RecurrentError::LengthsCount {
             expected: batch,
@@ -401,7 +401,7 @@ fn check_lengths(lengths: &[usize], batch: usize, time: usize) -> Result<(), Rec
     }
 }
 
-fn check_state_shape(
+pub(crate) fn check_state_shape(
     which: &'static str,
     got: [usize; 3],
     expected: [usize; 3],

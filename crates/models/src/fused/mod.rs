@@ -15,6 +15,8 @@
 
 mod cpu;
 mod dropout;
+mod inference;
+mod int8;
 mod math;
 mod packed;
 mod packed_cache;
@@ -39,6 +41,7 @@ use burn_ndarray::{NdArray, NdArrayTensor};
 
 pub(crate) use cpu::Recurrence;
 pub(crate) use dropout::dropout;
+pub(crate) use inference::{PackedDirection, StateRows, run_packed_layer};
 pub use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
 pub use pool::empty_cache;
 
@@ -70,7 +73,7 @@ pub fn num_threads() -> Option<usize> {
 
 /// Threads for one layer: the caller's setting, or every core once a step's recurrent
 /// product has at least [`MIN_STEP_FLOP`] per thread.
-fn threads_for(dims: cpu::Dims, gates: usize) -> usize {
+pub(crate) fn threads_for(dims: cpu::Dims, gates: usize) -> usize {
     /// Below this a thread costs more to start than it saves (it runs every step).
     const MIN_STEP_FLOP: usize = 1 << 18;
     static CORES: OnceLock<usize> = OnceLock::new();
@@ -100,14 +103,19 @@ pub(crate) fn recurrence_for<B: Backend>(cell: &Cell<B>, kernels: Kernels) -> Op
     if !cpu || kernels == Kernels::Generic {
         return None;
     }
+    Some(recurrence_of(cell))
+}
+
+/// The kernel's equations for `cell`.
+fn recurrence_of<B: Backend>(cell: &Cell<B>) -> Recurrence {
     match cell {
-        Cell::Rnn(c) => Some(Recurrence::Rnn(c.nonlinearity)),
-        Cell::Lstm(c) => Some(Recurrence::Lstm {
+        Cell::Rnn(c) => Recurrence::Rnn(c.nonlinearity),
+        Cell::Lstm(c) => Recurrence::Lstm {
             peephole: c.peephole.is_some(),
             coupled: c.coupled_input_forget,
-        }),
-        Cell::Gru(c) if c.reset_after => Some(Recurrence::GruResetAfter),
-        Cell::Gru(_) => Some(Recurrence::GruResetBefore),
+        },
+        Cell::Gru(c) if c.reset_after => Recurrence::GruResetAfter,
+        Cell::Gru(_) => Recurrence::GruResetBefore,
     }
 }
 
@@ -381,7 +389,7 @@ impl Layout {
             &inputs,
             packed.flatten().as_deref(),
             save,
-            self.isa,
+            (self.isa, isa::Int8Isa::detected()),
             self.threads,
         )
     }

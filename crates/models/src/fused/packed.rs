@@ -81,6 +81,168 @@ impl PackedMatrix {
     pub(super) fn padded_columns(&self) -> usize {
         self.panels * PANEL
     }
+
+    /// Values held, the padding included.
+    pub(super) fn value_count(&self) -> usize {
+        self.values.len()
+    }
+
+    fn panels_ref(&self) -> Panels<'_, f32> {
+        Panels {
+            k: self.k,
+            panels: self.panels,
+            values: &self.values,
+        }
+    }
+
+    /// The same panels with every value rounded to the nearest bf16.
+    pub(super) fn to_bf16(&self) -> PackedBf16 {
+        PackedBf16 {
+            k: self.k,
+            panels: self.panels,
+            values: self.values.iter().map(|&v| Bf16::from_f32(v)).collect(),
+        }
+    }
+}
+
+/// A bfloat16 value: the upper 16 bits of an `f32` (8 exponent bits, 7 mantissa bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
+pub(crate) struct Bf16(u16);
+
+impl Bf16 {
+    /// The nearest bf16 (ties to even), as `torch.bfloat16` rounds; NaN stays NaN.
+    pub(crate) fn from_f32(x: f32) -> Self {
+        if x.is_nan() {
+            return Self(0x7fc0);
+        }
+        let bits = x.to_bits();
+        let round = 0x7fff + ((bits >> 16) & 1);
+        Self((bits.wrapping_add(round) >> 16) as u16)
+    }
+
+    /// The exact `f32` of this value.
+    #[inline(always)]
+    pub(crate) fn to_f32(self) -> f32 {
+        f32::from_bits(u32::from(self.0) << 16)
+    }
+}
+
+/// A [`PackedMatrix`] whose values are stored as bf16: half the memory, widened to f32 (an
+/// exact conversion) as the micro-kernels load them.
+#[derive(Debug)]
+pub(crate) struct PackedBf16 {
+    k: usize,
+    panels: usize,
+    values: Vec<Bf16>,
+}
+
+impl PackedBf16 {
+    pub(super) fn padded_columns(&self) -> usize {
+        self.panels * PANEL
+    }
+
+    /// Bytes of weights held.
+    pub(super) fn bytes(&self) -> usize {
+        self.values.len() * std::mem::size_of::<Bf16>()
+    }
+
+    fn panels_ref(&self) -> Panels<'_, Bf16> {
+        Panels {
+            k: self.k,
+            panels: self.panels,
+            values: &self.values,
+        }
+    }
+}
+
+/// The panels of a packed matrix of either element type.
+#[derive(Clone, Copy)]
+struct Panels<'a, W> {
+    k: usize,
+    panels: usize,
+    values: &'a [W],
+}
+
+/// A value the micro-kernels read a panel row of as 16 `f32`s: `f32`, or [`Bf16`] widened.
+pub(super) trait PanelWeight: Copy {
+    /// A panel row (16 values) as `f32`.
+    ///
+    /// # Safety
+    /// `row` reaches 16 values.
+    unsafe fn row(row: *const Self) -> [f32; PANEL];
+
+    /// A panel row as two AVX2 registers.
+    ///
+    /// # Safety
+    /// As [`PanelWeight::row`], and the CPU has AVX2.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn row_avx2(row: *const Self) -> [std::arch::x86_64::__m256; 2];
+
+    /// A panel row as one AVX-512 register.
+    ///
+    /// # Safety
+    /// As [`PanelWeight::row`], and the CPU has AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn row_avx512(row: *const Self) -> std::arch::x86_64::__m512;
+}
+
+impl PanelWeight for f32 {
+    #[inline(always)]
+    unsafe fn row(row: *const Self) -> [f32; PANEL] {
+        // SAFETY: the caller's contract.
+        unsafe { *(row as *const [f32; PANEL]) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn row_avx2(row: *const Self) -> [std::arch::x86_64::__m256; 2] {
+        use std::arch::x86_64::_mm256_loadu_ps;
+        // SAFETY: the caller's contract.
+        unsafe { [_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8))] }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn row_avx512(row: *const Self) -> std::arch::x86_64::__m512 {
+        // SAFETY: the caller's contract.
+        unsafe { std::arch::x86_64::_mm512_loadu_ps(row) }
+    }
+}
+
+impl PanelWeight for Bf16 {
+    #[inline(always)]
+    unsafe fn row(row: *const Self) -> [f32; PANEL] {
+        // SAFETY: the caller's contract.
+        let values = unsafe { &*(row as *const [Bf16; PANEL]) };
+        values.map(Bf16::to_f32)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn row_avx2(row: *const Self) -> [std::arch::x86_64::__m256; 2] {
+        use std::arch::x86_64::*;
+        let widen = |half: *const Bf16| {
+            // SAFETY: the caller's contract.
+            let bits = unsafe { _mm_loadu_si128(half as *const __m128i) };
+            _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(bits)))
+        };
+        // SAFETY: the caller's contract.
+        [widen(row), widen(unsafe { row.add(8) })]
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f,fma")]
+    unsafe fn row_avx512(row: *const Self) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        let bits = unsafe { _mm256_loadu_si256(row as *const __m256i) };
+        _mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(bits)))
+    }
 }
 
 /// A micro-kernel: `R` rows of `A` times `P` consecutive panels of `B`, accumulated into
@@ -98,11 +260,11 @@ pub(super) trait Blocking {
     /// `c` reaches `R` rows of `16·P` values `ldc` apart, a non-null `init` reaches `16·P`
     /// values, and the CPU has the instruction set the implementation is compiled for.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize, const P: usize>(
+    unsafe fn tile<W: PanelWeight, const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
         a_strides: (usize, usize),
-        w: *const f32,
+        w: *const W,
         panel_len: usize,
         c: *mut f32,
         ldc: usize,
@@ -128,7 +290,25 @@ pub(super) unsafe fn gemm<K: Blocking>(
     init: Option<&[f32]>,
 ) {
     // SAFETY: the caller vouches for the instruction set.
-    unsafe { gemm_k_range::<K>(m, a, a_strides, b, 0..b.k, c, ldc, init) }
+    unsafe { gemm_k_range::<K, f32>(m, a, a_strides, b.panels_ref(), 0..b.k, c, ldc, init) }
+}
+
+/// [`gemm`] with bf16 weights.
+///
+/// # Safety
+/// The CPU has the instruction set `K` is compiled for.
+#[inline(always)]
+pub(super) unsafe fn gemm_bf16<K: Blocking>(
+    m: usize,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &PackedBf16,
+    c: &mut [f32],
+    ldc: usize,
+    init: Option<&[f32]>,
+) {
+    // SAFETY: the caller vouches for the instruction set.
+    unsafe { gemm_k_range::<K, Bf16>(m, a, a_strides, b.panels_ref(), 0..b.k, c, ldc, init) }
 }
 
 /// [`gemm`] over the rows `k_range` of `B` only; `a` holds the matching columns of `A`,
@@ -138,11 +318,11 @@ pub(super) unsafe fn gemm<K: Blocking>(
 /// The CPU has the instruction set `K` is compiled for.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn gemm_k_range<K: Blocking>(
+unsafe fn gemm_k_range<K: Blocking, W: PanelWeight>(
     m: usize,
     a: &[f32],
     (row_stride, k_stride): (usize, usize),
-    b: &PackedMatrix,
+    b: Panels<'_, W>,
     k_range: std::ops::Range<usize>,
     c: &mut [f32],
     ldc: usize,
@@ -153,11 +333,12 @@ unsafe fn gemm_k_range<K: Blocking>(
         return;
     }
     assert!(k_range.end <= b.k);
-    assert!(ldc >= b.padded_columns());
-    assert!(init.is_none_or(|row| row.len() >= b.padded_columns()));
+    let padded_columns = b.panels * PANEL;
+    assert!(ldc >= padded_columns);
+    assert!(init.is_none_or(|row| row.len() >= padded_columns));
     assert!(k == 0 || a.len() > (m - 1) * row_stride + (k - 1) * k_stride);
     let panel_len = b.k * PANEL;
-    assert!(c.len() >= (m - 1) * ldc + b.padded_columns());
+    assert!(c.len() >= (m - 1) * ldc + padded_columns);
     // The reduction is cut into pieces of at most `DEPTH` rows of `B`, so that the panels a
     // micro-kernel streams stay in L1 while every row block of a chunk of `A` passes over
     // them; the chunk of `A` stays in L2 while every panel passes over it.
@@ -190,9 +371,9 @@ unsafe fn gemm_k_range<K: Blocking>(
                         macro_rules! tile {
                             ($rows:literal) => {
                                 if pair {
-                                    K::tile::<$rows, 2>(k, a, a_strides, w, panel_len, c, ldc, init)
+                                    K::tile::<W, $rows, 2>(k, a, a_strides, w, panel_len, c, ldc, init)
                                 } else {
-                                    K::tile::<$rows, 1>(k, a, a_strides, w, panel_len, c, ldc, init)
+                                    K::tile::<W, $rows, 1>(k, a, a_strides, w, panel_len, c, ldc, init)
                                 }
                             };
                         }
@@ -225,11 +406,11 @@ impl Blocking for Portable {
 
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize, const P: usize>(
+    unsafe fn tile<W: PanelWeight, const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
         (row_stride, k_stride): (usize, usize),
-        w: *const f32,
+        w: *const W,
         panel_len: usize,
         c: *mut f32,
         ldc: usize,
@@ -241,8 +422,7 @@ impl Blocking for Portable {
                 // SAFETY (every block here): inside the ranges of the trait's contract.
                 let x = unsafe { *a.add(r * row_stride + i * k_stride) };
                 for (q, acc_panel) in acc_row.iter_mut().enumerate() {
-                    let weights =
-                        unsafe { &*(w.add(q * panel_len + i * PANEL) as *const [f32; PANEL]) };
+                    let weights = unsafe { W::row(w.add(q * panel_len + i * PANEL)) };
                     for (sum, weight) in acc_panel.iter_mut().zip(weights) {
                         *sum += x * weight;
                     }
@@ -279,11 +459,11 @@ impl Blocking for Avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize, const P: usize>(
+    unsafe fn tile<W: PanelWeight, const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
         (row_stride, k_stride): (usize, usize),
-        w: *const f32,
+        w: *const W,
         panel_len: usize,
         c: *mut f32,
         ldc: usize,
@@ -296,7 +476,7 @@ impl Blocking for Avx2 {
             for (q, pair) in weights.iter_mut().enumerate() {
                 // SAFETY (every block here): inside the ranges of the trait's contract.
                 let row = unsafe { w.add(q * panel_len + i * PANEL) };
-                *pair = unsafe { [_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8))] };
+                *pair = unsafe { W::row_avx2(row) };
             }
             for (r, acc_row) in acc.iter_mut().enumerate() {
                 let x = _mm256_set1_ps(unsafe { *a.add(r * row_stride + i * k_stride) });
@@ -336,11 +516,11 @@ impl Blocking for Avx512 {
     #[inline]
     #[target_feature(enable = "avx512f,fma")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize, const P: usize>(
+    unsafe fn tile<W: PanelWeight, const R: usize, const P: usize>(
         k: usize,
         a: *const f32,
         (row_stride, k_stride): (usize, usize),
-        w: *const f32,
+        w: *const W,
         panel_len: usize,
         c: *mut f32,
         ldc: usize,
@@ -352,7 +532,7 @@ impl Blocking for Avx512 {
             let mut weights = [_mm512_setzero_ps(); P];
             for (q, panel) in weights.iter_mut().enumerate() {
                 // SAFETY (every block here): inside the ranges of the trait's contract.
-                *panel = unsafe { _mm512_loadu_ps(w.add(q * panel_len + i * PANEL)) };
+                *panel = unsafe { W::row_avx512(w.add(q * panel_len + i * PANEL)) };
             }
             for (r, acc_row) in acc.iter_mut().enumerate() {
                 let x = _mm512_set1_ps(unsafe { *a.add(r * row_stride + i * k_stride) });

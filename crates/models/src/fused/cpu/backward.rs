@@ -77,7 +77,7 @@ pub(crate) fn backward(
     let packed: Vec<_> = layer
         .iter()
         .map(|inputs| {
-            let (w_hh, w_hn) = inputs.recurrent_blocks(true);
+            let (w_hh, w_hn) = inputs.recurrent_blocks(|m, (k, n)| m.t().pack((n, k)));
             let w_ih = input_grad.then(|| inputs.w_ih_t.t().pack((gh, input)));
             (w_hh, w_hn, w_ih)
         })

@@ -4,22 +4,26 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::{Dims, Inputs, Recurrence, Saved, SharedRows, on_threads, work_items};
+use super::step_matrix::StepMatrix;
+use super::{Dims, Inputs, Matrix, Recurrence, Saved, SharedRows, on_threads, work_items};
 use crate::cell::Nonlinearity;
+use crate::fused::int8::Int8Scratch;
 use crate::fused::math::{sigmoid, tanh};
-use crate::fused::packed::{self, Blocking, PackedMatrix, Portable};
+use crate::fused::packed::{Blocking, Portable};
 #[cfg(target_arch = "x86_64")]
 use crate::fused::packed::{Avx2, Avx512};
 use crate::fused::pool::Buffer;
-use isa::CpuIsa;
+use crate::precision::Precision;
+use isa::{CpuIsa, Int8Isa};
 
 /// One thread's share of the forward pass.
 struct ForwardJob<'a> {
     inputs: &'a Inputs<'a>,
-    w_ih_t: &'a PackedMatrix,
+    w_ih_t: &'a StepMatrix,
     /// `W_hhᵀ`, or for the reset-before GRU its `r` and `z` columns and, apart, `W_hnᵀ`.
-    w_t: &'a PackedMatrix,
-    w_hn_t: Option<&'a PackedMatrix>,
+    w_t: &'a StepMatrix,
+    w_hn_t: Option<&'a StepMatrix>,
+    int8_isa: Int8Isa,
     /// The biases padded to the packed widths: of the input side and of the recurrent side.
     input_bias: &'a [f32],
     recurrent_bias: &'a [f32],
@@ -30,12 +34,19 @@ struct ForwardJob<'a> {
 
 multiversion!(forward_rows, forward_rows_with, ForwardJob<'_>, ());
 
-/// One direction's weights laid out in panels for the forward pass.
+/// One direction's weights laid out for the forward pass, at a [`Precision`].
 #[derive(Debug)]
 pub(crate) struct PackedWeights {
-    w_ih_t: PackedMatrix,
-    w_t: PackedMatrix,
-    w_hn_t: Option<PackedMatrix>,
+    w_ih_t: StepMatrix,
+    w_t: StepMatrix,
+    w_hn_t: Option<StepMatrix>,
+}
+
+impl PackedWeights {
+    /// Bytes of weights held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.w_ih_t.bytes() + self.w_t.bytes() + self.w_hn_t.as_ref().map_or(0, StepMatrix::bytes)
+    }
 }
 
 /// One direction's packed weights and its biases padded to the packed widths.
@@ -46,10 +57,11 @@ struct Prepared<'a> {
 }
 
 impl Inputs<'_> {
-    /// Its weights packed for [`forward`].
-    pub(crate) fn pack_weights(&self) -> PackedWeights {
-        let w_ih_t = self.w_ih_t.pack((self.dims.input, self.gate_width()));
-        let (w_t, w_hn_t) = self.recurrent_blocks(false);
+    /// Its weights packed for [`forward`], stored at `precision`.
+    pub(crate) fn pack_weights(&self, precision: Precision) -> PackedWeights {
+        let pack = |m: Matrix, dims| StepMatrix::pack(m, dims, precision);
+        let w_ih_t = pack(self.w_ih_t, (self.dims.input, self.gate_width()));
+        let (w_t, w_hn_t) = self.recurrent_blocks(pack);
         PackedWeights {
             w_ih_t,
             w_t,
@@ -112,12 +124,12 @@ impl Saved {
 /// Runs a layer (one [`Inputs`] per direction, all of the same cell and sizes); returns
 /// the packed output and, when `save`, what backward needs for each direction. `packed`
 /// holds each direction's weights packed by an earlier call ([`Inputs::pack_weights`]);
-/// without it they are packed here.
+/// without it they are packed here, at f32. `int8_isa` runs the products of int8 weights.
 pub(crate) fn forward(
     layer: &[Inputs],
     packed: Option<&[Arc<PackedWeights>]>,
     save: bool,
-    isa: CpuIsa,
+    (isa, int8_isa): (CpuIsa, Int8Isa),
     threads: usize,
 ) -> (Vec<f32>, Vec<Saved>) {
     let Dims {
@@ -135,7 +147,7 @@ pub(crate) fn forward(
     };
     let packed_here: Vec<PackedWeights> = match packed {
         Some(_) => Vec::new(),
-        None => layer.iter().map(Inputs::pack_weights).collect(),
+        None => layer.iter().map(|i| i.pack_weights(Precision::F32)).collect(),
     };
     let weights: Vec<&PackedWeights> = match packed {
         Some(packed) => packed.iter().map(|p| &**p).collect(),
@@ -165,6 +177,7 @@ pub(crate) fn forward(
                     w_ih_t: &prepared.weights.w_ih_t,
                     w_t: &prepared.weights.w_t,
                     w_hn_t: prepared.weights.w_hn_t.as_ref(),
+                    int8_isa,
                     input_bias: &prepared.input_bias,
                     recurrent_bias: &prepared.recurrent_bias,
                     rows,
@@ -199,7 +212,7 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
     let mut xp = vec![0.0; rows.len() * x_width];
     let mut hh = vec![0.0; rows.len() * h_width];
     // Reset-before GRU: `r, z` per row, `r ⊙ h`, and its product with `W_hnᵀ`.
-    let n_width = job.w_hn_t.map_or(0, PackedMatrix::padded_columns);
+    let n_width = job.w_hn_t.map_or(0, StepMatrix::padded_columns);
     let mut rz = vec![0.0; job.w_hn_t.map_or(0, |_| rows.len() * 2 * hidden)];
     let mut rh = vec![0.0; job.w_hn_t.map_or(0, |_| rows.len() * hidden)];
     let mut hn = vec![0.0; rows.len() * n_width];
@@ -207,29 +220,30 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
     let mut acts_scratch = vec![0.0; gh];
     let mut aux_scratch = vec![0.0; hidden];
     let no_peephole = vec![0.0; 3 * hidden];
+    let mut scratch = Int8Scratch::default();
     let peephole = inputs.peephole.unwrap_or(&no_peephole);
     for t in inputs.steps(false) {
         // This step's input rows, one every `T · D` values.
         let x = &inputs.x[(rows.start * time + t) * input..];
         // SAFETY: `multiversion!` runs this body with `K` only where the CPU has its ISA.
         unsafe {
-            packed::gemm::<K>(
+            job.w_ih_t.product::<K>(
                 rows.len(),
                 x,
                 (time * input, 1),
-                job.w_ih_t,
                 &mut xp,
                 x_width,
                 Some(job.input_bias),
+                (&mut scratch, job.int8_isa),
             );
-            packed::gemm::<K>(
+            job.w_t.product::<K>(
                 rows.len(),
                 &h,
                 (hidden, 1),
-                job.w_t,
                 &mut hh,
                 h_width,
                 Some(job.recurrent_bias),
+                (&mut scratch, job.int8_isa),
             );
         }
         if let Some(w_hn_t) = job.w_hn_t {
@@ -244,14 +258,14 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
             }
             // SAFETY: as above.
             unsafe {
-                packed::gemm::<K>(
+                w_hn_t.product::<K>(
                     rows.len(),
                     &rh,
                     (hidden, 1),
-                    w_hn_t,
                     &mut hn,
                     n_width,
                     Some(&zero_row),
+                    (&mut scratch, job.int8_isa),
                 )
             };
         }

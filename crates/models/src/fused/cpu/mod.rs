@@ -179,18 +179,11 @@ impl Inputs<'_> {
         }
     }
 
-    /// `W_hhᵀ` packed for the forward product with `h` or, `transposed`, `W_hh` for the
-    /// backward product with the gates' gradients; for the reset-before GRU, the `r` and `z`
-    /// blocks, and apart the `n` block (which multiplies `r ⊙ h`).
-    fn recurrent_blocks(&self, transposed: bool) -> (PackedMatrix, Option<PackedMatrix>) {
+    /// `W_hhᵀ` packed by `pack(W_hhᵀ, (k, n))`: for the forward product with `h` or, packed
+    /// transposed, for the backward product with the gates' gradients; for the reset-before
+    /// GRU, the `r` and `z` blocks, and apart the `n` block (which multiplies `r ⊙ h`).
+    fn recurrent_blocks<M>(&self, pack: impl Fn(Matrix, (usize, usize)) -> M) -> (M, Option<M>) {
         let (hidden, gh) = (self.dims.hidden, self.gate_width());
-        let pack = |m: Matrix, (k, n): (usize, usize)| {
-            if transposed {
-                m.t().pack((n, k))
-            } else {
-                m.pack((k, n))
-            }
-        };
         if self.recurrence == Recurrence::GruResetBefore {
             let n_block = self.w_t.columns_from(2 * hidden);
             (
@@ -370,6 +363,7 @@ macro_rules! multiversion {
 
 mod backward;
 mod forward;
+mod step_matrix;
 
 pub(crate) use backward::backward;
 pub(crate) use forward::{PackedWeights, forward};

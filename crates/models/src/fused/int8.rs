@@ -1,0 +1,438 @@
+//! The int8 form of the per-step product `C = init + A·B` ([`super::packed`] is the f32
+//! one), for [`crate::Precision::Int8`].
+//!
+//! `B` (a layer's weights, `[k, n]`) is quantised once, symmetrically per column (per
+//! output unit of the layer): `B[i, j] ≈ s_j · q[i, j]` with `s_j = max_i |B[i, j]| / 127`
+//! and `q ∈ [−127, 127]`. Each row of `A` (a step's input or state) is quantised the same
+//! way when the product runs, with its own scale `t_r`, so that
+//! `C[r, j] = init_j + t_r · s_j · Σ_i qa[r, i] · q[i, j]`, the sum accumulated exactly in
+//! `i32`. The integer sum is the same on every instruction set ([`Int8Isa`]), and the
+//! conversion around it is the same scalar code, so every path gives the same bits.
+//!
+//! `q` is stored in groups of four rows, `[⌈k/4⌉, n padded to 16, 4]`: one 32-bit lane
+//! holds the four values one `vpdpbusd` (or `vpmaddubsw` + `vpmaddwd`) multiplies with four
+//! values of a row of `A`, and consecutive columns fill consecutive lanes.
+
+use isa::Int8Isa;
+
+/// Columns are padded to a multiple of this (two AVX2 or one AVX-512 register of lanes).
+const COLUMN_BLOCK: usize = 16;
+/// The largest magnitude of a quantised value: symmetric, so `−128` is never used.
+const QMAX: f32 = 127.0;
+
+/// A `[k, n]` matrix quantised to int8 per column.
+#[derive(Debug)]
+pub(crate) struct Int8Matrix {
+    k: usize,
+    padded: usize,
+    /// `q`, `[⌈k/4⌉, padded, 4]`, zeros in the padding.
+    values: Vec<i8>,
+    /// `s_j`, zero in the padding.
+    scales: Vec<f32>,
+    /// `Σ_i q[i, j]`: the AVX-512 VNNI path multiplies `qa + 128` (unsigned) and takes
+    /// `128 · Σ_i q[i, j]` back off.
+    column_sums: Vec<i32>,
+}
+
+/// What the int8 product needs per call besides its operands, kept across the steps.
+#[derive(Debug, Default)]
+pub(crate) struct Int8Scratch {
+    quantised: Vec<i8>,
+    row_scales: Vec<f32>,
+    sums: Vec<i32>,
+}
+
+/// `x` rounded to the nearest multiple of `scale` (`x · inverse`, ties to even), clamped to
+/// ±127.
+#[inline(always)]
+fn quantise(x: f32, inverse: f32) -> i8 {
+    (x * inverse).round_ties_even().clamp(-QMAX, QMAX) as i8
+}
+
+/// The scale `max |x| / 127` of some values and its inverse (both zero when all are zero).
+#[inline(always)]
+fn scale_of(values: impl Iterator<Item = f32>) -> (f32, f32) {
+    let largest = values.fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+    if largest > 0.0 {
+        (largest / QMAX, QMAX / largest)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+impl Int8Matrix {
+    /// Quantises `b[i·row_stride + j·col_stride]` for `i < k`, `j < n`.
+    pub(crate) fn quantise(
+        b: &[f32],
+        (k, n): (usize, usize),
+        (row_stride, col_stride): (usize, usize),
+    ) -> Self {
+        let padded = n.div_ceil(COLUMN_BLOCK) * COLUMN_BLOCK;
+        let groups = k.div_ceil(4);
+        let mut values = vec![0i8; groups * padded * 4];
+        let mut scales = vec![0.0f32; padded];
+        let mut column_sums = vec![0i32; padded];
+        for j in 0..n {
+            let at = |i: usize| b[i * row_stride + j * col_stride];
+            let (scale, inverse) = scale_of((0..k).map(at));
+            scales[j] = scale;
+            for i in 0..k {
+                let q = quantise(at(i), inverse);
+                values[((i / 4) * padded + j) * 4 + i % 4] = q;
+                column_sums[j] += i32::from(q);
+            }
+        }
+        Self {
+            k,
+            padded,
+            values,
+            scales,
+            column_sums,
+        }
+    }
+
+    /// Columns including the padding: the row stride `C` needs.
+    pub(crate) fn padded_columns(&self) -> usize {
+        self.padded
+    }
+
+    /// Bytes of weights held (the int8 values and the per-column scales).
+    pub(crate) fn bytes(&self) -> usize {
+        self.values.len() + 4 * self.scales.len()
+    }
+
+    fn groups(&self) -> usize {
+        self.k.div_ceil(4)
+    }
+
+    /// `C = init + A·B` (`C += A·B` without `init`) for `m` rows of `A`, element `(r, i)`
+    /// at `a[r·row_stride + i·k_stride]`; `C` has row stride `ldc`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn product(
+        &self,
+        m: usize,
+        a: &[f32],
+        (row_stride, k_stride): (usize, usize),
+        c: &mut [f32],
+        ldc: usize,
+        init: Option<&[f32]>,
+        scratch: &mut Int8Scratch,
+        isa: Int8Isa,
+    ) {
+        if m == 0 {
+            return;
+        }
+        assert!(self.k == 0 || a.len() > (m - 1) * row_stride + (self.k - 1) * k_stride);
+        assert!(ldc >= self.padded && c.len() >= (m - 1) * ldc + self.padded);
+        assert!(init.is_none_or(|row| row.len() >= self.padded));
+        let depth = 4 * self.groups();
+        scratch.quantised.clear();
+        scratch.quantised.resize(m * depth, 0);
+        scratch.row_scales.clear();
+        for r in 0..m {
+            let at = |i: usize| a[r * row_stride + i * k_stride];
+            let (scale, inverse) = scale_of((0..self.k).map(at));
+            scratch.row_scales.push(scale);
+            let row = &mut scratch.quantised[r * depth..r * depth + self.k];
+            for (i, q) in row.iter_mut().enumerate() {
+                *q = quantise(at(i), inverse);
+            }
+        }
+        scratch.sums.clear();
+        scratch.sums.resize(m * self.padded, 0);
+        integer_product(isa, self, m, &scratch.quantised, &mut scratch.sums);
+        for r in 0..m {
+            let row_scale = scratch.row_scales[r];
+            let sums = &scratch.sums[r * self.padded..(r + 1) * self.padded];
+            let out = &mut c[r * ldc..r * ldc + self.padded];
+            for j in 0..self.padded {
+                let base = init.map_or(out[j], |init| init[j]);
+                out[j] = base + sums[j] as f32 * (row_scale * self.scales[j]);
+            }
+        }
+    }
+}
+
+/// `sums[r, j] = Σ_i qa[r, i] · q[i, j]` for `m` rows of `qa` (`[m, 4·⌈k/4⌉]`, zero-padded),
+/// on `isa` where the CPU has it (the portable loops otherwise).
+fn integer_product(isa: Int8Isa, b: &Int8Matrix, m: usize, qa: &[i8], sums: &mut [i32]) {
+    assert_eq!(qa.len(), m * 4 * b.groups());
+    assert_eq!(sums.len(), m * b.padded);
+    #[cfg(target_arch = "x86_64")]
+    if isa.is_supported() {
+        // SAFETY: the CPU has the instruction set (checked above); the slices have the
+        // lengths the kernels read (asserted above).
+        match isa {
+            Int8Isa::Avx512Vnni => return unsafe { x86::product_avx512_vnni(b, m, qa, sums) },
+            Int8Isa::AvxVnni => return unsafe { x86::product_avx_vnni(b, m, qa, sums) },
+            Int8Isa::Avx2 => return unsafe { x86::product_avx2(b, m, qa, sums) },
+            Int8Isa::Portable => {}
+        }
+    }
+    let _ = isa;
+    product_portable(b, m, qa, sums);
+}
+
+fn product_portable(b: &Int8Matrix, m: usize, qa: &[i8], sums: &mut [i32]) {
+    let (groups, padded) = (b.groups(), b.padded);
+    for r in 0..m {
+        let row = &mut sums[r * padded..(r + 1) * padded];
+        for g in 0..groups {
+            let a = &qa[(r * groups + g) * 4..][..4];
+            let w = &b.values[g * padded * 4..(g + 1) * padded * 4];
+            for (sum, w) in row.iter_mut().zip(w.chunks_exact(4)) {
+                *sum += (0..4)
+                    .map(|t| i32::from(a[t]) * i32::from(w[t]))
+                    .sum::<i32>();
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Int8Matrix;
+    use std::arch::x86_64::*;
+
+    /// Rows of `A` per register block.
+    const ROWS: usize = 4;
+
+    /// Calls `tile::<R>(first_row)` over `m` rows in blocks of [`ROWS`] and the rest.
+    #[inline(always)]
+    fn row_blocks(m: usize, mut tile: impl FnMut(usize, usize)) {
+        let mut r = 0;
+        while r < m {
+            let rows = ROWS.min(m - r);
+            tile(r, rows);
+            r += rows;
+        }
+    }
+
+    /// Four values of row `r` of `qa` at group `g`, as one 32-bit lane.
+    ///
+    /// # Safety
+    /// `qa` reaches them.
+    #[inline(always)]
+    unsafe fn four(qa: *const i8, depth: usize, r: usize, g: usize) -> i32 {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::read_unaligned(qa.add(r * depth + 4 * g) as *const i32) }
+    }
+
+    /// AVX2: `|a| · sign(q, a)` through `vpmaddubsw` (unsigned × signed, pairs summed to
+    /// i16) and `vpmaddwd` with ones (pairs summed to i32). With both factors within ±127 a
+    /// pair sums to at most 2·127² = 32258, so the i16 step never saturates.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `qa` and `sums` have the lengths of [`super::integer_product`].
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn product_avx2(b: &Int8Matrix, m: usize, qa: &[i8], sums: &mut [i32]) {
+        let (groups, padded) = (b.groups(), b.padded);
+        let ones = _mm256_set1_epi16(1);
+        for j in (0..padded).step_by(16) {
+            row_blocks(m, |first, rows| {
+                let mut acc = [[_mm256_setzero_si256(); 2]; ROWS];
+                for g in 0..groups {
+                    // SAFETY (every block here): inside the lengths of the contract.
+                    let w = unsafe { b.values.as_ptr().add((g * padded + j) * 4) };
+                    let w = unsafe {
+                        [
+                            _mm256_loadu_si256(w as *const __m256i),
+                            _mm256_loadu_si256(w.add(32) as *const __m256i),
+                        ]
+                    };
+                    for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+                        let a = _mm256_set1_epi32(unsafe {
+                            four(qa.as_ptr(), 4 * groups, first + r, g)
+                        });
+                        let magnitude = _mm256_abs_epi8(a);
+                        for (acc, w) in acc.iter_mut().zip(w) {
+                            let pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(w, a));
+                            *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                }
+                store_256(&acc[..rows], &mut sums[first * padded + j..], padded);
+            });
+        }
+    }
+
+    /// AVX-VNNI: `vpdpbusd` on `|a|` and `sign(q, a)`, four products per lane at once.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and AVX-VNNI; the lengths as [`product_avx2`].
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub(super) unsafe fn product_avx_vnni(b: &Int8Matrix, m: usize, qa: &[i8], sums: &mut [i32]) {
+        let (groups, padded) = (b.groups(), b.padded);
+        for j in (0..padded).step_by(16) {
+            row_blocks(m, |first, rows| {
+                let mut acc = [[_mm256_setzero_si256(); 2]; ROWS];
+                for g in 0..groups {
+                    // SAFETY (every block here): inside the lengths of the contract.
+                    let w = unsafe { b.values.as_ptr().add((g * padded + j) * 4) };
+                    let w = unsafe {
+                        [
+                            _mm256_loadu_si256(w as *const __m256i),
+                            _mm256_loadu_si256(w.add(32) as *const __m256i),
+                        ]
+                    };
+                    for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+                        let a = _mm256_set1_epi32(unsafe {
+                            four(qa.as_ptr(), 4 * groups, first + r, g)
+                        });
+                        let magnitude = _mm256_abs_epi8(a);
+                        for (acc, w) in acc.iter_mut().zip(w) {
+                            *acc = _mm256_dpbusd_avx_epi32(*acc, magnitude, _mm256_sign_epi8(w, a));
+                        }
+                    }
+                }
+                store_256(&acc[..rows], &mut sums[first * padded + j..], padded);
+            });
+        }
+    }
+
+    /// Each row's two registers (16 columns) into `sums`, rows `padded` apart.
+    #[inline(always)]
+    fn store_256(acc: &[[__m256i; 2]], sums: &mut [i32], padded: usize) {
+        for (r, halves) in acc.iter().enumerate() {
+            for (h, half) in halves.iter().enumerate() {
+                let out = &mut sums[r * padded + 8 * h..r * padded + 8 * h + 8];
+                // SAFETY: `out` holds 8 values.
+                unsafe { _mm256_storeu_si256(out.as_mut_ptr() as *mut __m256i, *half) };
+            }
+        }
+    }
+
+    /// AVX-512 VNNI: `vpdpbusd` takes an unsigned and a signed factor and AVX-512 has no
+    /// `vpsignb`, so `a + 128` (the sign bit flipped) is multiplied and `128 · Σ_i q[i, j]`
+    /// subtracted after: the same integer.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW and VNNI; the lengths as [`product_avx2`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn product_avx512_vnni(
+        b: &Int8Matrix,
+        m: usize,
+        qa: &[i8],
+        sums: &mut [i32],
+    ) {
+        let (groups, padded) = (b.groups(), b.padded);
+        let flip = _mm512_set1_epi8(i8::MIN);
+        for j in (0..padded).step_by(16) {
+            // SAFETY: `column_sums` holds `padded` values.
+            let offset = _mm512_slli_epi32::<7>(unsafe {
+                _mm512_loadu_si512(b.column_sums.as_ptr().add(j) as *const __m512i)
+            });
+            row_blocks(m, |first, rows| {
+                let mut acc = [_mm512_setzero_si512(); ROWS];
+                for g in 0..groups {
+                    // SAFETY (every block here): inside the lengths of the contract.
+                    let w = unsafe {
+                        _mm512_loadu_si512(b.values.as_ptr().add((g * padded + j) * 4) as *const __m512i)
+                    };
+                    for (r, acc) in acc.iter_mut().enumerate().take(rows) {
+                        let a = _mm512_set1_epi32(unsafe {
+                            four(qa.as_ptr(), 4 * groups, first + r, g)
+                        });
+                        *acc = _mm512_dpbusd_epi32(*acc, _mm512_xor_si512(a, flip), w);
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate().take(rows) {
+                    let out = &mut sums[(first + r) * padded + j..][..16];
+                    // SAFETY: `out` holds 16 values.
+                    unsafe {
+                        _mm512_storeu_si512(
+                            out.as_mut_ptr() as *mut __m512i,
+                            _mm512_sub_epi32(*acc, offset),
+                        )
+                    };
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1), a few of them large (saturating the gates).
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|i| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let v = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
+                if i % 97 == 0 { 40.0 * v } else { v }
+            })
+            .collect()
+    }
+
+    /// Shapes that cross partial groups of four, partial column blocks and row blocks.
+    const SHAPES: [(usize, usize, usize); 6] = [
+        (1, 1, 1),
+        (1, 13, 512),
+        (5, 7, 20),
+        (11, 40, 33),
+        (64, 256, 1024),
+        (3, 0, 16),
+    ];
+
+    #[test]
+    fn every_instruction_set_gives_the_portable_bits() {
+        for (m, k, n) in SHAPES {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let matrix = Int8Matrix::quantise(&b, (k, n), (n, 1));
+            let ldc = matrix.padded_columns();
+            let init = values(ldc, 3);
+            let run = |isa: Int8Isa| {
+                let mut c = vec![0.0; m * ldc];
+                let mut scratch = Int8Scratch::default();
+                matrix.product(m, &a, (k, 1), &mut c, ldc, Some(&init), &mut scratch, isa);
+                c
+            };
+            let portable = run(Int8Isa::Portable);
+            for isa in Int8Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
+                let got = run(isa);
+                assert!(
+                    got.iter().zip(&portable).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{isa:?} {m}×{k}×{n}"
+                );
+            }
+        }
+    }
+
+    /// Against the exact product in f64: the error of `Σ_i a_i b_i` with both factors
+    /// rounded to a multiple of their scales (`t/2`, `s/2` at most) is at most
+    /// `Σ_i |a_i| s/2 + |b_i| t/2 + t·s/4`.
+    #[test]
+    fn the_error_is_within_the_bound_of_the_scales() {
+        for (m, k, n) in SHAPES {
+            let a = values(m * k, 4);
+            let b = values(k * n, 5);
+            let matrix = Int8Matrix::quantise(&b, (k, n), (1, k));
+            let ldc = matrix.padded_columns();
+            let mut c = vec![0.0; m * ldc];
+            let a_t: Vec<f32> = (0..k * m).map(|at| a[(at % m) * k + at / m]).collect();
+            let mut scratch = Int8Scratch::default();
+            let isa = Int8Isa::detected();
+            matrix.product(m, &a_t, (1, m), &mut c, ldc, None, &mut scratch, isa);
+            for r in 0..m {
+                let t = a[r * k..(r + 1) * k].iter().fold(0.0f64, |x, v| x.max(f64::from(v.abs()))) / 127.0;
+                for j in 0..n {
+                    let column = |i: usize| f64::from(b[j * k + i]);
+                    let s = (0..k).fold(0.0f64, |x, i| x.max(column(i).abs())) / 127.0;
+                    let exact: f64 = (0..k).map(|i| f64::from(a[r * k + i]) * column(i)).sum();
+                    let bound: f64 = (0..k)
+                        .map(|i| f64::from(a[r * k + i]).abs() * s / 2.0 + column(i).abs() * t / 2.0 + t * s / 4.0)
+                        .sum::<f64>()
+                        * (1.0 + 1e-5)
+                        + 1e-6 * exact.abs();
+                    let got = f64::from(c[r * ldc + j]);
+                    assert!((got - exact).abs() <= bound, "{m}×{k}×{n} [{r},{j}]: {got} vs {exact} (bound {bound})");
+                }
+            }
+        }
+    }
+}

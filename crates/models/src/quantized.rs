@@ -1,0 +1,260 @@
+//! Inference-only recurrent stacks with their weights stored at a lower [`Precision`]:
+//! [`QuantizedRecurrent`], built from a trained [`Recurrent`].
+
+use std::any::TypeId;
+use std::sync::Arc;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use burn_ndarray::NdArray;
+
+use crate::error::RecurrentError;
+use crate::fused::{PackedDirection, StateRows, run_packed_layer};
+use crate::precision::Precision;
+use crate::recurrent::{Recurrent, check_lengths, check_state_shape};
+use crate::state::RecurrentState;
+
+/// Why a module could not be quantised.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QuantizeError {
+    /// Quantised inference runs on burn-ndarray's `NdArray` (f32) only.
+    #[error(
+        "quantised inference runs on burn-ndarray (NdArray, f32); this module is on {backend}: load it on NdArray to quantise it"
+    )]
+    Backend {
+        /// The module's backend type.
+        backend: &'static str,
+    },
+    /// A weight is NaN or infinite.
+    #[error("parameter {name} holds {value} at flat index {index}; only finite weights can be quantised")]
+    NonFinite {
+        /// PyTorch's name of the parameter (`weight_hh_l0_reverse`, …).
+        name: String,
+        /// The first offending element, in row-major order.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+}
+
+/// A recurrent stack for inference only, its weights stored at a [`Precision`] and packed
+/// once for the fused CPU kernels: PyTorch's `torch.ao.nn.quantized.dynamic.LSTM` (and
+/// `GRU`), for every cell of [`Recurrent`], with the same forward.
+///
+/// At [`Precision::Int8`] the weights are quantised symmetrically per output unit, and
+/// each step's input and state per row when the step runs; the products are summed exactly
+/// in `i32`, so every instruction set gives the same bits. At [`Precision::Bf16`] the
+/// weights are rounded to bfloat16 and multiplied in f32. At [`Precision::F32`] the result
+/// is bit for bit the module's own forward on `NdArray`. Dropout is not applied (inference).
+///
+/// ```
+/// use burn::tensor::{Distribution, Tensor};
+/// use burn_ndarray::NdArray;
+/// use models::{CellKind, Precision, RecurrentConfig};
+///
+/// let device = Default::default();
+/// let lstm = RecurrentConfig::new(CellKind::lstm(), 13, 64).init::<NdArray>(&device);
+/// let int8 = lstm.quantize(Precision::Int8).unwrap();
+/// let f32_bytes = lstm.quantize(Precision::F32).unwrap().weight_bytes();
+/// assert!(int8.weight_bytes() * 3 < f32_bytes);
+///
+/// let x = Tensor::<NdArray, 3>::random([2, 50, 13], Distribution::Default, &device);
+/// let (y, _) = lstm.forward(x.clone(), None, None);
+/// let (y8, _) = int8.forward(x, None, None);
+/// let largest_difference = (y - y8).abs().max().into_scalar();
+/// assert!(largest_difference < 0.05, "{largest_difference}");
+/// ```
+#[derive(Debug, Clone)]
+pub struct QuantizedRecurrent {
+    precision: Precision,
+    /// Layer-major, forward then reverse: as [`Recurrent::cells`].
+    directions: Arc<Vec<PackedDirection>>,
+    bidirectional: bool,
+    hidden_size: usize,
+    input_size: usize,
+    has_cell: bool,
+}
+
+impl<B: Backend> Recurrent<B> {
+    /// This stack for inference at `precision` (see [`QuantizedRecurrent`]).
+    ///
+    /// # Errors
+    /// [`QuantizeError::Backend`] unless the module is on `NdArray` (an autodiff module is
+    /// for training: take its `valid()` inner module); [`QuantizeError::NonFinite`] for a
+    /// NaN or infinite weight, named.
+    pub fn quantize(&self, precision: Precision) -> Result<QuantizedRecurrent, QuantizeError> {
+        if TypeId::of::<B>() != TypeId::of::<NdArray>() {
+            return Err(QuantizeError::Backend {
+                backend: std::any::type_name::<B>(),
+            });
+        }
+        for (name, data) in self.state_dict() {
+            check_finite(&name, data)?;
+        }
+        let directions = self
+            .cells
+            .iter()
+            .map(|cell| PackedDirection::new(cell, precision))
+            .collect();
+        Ok(QuantizedRecurrent {
+            precision,
+            directions: Arc::new(directions),
+            bidirectional: self.bidirectional,
+            hidden_size: self.hidden_size,
+            input_size: self.input_size,
+            has_cell: self.cells[0].has_cell_state(),
+        })
+    }
+}
+
+fn check_finite(name: &str, data: TensorData) -> Result<(), QuantizeError> {
+    let values = data
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("converted to f32 above");
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(QuantizeError::NonFinite {
+            name: name.to_string(),
+            index,
+            value: values[index],
+        }),
+        None => Ok(()),
+    }
+}
+
+impl QuantizedRecurrent {
+    /// The precision its weights are stored at.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Bytes of its weight matrices as stored (int8 values with their per-unit f32 scales,
+    /// bf16 or f32 values; column padding included, biases not).
+    pub fn weight_bytes(&self) -> usize {
+        self.directions.iter().map(PackedDirection::weight_bytes).sum()
+    }
+
+    fn num_directions(&self) -> usize {
+        if self.bidirectional { 2 } else { 1 }
+    }
+
+    /// Layers in the stack.
+    pub fn num_layers(&self) -> usize {
+        self.directions.len() / self.num_directions()
+    }
+
+    /// Features per output step: `num_directions · hidden_size`.
+    pub fn output_size(&self) -> usize {
+        self.num_directions() * self.hidden_size
+    }
+
+    /// As [`Recurrent::forward`]: `input` `[batch, time, input_size]`, an optional initial
+    /// state `[num_layers·num_directions, batch, hidden]`, optional lengths; returns the
+    /// last layer's outputs `[batch, time, num_directions·hidden]` and the final state.
+    ///
+    /// # Panics
+    /// Where [`QuantizedRecurrent::try_forward`] returns an error.
+    pub fn forward(
+        &self,
+        input: Tensor<NdArray, 3>,
+        state: Option<RecurrentState<NdArray, 3>>,
+        lengths: Option<&[usize]>,
+    ) -> (Tensor<NdArray, 3>, RecurrentState<NdArray, 3>) {
+        self.try_forward(input, state, lengths)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// [`QuantizedRecurrent::forward`], with the checks of [`Recurrent::try_forward`].
+    ///
+    /// # Errors
+    /// As [`Recurrent::try_forward`].
+    pub fn try_forward(
+        &self,
+        input: Tensor<NdArray, 3>,
+        state: Option<RecurrentState<NdArray, 3>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<(Tensor<NdArray, 3>, RecurrentState<NdArray, 3>), RecurrentError> {
+        let [batch, time, features] = input.dims();
+        if features != self.input_size {
+            return Err(RecurrentError::InputSize {
+                expected: self.input_size,
+                got: features,
+            });
+        }
+        if let Some(lengths) = lengths {
+            check_lengths(lengths, batch, time)?;
+        }
+        let initial = self.initial_rows(state.as_ref(), batch)?;
+        let device = input.device();
+        let mut sequence = values(input.into_data());
+        let mut finals = Vec::with_capacity(self.directions.len());
+        let per_layer = self.num_directions();
+        for (layer, initial) in self.directions.chunks(per_layer).zip(initial.chunks(per_layer)) {
+            let (output, states) =
+                run_packed_layer(layer, &sequence, (batch, time), initial, lengths);
+            sequence = output;
+            finals.extend(states);
+        }
+        let output = TensorData::new(sequence, [batch, time, self.output_size()]);
+        let stack = |rows: Vec<f32>| {
+            let shape = [self.directions.len(), batch, self.hidden_size];
+            Tensor::from_data(TensorData::new(rows, shape), &device)
+        };
+        let hidden = finals.iter().flat_map(|s| s.hidden.iter().copied()).collect();
+        let cell = self.has_cell.then(|| {
+            finals
+                .iter()
+                .flat_map(|s| s.cell.iter().flatten().copied())
+                .collect()
+        });
+        let final_state = RecurrentState {
+            hidden: stack(hidden),
+            cell: cell.map(stack),
+        };
+        Ok((Tensor::from_data(output, &device), final_state))
+    }
+
+    /// Each layer-direction's initial rows: the given state's, or zeros.
+    fn initial_rows(
+        &self,
+        state: Option<&RecurrentState<NdArray, 3>>,
+        batch: usize,
+    ) -> Result<Vec<StateRows>, RecurrentError> {
+        let count = self.directions.len();
+        let shape = [count, batch, self.hidden_size];
+        let Some(state) = state else {
+            let zeros = vec![0.0; batch * self.hidden_size];
+            let rows = StateRows {
+                hidden: zeros.clone(),
+                cell: self.has_cell.then_some(zeros),
+            };
+            return Ok(vec![rows; count]);
+        };
+        check_state_shape("hidden", state.hidden.dims(), shape)?;
+        let cell = match (&state.cell, self.has_cell) {
+            (Some(cell), true) => {
+                check_state_shape("cell", cell.dims(), shape)?;
+                Some(values(cell.to_data()))
+            }
+            (None, true) => return Err(RecurrentError::MissingCellState),
+            (Some(_), false) => return Err(RecurrentError::UnexpectedCellState),
+            (None, false) => None,
+        };
+        let hidden = values(state.hidden.to_data());
+        let rows = batch * self.hidden_size;
+        Ok((0..count)
+            .map(|index| StateRows {
+                hidden: hidden[index * rows..(index + 1) * rows].to_vec(),
+                cell: cell
+                    .as_ref()
+                    .map(|c| c[index * rows..(index + 1) * rows].to_vec()),
+            })
+            .collect())
+    }
+}
+
+fn values(data: TensorData) -> Vec<f32> {
+    data.convert::<f32>()
+        .into_vec()
+        .expect("converted to f32 above")
+}
