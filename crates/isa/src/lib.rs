@@ -165,8 +165,14 @@ pub fn cpu_flags() -> String {
             ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
             ("avx512vl", std::arch::is_x86_feature_detected!("avx512vl")),
             ("avxvnni", std::arch::is_x86_feature_detected!("avxvnni")),
-            ("avx512vnni", std::arch::is_x86_feature_detected!("avx512vnni")),
-            ("avx512bf16", std::arch::is_x86_feature_detected!("avx512bf16")),
+            (
+                "avx512vnni",
+                std::arch::is_x86_feature_detected!("avx512vnni"),
+            ),
+            (
+                "avx512bf16",
+                std::arch::is_x86_feature_detected!("avx512bf16"),
+            ),
         ];
         flags
             .iter()

@@ -11,12 +11,17 @@ torch.mm at 2048² on the same threads: the machine's sgemm peak the bench compa
 
 With --step it prints the microseconds of one step of a stream instead: batch 1 (or --batch),
 one frame per call with the state carried, as a live recogniser calls it.
+
+With --quantize qint8 the module is PyTorch's dynamically quantised one
+(`torch.ao.quantization.quantize_dynamic(..., dtype=torch.qint8)`, which `cargo bench -p models
+--bench quantized` compares with ours), and only the forward ms (or the step's µs) is printed.
 """
 
 import argparse
 import resource
 import statistics
 import time
+import warnings
 
 import torch
 
@@ -54,6 +59,9 @@ def main():
     parser.add_argument("--bidirectional", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--quantize", choices=["qint8"],
+                        help="run torch.ao.quantization.quantize_dynamic's int8 module instead "
+                             "(forward only)")
     parser.add_argument("--step", action="store_true",
                         help="print the microseconds of one step at a time instead: the module "
                              "called on one frame per call, (h, c) carried, under no_grad "
@@ -69,6 +77,13 @@ def main():
     if args.module is None:
         parser.error("--module or --peak is needed")
     module = build(args.module, args)
+    if args.quantize:
+        # quantize_dynamic swaps the children it maps (and warns that eager mode is deprecated).
+        warnings.simplefilter("ignore")
+        wrapped = torch.ao.quantization.quantize_dynamic(
+            torch.nn.Sequential(module), {torch.nn.LSTM, torch.nn.GRU}, dtype=torch.qint8)
+        module = wrapped[0]
+        assert "Dynamic" in type(module).__name__ or "quantized" in type(module).__module__, type(module)
     x = torch.rand(args.batch, args.time, args.input_size)
     if args.step:
         frames = [x[:, t:t + 1] for t in range(args.time)]
@@ -85,6 +100,10 @@ def main():
     def forward():
         with torch.no_grad():
             module(x)
+
+    if args.quantize:
+        print(f"{median_ms(forward, args.repeats):.3f}")
+        return
 
     def forward_backward():
         module.zero_grad()

@@ -8,6 +8,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::precision::Precision;
+use crate::quantized::{QuantizeError, QuantizedRecurrent};
 use crate::recurrent::{Recurrent, RecurrentConfig};
 use crate::state::RecurrentState;
 
@@ -131,6 +133,7 @@ impl SequenceClassifierConfig {
                 linear,
                 activation: self.output_activation,
             },
+            quantized: None,
         }
     }
 }
@@ -142,12 +145,16 @@ pub struct SequenceClassifier<B: Backend> {
     pub recurrent: Recurrent<B>,
     /// `y_t = act(W_y h_t + b)`.
     pub output: OutputLayer<B>,
+    /// The recurrent layers at a lower precision, set by [`SequenceClassifier::quantize`]:
+    /// when present, inference runs them instead of `recurrent`.
+    #[module(skip)]
+    pub quantized: Option<QuantizedRecurrent>,
 }
 
 impl<B: Backend> SequenceClassifier<B> {
     /// `[batch, time, features]` → per-step outputs `[batch, time, num_classes]`.
     pub fn forward(&self, input: Tensor<B, 3>, lengths: Option<&[usize]>) -> Tensor<B, 3> {
-        let (hidden, _) = self.recurrent.forward(input, None, lengths);
+        let (hidden, _) = self.run_recurrent(input, None, lengths);
         self.output.forward(hidden)
     }
 
@@ -160,7 +167,54 @@ impl<B: Backend> SequenceClassifier<B> {
         input: Tensor<B, 3>,
         state: Option<RecurrentState<B, 3>>,
     ) -> (Tensor<B, 3>, RecurrentState<B, 3>) {
-        let (hidden, state) = self.recurrent.forward(input, state, None);
+        let (hidden, state) = self.run_recurrent(input, state, None);
         (self.output.forward(hidden), state)
     }
+
+    /// This classifier with its recurrent layers run at `precision` for inference
+    /// ([`QuantizedRecurrent`]; the output layer stays f32). [`Precision::F32`] leaves it
+    /// as it is.
+    ///
+    /// # Errors
+    /// As [`Recurrent::quantize`].
+    pub fn quantize(&self, precision: Precision) -> Result<Self, QuantizeError> {
+        let quantized = match precision {
+            Precision::F32 => None,
+            _ => Some(self.recurrent.quantize(precision)?),
+        };
+        Ok(Self {
+            quantized,
+            ..self.clone()
+        })
+    }
+
+    /// The precision inference runs the recurrent layers at.
+    pub fn precision(&self) -> Precision {
+        self.quantized
+            .as_ref()
+            .map_or(Precision::F32, QuantizedRecurrent::precision)
+    }
+
+    fn run_recurrent(
+        &self,
+        input: Tensor<B, 3>,
+        state: Option<RecurrentState<B, 3>>,
+        lengths: Option<&[usize]>,
+    ) -> (Tensor<B, 3>, RecurrentState<B, 3>) {
+        match &self.quantized {
+            // `quantize` built it only on `NdArray`, so `B` is `NdArray` here.
+            Some(quantized) => {
+                let (hidden, state) = quantized.forward(cast(input), state.map(cast), lengths);
+                (cast(hidden), cast(state))
+            }
+            None => self.recurrent.forward(input, state, lengths),
+        }
+    }
+}
+
+/// `value` as the type it is known (by `TypeId`) to be.
+fn cast<A: 'static, T: 'static>(value: A) -> T {
+    *(Box::new(value) as Box<dyn std::any::Any>)
+        .downcast::<T>()
+        .expect("quantised modules exist on NdArray only")
 }

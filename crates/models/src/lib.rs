@@ -25,14 +25,16 @@
 //! |---|---|
 //! | [`cell`] | the cells ([`CellKind`]): one step of RNN, LSTM or GRU on a batch |
 //! | `recurrent` | [`Recurrent`], the one time loop over layers and directions, and its config |
-//! | `fused` | the fused CPU kernels for burn-ndarray, forward and hand-written backward |
+//! | `fused` | the fused CPU kernels for burn-ndarray, forward and hand-written backward; their int8 and bf16 products |
+//! | `quantized`, `precision` | [`QuantizedRecurrent`]: inference with the weights at a [`Precision`] (int8, bf16) |
 //! | [`head`] | the output layer `y_t = W_y h_t + b`, pooling, [`SequenceClassifier`] |
 //! | `pytorch` | loading PyTorch's `state_dict` names and layouts |
 //! | `state`, `weights` | initial and final states; fused weights and their initialisation |
 //! | `alloc` | [`AlignedAllocator`], which makes burn-ndarray's results repeatable |
 //!
 //! A cell knows one step; `recurrent` drives it over time (or hands the whole loop to
-//! `fused` on burn-ndarray); `head` turns its outputs into classes. No module imports one
+//! `fused` on burn-ndarray); `quantized` packs a trained stack's weights once at a lower
+//! precision and runs the same fused loop on them; `head` turns its outputs into classes. No module imports one
 //! that imports it back (the workspace's `tests/layers.rs` checks it).
 
 mod alloc;

@@ -14,7 +14,9 @@ use std::str::FromStr;
 /// assert_eq!(precision.to_string(), "int8");
 /// assert!("int4".parse::<Precision>().is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     /// The trained f32 weights, as the module runs them.

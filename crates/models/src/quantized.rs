@@ -26,7 +26,9 @@ pub enum QuantizeError {
         backend: &'static str,
     },
     /// A weight is NaN or infinite.
-    #[error("parameter {name} holds {value} at flat index {index}; only finite weights can be quantised")]
+    #[error(
+        "parameter {name} holds {value} at flat index {index}; only finite weights can be quantised"
+    )]
     NonFinite {
         /// PyTorch's name of the parameter (`weight_hh_l0_reverse`, …).
         name: String,
@@ -131,7 +133,10 @@ impl QuantizedRecurrent {
     /// Bytes of its weight matrices as stored (int8 values with their per-unit f32 scales,
     /// bf16 or f32 values; column padding included, biases not).
     pub fn weight_bytes(&self) -> usize {
-        self.directions.iter().map(PackedDirection::weight_bytes).sum()
+        self.directions
+            .iter()
+            .map(PackedDirection::weight_bytes)
+            .sum()
     }
 
     fn num_directions(&self) -> usize {
@@ -189,7 +194,11 @@ impl QuantizedRecurrent {
         let mut sequence = values(input.into_data());
         let mut finals = Vec::with_capacity(self.directions.len());
         let per_layer = self.num_directions();
-        for (layer, initial) in self.directions.chunks(per_layer).zip(initial.chunks(per_layer)) {
+        for (layer, initial) in self
+            .directions
+            .chunks(per_layer)
+            .zip(initial.chunks(per_layer))
+        {
             let (output, states) =
                 run_packed_layer(layer, &sequence, (batch, time), initial, lengths);
             sequence = output;
@@ -200,7 +209,10 @@ impl QuantizedRecurrent {
             let shape = [self.directions.len(), batch, self.hidden_size];
             Tensor::from_data(TensorData::new(rows, shape), &device)
         };
-        let hidden = finals.iter().flat_map(|s| s.hidden.iter().copied()).collect();
+        let hidden = finals
+            .iter()
+            .flat_map(|s| s.hidden.iter().copied())
+            .collect();
         let cell = self.has_cell.then(|| {
             finals
                 .iter()

@@ -384,7 +384,11 @@ fn pick<B: Backend>(stack: &Tensor<B, 3>, index: usize) -> Tensor<B, 2> {
     stack.clone().narrow(0, index, 1).reshape([batch, hidden])
 }
 
-pub(crate) fn check_lengths(lengths: &[usize], batch: usize, time: usize) -> Result<(), RecurrentError> {
+pub(crate) fn check_lengths(
+    lengths: &[usize],
+    batch: usize,
+    time: usize,
+) -> Result<(), RecurrentError> {
     if lengths.len() != batch {
         return Err(RecurrentError::LengthsCount {
             expected: batch,

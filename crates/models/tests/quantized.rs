@@ -47,7 +47,10 @@ fn input(batch: usize, time: usize, seed: u64) -> Tensor<B, 3> {
         .enumerate()
         .map(|(i, v)| if i % 11 == 0 { 20.0 * v } else { v })
         .collect();
-    Tensor::from_data(TensorData::new(x, [batch, time, INPUT]), &Default::default())
+    Tensor::from_data(
+        TensorData::new(x, [batch, time, INPUT]),
+        &Default::default(),
+    )
 }
 
 fn bits(t: Tensor<B, 3>) -> Vec<u32> {
@@ -94,10 +97,20 @@ fn every_int8_instruction_set_gives_the_same_bits() {
         let x = input(5, 6, 3);
         let state = initial_state(&module, 5, 4);
         set_int8_isa_limit(Some(Int8Isa::Portable));
-        let portable = run(&int8, x.clone(), Some(state.clone()), Some(&[6, 2, 5, 6, 1]));
+        let portable = run(
+            &int8,
+            x.clone(),
+            Some(state.clone()),
+            Some(&[6, 2, 5, 6, 1]),
+        );
         for isa in Int8Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
             set_int8_isa_limit(Some(isa));
-            let got = run(&int8, x.clone(), Some(state.clone()), Some(&[6, 2, 5, 6, 1]));
+            let got = run(
+                &int8,
+                x.clone(),
+                Some(state.clone()),
+                Some(&[6, 2, 5, 6, 1]),
+            );
             assert_eq!(got, portable, "{name} on {isa:?}");
         }
         set_int8_isa_limit(None);
@@ -118,7 +131,11 @@ impl Weights {
         let dict = module.state_dict();
         let flat = |key: &str| -> Vec<f64> {
             dict.get(key).map_or(Vec::new(), |d| {
-                d.to_vec::<f32>().unwrap().into_iter().map(f64::from).collect()
+                d.to_vec::<f32>()
+                    .unwrap()
+                    .into_iter()
+                    .map(f64::from)
+                    .collect()
             })
         };
         let rows = |key: &str| -> Vec<Vec<f64>> {
@@ -162,20 +179,35 @@ fn product_bound(precision: Precision, a: &[f64], a_max: f64, w: &[f64]) -> f64 
 /// The bound on one step's `|Δh|` (and `|Δc|`) for one sequence, from the pre-activation
 /// bounds of [`product_bound`] carried through the cell: `σ′ ≤ ¼`, `tanh′ ≤ 1`, gates in
 /// [0, 1] and `|tanh| ≤ 1`.
-fn step_bound(cell: &CellKind, precision: Precision, w: &Weights, x: &[f64], h: &[f64], c: &[f64]) -> (f64, f64) {
+fn step_bound(
+    cell: &CellKind,
+    precision: Precision,
+    w: &Weights,
+    x: &[f64],
+    h: &[f64],
+    c: &[f64],
+) -> (f64, f64) {
     let units = HIDDEN;
     let x_max = largest(x.iter().map(|v| v.abs()));
     let h_max = largest(h.iter().map(|v| v.abs()));
     let pre = |rows: std::ops::Range<usize>, hh: bool| {
         largest(rows.map(|j| {
             product_bound(precision, x, x_max, &w.ih[j])
-                + if hh { product_bound(precision, h, h_max, &w.hh[j]) } else { 0.0 }
+                + if hh {
+                    product_bound(precision, h, h_max, &w.hh[j])
+                } else {
+                    0.0
+                }
         }))
     };
     match cell {
         CellKind::Rnn { nonlinearity } => {
             let e = pre(0..units, true);
-            let slope = if *nonlinearity == Nonlinearity::Sigmoid { 0.25 } else { 1.0 };
+            let slope = if *nonlinearity == Nonlinearity::Sigmoid {
+                0.25
+            } else {
+                1.0
+            };
             (slope * e, 0.0)
         }
         CellKind::Lstm { peephole, .. } => {
@@ -183,14 +215,20 @@ fn step_bound(cell: &CellKind, precision: Precision, w: &Weights, x: &[f64], h: 
             let (d_gate, d_g) = (e / 4.0, e);
             let c_max = largest(c.iter().map(|v| v.abs()));
             let d_c = c_max * d_gate + d_gate + d_g + d_gate * d_g;
-            let p_o = if *peephole { largest(w.peephole[2 * units..].iter().map(|v| v.abs())) } else { 0.0 };
+            let p_o = if *peephole {
+                largest(w.peephole[2 * units..].iter().map(|v| v.abs()))
+            } else {
+                0.0
+            };
             let d_o = (e + p_o * d_c) / 4.0;
             (d_o + d_c + d_o * d_c, d_c)
         }
         CellKind::Gru { reset_after: true } => {
             let e = pre(0..3 * units, true);
             let hn_max = largest((2 * units..3 * units).map(|j| {
-                (w.hh[j].iter().zip(h).map(|(w, h)| w * h).sum::<f64>() + w.b_hh.get(j).unwrap_or(&0.0)).abs()
+                (w.hh[j].iter().zip(h).map(|(w, h)| w * h).sum::<f64>()
+                    + w.b_hh.get(j).unwrap_or(&0.0))
+                .abs()
             }));
             let d_gate = e / 4.0;
             let d_n = e + d_gate * (hn_max + e);
@@ -213,8 +251,16 @@ fn step_bound(cell: &CellKind, precision: Precision, w: &Weights, x: &[f64], h: 
 
 fn rows(t: &Tensor<B, 3>) -> Vec<Vec<f64>> {
     let [_, batch, hidden] = t.dims();
-    let values: Vec<f64> = t.to_data().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
-    (0..batch).map(|b| values[b * hidden..(b + 1) * hidden].to_vec()).collect()
+    let values: Vec<f64> = t
+        .to_data()
+        .to_vec::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    (0..batch)
+        .map(|b| values[b * hidden..(b + 1) * hidden].to_vec())
+        .collect()
 }
 
 /// Steps taken one at a time from the f32 module's own states (so each step starts where
@@ -226,7 +272,13 @@ fn each_step_is_within_the_bound_of_its_scales_on_every_cell() {
         let module = stack(&cell, 1, false);
         let weights = Weights::of(&module);
         let x = input(batch, time, 7);
-        let x_rows: Vec<f64> = x.to_data().to_vec::<f32>().unwrap().into_iter().map(f64::from).collect();
+        let x_rows: Vec<f64> = x
+            .to_data()
+            .to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect();
         for precision in [Precision::Int8, Precision::Bf16] {
             let quantized = module.quantize(precision).unwrap();
             let mut state = initial_state(&module, batch, 8);
@@ -240,21 +292,37 @@ fn each_step_is_within_the_bound_of_its_scales_on_every_cell() {
                 for b in 0..batch {
                     let at = (b * time + t) * INPUT;
                     let c_b = c.as_ref().map_or(&[][..], |c| &c[b][..]);
-                    let (bound_h, bound_c) = step_bound(&cell, precision, &weights, &x_rows[at..at + INPUT], &h[b], c_b);
+                    let (bound_h, bound_c) = step_bound(
+                        &cell,
+                        precision,
+                        &weights,
+                        &x_rows[at..at + INPUT],
+                        &h[b],
+                        c_b,
+                    );
                     for (g, w) in got_h[b].iter().zip(&want_h[b]) {
-                        assert!((g - w).abs() <= bound_h, "{name} {precision} t={t} b={b}: h {g} vs {w}, bound {bound_h}");
+                        assert!(
+                            (g - w).abs() <= bound_h,
+                            "{name} {precision} t={t} b={b}: h {g} vs {w}, bound {bound_h}"
+                        );
                         worst = worst.max((g - w).abs() / bound_h);
                     }
                     if let (Some(got_c), Some(want_c)) = (&got.cell, &want.cell) {
                         for (g, w) in rows(got_c)[b].iter().zip(&rows(want_c)[b]) {
-                            assert!((g - w).abs() <= bound_c, "{name} {precision} t={t} b={b}: c {g} vs {w}, bound {bound_c}");
+                            assert!(
+                                (g - w).abs() <= bound_c,
+                                "{name} {precision} t={t} b={b}: c {g} vs {w}, bound {bound_c}"
+                            );
                         }
                     }
                 }
                 state = want;
             }
             // The bound is not vacuous: the precision does change the outputs.
-            assert!(worst > 0.0, "{name} {precision}: no difference from f32 at all");
+            assert!(
+                worst > 0.0,
+                "{name} {precision}: no difference from f32 at all"
+            );
         }
     }
 }
@@ -266,7 +334,10 @@ fn a_whole_stack_stays_close_to_f32() {
         let x = input(3, 20, 9);
         let (want, _) = module.forward(x.clone(), None, None);
         for (precision, tolerance) in [(Precision::Bf16, 0.05), (Precision::Int8, 0.15)] {
-            let (got, _) = module.quantize(precision).unwrap().forward(x.clone(), None, None);
+            let (got, _) = module
+                .quantize(precision)
+                .unwrap()
+                .forward(x.clone(), None, None);
             // Relative to the outputs' range (a ReLU RNN's grow without bound).
             let scale = want.clone().abs().max().into_scalar().max(1.0);
             let diff = common::max_abs_diff(got, want.clone()) / scale;
@@ -334,7 +405,8 @@ fn bad_shapes_get_the_modules_errors() {
         cell: None,
     };
     assert_eq!(
-        int8.try_forward(x.clone(), Some(no_cell), None).unwrap_err(),
+        int8.try_forward(x.clone(), Some(no_cell), None)
+            .unwrap_err(),
         RecurrentError::MissingCellState
     );
     assert!(matches!(

@@ -41,6 +41,9 @@ pub enum InferenceError {
         /// Why the corpus could not be listed.
         source: DatasetError,
     },
+    /// The model could not be run at the precision asked for.
+    #[error("cannot run the model at that precision: {0}")]
+    Quantize(#[from] models::QuantizeError),
     /// A file could not be turned into features.
     #[error("{path}: {source}")]
     Features {
@@ -130,6 +133,16 @@ impl<B: Backend> Recogniser<B> {
             model,
             decoding: Decoding::BestPath,
         })
+    }
+
+    /// This recogniser with its recurrent layers run at `precision` (int8 or bf16 weights;
+    /// see [`models::QuantizedRecurrent`]); [`models::Precision::F32`] leaves it unchanged.
+    ///
+    /// # Errors
+    /// [`InferenceError::Quantize`] off burn-ndarray, or for non-finite weights.
+    pub fn with_precision(mut self, precision: models::Precision) -> Result<Self, InferenceError> {
+        self.model = self.model.quantize(precision)?;
+        Ok(self)
     }
 
     /// The `k` most probable labels for one WAV file.

@@ -534,3 +534,43 @@ fn bad_streams_get_clear_errors() {
         "{stderr}"
     );
 }
+
+/// At int8 and bf16 (`--precision`), streaming still gives the whole file's softmax at that
+/// precision: each step's input and state are quantised on their own, whatever the chunks.
+/// And the precision is really used: its softmax differs from f32's, a little.
+#[test]
+fn int8_and_bf16_listeners_stream_their_own_whole_file_softmax() {
+    let run = &runs().causal;
+    let device = Default::default();
+    let mut rng = StdRng::seed_from_u64(41);
+    let path = &test_wavs()[0];
+    let audio = samples(path);
+    let f32_whole = offline(run, audio.clone()).0;
+    for precision in [models::Precision::Int8, models::Precision::Bf16] {
+        let recogniser = Recogniser::<NdArray>::load(run, &device)
+            .expect("the run loads")
+            .with_precision(precision)
+            .expect("an NdArray run quantises");
+        assert_eq!(recogniser.model.precision(), precision);
+        let whole = recogniser
+            .posteriors(audio.clone(), &device)
+            .expect("features");
+        let mut options = ListenOptions::default();
+        options.endpoint.trailing_silence = 1e6;
+        options.endpoint.idle_silence = 1e6;
+        options.endpoint.max_utterance = 1e6;
+        let mut listener = Listener::new(recogniser, options, device).expect("a causal run");
+        listener.keep_posteriors();
+        let (_, streamed) = stream(&mut listener, &audio.samples, &mut rng, 800);
+        assert_close(&streamed, &whole, &format!("{precision} streamed"));
+        let largest = whole
+            .iter()
+            .zip(&f32_whole)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            largest > 0.0 && largest < 0.2,
+            "{precision} against f32: {largest}"
+        );
+    }
+}

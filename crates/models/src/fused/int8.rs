@@ -328,7 +328,9 @@ mod x86 {
                 for g in 0..groups {
                     // SAFETY (every block here): inside the lengths of the contract.
                     let w = unsafe {
-                        _mm512_loadu_si512(b.values.as_ptr().add((g * padded + j) * 4) as *const __m512i)
+                        _mm512_loadu_si512(
+                            b.values.as_ptr().add((g * padded + j) * 4) as *const __m512i
+                        )
                     };
                     for (r, acc) in acc.iter_mut().enumerate().take(rows) {
                         let a = _mm512_set1_epi32(unsafe {
@@ -396,7 +398,9 @@ mod tests {
             for isa in Int8Isa::ALL.into_iter().filter(|isa| isa.is_supported()) {
                 let got = run(isa);
                 assert!(
-                    got.iter().zip(&portable).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    got.iter()
+                        .zip(&portable)
+                        .all(|(x, y)| x.to_bits() == y.to_bits()),
                     "{isa:?} {m}×{k}×{n}"
                 );
             }
@@ -419,18 +423,28 @@ mod tests {
             let isa = Int8Isa::detected();
             matrix.product(m, &a_t, (1, m), &mut c, ldc, None, &mut scratch, isa);
             for r in 0..m {
-                let t = a[r * k..(r + 1) * k].iter().fold(0.0f64, |x, v| x.max(f64::from(v.abs()))) / 127.0;
+                let t = a[r * k..(r + 1) * k]
+                    .iter()
+                    .fold(0.0f64, |x, v| x.max(f64::from(v.abs())))
+                    / 127.0;
                 for j in 0..n {
                     let column = |i: usize| f64::from(b[j * k + i]);
                     let s = (0..k).fold(0.0f64, |x, i| x.max(column(i).abs())) / 127.0;
                     let exact: f64 = (0..k).map(|i| f64::from(a[r * k + i]) * column(i)).sum();
                     let bound: f64 = (0..k)
-                        .map(|i| f64::from(a[r * k + i]).abs() * s / 2.0 + column(i).abs() * t / 2.0 + t * s / 4.0)
+                        .map(|i| {
+                            f64::from(a[r * k + i]).abs() * s / 2.0
+                                + column(i).abs() * t / 2.0
+                                + t * s / 4.0
+                        })
                         .sum::<f64>()
                         * (1.0 + 1e-5)
                         + 1e-6 * exact.abs();
                     let got = f64::from(c[r * ldc + j]);
-                    assert!((got - exact).abs() <= bound, "{m}×{k}×{n} [{r},{j}]: {got} vs {exact} (bound {bound})");
+                    assert!(
+                        (got - exact).abs() <= bound,
+                        "{m}×{k}×{n} [{r},{j}]: {got} vs {exact} (bound {bound})"
+                    );
                 }
             }
         }

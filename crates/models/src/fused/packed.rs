@@ -371,9 +371,13 @@ unsafe fn gemm_k_range<K: Blocking, W: PanelWeight>(
                         macro_rules! tile {
                             ($rows:literal) => {
                                 if pair {
-                                    K::tile::<W, $rows, 2>(k, a, a_strides, w, panel_len, c, ldc, init)
+                                    K::tile::<W, $rows, 2>(
+                                        k, a, a_strides, w, panel_len, c, ldc, init,
+                                    )
                                 } else {
-                                    K::tile::<W, $rows, 1>(k, a, a_strides, w, panel_len, c, ldc, init)
+                                    K::tile::<W, $rows, 1>(
+                                        k, a, a_strides, w, panel_len, c, ldc, init,
+                                    )
                                 }
                             };
                         }

@@ -70,11 +70,10 @@ pub(super) fn packed_weights(
             cache.entries.insert(0, entry);
             return Some(packed);
         }
-        let packed: Vec<Arc<cpu::PackedWeights>> =
-            inputs
-                .iter()
-                .map(|i| Arc::new(i.pack_weights(crate::precision::Precision::F32)))
-                .collect();
+        let packed: Vec<Arc<cpu::PackedWeights>> = inputs
+            .iter()
+            .map(|i| Arc::new(i.pack_weights(crate::precision::Precision::F32)))
+            .collect();
         cache.entries.insert(
             0,
             PackedEntry {

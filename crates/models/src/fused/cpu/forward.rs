@@ -9,9 +9,9 @@ use super::{Dims, Inputs, Matrix, Recurrence, Saved, SharedRows, on_threads, wor
 use crate::cell::Nonlinearity;
 use crate::fused::int8::Int8Scratch;
 use crate::fused::math::{sigmoid, tanh};
-use crate::fused::packed::{Blocking, Portable};
 #[cfg(target_arch = "x86_64")]
 use crate::fused::packed::{Avx2, Avx512};
+use crate::fused::packed::{Blocking, Portable};
 use crate::fused::pool::Buffer;
 use crate::precision::Precision;
 use isa::{CpuIsa, Int8Isa};
@@ -147,7 +147,10 @@ pub(crate) fn forward(
     };
     let packed_here: Vec<PackedWeights> = match packed {
         Some(_) => Vec::new(),
-        None => layer.iter().map(|i| i.pack_weights(Precision::F32)).collect(),
+        None => layer
+            .iter()
+            .map(|i| i.pack_weights(Precision::F32))
+            .collect(),
     };
     let weights: Vec<&PackedWeights> = match packed {
         Some(packed) => packed.iter().map(|p| &**p).collect(),

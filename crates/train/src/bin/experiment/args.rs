@@ -51,6 +51,16 @@ pub struct Decode {
     pub beam_width: usize,
 }
 
+/// The number format inference runs the recurrent layers in.
+#[derive(Args)]
+pub struct Inference {
+    /// f32 (the trained weights), bf16 (weights rounded to bfloat16, half the memory) or
+    /// int8 (weights quantised per unit, a quarter of the memory; inputs and states
+    /// quantised per step, as PyTorch's dynamic quantisation). The output layer stays f32.
+    #[arg(long, default_value = "f32", value_name = "f32|bf16|int8")]
+    pub precision: models::Precision,
+}
+
 /// Where a run is written, and what to do with a run already there.
 #[derive(Args)]
 pub struct Folder {
@@ -213,6 +223,8 @@ pub enum Command {
         manifest: Option<PathBuf>,
         #[command(flatten)]
         decode: Decode,
+        #[command(flatten)]
+        inference: Inference,
     },
     /// Print the top-k labels of WAV files with a finished run, one JSON line per file.
     Predict {
@@ -226,6 +238,8 @@ pub enum Command {
         top_k: usize,
         #[command(flatten)]
         decode: Decode,
+        #[command(flatten)]
+        inference: Inference,
     },
     /// Write a finished run as one ONNX file (opset 17): `features` `[batch, time, F]` and
     /// `lengths` `[batch]` in; `probabilities` `[batch, classes]` out (`log_probs` `[batch,

@@ -15,7 +15,7 @@ use train::listen::{Event, KeywordOptions, ListenOptions, Listener};
 /// stream ends.
 pub fn listen(args: &Listen) -> anyhow::Result<()> {
     let device = Default::default();
-    let run = Recogniser::<NdArray>::load(&args.run_dir, &device)?;
+    let run = crate::load_recogniser(&args.run_dir, &args.inference, &device)?;
     if args.mic {
         return listen_to_microphone(run, args);
     }
@@ -125,6 +125,8 @@ pub struct Listen {
     /// The run folder of a causal label-sequence or keyword run (holds config.toml and
     /// checkpoints/best.mpk).
     pub run_dir: PathBuf,
+    #[command(flatten)]
+    pub inference: crate::args::Inference,
     /// How the stream's samples are written.
     #[arg(long, value_enum, default_value = "s16le")]
     pub format: Format,

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use args::{Cli, Command, Decode, Experiment, Parallel};
+use args::{Cli, Command, Decode, Experiment, Inference, Parallel};
 use burn_ndarray::NdArray;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -72,13 +72,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             splits,
             manifest,
             decode,
-        } => eval(&run_dir, splits, manifest.as_deref(), &decode),
+            inference,
+        } => eval(&run_dir, splits, manifest.as_deref(), &decode, &inference),
         Command::Predict {
             run_dir,
             wavs,
             top_k,
             decode,
-        } => predict(&run_dir, &wavs, top_k, &decode),
+            inference,
+        } => predict(&run_dir, &wavs, top_k, &decode, &inference),
         Command::Export {
             run_dir,
             output,
@@ -224,9 +226,10 @@ fn eval(
     splits: Vec<String>,
     manifest: Option<&Path>,
     decode: &Decode,
+    inference: &Inference,
 ) -> anyhow::Result<()> {
     let device = Default::default();
-    let recogniser = Recogniser::<NdArray>::load(run_dir, &device)?;
+    let recogniser = load_recogniser(run_dir, inference, &device)?;
     let task = &recogniser.task;
     let utterances = match manifest {
         Some(manifest) => read_manifest(manifest)?,
@@ -248,15 +251,25 @@ fn eval(
     Ok(())
 }
 
+/// A finished run's recogniser on the CPU, at the precision asked for.
+fn load_recogniser(
+    run_dir: &Path,
+    inference: &Inference,
+    device: &burn_ndarray::NdArrayDevice,
+) -> anyhow::Result<Recogniser<NdArray>> {
+    Ok(Recogniser::<NdArray>::load(run_dir, device)?.with_precision(inference.precision)?)
+}
+
 /// The `predict` subcommand: a JSON line per file; unreadable files are named and skipped.
 fn predict(
     run_dir: &Path,
     wavs: &[std::path::PathBuf],
     top_k: usize,
     decode: &Decode,
+    inference: &Inference,
 ) -> anyhow::Result<()> {
     let device = Default::default();
-    let mut recogniser = Recogniser::<NdArray>::load(run_dir, &device)?;
+    let mut recogniser = load_recogniser(run_dir, inference, &device)?;
     recogniser.decoding = Decoding::with_beam_width(decode.beam_width);
     let mut failed = 0;
     for wav in wavs {

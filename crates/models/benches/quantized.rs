@@ -1,0 +1,317 @@
+//! Inference at int8 and bf16 ([`QuantizedRecurrent`]) against our f32 module and PyTorch's
+//! dynamically quantised `nn.LSTM` / `nn.GRU` (`quantize_dynamic(..., dtype=torch.qint8)`),
+//! at the two shapes of the `recurrent` bench (every core) and one step at a time at batch 1
+//! (the `step` bench's streaming shape, one thread).
+//!
+//! ```sh
+//! cargo bench -p models --bench quantized
+//! BENCH_PYTHON=path/to/python cargo bench -p models --bench quantized   # with PyTorch beside
+//! ```
+//!
+//! `BENCH_ROUNDS` (default 3) rounds alternate ours and PyTorch; each reports the median of
+//! `BENCH_REPEATS` (default 7) runs, and each ratio is the median of the rounds' ratios.
+//! Printed too: the CPU's flags and the instruction sets the f32 and int8 kernels use.
+
+use std::process::Command;
+use std::time::Instant;
+
+use burn::tensor::{Distribution, Tensor};
+use burn_ndarray::NdArray;
+use models::{CellKind, Precision, QuantizedRecurrent, Recurrent, RecurrentConfig, RecurrentState};
+
+/// A forward shape (PyTorch's argument names).
+struct Shape {
+    name: &'static str,
+    batch: usize,
+    time: usize,
+    input_size: usize,
+    hidden_size: usize,
+    num_layers: usize,
+    bidirectional: bool,
+}
+
+const SHAPES: [Shape; 2] = [
+    Shape {
+        name: "small",
+        batch: 32,
+        time: 100,
+        input_size: 40,
+        hidden_size: 128,
+        num_layers: 1,
+        bidirectional: false,
+    },
+    Shape {
+        name: "large",
+        batch: 64,
+        time: 200,
+        input_size: 80,
+        hidden_size: 256,
+        num_layers: 2,
+        bidirectional: true,
+    },
+];
+
+/// The streaming shape: 13 MFCCs in, two layers, one frame per call.
+const STEP_INPUT: usize = 13;
+const STEP_LAYERS: usize = 2;
+const STEPS: usize = 200;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn median_time(repeats: usize, mut run: impl FnMut()) -> f64 {
+    run();
+    median(
+        (0..repeats)
+            .map(|_| {
+                let start = Instant::now();
+                run();
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    )
+}
+
+/// The module at one precision: ours in f32, or quantised.
+enum Variant {
+    F32(Recurrent<NdArray>),
+    Quantized(QuantizedRecurrent),
+}
+
+impl Variant {
+    fn forward(
+        &self,
+        x: Tensor<NdArray, 3>,
+        state: Option<RecurrentState<NdArray, 3>>,
+    ) -> (Tensor<NdArray, 3>, RecurrentState<NdArray, 3>) {
+        match self {
+            Variant::F32(m) => m.forward(x, state, None),
+            Variant::Quantized(m) => m.forward(x, state, None),
+        }
+    }
+}
+
+/// Our variants: the f32 module, then bf16 and int8, with their weight bytes.
+fn variants(module: &Recurrent<NdArray>) -> Vec<(Variant, usize)> {
+    let f32_bytes = module.quantize(Precision::F32).unwrap().weight_bytes();
+    let mut all = vec![(Variant::F32(module.clone()), f32_bytes)];
+    for precision in [Precision::Bf16, Precision::Int8] {
+        let quantized = module.quantize(precision).unwrap();
+        let bytes = quantized.weight_bytes();
+        all.push((Variant::Quantized(quantized), bytes));
+    }
+    all
+}
+
+/// PyTorch's dynamically quantised module: forward ms, or with `step` µs per step.
+fn pytorch(args: &[String]) -> Option<f64> {
+    let python = std::env::var("BENCH_PYTHON").ok()?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_reference.py");
+    let output = Command::new(python)
+        .arg(script)
+        .args(["--quantize", "qint8"])
+        .args(args)
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        eprintln!(
+            "pytorch_reference.py failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Times per variant (ours f32, bf16, int8, then PyTorch's), median over the rounds, and
+/// the ratios f32 ÷ int8, f32 ÷ bf16 and PyTorch ÷ int8, medians of the rounds' ratios.
+struct Row {
+    times: Vec<Vec<f64>>,
+    ratios: [Vec<f64>; 3],
+}
+
+impl Row {
+    fn new() -> Self {
+        Self {
+            times: vec![Vec::new(); 4],
+            ratios: [Vec::new(), Vec::new(), Vec::new()],
+        }
+    }
+
+    fn add_round(&mut self, ours: [f64; 3], theirs: Option<f64>) {
+        for (times, t) in self.times.iter_mut().zip(ours) {
+            times.push(t);
+        }
+        self.ratios[0].push(ours[0] / ours[2]);
+        self.ratios[1].push(ours[0] / ours[1]);
+        if let Some(t) = theirs {
+            self.times[3].push(t);
+            self.ratios[2].push(t / ours[2]);
+        }
+    }
+
+    fn cells(&self, digits: usize) -> (Vec<String>, Vec<String>) {
+        let show = |v: &Vec<f64>, d: usize| {
+            if v.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{:.*}", d, median(v.clone()))
+            }
+        };
+        (
+            self.times.iter().map(|t| show(t, digits)).collect(),
+            self.ratios.iter().map(|r| show(r, 2)).collect(),
+        )
+    }
+}
+
+fn forward_table(repeats: usize, rounds: usize) {
+    println!(
+        "\nforward, every core (PyTorch: 2 threads); ms, median of {rounds} rounds; weights in MB (f32 / bf16 / int8)"
+    );
+    println!(
+        "| cell | shape | f32 ms | bf16 ms | int8 ms | PyTorch qint8 ms | f32 ÷ int8 | f32 ÷ bf16 | PyTorch qint8 ÷ int8 | weights MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let device = Default::default();
+    let only = std::env::var("BENCH_SHAPES").ok();
+    for (name, cell) in [("lstm", CellKind::lstm()), ("gru", CellKind::gru())] {
+        for shape in SHAPES
+            .iter()
+            .filter(|s| only.as_deref().is_none_or(|o| o == s.name))
+        {
+            let module = RecurrentConfig::new(cell.clone(), shape.input_size, shape.hidden_size)
+                .with_num_layers(shape.num_layers)
+                .with_bidirectional(shape.bidirectional)
+                .init::<NdArray>(&device);
+            let all = variants(&module);
+            let dims = [shape.batch, shape.time, shape.input_size];
+            let x = Tensor::<NdArray, 3>::random(dims, Distribution::Default, &device);
+            let mut row = Row::new();
+            for _ in 0..rounds {
+                let ours: Vec<f64> = all
+                    .iter()
+                    .map(|(v, _)| 1e3 * median_time(repeats, || drop(v.forward(x.clone(), None))))
+                    .collect();
+                let args: Vec<String> = [
+                    format!("--module={name}"),
+                    format!("--batch={}", shape.batch),
+                    format!("--time={}", shape.time),
+                    format!("--input-size={}", shape.input_size),
+                    format!("--hidden-size={}", shape.hidden_size),
+                    format!("--num-layers={}", shape.num_layers),
+                    "--threads=2".into(),
+                    format!("--repeats={repeats}"),
+                ]
+                .into_iter()
+                .chain(shape.bidirectional.then(|| "--bidirectional".to_string()))
+                .collect();
+                row.add_round([ours[0], ours[1], ours[2]], pytorch(&args));
+            }
+            let (times, ratios) = row.cells(1);
+            let megabytes: Vec<String> = all
+                .iter()
+                .map(|(_, bytes)| format!("{:.2}", *bytes as f64 / 1e6))
+                .collect();
+            println!(
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                shape.name,
+                times[0],
+                times[1],
+                times[2],
+                times[3],
+                ratios[0],
+                ratios[1],
+                ratios[2],
+                megabytes.join(" / ")
+            );
+        }
+    }
+}
+
+fn step_table(repeats: usize, rounds: usize) {
+    println!(
+        "\nbatch 1, {STEP_INPUT} inputs, {STEP_LAYERS} layers, one frame per call with the state carried, one thread each; µs per step, median of {rounds} rounds"
+    );
+    println!(
+        "| cell | hidden | f32 µs | bf16 µs | int8 µs | PyTorch qint8 µs | f32 ÷ int8 | f32 ÷ bf16 | PyTorch qint8 ÷ int8 |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let device = Default::default();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    for (name, cell) in [("lstm", CellKind::lstm()), ("gru", CellKind::gru())] {
+        for hidden in [128, 256] {
+            let module = RecurrentConfig::new(cell.clone(), STEP_INPUT, hidden)
+                .with_num_layers(STEP_LAYERS)
+                .init::<NdArray>(&device);
+            let all = variants(&module);
+            let frames: Vec<Tensor<NdArray, 3>> = (0..STEPS)
+                .map(|_| Tensor::random([1, 1, STEP_INPUT], Distribution::Default, &device))
+                .collect();
+            let stream = |variant: &Variant| {
+                let mut state = None;
+                for frame in &frames {
+                    let (output, next) = variant.forward(frame.clone(), state.take());
+                    let _ = output.into_data();
+                    state = Some(next);
+                }
+            };
+            let mut row = Row::new();
+            for _ in 0..rounds {
+                let ours: Vec<f64> = all
+                    .iter()
+                    .map(|(v, _)| {
+                        1e6 * pool.install(|| median_time(repeats, || stream(v))) / STEPS as f64
+                    })
+                    .collect();
+                let args: Vec<String> = vec![
+                    "--step".into(),
+                    format!("--module={name}"),
+                    "--batch=1".into(),
+                    format!("--time={STEPS}"),
+                    format!("--input-size={STEP_INPUT}"),
+                    format!("--hidden-size={hidden}"),
+                    format!("--num-layers={STEP_LAYERS}"),
+                    "--threads=1".into(),
+                    format!("--repeats={repeats}"),
+                ];
+                row.add_round([ours[0], ours[1], ours[2]], pytorch(&args));
+            }
+            let (times, ratios) = row.cells(1);
+            println!(
+                "| {name} | {hidden} | {} | {} | {} | {} | {} | {} | {} |",
+                times[0], times[1], times[2], times[3], ratios[0], ratios[1], ratios[2]
+            );
+        }
+    }
+}
+
+fn main() {
+    let repeats = env_or("BENCH_REPEATS", 7);
+    let rounds = env_or("BENCH_ROUNDS", 3).max(1);
+    println!(
+        "CPU: {} ({} threads), {}",
+        isa::cpu_model(),
+        std::thread::available_parallelism().map_or(1, usize::from),
+        isa::cpu_flags()
+    );
+    println!(
+        "kernels: f32 {:?}, int8 {:?}, bf16 widened to f32",
+        models::cpu_isa(),
+        isa::Int8Isa::detected()
+    );
+    forward_table(repeats, rounds);
+    step_table(repeats, rounds);
+}
