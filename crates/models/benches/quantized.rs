@@ -93,11 +93,12 @@ impl Variant {
     }
 }
 
-/// Our variants: the f32 module, then bf16 and int8, with their weight bytes.
+/// Our variants: the f32 module, then `QuantizedRecurrent` at f32 (the same kernels and
+/// bits, without the module's per-call work), bf16 and int8, with their weight bytes.
 fn variants(module: &Recurrent<NdArray>) -> Vec<(Variant, usize)> {
     let f32_bytes = module.quantize(Precision::F32).unwrap().weight_bytes();
     let mut all = vec![(Variant::F32(module.clone()), f32_bytes)];
-    for precision in [Precision::Bf16, Precision::Int8] {
+    for precision in [Precision::F32, Precision::Bf16, Precision::Int8] {
         let quantized = module.quantize(precision).unwrap();
         let bytes = quantized.weight_bytes();
         all.push((Variant::Quantized(quantized), bytes));
@@ -132,30 +133,33 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Times per variant (ours f32, bf16, int8, then PyTorch's), median over the rounds, and
-/// the ratios f32 ÷ int8, f32 ÷ bf16 and PyTorch ÷ int8, medians of the rounds' ratios.
+/// Times per variant (ours: f32 module, packed f32, bf16, int8; then PyTorch's), median
+/// over the rounds, and the ratios f32 ÷ int8, packed f32 ÷ int8, f32 ÷ bf16 and
+/// PyTorch ÷ int8, medians of the rounds' ratios.
 struct Row {
     times: Vec<Vec<f64>>,
-    ratios: [Vec<f64>; 3],
+    ratios: [Vec<f64>; 4],
 }
 
 impl Row {
     fn new() -> Self {
         Self {
-            times: vec![Vec::new(); 4],
-            ratios: [Vec::new(), Vec::new(), Vec::new()],
+            times: vec![Vec::new(); 5],
+            ratios: Default::default(),
         }
     }
 
-    fn add_round(&mut self, ours: [f64; 3], theirs: Option<f64>) {
+    fn add_round(&mut self, ours: &[f64], theirs: Option<f64>) {
         for (times, t) in self.times.iter_mut().zip(ours) {
-            times.push(t);
+            times.push(*t);
         }
-        self.ratios[0].push(ours[0] / ours[2]);
-        self.ratios[1].push(ours[0] / ours[1]);
+        let [f32, packed, bf16, int8] = ours.try_into().expect("four variants");
+        self.ratios[0].push(f32 / int8);
+        self.ratios[1].push(packed / int8);
+        self.ratios[2].push(f32 / bf16);
         if let Some(t) = theirs {
-            self.times[3].push(t);
-            self.ratios[2].push(t / ours[2]);
+            self.times[4].push(t);
+            self.ratios[3].push(t / int8);
         }
     }
 
@@ -176,12 +180,12 @@ impl Row {
 
 fn forward_table(repeats: usize, rounds: usize) {
     println!(
-        "\nforward, every core (PyTorch: 2 threads); ms, median of {rounds} rounds; weights in MB (f32 / bf16 / int8)"
+        "\nforward, every core (PyTorch: 2 threads); ms, median of {rounds} rounds; weights in MB (f32 / bf16 / int8, as stored)"
     );
     println!(
-        "| cell | shape | f32 ms | bf16 ms | int8 ms | PyTorch qint8 ms | f32 ÷ int8 | f32 ÷ bf16 | PyTorch qint8 ÷ int8 | weights MB |"
+        "| cell | shape | f32 ms | packed f32 ms | bf16 ms | int8 ms | PyTorch qint8 ms | f32 ÷ int8 | packed f32 ÷ int8 | f32 ÷ bf16 | PyTorch qint8 ÷ int8 | weights MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let device = Default::default();
     let only = std::env::var("BENCH_SHAPES").ok();
     for (name, cell) in [("lstm", CellKind::lstm()), ("gru", CellKind::gru())] {
@@ -215,23 +219,18 @@ fn forward_table(repeats: usize, rounds: usize) {
                 .into_iter()
                 .chain(shape.bidirectional.then(|| "--bidirectional".to_string()))
                 .collect();
-                row.add_round([ours[0], ours[1], ours[2]], pytorch(&args));
+                row.add_round(&ours, pytorch(&args));
             }
             let (times, ratios) = row.cells(1);
-            let megabytes: Vec<String> = all
+            let megabytes: Vec<String> = all[1..]
                 .iter()
                 .map(|(_, bytes)| format!("{:.2}", *bytes as f64 / 1e6))
                 .collect();
             println!(
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {name} | {} | {} | {} | {} |",
                 shape.name,
-                times[0],
-                times[1],
-                times[2],
-                times[3],
-                ratios[0],
-                ratios[1],
-                ratios[2],
+                times.join(" | "),
+                ratios.join(" | "),
                 megabytes.join(" / ")
             );
         }
@@ -243,9 +242,9 @@ fn step_table(repeats: usize, rounds: usize) {
         "\nbatch 1, {STEP_INPUT} inputs, {STEP_LAYERS} layers, one frame per call with the state carried, one thread each; µs per step, median of {rounds} rounds"
     );
     println!(
-        "| cell | hidden | f32 µs | bf16 µs | int8 µs | PyTorch qint8 µs | f32 ÷ int8 | f32 ÷ bf16 | PyTorch qint8 ÷ int8 |"
+        "| cell | hidden | f32 µs | packed f32 µs | bf16 µs | int8 µs | PyTorch qint8 µs | f32 ÷ int8 | packed f32 ÷ int8 | f32 ÷ bf16 | PyTorch qint8 ÷ int8 |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let device = Default::default();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
@@ -287,12 +286,13 @@ fn step_table(repeats: usize, rounds: usize) {
                     "--threads=1".into(),
                     format!("--repeats={repeats}"),
                 ];
-                row.add_round([ours[0], ours[1], ours[2]], pytorch(&args));
+                row.add_round(&ours, pytorch(&args));
             }
             let (times, ratios) = row.cells(1);
             println!(
-                "| {name} | {hidden} | {} | {} | {} | {} | {} | {} | {} |",
-                times[0], times[1], times[2], times[3], ratios[0], ratios[1], ratios[2]
+                "| {name} | {hidden} | {} | {} |",
+                times.join(" | "),
+                ratios.join(" | ")
             );
         }
     }

@@ -9,7 +9,7 @@ use burn::tensor::{Tensor, TensorData};
 use burn_ndarray::NdArray;
 
 use crate::error::RecurrentError;
-use crate::fused::{PackedDirection, StateRows, run_packed_layer};
+use crate::fused::{PackedDirection, StateRows, ndarray_tensor, ndarray_values, run_packed_layer};
 use crate::precision::Precision;
 use crate::recurrent::{Recurrent, check_lengths, check_state_shape};
 use crate::state::RecurrentState;
@@ -189,9 +189,8 @@ impl QuantizedRecurrent {
         if let Some(lengths) = lengths {
             check_lengths(lengths, batch, time)?;
         }
-        let initial = self.initial_rows(state.as_ref(), batch)?;
-        let device = input.device();
-        let mut sequence = values(input.into_data());
+        let initial = self.initial_rows(state, batch)?;
+        let mut sequence = ndarray_values(input);
         let mut finals = Vec::with_capacity(self.directions.len());
         let per_layer = self.num_directions();
         for (layer, initial) in self
@@ -204,11 +203,8 @@ impl QuantizedRecurrent {
             sequence = output;
             finals.extend(states);
         }
-        let output = TensorData::new(sequence, [batch, time, self.output_size()]);
-        let stack = |rows: Vec<f32>| {
-            let shape = [self.directions.len(), batch, self.hidden_size];
-            Tensor::from_data(TensorData::new(rows, shape), &device)
-        };
+        let stack =
+            |rows: Vec<f32>| ndarray_tensor(rows, [self.directions.len(), batch, self.hidden_size]);
         let hidden = finals
             .iter()
             .flat_map(|s| s.hidden.iter().copied())
@@ -223,13 +219,14 @@ impl QuantizedRecurrent {
             hidden: stack(hidden),
             cell: cell.map(stack),
         };
-        Ok((Tensor::from_data(output, &device), final_state))
+        let output = ndarray_tensor(sequence, [batch, time, self.output_size()]);
+        Ok((output, final_state))
     }
 
     /// Each layer-direction's initial rows: the given state's, or zeros.
     fn initial_rows(
         &self,
-        state: Option<&RecurrentState<NdArray, 3>>,
+        state: Option<RecurrentState<NdArray, 3>>,
         batch: usize,
     ) -> Result<Vec<StateRows>, RecurrentError> {
         let count = self.directions.len();
@@ -243,16 +240,16 @@ impl QuantizedRecurrent {
             return Ok(vec![rows; count]);
         };
         check_state_shape("hidden", state.hidden.dims(), shape)?;
-        let cell = match (&state.cell, self.has_cell) {
+        let cell = match (state.cell, self.has_cell) {
             (Some(cell), true) => {
                 check_state_shape("cell", cell.dims(), shape)?;
-                Some(values(cell.to_data()))
+                Some(ndarray_values(cell))
             }
             (None, true) => return Err(RecurrentError::MissingCellState),
             (Some(_), false) => return Err(RecurrentError::UnexpectedCellState),
             (None, false) => None,
         };
-        let hidden = values(state.hidden.to_data());
+        let hidden = ndarray_values(state.hidden);
         let rows = batch * self.hidden_size;
         Ok((0..count)
             .map(|index| StateRows {
@@ -263,10 +260,4 @@ impl QuantizedRecurrent {
             })
             .collect())
     }
-}
-
-fn values(data: TensorData) -> Vec<f32> {
-    data.convert::<f32>()
-        .into_vec()
-        .expect("converted to f32 above")
 }

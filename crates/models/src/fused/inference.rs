@@ -7,7 +7,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use isa::Int8Isa;
 
-use super::{cpu, cpu_isa, recurrence_of, threads_for};
+use super::{cpu, cpu_isa, pool, recurrence_of, threads_for};
 use crate::cell::Cell;
 use crate::precision::Precision;
 
@@ -110,6 +110,7 @@ pub(crate) fn run_packed_layer(
     initial: &[StateRows],
     lengths: Option<&[usize]>,
 ) -> (Vec<f32>, Vec<StateRows>) {
+    pool::keep_freed_blocks();
     let first = &directions[0];
     let dims = cpu::Dims {
         time,

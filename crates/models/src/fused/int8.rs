@@ -127,30 +127,73 @@ impl Int8Matrix {
         assert!(ldc >= self.padded && c.len() >= (m - 1) * ldc + self.padded);
         assert!(init.is_none_or(|row| row.len() >= self.padded));
         let depth = 4 * self.groups();
-        scratch.quantised.clear();
-        scratch.quantised.resize(m * depth, 0);
-        scratch.row_scales.clear();
+        let Int8Scratch {
+            quantised,
+            row_scales,
+            sums,
+        } = scratch;
+        grow(quantised, m * depth);
+        grow(sums, m * self.padded);
+        let (quantised, sums) = (&mut quantised[..m * depth], &mut sums[..m * self.padded]);
+        row_scales.clear();
         for r in 0..m {
-            let at = |i: usize| a[r * row_stride + i * k_stride];
-            let (scale, inverse) = scale_of((0..self.k).map(at));
-            scratch.row_scales.push(scale);
-            let row = &mut scratch.quantised[r * depth..r * depth + self.k];
-            for (i, q) in row.iter_mut().enumerate() {
-                *q = quantise(at(i), inverse);
-            }
+            let row = &mut quantised[r * depth..(r + 1) * depth];
+            let (values, padding) = row.split_at_mut(self.k);
+            padding.fill(0);
+            let scale = match self.k {
+                0 => 0.0,
+                _ => quantise_row(&a[r * row_stride..], k_stride, values),
+            };
+            row_scales.push(scale);
         }
-        scratch.sums.clear();
-        scratch.sums.resize(m * self.padded, 0);
-        integer_product(isa, self, m, &scratch.quantised, &mut scratch.sums);
-        for r in 0..m {
-            let row_scale = scratch.row_scales[r];
-            let sums = &scratch.sums[r * self.padded..(r + 1) * self.padded];
+        integer_product(isa, self, m, quantised, sums);
+        for (r, (sums, &row_scale)) in sums.chunks_exact(self.padded).zip(&*row_scales).enumerate()
+        {
             let out = &mut c[r * ldc..r * ldc + self.padded];
-            for j in 0..self.padded {
-                let base = init.map_or(out[j], |init| init[j]);
-                out[j] = base + sums[j] as f32 * (row_scale * self.scales[j]);
+            let terms = sums.iter().zip(&self.scales);
+            // `base + Σ·(t·s)`, the same operations in the same order on every path.
+            match init {
+                Some(init) => {
+                    for ((out, base), (&sum, &scale)) in out.iter_mut().zip(init).zip(terms) {
+                        *out = base + sum as f32 * (row_scale * scale);
+                    }
+                }
+                None => {
+                    for (out, (&sum, &scale)) in out.iter_mut().zip(terms) {
+                        *out += sum as f32 * (row_scale * scale);
+                    }
+                }
             }
         }
+    }
+}
+
+/// Makes `buffer` at least `len` long (what lies beyond the old length is zero).
+fn grow<T: Copy + Default>(buffer: &mut Vec<T>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, T::default());
+    }
+}
+
+/// Quantises `out.len()` values of `a`, `k_stride` apart, into `out`; returns their scale.
+#[inline(always)]
+fn quantise_row(a: &[f32], k_stride: usize, out: &mut [i8]) -> f32 {
+    let k = out.len();
+    if k_stride == 1 {
+        // Contiguous: both loops vectorise.
+        let row = &a[..k];
+        let (scale, inverse) = scale_of(row.iter().copied());
+        for (q, &x) in out.iter_mut().zip(row) {
+            *q = quantise(x, inverse);
+        }
+        scale
+    } else {
+        let at = |i: usize| a[i * k_stride];
+        let (scale, inverse) = scale_of((0..k).map(at));
+        for (i, q) in out.iter_mut().enumerate() {
+            *q = quantise(at(i), inverse);
+        }
+        scale
     }
 }
 
@@ -178,6 +221,7 @@ fn product_portable(b: &Int8Matrix, m: usize, qa: &[i8], sums: &mut [i32]) {
     let (groups, padded) = (b.groups(), b.padded);
     for r in 0..m {
         let row = &mut sums[r * padded..(r + 1) * padded];
+        row.fill(0);
         for g in 0..groups {
             let a = &qa[(r * groups + g) * 4..][..4];
             let w = &b.values[g * padded * 4..(g + 1) * padded * 4];

@@ -224,8 +224,19 @@ pub(crate) fn run_layer<B: Backend>(
     }
 }
 
-fn ndarray_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<NdArray, D> {
+/// A tensor on `NdArray` that takes `values` (row-major) as its buffer.
+pub(crate) fn ndarray_tensor<const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+) -> Tensor<NdArray, D> {
     Tensor::from_primitive(TensorPrimitive::Float(vec_to_primitive(values, &shape)))
+}
+
+/// The row-major values of a tensor on `NdArray`, copied out of its buffer.
+pub(crate) fn ndarray_values<const D: usize>(tensor: Tensor<NdArray, D>) -> Vec<f32> {
+    View::of(&tensor.into_primitive().tensor())
+        .values
+        .into_owned()
 }
 
 /// The per-step outputs `[B, T, directions·H]` and each direction's final states from a
