@@ -32,8 +32,12 @@ pub struct Recogniser {
 #[pymethods]
 impl Recogniser {
     #[new]
-    fn new(py: Python<'_>, run_dir: PathBuf) -> PyResult<Self> {
-        let run = py.detach(|| load(&run_dir))?;
+    #[pyo3(signature = (run_dir, precision="f32"))]
+    fn new(py: Python<'_>, run_dir: PathBuf, precision: &str) -> PyResult<Self> {
+        let precision: models::Precision = precision
+            .parse()
+            .map_err(|e: models::UnknownPrecision| error(Kind::Options, e.to_string()))?;
+        let run = py.detach(|| load(&run_dir, precision))?;
         Ok(Recogniser {
             labels: run.labels.clone(),
             sequences: run.objective == LabelKind::Sequences,
@@ -203,8 +207,10 @@ impl Stream {
     }
 }
 
-fn load(run_dir: &Path) -> PyResult<RunModel<Backend>> {
-    RunModel::load(run_dir, &Default::default()).map_err(inference_error)
+fn load(run_dir: &Path, precision: models::Precision) -> PyResult<RunModel<Backend>> {
+    RunModel::load(run_dir, &Default::default())
+        .and_then(|run| run.with_precision(precision))
+        .map_err(inference_error)
 }
 
 /// Serialisable values as the Python objects `json.loads` makes of them: the same keys and

@@ -35,6 +35,19 @@ def test_classifier_predicts_a_distribution_over_its_labels(digits_run):
         np.testing.assert_allclose(by_samples["probabilities"], p, atol=1e-6)
 
 
+def test_int8_and_bf16_recognisers_stay_close_to_f32(digits_run):
+    f32 = speechrnn.Recogniser(digits_run)
+    for precision in ["int8", "bf16"]:
+        r = speechrnn.Recogniser(digits_run, precision=precision)
+        for path in corpus_files("datasets/default/manifest.csv"):
+            want = f32.predict(str(path))["probabilities"]
+            got = r.predict(str(path))["probabilities"]
+            assert np.abs(got - want).max() < 0.1
+            assert not np.array_equal(got, want)
+    with pytest.raises(speechrnn.OptionsError, match="unknown precision"):
+        speechrnn.Recogniser(digits_run, precision="int4")
+
+
 def test_classifier_cannot_listen_live(digits_run):
     r = speechrnn.Recogniser(digits_run)
     with pytest.raises(speechrnn.OptionsError, match="live recognition needs"):

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use burn_ndarray::NdArray;
 use isa::Int8Isa;
 
-use super::{cpu, cpu_isa, pool, recurrence_of, threads_for};
+use super::{View, cpu, cpu_isa, pool, recurrence_of, threads_for};
 use crate::cell::Cell;
 use crate::precision::Precision;
 
@@ -167,4 +168,11 @@ pub(crate) fn run_packed_layer(
         })
         .collect();
     (output, states)
+}
+
+/// The row-major values of a tensor on `NdArray`, copied out of its buffer.
+pub(crate) fn ndarray_values<const D: usize>(tensor: Tensor<NdArray, D>) -> Vec<f32> {
+    View::of(&tensor.into_primitive().tensor())
+        .values
+        .into_owned()
 }

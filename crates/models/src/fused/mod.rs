@@ -13,6 +13,7 @@
 //!
 //! The backend is recognised by `TypeId`, so modules stay generic over any `B: Backend`.
 
+mod bf16;
 mod cpu;
 mod dropout;
 mod inference;
@@ -41,7 +42,7 @@ use burn_ndarray::{NdArray, NdArrayTensor};
 
 pub(crate) use cpu::Recurrence;
 pub(crate) use dropout::dropout;
-pub(crate) use inference::{PackedDirection, StateRows, run_packed_layer};
+pub(crate) use inference::{PackedDirection, StateRows, ndarray_values, run_packed_layer};
 pub use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
 pub use pool::empty_cache;
 
@@ -230,13 +231,6 @@ pub(crate) fn ndarray_tensor<const D: usize>(
     shape: [usize; D],
 ) -> Tensor<NdArray, D> {
     Tensor::from_primitive(TensorPrimitive::Float(vec_to_primitive(values, &shape)))
-}
-
-/// The row-major values of a tensor on `NdArray`, copied out of its buffer.
-pub(crate) fn ndarray_values<const D: usize>(tensor: Tensor<NdArray, D>) -> Vec<f32> {
-    View::of(&tensor.into_primitive().tensor())
-        .values
-        .into_owned()
 }
 
 /// The per-step outputs `[B, T, directions·H]` and each direction's final states from a
