@@ -11,7 +11,7 @@ use burn_ndarray::NdArray;
 use crate::error::RecurrentError;
 use crate::fused::{PackedDirection, StateRows, ndarray_tensor, ndarray_values, run_packed_layer};
 use crate::precision::Precision;
-use crate::recurrent::{Recurrent, check_lengths, check_state_shape};
+use crate::recurrent::{Recurrent, StackShape};
 use crate::state::RecurrentState;
 
 /// Why a module could not be quantised.
@@ -180,16 +180,14 @@ impl QuantizedRecurrent {
         lengths: Option<&[usize]>,
     ) -> Result<(Tensor<NdArray, 3>, RecurrentState<NdArray, 3>), RecurrentError> {
         let [batch, time, features] = input.dims();
-        if features != self.input_size {
-            return Err(RecurrentError::InputSize {
-                expected: self.input_size,
-                got: features,
-            });
-        }
-        if let Some(lengths) = lengths {
-            check_lengths(lengths, batch, time)?;
-        }
-        let initial = self.initial_rows(state, batch)?;
+        let stack = StackShape {
+            input_size: self.input_size,
+            states: self.directions.len(),
+            hidden_size: self.hidden_size,
+            has_cell: self.has_cell,
+        };
+        stack.check([batch, time, features], state.as_ref(), lengths)?;
+        let initial = self.initial_rows(state, batch);
         let mut sequence = ndarray_values(input);
         let mut finals = Vec::with_capacity(self.directions.len());
         let per_layer = self.num_directions();
@@ -223,41 +221,27 @@ impl QuantizedRecurrent {
         Ok((output, final_state))
     }
 
-    /// Each layer-direction's initial rows: the given state's, or zeros.
+    /// Each layer-direction's initial rows: the given (checked) state's, or zeros.
     fn initial_rows(
         &self,
         state: Option<RecurrentState<NdArray, 3>>,
         batch: usize,
-    ) -> Result<Vec<StateRows>, RecurrentError> {
-        let count = self.directions.len();
-        let shape = [count, batch, self.hidden_size];
-        let Some(state) = state else {
-            let zeros = vec![0.0; batch * self.hidden_size];
-            let rows = StateRows {
-                hidden: zeros.clone(),
-                cell: self.has_cell.then_some(zeros),
-            };
-            return Ok(vec![rows; count]);
-        };
-        check_state_shape("hidden", state.hidden.dims(), shape)?;
-        let cell = match (state.cell, self.has_cell) {
-            (Some(cell), true) => {
-                check_state_shape("cell", cell.dims(), shape)?;
-                Some(ndarray_values(cell))
-            }
-            (None, true) => return Err(RecurrentError::MissingCellState),
-            (Some(_), false) => return Err(RecurrentError::UnexpectedCellState),
-            (None, false) => None,
-        };
-        let hidden = ndarray_values(state.hidden);
+    ) -> Vec<StateRows> {
         let rows = batch * self.hidden_size;
-        Ok((0..count)
+        let (hidden, cell) = match state {
+            Some(state) => (ndarray_values(state.hidden), state.cell.map(ndarray_values)),
+            None => {
+                let zeros = vec![0.0; self.directions.len() * rows];
+                (zeros.clone(), self.has_cell.then_some(zeros))
+            }
+        };
+        let slice =
+            |values: &[f32], index: usize| values[index * rows..(index + 1) * rows].to_vec();
+        (0..self.directions.len())
             .map(|index| StateRows {
-                hidden: hidden[index * rows..(index + 1) * rows].to_vec(),
-                cell: cell
-                    .as_ref()
-                    .map(|c| c[index * rows..(index + 1) * rows].to_vec()),
+                hidden: slice(&hidden, index),
+                cell: cell.as_ref().map(|c| slice(c, index)),
             })
-            .collect())
+            .collect()
     }
 }

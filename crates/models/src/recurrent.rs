@@ -160,26 +160,13 @@ impl<B: Backend> Recurrent<B> {
         lengths: Option<&[usize]>,
     ) -> Result<(Tensor<B, 3>, RecurrentState<B, 3>), RecurrentError> {
         let [batch, time, features] = input.dims();
-        if features != self.input_size {
-            return Err(RecurrentError::InputSize {
-                expected: self.input_size,
-                got: features,
-            });
-        }
-        if let Some(lengths) = lengths {
-            check_lengths(lengths, batch, time)?;
-        }
-        let has_cell = self.cells[0].has_cell_state();
-        let stack_shape = [self.cells.len(), batch, self.hidden_size];
-        if let Some(state) = &state {
-            check_state_shape("hidden", state.hidden.dims(), stack_shape)?;
-            match (&state.cell, has_cell) {
-                (Some(cell), true) => check_state_shape("cell", cell.dims(), stack_shape)?,
-                (None, true) => return Err(RecurrentError::MissingCellState),
-                (Some(_), false) => return Err(RecurrentError::UnexpectedCellState),
-                (None, false) => {}
-            }
-        }
+        let stack = StackShape {
+            input_size: self.input_size,
+            states: self.cells.len(),
+            hidden_size: self.hidden_size,
+            has_cell: self.cells[0].has_cell_state(),
+        };
+        stack.check([batch, time, features], state.as_ref(), lengths)?;
 
         let device = input.device();
         let recurrences: Option<Vec<Recurrence>> = self
@@ -384,11 +371,47 @@ fn pick<B: Backend>(stack: &Tensor<B, 3>, index: usize) -> Tensor<B, 2> {
     stack.clone().narrow(0, index, 1).reshape([batch, hidden])
 }
 
-pub(crate) fn check_lengths(
-    lengths: &[usize],
-    batch: usize,
-    time: usize,
-) -> Result<(), RecurrentError> {
+/// What a stack's forward accepts: `[batch, time, input_size]` inputs and initial states
+/// `[states, batch, hidden_size]` (with a cell state exactly when `has_cell`).
+pub(crate) struct StackShape {
+    pub input_size: usize,
+    pub states: usize,
+    pub hidden_size: usize,
+    pub has_cell: bool,
+}
+
+impl StackShape {
+    /// The forward's checks of its input's shape, its lengths and its initial state.
+    pub(crate) fn check<B: Backend>(
+        &self,
+        [batch, time, features]: [usize; 3],
+        state: Option<&RecurrentState<B, 3>>,
+        lengths: Option<&[usize]>,
+    ) -> Result<(), RecurrentError> {
+        if features != self.input_size {
+            return Err(RecurrentError::InputSize {
+                expected: self.input_size,
+                got: features,
+            });
+        }
+        if let Some(lengths) = lengths {
+            check_lengths(lengths, batch, time)?;
+        }
+        let Some(state) = state else {
+            return Ok(());
+        };
+        let shape = [self.states, batch, self.hidden_size];
+        check_state_shape("hidden", state.hidden.dims(), shape)?;
+        match (&state.cell, self.has_cell) {
+            (Some(cell), true) => check_state_shape("cell", cell.dims(), shape),
+            (None, true) => Err(RecurrentError::MissingCellState),
+            (Some(_), false) => Err(RecurrentError::UnexpectedCellState),
+            (None, false) => Ok(()),
+        }
+    }
+}
+
+fn check_lengths(lengths: &[usize], batch: usize, time: usize) -> Result<(), RecurrentError> {
     if lengths.len() != batch {
         return Err(RecurrentError::LengthsCount {
             expected: batch,
@@ -405,7 +428,7 @@ pub(crate) fn check_lengths(
     }
 }
 
-pub(crate) fn check_state_shape(
+fn check_state_shape(
     which: &'static str,
     got: [usize; 3],
     expected: [usize; 3],

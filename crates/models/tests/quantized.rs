@@ -249,15 +249,14 @@ fn step_bound(
     }
 }
 
+fn f64_values(t: &Tensor<B, 3>) -> Vec<f64> {
+    let values = t.to_data().to_vec::<f32>().unwrap();
+    values.into_iter().map(f64::from).collect()
+}
+
 fn rows(t: &Tensor<B, 3>) -> Vec<Vec<f64>> {
     let [_, batch, hidden] = t.dims();
-    let values: Vec<f64> = t
-        .to_data()
-        .to_vec::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect();
+    let values = f64_values(t);
     (0..batch)
         .map(|b| values[b * hidden..(b + 1) * hidden].to_vec())
         .collect()
@@ -272,13 +271,7 @@ fn each_step_is_within_the_bound_of_its_scales_on_every_cell() {
         let module = stack(&cell, 1, false);
         let weights = Weights::of(&module);
         let x = input(batch, time, 7);
-        let x_rows: Vec<f64> = x
-            .to_data()
-            .to_vec::<f32>()
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect();
+        let x_rows = f64_values(&x);
         for precision in [Precision::Int8, Precision::Bf16] {
             let quantized = module.quantize(precision).unwrap();
             let mut state = initial_state(&module, batch, 8);

@@ -271,34 +271,14 @@ mod x86 {
     /// The CPU has AVX2; `qa` and `sums` have the lengths of [`super::integer_product`].
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn product_avx2(b: &Int8Matrix, m: usize, qa: &[i8], sums: &mut [i32]) {
-        let (groups, padded) = (b.groups(), b.padded);
         let ones = _mm256_set1_epi16(1);
-        for j in (0..padded).step_by(16) {
-            row_blocks(m, |first, rows| {
-                let mut acc = [[_mm256_setzero_si256(); 2]; ROWS];
-                for g in 0..groups {
-                    // SAFETY (every block here): inside the lengths of the contract.
-                    let w = unsafe { b.values.as_ptr().add((g * padded + j) * 4) };
-                    let w = unsafe {
-                        [
-                            _mm256_loadu_si256(w as *const __m256i),
-                            _mm256_loadu_si256(w.add(32) as *const __m256i),
-                        ]
-                    };
-                    for (r, acc) in acc.iter_mut().enumerate().take(rows) {
-                        let a = _mm256_set1_epi32(unsafe {
-                            four(qa.as_ptr(), 4 * groups, first + r, g)
-                        });
-                        let magnitude = _mm256_abs_epi8(a);
-                        for (acc, w) in acc.iter_mut().zip(w) {
-                            let pairs = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(w, a));
-                            *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(pairs, ones));
-                        }
-                    }
-                }
-                store_256(&acc[..rows], &mut sums[first * padded + j..], padded);
-            });
-        }
+        // SAFETY: this function runs only where the CPU has AVX2; the caller's lengths.
+        unsafe {
+            product_256(b, m, qa, sums, |acc, magnitude, signed| {
+                let pairs = _mm256_maddubs_epi16(magnitude, signed);
+                _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, ones))
+            })
+        };
     }
 
     /// AVX-VNNI: `vpdpbusd` on `|a|` and `sign(q, a)`, four products per lane at once.
@@ -307,12 +287,35 @@ mod x86 {
     /// The CPU has AVX2 and AVX-VNNI; the lengths as [`product_avx2`].
     #[target_feature(enable = "avx2,avxvnni")]
     pub(super) unsafe fn product_avx_vnni(b: &Int8Matrix, m: usize, qa: &[i8], sums: &mut [i32]) {
+        // SAFETY: this function runs only where the CPU has AVX2 and AVX-VNNI; the lengths.
+        unsafe {
+            product_256(b, m, qa, sums, |acc, magnitude, signed| {
+                _mm256_dpbusd_avx_epi32(acc, magnitude, signed)
+            })
+        };
+    }
+
+    /// The 256-bit kernels' loops: [`ROWS`] rows × 16 columns in registers, each group of
+    /// four adding `accumulate(acc, |a|, sign(q, a))` (the four products of each lane).
+    ///
+    /// # Safety
+    /// The caller runs on a CPU with AVX2 and whatever `accumulate` uses; the lengths as
+    /// [`product_avx2`].
+    #[inline(always)]
+    unsafe fn product_256(
+        b: &Int8Matrix,
+        m: usize,
+        qa: &[i8],
+        sums: &mut [i32],
+        accumulate: impl Fn(__m256i, __m256i, __m256i) -> __m256i,
+    ) {
         let (groups, padded) = (b.groups(), b.padded);
         for j in (0..padded).step_by(16) {
             row_blocks(m, |first, rows| {
-                let mut acc = [[_mm256_setzero_si256(); 2]; ROWS];
+                // SAFETY (every block here): inside the lengths of the contract, on a CPU
+                // with AVX2.
+                let mut acc = [[unsafe { _mm256_setzero_si256() }; 2]; ROWS];
                 for g in 0..groups {
-                    // SAFETY (every block here): inside the lengths of the contract.
                     let w = unsafe { b.values.as_ptr().add((g * padded + j) * 4) };
                     let w = unsafe {
                         [
@@ -321,12 +324,12 @@ mod x86 {
                         ]
                     };
                     for (r, acc) in acc.iter_mut().enumerate().take(rows) {
-                        let a = _mm256_set1_epi32(unsafe {
-                            four(qa.as_ptr(), 4 * groups, first + r, g)
-                        });
-                        let magnitude = _mm256_abs_epi8(a);
+                        let a = unsafe {
+                            _mm256_set1_epi32(four(qa.as_ptr(), 4 * groups, first + r, g))
+                        };
+                        let magnitude = unsafe { _mm256_abs_epi8(a) };
                         for (acc, w) in acc.iter_mut().zip(w) {
-                            *acc = _mm256_dpbusd_avx_epi32(*acc, magnitude, _mm256_sign_epi8(w, a));
+                            *acc = accumulate(*acc, magnitude, unsafe { _mm256_sign_epi8(w, a) });
                         }
                     }
                 }
