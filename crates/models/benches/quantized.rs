@@ -12,67 +12,17 @@
 //! `BENCH_REPEATS` (default 7) runs, and each ratio is the median of the rounds' ratios.
 //! Printed too: the CPU's flags and the instruction sets the f32 and int8 kernels use.
 
-use std::process::Command;
-use std::time::Instant;
-
 use burn::tensor::{Distribution, Tensor};
 use burn_ndarray::NdArray;
 use models::{CellKind, Precision, QuantizedRecurrent, Recurrent, RecurrentConfig, RecurrentState};
 
-/// A forward shape (PyTorch's argument names).
-struct Shape {
-    name: &'static str,
-    batch: usize,
-    time: usize,
-    input_size: usize,
-    hidden_size: usize,
-    num_layers: usize,
-    bidirectional: bool,
-}
-
-const SHAPES: [Shape; 2] = [
-    Shape {
-        name: "small",
-        batch: 32,
-        time: 100,
-        input_size: 40,
-        hidden_size: 128,
-        num_layers: 1,
-        bidirectional: false,
-    },
-    Shape {
-        name: "large",
-        batch: 64,
-        time: 200,
-        input_size: 80,
-        hidden_size: 256,
-        num_layers: 2,
-        bidirectional: true,
-    },
-];
+mod common;
+use common::{SHAPES, env_or, median, median_seconds, pytorch_reference};
 
 /// The streaming shape: 13 MFCCs in, two layers, one frame per call.
 const STEP_INPUT: usize = 13;
 const STEP_LAYERS: usize = 2;
 const STEPS: usize = 200;
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn median_time(repeats: usize, mut run: impl FnMut()) -> f64 {
-    run();
-    median(
-        (0..repeats)
-            .map(|_| {
-                let start = Instant::now();
-                run();
-                start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    )
-}
 
 /// The module at one precision: ours in f32, or quantised.
 enum Variant {
@@ -106,31 +56,11 @@ fn variants(module: &Recurrent<NdArray>) -> Vec<(Variant, usize)> {
     all
 }
 
-/// PyTorch's dynamically quantised module: forward ms, or with `step` µs per step.
+/// PyTorch's dynamically quantised module: forward ms, or with `--step` µs per step.
 fn pytorch(args: &[String]) -> Option<f64> {
-    let python = std::env::var("BENCH_PYTHON").ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_reference.py");
-    let output = Command::new(python)
-        .arg(script)
-        .args(["--quantize", "qint8"])
-        .args(args)
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        eprintln!(
-            "pytorch_reference.py failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        return None;
-    }
-    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    let mut args = args.to_vec();
+    args.push("--quantize=qint8".into());
+    pytorch_reference(&args)?.parse().ok()
 }
 
 /// Times per variant (ours: f32 module, packed f32, bf16, int8; then PyTorch's), median
@@ -204,21 +134,16 @@ fn forward_table(repeats: usize, rounds: usize) {
             for _ in 0..rounds {
                 let ours: Vec<f64> = all
                     .iter()
-                    .map(|(v, _)| 1e3 * median_time(repeats, || drop(v.forward(x.clone(), None))))
+                    .map(|(v, _)| {
+                        1e3 * median_seconds(repeats, || drop(v.forward(x.clone(), None)))
+                    })
                     .collect();
-                let args: Vec<String> = [
+                let mut args = vec![
                     format!("--module={name}"),
-                    format!("--batch={}", shape.batch),
-                    format!("--time={}", shape.time),
-                    format!("--input-size={}", shape.input_size),
-                    format!("--hidden-size={}", shape.hidden_size),
-                    format!("--num-layers={}", shape.num_layers),
                     "--threads=2".into(),
                     format!("--repeats={repeats}"),
-                ]
-                .into_iter()
-                .chain(shape.bidirectional.then(|| "--bidirectional".to_string()))
-                .collect();
+                ];
+                args.extend(shape.pytorch_args());
                 row.add_round(&ours, pytorch(&args));
             }
             let (times, ratios) = row.cells(1);
@@ -272,7 +197,7 @@ fn step_table(repeats: usize, rounds: usize) {
                 let ours: Vec<f64> = all
                     .iter()
                     .map(|(v, _)| {
-                        1e6 * pool.install(|| median_time(repeats, || stream(v))) / STEPS as f64
+                        1e6 * pool.install(|| median_seconds(repeats, || stream(v))) / STEPS as f64
                     })
                     .collect();
                 let args: Vec<String> = vec![

@@ -18,15 +18,16 @@
 //! sgemm peak, and the peak heap of forward+backward.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use models::{CellKind, Nonlinearity, RecurrentConfig};
+
+mod common;
+use common::{SHAPES, Shape, median_seconds, pytorch_reference};
 
 type AB = Autodiff<NdArray>;
 
@@ -52,77 +53,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-/// One benchmark shape (PyTorch's argument names).
-#[derive(Clone, Copy)]
-struct Shape {
-    name: &'static str,
-    batch: usize,
-    time: usize,
-    input_size: usize,
-    hidden_size: usize,
-    num_layers: usize,
-    bidirectional: bool,
-}
-
-const SHAPES: [Shape; 2] = [
-    Shape {
-        name: "small",
-        batch: 32,
-        time: 100,
-        input_size: 40,
-        hidden_size: 128,
-        num_layers: 1,
-        bidirectional: false,
-    },
-    Shape {
-        name: "large",
-        batch: 64,
-        time: 200,
-        input_size: 80,
-        hidden_size: 256,
-        num_layers: 2,
-        bidirectional: true,
-    },
-];
-
-impl Shape {
-    /// Multiply-adds ×2 of the matrix products of one forward pass.
-    fn forward_flop(&self, gates: usize) -> f64 {
-        let directions = if self.bidirectional { 2 } else { 1 };
-        let h = self.hidden_size;
-        (0..self.num_layers)
-            .map(|layer| {
-                let input = if layer == 0 {
-                    self.input_size
-                } else {
-                    directions * h
-                };
-                2.0 * (self.batch * self.time * (input + h) * gates * h * directions) as f64
-            })
-            .sum()
-    }
-
-    fn label(&self) -> String {
-        format!(
-            "B{} T{} {}→{}{}{}",
-            self.batch,
-            self.time,
-            self.input_size,
-            self.hidden_size,
-            if self.num_layers > 1 {
-                format!(", {} layers", self.num_layers)
-            } else {
-                String::new()
-            },
-            if self.bidirectional {
-                ", bidirectional"
-            } else {
-                ""
-            }
-        )
-    }
-}
 
 /// Our cells, each with the PyTorch module that computes the same or the nearest thing.
 fn cells() -> Vec<(&'static str, CellKind, &'static str)> {
@@ -152,17 +82,8 @@ fn cells() -> Vec<(&'static str, CellKind, &'static str)> {
     ]
 }
 
-fn median_ms(repeats: usize, mut run: impl FnMut()) -> f64 {
-    run(); // warm-up
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            run();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+fn median_ms_of(repeats: usize, run: impl FnMut()) -> f64 {
+    1e3 * median_seconds(repeats, run)
 }
 
 fn model<B: Backend>(cell: &CellKind, shape: &Shape) -> models::Recurrent<B> {
@@ -178,7 +99,7 @@ fn ours(cell: &CellKind, shape: &Shape, repeats: usize) -> (f64, f64, usize) {
     let device = Default::default();
     let inference = model::<NdArray>(cell, shape);
     let x = Tensor::<NdArray, 3>::random(dims, Distribution::Default, &device);
-    let forward = median_ms(repeats, || {
+    let forward = median_ms_of(repeats, || {
         let _ = inference.forward(x.clone(), None, None).0.into_data();
     });
     let training = model::<AB>(cell, shape);
@@ -187,7 +108,7 @@ fn ours(cell: &CellKind, shape: &Shape, repeats: usize) -> (f64, f64, usize) {
         let grads = training.forward(x.clone(), None, None).0.sum().backward();
         drop(grads);
     };
-    let both = median_ms(repeats, step);
+    let both = median_ms_of(repeats, step);
     // The kernels' buffer cache would otherwise hide the step's buffers in `base`.
     models::empty_cache();
     let base = IN_USE.load(Ordering::Relaxed);
@@ -199,43 +120,13 @@ fn ours(cell: &CellKind, shape: &Shape, repeats: usize) -> (f64, f64, usize) {
 /// PyTorch's forward and forward+backward milliseconds and peak bytes, from
 /// `pytorch_reference.py`, when `BENCH_PYTHON` names a Python with torch.
 fn pytorch(module: &str, shape: &Shape, repeats: usize, threads: usize) -> Option<(f64, f64, f64)> {
-    let python = std::env::var("BENCH_PYTHON").ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_reference.py");
-    let output = Command::new(python)
-        .env_remove("OPENBLAS_CORETYPE")
-        .args([
-            script,
-            "--module",
-            module,
-            "--threads",
-            &threads.to_string(),
-        ])
-        .args(["--repeats", &repeats.to_string()])
-        .args([
-            "--batch",
-            &shape.batch.to_string(),
-            "--time",
-            &shape.time.to_string(),
-        ])
-        .args(["--input-size", &shape.input_size.to_string()])
-        .args(["--hidden-size", &shape.hidden_size.to_string()])
-        .args(["--num-layers", &shape.num_layers.to_string()])
-        .args(if shape.bidirectional {
-            &["--bidirectional"][..]
-        } else {
-            &[]
-        })
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        eprintln!(
-            "pytorch_reference.py failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        return None;
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let fields: Vec<f64> = text
+    let mut args = vec![
+        format!("--module={module}"),
+        format!("--threads={threads}"),
+        format!("--repeats={repeats}"),
+    ];
+    args.extend(shape.pytorch_args());
+    let fields: Vec<f64> = pytorch_reference(&args)?
         .split_whitespace()
         .filter_map(|f| f.parse().ok())
         .collect();
@@ -253,7 +144,7 @@ fn sgemm_peak(threads: usize) -> (f64, &'static str) {
     let device = Default::default();
     let a = Tensor::<NdArray, 2>::random([n, n], Distribution::Default, &device);
     let b = Tensor::<NdArray, 2>::random([n, n], Distribution::Default, &device);
-    let ms = median_ms(5, || {
+    let ms = median_ms_of(5, || {
         let _ = a.clone().matmul(b.clone()).into_data();
     });
     (
@@ -263,14 +154,9 @@ fn sgemm_peak(threads: usize) -> (f64, &'static str) {
 }
 
 fn pytorch_peak(threads: usize) -> Option<f64> {
-    let python = std::env::var("BENCH_PYTHON").ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_reference.py");
-    let output = Command::new(python)
-        .env_remove("OPENBLAS_CORETYPE")
-        .args([script, "--peak", "--threads", &threads.to_string()])
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+    pytorch_reference(&["--peak".into(), format!("--threads={threads}")])?
+        .parse()
+        .ok()
 }
 
 fn main() {

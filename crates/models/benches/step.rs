@@ -12,12 +12,12 @@
 //! alternate ours and PyTorch; each reports the median of `BENCH_REPEATS` (default 9)
 //! streams of 200 steps, and the ratio is the median of the rounds' ratios.
 
-use std::process::Command;
-use std::time::Instant;
-
 use burn::tensor::{Distribution, Tensor};
 use burn_ndarray::NdArray;
 use models::{CellKind, RecurrentConfig, RecurrentState};
+
+mod common;
+use common::{env_or, median, median_seconds, pytorch_reference};
 
 const STEPS: usize = 200;
 const INPUT: usize = 13;
@@ -41,55 +41,23 @@ fn ours(cell: &CellKind, hidden: usize, repeats: usize) -> f64 {
             state = Some(next);
         }
     };
-    median_us_per_step(repeats, stream)
-}
-
-fn median_us_per_step(repeats: usize, mut run: impl FnMut()) -> f64 {
-    run();
-    let mut times: Vec<f64> = (0..repeats)
-        .map(|_| {
-            let start = Instant::now();
-            run();
-            start.elapsed().as_secs_f64() * 1e6 / STEPS as f64
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    1e6 * median_seconds(repeats, stream) / STEPS as f64
 }
 
 /// PyTorch's microseconds per step, when `BENCH_PYTHON` names a Python with torch.
 fn pytorch(module: &str, hidden: usize, repeats: usize) -> Option<f64> {
-    let python = std::env::var("BENCH_PYTHON").ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_reference.py");
-    let output = Command::new(python)
-        .args([script, "--step", "--module", module, "--threads", "1"])
-        .args(["--batch", "1", "--time", &STEPS.to_string()])
-        .args(["--input-size", &INPUT.to_string()])
-        .args(["--hidden-size", &hidden.to_string()])
-        .args(["--num-layers", &LAYERS.to_string()])
-        .args(["--repeats", &repeats.to_string()])
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        eprintln!(
-            "pytorch_reference.py failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        return None;
-    }
-    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    let args = [
+        "--step".to_string(),
+        format!("--module={module}"),
+        "--threads=1".into(),
+        "--batch=1".into(),
+        format!("--time={STEPS}"),
+        format!("--input-size={INPUT}"),
+        format!("--hidden-size={hidden}"),
+        format!("--num-layers={LAYERS}"),
+        format!("--repeats={repeats}"),
+    ];
+    pytorch_reference(&args)?.parse().ok()
 }
 
 fn main() {
