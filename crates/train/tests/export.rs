@@ -377,10 +377,15 @@ fn speech(rate: u32) -> Vec<(PathBuf, usize)> {
     files.iter().map(|(p, n)| (root.join(p), *n)).collect()
 }
 
-/// The run's pipeline: the Kaldi preset at `rate`, log-mel or MFCC, with or without Δ/ΔΔ
-/// and per-utterance normalisation.
-fn pipeline(rate: u32, output: features::Output, post: bool) -> features::FilePipeline {
-    let mut options = features::FeatureOptions::preset(features::Preset::Kaldi);
+/// The run's pipeline: a preset at `rate`, log-mel or MFCC, with or without Δ/ΔΔ and
+/// per-utterance normalisation.
+fn pipeline(
+    preset: features::Preset,
+    rate: u32,
+    output: features::Output,
+    post: bool,
+) -> features::FilePipeline {
+    let mut options = features::FeatureOptions::preset(preset);
     options.frame.sample_rate = rate;
     let mut pipeline = features::FilePipeline::new(options);
     pipeline.output = output;
@@ -395,23 +400,42 @@ fn pipeline(rate: u32, output: features::Output, post: bool) -> features::FilePi
 fn waveform_graphs_compute_our_features_from_real_speech() {
     B::seed(&Default::default(), 15);
     let (dir, _keep) = cases_folder();
+    use features::{Output, Preset};
+    let mut reflected = pipeline(Preset::Librosa, 8000, Output::LogMel, false);
+    reflected.options.frame.framing = features::Framing::Centered {
+        pad: features::Padding::Reflect,
+    };
+    reflected.options.mel.n_mels = 40;
     let variants = [
         (
-            8000,
-            features::Output::Mfcc,
-            true,
+            pipeline(Preset::Kaldi, 8000, Output::Mfcc, true),
             Head::Classify(Pooling::Mean),
         ),
-        (16000, features::Output::Mfcc, true, Head::Ctc),
         (
-            16000,
-            features::Output::LogMel,
-            false,
+            pipeline(Preset::Kaldi, 16000, Output::Mfcc, true),
+            Head::Ctc,
+        ),
+        (
+            pipeline(Preset::Kaldi, 16000, Output::LogMel, false),
             Head::Classify(Pooling::Last),
         ),
+        (
+            pipeline(Preset::Librosa, 8000, Output::Mfcc, true),
+            Head::Classify(Pooling::Max),
+        ),
+        (
+            pipeline(Preset::Librosa, 16000, Output::LogMel, false),
+            Head::Ctc,
+        ),
+        (reflected, Head::Classify(Pooling::Mean)),
+        (
+            pipeline(Preset::Htk, 8000, Output::Mfcc, false),
+            Head::Classify(Pooling::Last),
+        ),
+        (pipeline(Preset::Htk, 16000, Output::Mfcc, true), Head::Ctc),
     ];
-    for (rate, output, post, head) in variants {
-        let pipeline = pipeline(rate, output, post);
+    for (index, (pipeline, head)) in variants.into_iter().enumerate() {
+        let rate = pipeline.options.frame.sample_rate;
         let front_end = train::export::FrontEnd::of(&pipeline).unwrap();
         let mut audio = Vec::new();
         let mut features = Vec::new();
@@ -424,11 +448,7 @@ fn waveform_graphs_compute_our_features_from_real_speech() {
         let dim = features[0].dim;
         assert_eq!(front_end.dim(), dim);
         let case = Case {
-            name: format!(
-                "waveform_{rate}hz_{output:?}_{}",
-                if post { "deltas_cmvn" } else { "plain" }
-            )
-            .to_lowercase(),
+            name: format!("waveform_{index}_{rate}hz_{:?}", pipeline.output).to_lowercase(),
             config: lstm_2layer_bidirectional(),
             head,
         };
@@ -455,8 +475,9 @@ fn waveform_graphs_compute_our_features_from_real_speech() {
     }
 }
 
-/// Audio padded into `[batch, samples]`, our features padded into `[batch, frames, F]`
-/// (zeros past each utterance), and our model's outputs on them.
+/// Audio padded into `[batch, samples]` (with a constant that is not silence, so that a
+/// graph reading past an utterance's length shows), our features padded into `[batch,
+/// frames, F]` (zeros past each utterance), and our model's outputs on them.
 fn waveform_record(
     model: &SequenceClassifier<B>,
     head: Head,
@@ -466,7 +487,7 @@ fn waveform_record(
     let samples = audio.iter().map(Vec::len).max().unwrap_or(0);
     let frames = features.iter().map(|f| f.num_frames).max().unwrap_or(0);
     let dim = features[0].dim;
-    let mut waveform = vec![0.0f32; audio.len() * samples];
+    let mut waveform = vec![0.25f32; audio.len() * samples];
     let mut padded = vec![0.0f32; audio.len() * frames * dim];
     for (b, (clip, f)) in audio.iter().zip(features).enumerate() {
         waveform[b * samples..][..clip.len()].copy_from_slice(clip);

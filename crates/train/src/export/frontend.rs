@@ -1,13 +1,15 @@
 //! The feature front end in ONNX operators (`--waveform`): float32 audio `[batch, samples]`
 //! at the run's rate to the run's features `[batch, frames, F]`, as `crates/features`
-//! computes them: framing with snipped edges, DC removal, raw energy, pre-emphasis and the
-//! window, the power spectrum (a real DFT as two matrix products), the mel filterbank, log,
-//! DCT and lifter, deltas with each utterance's edge frames repeated, and per-utterance
-//! mean and variance normalisation over its own frames.
+//! computes them for each preset: whole-signal pre-emphasis, framing (snipped edges, centred
+//! with zero or reflected padding, or the last frame zero-padded), DC removal, the energy,
+//! pre-emphasis per frame and the window, the power spectrum (a real DFT as two matrix
+//! products), the mel filterbank, the natural log or decibels (with `top_db` under each
+//! utterance's peak), DCT and lifter, deltas with each utterance's edge frames repeated, and
+//! per-utterance mean and variance normalisation over its own frames.
 
 use features::{
     Cmvn, Energy, FeatureExtractor, FeatureOptions, FilePipeline, Framing, LogScale, Output,
-    Preemphasis, Spectrum,
+    Padding, Preemphasis, Spectrum,
 };
 use onnx::{Attribute, GraphBuilder};
 
@@ -33,26 +35,12 @@ pub struct FrontEnd {
 }
 
 impl FrontEnd {
-    /// The front end of `pipeline`, or the first setting ONNX export does not cover yet.
+    /// The front end of `pipeline`, or the first setting ONNX export does not cover.
     pub fn of(pipeline: &FilePipeline) -> Result<Self, ExportError> {
         let options = pipeline.options.clone();
         let unsupported = |what: &str| Err(ExportError::Unsupported(what.to_string()));
-        if options.frame.framing != Framing::SnipEdges {
-            return unsupported(
-                "frames other than Kaldi's snipped edges (the librosa and htk presets)",
-            );
-        }
         if options.frame.dither != 0.0 {
             return unsupported("dither");
-        }
-        if matches!(options.frame.preemphasis, Preemphasis::WholeSignal(_)) {
-            return unsupported("pre-emphasis over the whole signal");
-        }
-        if !matches!(options.mel.log, LogScale::Natural { .. }) {
-            return unsupported("the decibel scale");
-        }
-        if options.cepstral.energy == Energy::SpectrumSum {
-            return unsupported("energy from the spectrum's sum");
         }
         let variance_normalised = match pipeline.cmvn {
             None => None,
@@ -82,6 +70,10 @@ impl FrontEnd {
         (win, hop)
     }
 
+    fn n_fft(&self) -> usize {
+        self.options.n_fft().unwrap_or(self.win_hop().0)
+    }
+
     /// Appends the front end reading `waveform` `[batch, samples]` with `lengths` `[batch]`.
     pub fn lower(
         &self,
@@ -89,20 +81,26 @@ impl FrontEnd {
         waveform: &str,
         lengths: &str,
     ) -> FrontEndOutputs {
-        let (frames, frame_lengths) = self.frames(graph, waveform, lengths);
-        let (centred, log_energy) = self.centre(graph, &frames);
+        let signal = self.scaled_signal(graph, waveform);
+        let (frames, frame_lengths) = self.frames(graph, &signal, lengths);
+        let valid = valid_frames(graph, &frames, &frame_lengths);
+        let centred = self.centre(graph, &frames);
         let power = self.power_spectrum(graph, &centred);
-        let log_mel = self.log_mel(graph, &power);
+        let log_energy = self.log_energy(graph, &centred, &power);
         let mut x = match self.output {
-            Output::Mfcc => self.cepstra(graph, &log_mel, &log_energy),
-            _ => log_mel,
+            Output::Mfcc => {
+                let log_mel = self.log_mel(graph, &power, &valid);
+                self.cepstra(graph, &log_mel, log_energy.as_deref())
+            }
+            Output::LogMel => self.log_mel(graph, &power, &valid),
+            Output::Spectrum => power,
         };
         let base_dim = self.extractor.dim(self.output);
-        let valid = valid_frames(graph, &x, &frame_lengths);
         if let Some((order, window)) = self.deltas {
             x = deltas(graph, &x, &frame_lengths, (base_dim, order, window));
         }
         if let Some(variance) = self.variance_normalised {
+            let valid = graph.node("Cast", &[&valid], vec![("to", Attribute::Int(1))]);
             x = utterance_cmvn(graph, &x, &valid, &frame_lengths, variance);
         }
         FrontEndOutputs {
@@ -111,83 +109,152 @@ impl FrontEnd {
         }
     }
 
-    /// `[batch, frames, win]` frames of the scaled samples, and each utterance's frame count
-    /// `1 + (length − win) / hop` (0 below one window).
-    fn frames(&self, graph: &mut GraphBuilder, waveform: &str, lengths: &str) -> (String, String) {
-        let (win, hop) = self.win_hop();
+    /// The samples times the preset's scale, pre-emphasised here when the preset does it over
+    /// the whole signal (`y[n] = x[n] − k·x[n−1]`, `y[0] = x[0]`).
+    fn scaled_signal(&self, graph: &mut GraphBuilder, waveform: &str) -> String {
         let scale = graph.constant_f32("sample_scale", &[], &[self.options.frame.sample_scale]);
         let scaled = graph.node("Mul", &[waveform, &scale], vec![]);
-        let frame_count = |graph: &mut GraphBuilder, samples: &str| {
-            let win_c = graph.constant_i64("win", &[], &[win as i64]);
-            let hop_c = graph.constant_i64("hop", &[], &[hop as i64]);
-            let one = graph.constant_i64("one", &[], &[1]);
-            let zero = graph.constant_i64("zero", &[], &[0]);
-            let short = graph.node("Less", &[samples, &win_c], vec![]);
-            let past = graph.node("Sub", &[samples, &win_c], vec![]);
-            let past = graph.node("Max", &[&past, &zero], vec![]);
-            let count = graph.node("Div", &[&past, &hop_c], vec![]);
-            let count = graph.node("Add", &[&count, &one], vec![]);
-            graph.node("Where", &[&short, &zero, &count], vec![])
+        let Preemphasis::WholeSignal(k) = self.options.frame.preemphasis else {
+            return scaled;
         };
-        let samples = axis_size(graph, waveform, 1);
-        let most = frame_count(graph, &samples);
-        let frame_lengths = frame_count(graph, lengths);
+        // The previous sample of each: a zero before the first, the last one dropped.
+        let pads = graph.constant_i64("one_leading_sample", &[4], &[0, 1, 0, 0]);
+        let shifted = graph.node("Pad", &[&scaled, &pads], vec![]);
+        let start = graph.constant_i64("zero_1d", &[1], &[0]);
+        let end = graph.constant_i64("last_excluded", &[1], &[-1]);
+        let axes = graph.constant_i64("axis1_1d", &[1], &[1]);
+        let previous = graph.node("Slice", &[&shifted, &start, &end, &axes], vec![]);
+        let k = graph.constant_f32("preemphasis", &[], &[k]);
+        let scaled_previous = graph.node("Mul", &[&previous, &k], vec![]);
+        graph.node("Sub", &[&scaled, &scaled_previous], vec![])
+    }
+
+    /// The frame count of `samples` samples (an int64 tensor of any shape), by the framing's
+    /// formula ([`FeatureExtractor::num_frames`]).
+    fn frame_count(&self, graph: &mut GraphBuilder, samples: &str) -> String {
+        let (win, hop) = self.win_hop();
+        let n_fft = self.n_fft();
+        // count = 1 + (max(n + extra − need, 0) + round_up) / hop, and 0 where n + extra < need.
+        let (extra, need, round_up, may_be_empty) = match self.options.frame.framing {
+            Framing::SnipEdges => (0, win, 0, true),
+            Framing::Centered { .. } => (2 * (n_fft / 2), n_fft, 0, true),
+            Framing::PadLast => (0, win, hop - 1, false),
+        };
+        let constant = |graph: &mut GraphBuilder, name: &str, v: usize| {
+            graph.constant_i64(name, &[], &[v as i64])
+        };
+        let extra = constant(graph, "frame_padding", extra);
+        let need = constant(graph, "frame_need", need);
+        let round_up = constant(graph, "frame_round_up", round_up);
+        let hop_c = constant(graph, "hop", hop);
+        let one = constant(graph, "one", 1);
+        let zero = constant(graph, "zero", 0);
+        let padded = graph.node("Add", &[samples, &extra], vec![]);
+        let past = graph.node("Sub", &[&padded, &need], vec![]);
+        let past = graph.node("Max", &[&past, &zero], vec![]);
+        let past = graph.node("Add", &[&past, &round_up], vec![]);
+        let count = graph.node("Div", &[&past, &hop_c], vec![]);
+        let count = graph.node("Add", &[&count, &one], vec![]);
+        if !may_be_empty {
+            return count;
+        }
+        let short = graph.node("Less", &[&padded, &need], vec![]);
+        graph.node("Where", &[&short, &zero, &count], vec![])
+    }
+
+    /// `[batch, frames, win]` frames of the signal, and each utterance's frame count.
+    fn frames(&self, graph: &mut GraphBuilder, signal: &str, lengths: &str) -> (String, String) {
+        let (win, hop) = self.win_hop();
+        let samples = axis_size(graph, signal, 1);
+        let most = self.frame_count(graph, &samples);
+        let frame_lengths = self.frame_count(graph, lengths);
         let starts = count_to(graph, &most);
         let hop_c = graph.constant_i64("hop", &[], &[hop as i64]);
         let starts = graph.node("Mul", &[&starts, &hop_c], vec![]);
         let starts = unsqueeze(graph, &starts, 1);
-        let within: Vec<i64> = (0..win as i64).collect();
+        // librosa centres frame t on sample t·hop (the window in the middle of n_fft).
+        let first = match self.options.frame.framing {
+            Framing::Centered { .. } => {
+                let n_fft = self.n_fft();
+                ((n_fft - win) / 2) as i64 - (n_fft / 2) as i64
+            }
+            Framing::SnipEdges | Framing::PadLast => 0,
+        };
+        let within: Vec<i64> = (0..win as i64).map(|j| first + j).collect();
         let within = graph.constant_i64("within_frame", &[1, win], &within);
         let index = graph.node("Add", &[&starts, &within], vec![]);
-        let frames = graph.node(
-            "Gather",
-            &[&scaled, &index],
-            vec![("axis", Attribute::Int(1))],
-        );
+        let frames = match self.options.frame.framing {
+            // Every index is inside the batch's samples.
+            Framing::SnipEdges => graph.node(
+                "Gather",
+                &[signal, &index],
+                vec![("axis", Attribute::Int(1))],
+            ),
+            Framing::Centered { pad } => padded_frames(graph, signal, lengths, &index, pad),
+            Framing::PadLast => padded_frames(graph, signal, lengths, &index, Padding::Zero),
+        };
         (frames, frame_lengths)
     }
 
-    /// Frames less their mean (Kaldi's DC removal), and the log energy Kaldi puts in c0.
-    fn centre(&self, graph: &mut GraphBuilder, frames: &str) -> (String, String) {
-        let centred = if self.options.frame.remove_dc_offset {
-            let mean = graph.node(
-                "ReduceMean",
-                &[frames],
-                vec![
-                    ("axes", Attribute::Ints(vec![2])),
-                    ("keepdims", Attribute::Int(1)),
-                ],
-            );
-            graph.node("Sub", &[frames, &mean], vec![])
-        } else {
-            frames.to_string()
-        };
-        let energy_of = |graph: &mut GraphBuilder, x: &str| {
-            graph.node(
+    /// Frames less their mean when the preset removes the DC offset (Kaldi).
+    fn centre(&self, graph: &mut GraphBuilder, frames: &str) -> String {
+        if !self.options.frame.remove_dc_offset {
+            return frames.to_string();
+        }
+        let mean = graph.node(
+            "ReduceMean",
+            &[frames],
+            vec![
+                ("axes", Attribute::Ints(vec![2])),
+                ("keepdims", Attribute::Int(1)),
+            ],
+        );
+        graph.node("Sub", &[frames, &mean], vec![])
+    }
+
+    /// The log energy that replaces c0 (`[batch, frames, 1]`), if the preset uses one: of the
+    /// raw or the windowed frame floored at `f32::EPSILON` (Kaldi), or of the power spectrum's
+    /// sum with an exact zero replaced by `f64::EPSILON` (python_speech_features).
+    fn log_energy(&self, graph: &mut GraphBuilder, centred: &str, power: &str) -> Option<String> {
+        let sum_squares = |graph: &mut GraphBuilder, x: &str| {
+            let energy = graph.node(
                 "ReduceSumSquare",
                 &[x],
                 vec![
                     ("axes", Attribute::Ints(vec![2])),
                     ("keepdims", Attribute::Int(1)),
                 ],
-            )
+            );
+            let floor = graph.constant_f32("epsilon", &[], &[f32::EPSILON]);
+            graph.node("Max", &[&energy, &floor], vec![])
         };
         let energy = match self.options.cepstral.energy {
+            Energy::None => return None,
+            Energy::RawFrame => sum_squares(graph, centred),
             Energy::WindowedFrame => {
-                let shaped = self.shaped(graph, &centred);
-                energy_of(graph, &shaped)
+                let shaped = self.shaped(graph, centred);
+                sum_squares(graph, &shaped)
             }
-            _ => energy_of(graph, &centred),
+            Energy::SpectrumSum => {
+                let axes = graph.constant_i64("axis2_1d", &[1], &[2]);
+                let total = graph.node(
+                    "ReduceSum",
+                    &[power, &axes],
+                    vec![("keepdims", Attribute::Int(1))],
+                );
+                let zero = graph.constant_f32("zero_f32", &[], &[0.0]);
+                let is_zero = graph.node("Equal", &[&total, &zero], vec![]);
+                let epsilon = graph.constant_f32("f64_epsilon", &[], &[f64::EPSILON as f32]);
+                graph.node("Where", &[&is_zero, &epsilon, &total], vec![])
+            }
         };
-        let floor = graph.constant_f32("epsilon", &[], &[f32::EPSILON]);
-        let energy = graph.node("Max", &[&energy, &floor], vec![]);
         let mut log_energy = graph.node("Log", &[&energy], vec![]);
         let energy_floor = self.options.cepstral.energy_floor;
         if energy_floor > 0.0 {
             let floor = graph.constant_f32("log_energy_floor", &[], &[energy_floor.ln()]);
             log_energy = graph.node("Max", &[&log_energy, &floor], vec![]);
         }
-        (centred, log_energy)
+        Some(log_energy)
     }
 
     /// Pre-emphasis and the window as one `[win, win]` matrix: column j is
@@ -223,7 +290,7 @@ impl FrontEnd {
     /// and the real DFT folded into two `[win, bins]` matrices.
     fn power_spectrum(&self, graph: &mut GraphBuilder, centred: &str) -> String {
         let win = self.win_hop().0;
-        let n_fft = self.options.n_fft().unwrap_or(win);
+        let n_fft = self.n_fft();
         let bins = n_fft / 2 + 1;
         let shaping = self.shaping_matrix();
         let dft = |part: fn(f64) -> f64| -> Vec<f32> {
@@ -231,7 +298,8 @@ impl FrontEnd {
             for i in 0..win {
                 for k in 0..bins {
                     let mut sum = 0.0f64;
-                    for j in 0..win {
+                    // Row i of the shaping matrix is zero outside columns i and i + 1.
+                    for j in i..(i + 2).min(win) {
                         let angle =
                             2.0 * std::f64::consts::PI * (j * k % n_fft) as f64 / n_fft as f64;
                         sum += shaping[i * win + j] * part(angle);
@@ -258,7 +326,9 @@ impl FrontEnd {
         power
     }
 
-    fn log_mel(&self, graph: &mut GraphBuilder, power: &str) -> String {
+    /// The mel energies of `power` on the preset's log scale; decibels are floored at `top_db`
+    /// under the peak of each utterance's own frames (`valid`, bool `[batch, frames, 1]`).
+    fn log_mel(&self, graph: &mut GraphBuilder, power: &str, valid: &str) -> String {
         let dense = self.extractor.filterbank().to_dense();
         let (mels, bins) = (dense.len(), dense.first().map_or(0, Vec::len));
         let transposed: Vec<f32> = (0..bins)
@@ -266,16 +336,40 @@ impl FrontEnd {
             .collect();
         let mel = graph.constant_f32("mel_filterbank", &[bins, mels], &transposed);
         let energies = graph.node("MatMul", &[power, &mel], vec![]);
-        let LogScale::Natural { floor } = self.options.mel.log else {
-            unreachable!("checked in FrontEnd::of")
+        let (floor, db_top) = match self.options.mel.log {
+            LogScale::Natural { floor } => (floor, None),
+            LogScale::Decibel { amin, top_db } => (amin, Some(top_db)),
         };
         let floor = graph.constant_f32("log_floor", &[], &[floor]);
         let floored = graph.node("Max", &[&energies, &floor], vec![]);
-        graph.node("Log", &[&floored], vec![])
+        let log = graph.node("Log", &[&floored], vec![]);
+        let Some(top_db) = db_top else {
+            return log;
+        };
+        let db_per_neper = 10.0 * std::f32::consts::LOG10_E;
+        let db_per_neper = graph.constant_f32("db_per_neper", &[], &[db_per_neper]);
+        let db = graph.node("Mul", &[&log, &db_per_neper], vec![]);
+        let Some(top_db) = top_db else {
+            return db;
+        };
+        let lowest = graph.constant_f32("lowest", &[], &[f32::NEG_INFINITY]);
+        let own = graph.node("Where", &[valid, &db, &lowest], vec![]);
+        let peak = graph.node(
+            "ReduceMax",
+            &[&own],
+            vec![
+                ("axes", Attribute::Ints(vec![1, 2])),
+                ("keepdims", Attribute::Int(1)),
+            ],
+        );
+        let top_db = graph.constant_f32("top_db", &[], &[top_db]);
+        let bottom = graph.node("Sub", &[&peak, &top_db], vec![]);
+        graph.node("Max", &[&db, &bottom], vec![])
     }
 
-    /// DCT-II and lifter as one `[mels, n_mfcc]` matrix; c0 replaced by the log energy.
-    fn cepstra(&self, graph: &mut GraphBuilder, log_mel: &str, log_energy: &str) -> String {
+    /// DCT-II and lifter as one `[mels, n_mfcc]` matrix; c0 replaced by the log energy if
+    /// the preset uses one.
+    fn cepstra(&self, graph: &mut GraphBuilder, log_mel: &str, log_energy: Option<&str>) -> String {
         let n_mfcc = self.options.cepstral.n_mfcc;
         let n_mels = self.options.mel.n_mels;
         let dct = features::dct_matrix(n_mfcc, n_mels);
@@ -286,9 +380,9 @@ impl FrontEnd {
             .collect();
         let matrix = graph.constant_f32("dct_lifter", &[n_mels, n_mfcc], &matrix);
         let cepstra = graph.node("MatMul", &[log_mel, &matrix], vec![]);
-        if self.options.cepstral.energy == Energy::None {
+        let Some(log_energy) = log_energy else {
             return cepstra;
-        }
+        };
         let start = graph.constant_i64("from_c1", &[1], &[1]);
         let end = graph.constant_i64("to_end", &[1], &[n_mfcc as i64]);
         let axes = graph.constant_i64("axis2", &[1], &[2]);
@@ -301,14 +395,66 @@ impl FrontEnd {
     }
 }
 
-/// `[batch, frames, 1]` float: 1 on each utterance's own frames, 0 on padding.
+/// `[batch, frames, win]` frames read from each utterance's own samples, `index` `[frames,
+/// win]` of sample indices extended past its ends by `pad`: zeros, or numpy's `reflect` (the
+/// index folded with period `2(n − 1)`, as `features`' stream does).
+fn padded_frames(
+    graph: &mut GraphBuilder,
+    signal: &str,
+    lengths: &str,
+    index: &str,
+    pad: Padding,
+) -> String {
+    let n = unsqueeze(graph, lengths, 1);
+    let n = unsqueeze(graph, &n, 2);
+    let index = unsqueeze(graph, index, 0);
+    let source = match pad {
+        Padding::Zero => index,
+        Padding::Reflect => {
+            let one = graph.constant_i64("one", &[], &[1]);
+            let two = graph.constant_i64("two", &[], &[2]);
+            let last = graph.node("Sub", &[&n, &one], vec![]);
+            let period = graph.node("Mul", &[&last, &two], vec![]);
+            let period = graph.node("Max", &[&period, &one], vec![]);
+            let folded = graph.node("Mod", &[&index, &period], vec![]);
+            let beyond = graph.node("GreaterOrEqual", &[&folded, &n], vec![]);
+            let mirrored = graph.node("Sub", &[&period, &folded], vec![]);
+            graph.node("Where", &[&beyond, &mirrored, &folded], vec![])
+        }
+    };
+    // One zero sample after the batch's last, so that an empty batch has one to point at.
+    let pads = graph.constant_i64("one_trailing_sample", &[4], &[0, 0, 0, 1]);
+    let signal = graph.node("Pad", &[signal, &pads], vec![]);
+    let samples = axis_size(graph, &signal, 1);
+    let zero = graph.constant_i64("zero", &[], &[0]);
+    let one = graph.constant_i64("one", &[], &[1]);
+    let after = graph.node("GreaterOrEqual", &[&source, &zero], vec![]);
+    let before = graph.node("Less", &[&source, &n], vec![]);
+    let inside = graph.node("And", &[&after, &before], vec![]);
+    let last = graph.node("Sub", &[&samples, &one], vec![]);
+    let clamped = graph.node("Where", &[&inside, &source, &last], vec![]);
+    let batch = axis_size(graph, &signal, 0);
+    let b = count_to(graph, &batch);
+    let b = unsqueeze(graph, &b, 1);
+    let b = unsqueeze(graph, &b, 2);
+    let row_start = graph.node("Mul", &[&b, &samples], vec![]);
+    let flat_index = graph.node("Add", &[&clamped, &row_start], vec![]);
+    let everything = graph.constant_i64("flat", &[1], &[-1]);
+    let flat = graph.node("Reshape", &[&signal, &everything], vec![]);
+    graph.node(
+        "Gather",
+        &[&flat, &flat_index],
+        vec![("axis", Attribute::Int(0))],
+    )
+}
+
+/// `[batch, frames, 1]` bool: true on each utterance's own frames, false on padding.
 fn valid_frames(graph: &mut GraphBuilder, x: &str, frame_lengths: &str) -> String {
     let frames = axis_size(graph, x, 1);
     let t = count_to(graph, &frames);
     let t = unsqueeze(graph, &t, 0);
     let lengths = unsqueeze(graph, frame_lengths, 1);
     let valid = graph.node("Less", &[&t, &lengths], vec![]);
-    let valid = graph.node("Cast", &[&valid], vec![("to", Attribute::Int(1))]);
     unsqueeze(graph, &valid, 2)
 }
 
