@@ -407,3 +407,33 @@ fn bad_shapes_get_the_modules_errors() {
         Err(RecurrentError::LengthOutOfRange { .. })
     ));
 }
+
+/// A sequence alone (a batch of 1, whose input projections are computed a block of steps at
+/// a time) gets the bits it gets inside a batch of 16 (every step's rows in one product), in
+/// both directions and at every precision, through blocks that end inside the sequence.
+#[test]
+fn a_sequence_alone_gets_its_bits_in_a_batch() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let x = input(16, 70, 5);
+    let row = |y: &Tensor<B, 3>, b: usize| bits(y.clone().narrow(0, b, 1));
+    for (name, cell) in all_cells() {
+        let module = stack(&cell, 2, true);
+        let (batch, _) = pool.install(|| module.forward(x.clone(), None, None));
+        for b in [0, 9] {
+            let (alone, _) = pool.install(|| module.forward(x.clone().narrow(0, b, 1), None, None));
+            assert_eq!(bits(alone), row(&batch, b), "{name}, module, row {b}");
+        }
+        for precision in [Precision::Bf16, Precision::Int8] {
+            let quantized = module.quantize(precision).unwrap();
+            let (batch, _) = pool.install(|| quantized.forward(x.clone(), None, None));
+            for b in [0, 9] {
+                let one = x.clone().narrow(0, b, 1);
+                let (alone, _) = pool.install(|| quantized.forward(one, None, None));
+                assert_eq!(bits(alone), row(&batch, b), "{name}, {precision}, row {b}");
+            }
+        }
+    }
+}

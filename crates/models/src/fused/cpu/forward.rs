@@ -225,20 +225,26 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
     let no_peephole = vec![0.0; 3 * hidden];
     let mut scratch = Int8Scratch::default();
     let peephole = inputs.peephole.unwrap_or(&no_peephole);
+    let mut blocks = InputBlocks::for_job::<K>(job);
     for t in inputs.steps(false) {
-        // This step's input rows, one every `T · D` values.
-        let x = &inputs.x[(rows.start * time + t) * input..];
         // SAFETY: `multiversion!` runs this body with `K` only where the CPU has its ISA.
         unsafe {
-            job.w_ih_t.product::<K>(
-                rows.len(),
-                x,
-                (time * input, 1),
-                &mut xp,
-                x_width,
-                Some(job.input_bias),
-                (&mut scratch, job.int8_isa),
-            );
+            match &mut blocks {
+                Some(blocks) => blocks.copy_step::<K>(job, t, &mut xp, &mut scratch),
+                None => {
+                    // This step's input rows, one every `T · D` values.
+                    let x = &inputs.x[(rows.start * time + t) * input..];
+                    job.w_ih_t.product::<K>(
+                        rows.len(),
+                        x,
+                        (time * input, 1),
+                        &mut xp,
+                        x_width,
+                        Some(job.input_bias),
+                        (&mut scratch, job.int8_isa),
+                    );
+                }
+            }
             job.w_t.product::<K>(
                 rows.len(),
                 &h,
@@ -342,6 +348,85 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
         if recurrence.has_cell() {
             // SAFETY: as above.
             unsafe { job.out.slice(inputs.final_at(1, b), hidden) }.copy_from_slice(&c[row]);
+        }
+    }
+}
+
+/// Steps whose input projections one product computes in [`InputBlocks`].
+const STEP_BLOCK: usize = 32;
+
+/// The input projections `x_t·W_ihᵀ + b` of an inference job whose rows are too few to fill
+/// a micro-kernel tile (batch 1, say), a block of steps at a time: `W_ihᵀ` is read once per
+/// [`STEP_BLOCK`] steps instead of once per step. Each row of a product is computed alone
+/// (the tiles' rows share only the weights they read), so the values are the per-step
+/// products' bit for bit.
+struct InputBlocks {
+    /// Steps per block (fewer at the sequence's end).
+    block: usize,
+    /// `[rows, block, x_width]`: the projections of steps `first..first + len`.
+    values: Vec<f32>,
+    first: usize,
+    len: usize,
+}
+
+impl InputBlocks {
+    fn for_job<K: Blocking>(job: &ForwardJob) -> Option<Self> {
+        let rows = job.rows.len();
+        let time = job.inputs.dims.time;
+        if job.saved.is_some() || rows >= K::ROWS || time < 2 {
+            return None;
+        }
+        let block = STEP_BLOCK.min(time);
+        Some(Self {
+            block,
+            values: vec![0.0; rows * block * job.w_ih_t.padded_columns()],
+            first: 0,
+            len: 0,
+        })
+    }
+
+    /// Writes step `t`'s projections of every row into `xp` (`x_width` apart), computing
+    /// the block of the next steps in the job's order first when `t` is not in this one.
+    ///
+    /// # Safety
+    /// The CPU has the instruction set `K` is compiled for.
+    #[inline(always)]
+    unsafe fn copy_step<K: Blocking>(
+        &mut self,
+        job: &ForwardJob,
+        t: usize,
+        xp: &mut [f32],
+        scratch: &mut Int8Scratch,
+    ) {
+        let Dims { time, input, .. } = job.inputs.dims;
+        let x_width = job.w_ih_t.padded_columns();
+        if !(self.first..self.first + self.len).contains(&t) {
+            (self.first, self.len) = if job.inputs.reverse {
+                let len = self.block.min(t + 1);
+                (t + 1 - len, len)
+            } else {
+                (t, self.block.min(time - t))
+            };
+            for r in 0..job.rows.len() {
+                let x = &job.inputs.x[((job.rows.start + r) * time + self.first) * input..];
+                let out = &mut self.values[r * self.block * x_width..];
+                // SAFETY: the caller vouches for the instruction set.
+                unsafe {
+                    job.w_ih_t.product::<K>(
+                        self.len,
+                        x,
+                        (input, 1),
+                        out,
+                        x_width,
+                        Some(job.input_bias),
+                        (scratch, job.int8_isa),
+                    )
+                };
+            }
+        }
+        for r in 0..job.rows.len() {
+            let from = (r * self.block + t - self.first) * x_width;
+            xp[r * x_width..(r + 1) * x_width].copy_from_slice(&self.values[from..][..x_width]);
         }
     }
 }
