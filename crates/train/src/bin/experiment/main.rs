@@ -13,10 +13,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use args::{Cli, Command, Decode, Experiment, Inference, Parallel};
+use args::{Cli, Command, Decode, Experiment, Inference};
 use burn_ndarray::NdArray;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
+use parallel::Parallel;
 use train::backend::{BackendKind, wgpu_adapter};
 use train::bench::bench_report;
 use train::data::corpus::TaskData;
