@@ -154,6 +154,65 @@ pub fn set_int8_isa_limit(limit: Option<Int8Isa>) {
     INT8_LIMIT.with(|cell| cell.set(limit));
 }
 
+/// How the kernels of bf16 weights (`models::Precision::Bf16`) multiply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bf16Isa {
+    /// Each weight widened to `f32` (exactly) and multiplied with the `f32` input and state
+    /// by the f32 kernels of [`cpu_isa`]: bf16 saves memory, not arithmetic.
+    Widened,
+    /// AVX-512 BF16's `vdpbf16ps` (Cooper Lake, Sapphire Rapids, Zen 4 and later): the input
+    /// and state rounded to bf16 too, each pair of products added to an `f32` sum, twice the
+    /// products of an f32 FMA per instruction.
+    Avx512Bf16,
+}
+
+impl Bf16Isa {
+    /// Every variant, from the most portable up.
+    pub const ALL: [Bf16Isa; 2] = [Bf16Isa::Widened, Bf16Isa::Avx512Bf16];
+
+    /// Whether this CPU can run kernels built for `self` on the calling thread: AVX-512 BF16
+    /// also needs the f32 kernels' AVX-512 ([`cpu_isa`], within its limit).
+    pub fn is_supported(self) -> bool {
+        match self {
+            Bf16Isa::Widened => true,
+            #[cfg(target_arch = "x86_64")]
+            Bf16Isa::Avx512Bf16 => {
+                cpu_isa() == CpuIsa::Avx512 && std::arch::is_x86_feature_detected!("avx512bf16")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest one this CPU supports, within the limit of [`set_bf16_isa_limit`].
+    pub fn detected() -> Bf16Isa {
+        let limit = BF16_LIMIT.with(Cell::get).unwrap_or(Bf16Isa::Avx512Bf16);
+        *Bf16Isa::ALL
+            .iter()
+            .rev()
+            .find(|isa| **isa <= limit && isa.is_supported())
+            .unwrap_or(&Bf16Isa::Widened)
+    }
+}
+
+thread_local! {
+    static BF16_LIMIT: Cell<Option<Bf16Isa>> = const { Cell::new(None) };
+}
+
+/// Caps the bf16 instruction set on the calling thread (`None`: no cap), as
+/// [`set_cpu_isa_limit`] does for the f32 kernels.
+///
+/// ```
+/// use isa::{Bf16Isa, set_bf16_isa_limit};
+///
+/// set_bf16_isa_limit(Some(Bf16Isa::Widened));
+/// assert_eq!(Bf16Isa::detected(), Bf16Isa::Widened);
+/// set_bf16_isa_limit(None);
+/// ```
+pub fn set_bf16_isa_limit(limit: Option<Bf16Isa>) {
+    BF16_LIMIT.with(|cell| cell.set(limit));
+}
+
 /// The SIMD flags the kernels care about, as `avx2+ fma+ avx512f- avx512vl-` (x86-64), or
 /// the architecture's name elsewhere: printed beside every benchmark table.
 pub fn cpu_flags() -> String {

@@ -10,6 +10,7 @@
 //!
 //! `BENCH_ROUNDS` (default 3) rounds alternate ours and PyTorch; each reports the median of
 //! `BENCH_REPEATS` (default 7) runs, and each ratio is the median of the rounds' ratios.
+//! `BENCH_BF16=widened` runs bf16 widened to f32 where the CPU has AVX-512 BF16.
 //! Printed too: the CPU's flags and the instruction sets the f32 and int8 kernels use.
 
 use burn::tensor::{Distribution, Tensor};
@@ -226,6 +227,9 @@ fn step_table(repeats: usize, rounds: usize) {
 fn main() {
     let repeats = env_or("BENCH_REPEATS", 7);
     let rounds = env_or("BENCH_ROUNDS", 3).max(1);
+    if std::env::var("BENCH_BF16").is_ok_and(|isa| isa == "widened") {
+        isa::set_bf16_isa_limit(Some(isa::Bf16Isa::Widened));
+    }
     println!(
         "CPU: {} ({} threads), {}",
         isa::cpu_model(),
@@ -233,9 +237,10 @@ fn main() {
         isa::cpu_flags()
     );
     println!(
-        "kernels: f32 {:?}, int8 {:?}, bf16 widened to f32",
+        "kernels: f32 {:?}, int8 {:?}, bf16 {:?}",
         models::cpu_isa(),
-        isa::Int8Isa::detected()
+        isa::Int8Isa::detected(),
+        isa::Bf16Isa::detected()
     );
     forward_table(repeats, rounds);
     step_table(repeats, rounds);

@@ -46,7 +46,9 @@ pub enum QuantizeError {
 /// At [`Precision::Int8`] the weights are quantised symmetrically per output unit, and
 /// each step's input and state per row when the step runs; the products are summed exactly
 /// in `i32`, so every instruction set gives the same bits. At [`Precision::Bf16`] the
-/// weights are rounded to bfloat16 and multiplied in f32. At [`Precision::F32`] the result
+/// weights are rounded to bfloat16 and multiplied in f32, or, where the CPU has AVX-512 BF16
+/// when the stack is built ([`isa::Bf16Isa`]), multiplied by `vdpbf16ps` with each step's
+/// input and state rounded to bf16 too. At [`Precision::F32`] the result
 /// is bit for bit the module's own forward on `NdArray`. Dropout is not applied (inference).
 ///
 /// ```

@@ -8,7 +8,7 @@ use burn::tensor::{Tensor, TensorData};
 use burn_autodiff::Autodiff;
 use burn_ndarray::NdArray;
 use common::{all_cells, fixed_weights, tensor, values};
-use isa::{Int8Isa, set_int8_isa_limit};
+use isa::{Bf16Isa, Int8Isa, set_bf16_isa_limit, set_int8_isa_limit};
 use models::{
     CellKind, Nonlinearity, Precision, QuantizeError, Recurrent, RecurrentConfig, RecurrentError,
     RecurrentState,
@@ -151,6 +151,25 @@ impl Weights {
     }
 }
 
+/// A precision and how its bf16 products are computed (ignored at the other precisions).
+type Rounding = (Precision, Bf16Isa);
+
+/// Every rounding this CPU runs: int8, and bf16 on each supported [`Bf16Isa`].
+fn roundings() -> Vec<Rounding> {
+    let bf16 = Bf16Isa::ALL.into_iter().filter(|isa| isa.is_supported());
+    std::iter::once((Precision::Int8, Bf16Isa::Widened))
+        .chain(bf16.map(|isa| (Precision::Bf16, isa)))
+        .collect()
+}
+
+/// `module` at `precision`, its bf16 products computed on `bf16`.
+fn quantize(module: &Recurrent<B>, (precision, bf16): Rounding) -> models::QuantizedRecurrent {
+    set_bf16_isa_limit(Some(bf16));
+    let quantized = module.quantize(precision).unwrap();
+    set_bf16_isa_limit(None);
+    quantized
+}
+
 fn largest(values: impl IntoIterator<Item = f64>) -> f64 {
     values.into_iter().fold(0.0, f64::max)
 }
@@ -158,9 +177,10 @@ fn largest(values: impl IntoIterator<Item = f64>) -> f64 {
 /// The bound on `|Σ_i a_i w_i − the precision's product|` for one output unit, where
 /// `|a_i| ≤ a[i]` and `max_i |a_i| ≤ a_max`: int8 rounds `a` to a multiple of
 /// `t = max|a|/127` and `w` to a multiple of `s = max|w|/127` (half a step each), so the
-/// error is at most `Σ_i |a_i| s/2 + |w_i| t/2 + t·s/4`; bf16 rounds only `w`, by at most
-/// `2⁻⁸ |w_i|`. A little more for f32's own rounding of the sums.
-fn product_bound(precision: Precision, a: &[f64], a_max: f64, w: &[f64]) -> f64 {
+/// error is at most `Σ_i |a_i| s/2 + |w_i| t/2 + t·s/4`; bf16 rounds `w` by at most
+/// `2⁻⁸ |w_i|`, and with `vdpbf16ps` `a` too, so each product by at most `(2⁻⁷ + 2⁻¹⁶)
+/// |a_i w_i|`. A little more for f32's own rounding of the sums.
+fn product_bound((precision, bf16): Rounding, a: &[f64], a_max: f64, w: &[f64]) -> f64 {
     let magnitude: f64 = a.iter().zip(w).map(|(a, w)| (a * w).abs()).sum();
     let bound: f64 = match precision {
         Precision::Int8 => {
@@ -170,7 +190,10 @@ fn product_bound(precision: Precision, a: &[f64], a_max: f64, w: &[f64]) -> f64 
                 .map(|(a, w)| a.abs() * s / 2.0 + w.abs() * t / 2.0 + t * s / 4.0)
                 .sum()
         }
-        Precision::Bf16 => magnitude / 256.0,
+        Precision::Bf16 => match bf16 {
+            Bf16Isa::Widened => magnitude / 256.0,
+            Bf16Isa::Avx512Bf16 => magnitude * (1.0 / 128.0 + 1.0 / 65536.0),
+        },
         Precision::F32 => 0.0,
     };
     bound * 1.001 + 1e-5 * magnitude + 1e-6
@@ -181,7 +204,7 @@ fn product_bound(precision: Precision, a: &[f64], a_max: f64, w: &[f64]) -> f64 
 /// [0, 1] and `|tanh| ≤ 1`.
 fn step_bound(
     cell: &CellKind,
-    precision: Precision,
+    precision: Rounding,
     w: &Weights,
     x: &[f64],
     h: &[f64],
@@ -272,8 +295,9 @@ fn each_step_is_within_the_bound_of_its_scales_on_every_cell() {
         let weights = Weights::of(&module);
         let x = input(batch, time, 7);
         let x_rows = f64_values(&x);
-        for precision in [Precision::Int8, Precision::Bf16] {
-            let quantized = module.quantize(precision).unwrap();
+        for rounding in roundings() {
+            let quantized = quantize(&module, rounding);
+            let precision = format!("{} {:?}", rounding.0, rounding.1);
             let mut state = initial_state(&module, batch, 8);
             let mut worst = 0.0f64;
             for t in 0..time {
@@ -287,7 +311,7 @@ fn each_step_is_within_the_bound_of_its_scales_on_every_cell() {
                     let c_b = c.as_ref().map_or(&[][..], |c| &c[b][..]);
                     let (bound_h, bound_c) = step_bound(
                         &cell,
-                        precision,
+                        rounding,
                         &weights,
                         &x_rows[at..at + INPUT],
                         &h[b],
@@ -326,11 +350,15 @@ fn a_whole_stack_stays_close_to_f32() {
         let module = stack(&cell, 2, true);
         let x = input(3, 20, 9);
         let (want, _) = module.forward(x.clone(), None, None);
-        for (precision, tolerance) in [(Precision::Bf16, 0.05), (Precision::Int8, 0.15)] {
-            let (got, _) = module
-                .quantize(precision)
-                .unwrap()
-                .forward(x.clone(), None, None);
+        for rounding in roundings() {
+            // Bf16 with `vdpbf16ps` rounds both factors: twice the widened form's bound.
+            let tolerance = match rounding {
+                (Precision::Int8, _) => 0.15,
+                (_, Bf16Isa::Widened) => 0.05,
+                (_, Bf16Isa::Avx512Bf16) => 0.10,
+            };
+            let precision = format!("{} {:?}", rounding.0, rounding.1);
+            let (got, _) = quantize(&module, rounding).forward(x.clone(), None, None);
             // Relative to the outputs' range (a ReLU RNN's grow without bound).
             let scale = want.clone().abs().max().into_scalar().max(1.0);
             let diff = common::max_abs_diff(got, want.clone()) / scale;
@@ -426,8 +454,9 @@ fn a_sequence_alone_gets_its_bits_in_a_batch() {
             let (alone, _) = pool.install(|| module.forward(x.clone().narrow(0, b, 1), None, None));
             assert_eq!(bits(alone), row(&batch, b), "{name}, module, row {b}");
         }
-        for precision in [Precision::Bf16, Precision::Int8] {
-            let quantized = module.quantize(precision).unwrap();
+        for rounding in roundings() {
+            let quantized = quantize(&module, rounding);
+            let precision = format!("{} {:?}", rounding.0, rounding.1);
             let (batch, _) = pool.install(|| quantized.forward(x.clone(), None, None));
             for b in [0, 9] {
                 let one = x.clone().narrow(0, b, 1);

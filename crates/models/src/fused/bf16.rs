@@ -19,6 +19,12 @@ impl Bf16 {
         Self((bits.wrapping_add(round) >> 16) as u16)
     }
 
+    /// The value's bits.
+    #[inline(always)]
+    pub(crate) fn bits(self) -> u16 {
+        self.0
+    }
+
     /// The exact `f32` of this value.
     #[inline(always)]
     pub(crate) fn to_f32(self) -> f32 {

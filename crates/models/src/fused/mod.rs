@@ -14,6 +14,7 @@
 //! The backend is recognised by `TypeId`, so modules stay generic over any `B: Backend`.
 
 mod bf16;
+mod bf16_pairs;
 mod cpu;
 mod dropout;
 mod inference;

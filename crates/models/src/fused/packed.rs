@@ -8,6 +8,7 @@
 //! AVX-512 register, two AVX2 registers, or four SSE/NEON registers.
 
 use super::bf16::{Bf16, PanelWeight};
+use super::bf16_pairs::PackedBf16Pairs;
 use super::pool::Buffer;
 
 /// Columns per panel.
@@ -94,6 +95,11 @@ impl PackedMatrix {
             panels: self.panels,
             values: &self.values,
         }
+    }
+
+    /// The same values rounded to bf16, in pairs of rows, for `vdpbf16ps`.
+    pub(super) fn to_bf16_pairs(&self) -> PackedBf16Pairs {
+        PackedBf16Pairs::from_panels(self.k, self.panels, &self.values)
     }
 
     /// The same panels with every value rounded to the nearest bf16.

@@ -1,9 +1,10 @@
 //! A layer's weights in the format its precision stores them, and the per-step product
 //! with them.
 
-use isa::Int8Isa;
+use isa::{Bf16Isa, Int8Isa};
 
 use super::Matrix;
+use crate::fused::bf16_pairs::{self, PackedBf16Pairs};
 use crate::fused::int8::{Int8Matrix, Int8Scratch};
 use crate::fused::packed::{self, Blocking, PackedBf16, PackedMatrix};
 use crate::precision::Precision;
@@ -12,16 +13,23 @@ use crate::precision::Precision;
 #[derive(Debug)]
 pub(crate) enum StepMatrix {
     F32(PackedMatrix),
+    /// Widened to f32 by the f32 kernels ([`Bf16Isa::Widened`]).
     Bf16(PackedBf16),
+    /// In pairs for `vdpbf16ps` ([`Bf16Isa::Avx512Bf16`]).
+    Bf16Pairs(PackedBf16Pairs),
     Int8(Int8Matrix),
 }
 
 impl StepMatrix {
-    /// The first `k` rows and `n` columns of `m`, in the layout of `precision`.
+    /// The first `k` rows and `n` columns of `m`, in the layout of `precision`; bf16 in the
+    /// layout of the calling thread's [`Bf16Isa`].
     pub(super) fn pack(m: Matrix, (k, n): (usize, usize), precision: Precision) -> Self {
         match precision {
             Precision::F32 => Self::F32(m.pack((k, n))),
-            Precision::Bf16 => Self::Bf16(m.pack((k, n)).to_bf16()),
+            Precision::Bf16 => match Bf16Isa::detected() {
+                Bf16Isa::Widened => Self::Bf16(m.pack((k, n)).to_bf16()),
+                Bf16Isa::Avx512Bf16 => Self::Bf16Pairs(m.pack((k, n)).to_bf16_pairs()),
+            },
             Precision::Int8 => Self::Int8(Int8Matrix::quantise(m.values, (k, n), m.strides)),
         }
     }
@@ -31,6 +39,7 @@ impl StepMatrix {
         match self {
             Self::F32(m) => m.padded_columns(),
             Self::Bf16(m) => m.padded_columns(),
+            Self::Bf16Pairs(m) => m.padded_columns(),
             Self::Int8(m) => m.padded_columns(),
         }
     }
@@ -40,6 +49,7 @@ impl StepMatrix {
         match self {
             Self::F32(m) => 4 * m.value_count(),
             Self::Bf16(m) => m.bytes(),
+            Self::Bf16Pairs(m) => m.bytes(),
             Self::Int8(m) => m.bytes(),
         }
     }
@@ -65,6 +75,9 @@ impl StepMatrix {
             Self::F32(b) => unsafe { packed::gemm::<K>(m, a, a_strides, b, c, ldc, init) },
             // SAFETY: as above.
             Self::Bf16(b) => unsafe { packed::gemm_bf16::<K>(m, a, a_strides, b, c, ldc, init) },
+            Self::Bf16Pairs(b) => {
+                bf16_pairs::gemm(Bf16Isa::detected(), m, a, a_strides, b, c, ldc, init)
+            }
             Self::Int8(b) => b.product(m, a, a_strides, c, ldc, init, scratch, int8_isa),
         }
     }
