@@ -17,7 +17,7 @@ use crate::listen::Keywords;
 /// answered, and the compute it took.
 pub fn listen_bench(args: &ListenBench) -> anyhow::Result<()> {
     let device = Default::default();
-    let run = Recogniser::<NdArray>::load(&args.run_dir, &device)?;
+    let run = crate::load_recogniser(&args.run_dir, &args.inference, &device)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
     match run.objective {
         LabelKind::Sequences => digit_bench(run, args, &pool),
@@ -61,6 +61,7 @@ fn latency_summary(report: &LatencyReport, args: &ListenBench) -> serde_json::Va
     let ms = |seconds: f64| (seconds * 1e4).round() / 10.0;
     serde_json::json!({
         "run": args.run_dir.display().to_string(),
+        "precision": args.inference.precision.to_string(),
         "strings": report.strings,
         "correct": report.correct,
         "digits_timed": report.emission_delays.len(),
@@ -158,6 +159,7 @@ fn ms(seconds: f64) -> f64 {
 fn spotting_summary(report: &SpottingReport, args: &ListenBench) -> serde_json::Value {
     serde_json::json!({
         "run": args.run_dir.display().to_string(),
+        "precision": args.inference.precision.to_string(),
         "split": args.split,
         "keywords": report.keywords,
         "hits": report.hits,
@@ -242,6 +244,8 @@ pub struct ListenBench {
     pub seed: u64,
     #[command(flatten)]
     pub keywords: Keywords,
+    #[command(flatten)]
+    pub inference: crate::args::Inference,
 }
 
 impl ListenBench {
