@@ -55,9 +55,10 @@ pub struct Decode {
 /// The number format inference runs the recurrent layers in.
 #[derive(Args)]
 pub struct Inference {
-    /// f32 (the trained weights), bf16 (weights rounded to bfloat16, half the memory) or
-    /// int8 (weights quantised per unit, a quarter of the memory; inputs and states
-    /// quantised per step, as PyTorch's dynamic quantisation). The output layer stays f32.
+    /// f32 (the trained weights), bf16 (weights rounded to bfloat16, half the memory; on CPUs
+    /// with AVX-512 BF16 the inputs and states too, multiplied by vdpbf16ps) or int8
+    /// (weights quantised per unit, a quarter of the memory; inputs and states quantised per
+    /// step, as PyTorch's dynamic quantisation). The output layer stays f32.
     #[arg(long, default_value = "f32", value_name = "f32|bf16|int8")]
     pub precision: models::Precision,
 }
