@@ -232,16 +232,7 @@ unsafe fn dispatch<K: PairKernel>(tile: &Tile, rows: usize, two: bool) {
             }
         };
     }
-    match rows {
-        8 => call!(8),
-        7 => call!(7),
-        6 => call!(6),
-        5 => call!(5),
-        4 => call!(4),
-        3 => call!(3),
-        2 => call!(2),
-        _ => call!(1),
-    }
+    by_rows!(rows, call)
 }
 
 /// A micro-kernel over bf16 pairs: `R` rows times `P` panels.
@@ -350,17 +341,7 @@ impl PairKernel for Avx512Bf16 {
 mod tests {
     use super::*;
     use crate::fused::packed::PackedMatrix;
-
-    /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
+    use crate::fused::packed::tests::values;
 
     fn round(x: f32) -> f64 {
         f64::from(Bf16::from_f32(x).to_f32())

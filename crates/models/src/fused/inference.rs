@@ -6,7 +6,6 @@ use std::sync::Arc;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use burn_ndarray::NdArray;
-use isa::Int8Isa;
 
 use super::{View, cpu, cpu_isa, pool, recurrence_of, threads_for};
 use crate::cell::Cell;
@@ -150,7 +149,7 @@ pub(crate) fn run_packed_layer(
     let packed: Vec<Arc<cpu::PackedWeights>> =
         directions.iter().map(|d| d.weights.clone()).collect();
     let threads = threads_for(dims, first.recurrence.gates());
-    let isas = (cpu_isa(), Int8Isa::detected());
+    let isas = (cpu_isa(), cpu::QuantisedIsas::detected());
     let (mut output, _) = cpu::forward(&inputs, Some(&packed), false, isas, threads);
     let width = directions.len() * first.hidden;
     let finals = output.split_off(batch * time * width);

@@ -284,16 +284,7 @@ unsafe fn gemm_k_range<K: Blocking, W: PanelWeight>(
                                 }
                             };
                         }
-                        match rows {
-                            8 => tile!(8),
-                            7 => tile!(7),
-                            6 => tile!(6),
-                            5 => tile!(5),
-                            4 => tile!(4),
-                            3 => tile!(3),
-                            2 => tile!(2),
-                            _ => tile!(1),
-                        }
+                        by_rows!(rows, tile)
                     }
                     row += rows;
                 }
@@ -465,12 +456,12 @@ impl Blocking for Avx512 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use isa::CpuIsa;
 
     /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: u32) -> Vec<f32> {
+    pub(crate) fn values(n: usize, seed: u32) -> Vec<f32> {
         let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
         (0..n)
             .map(|_| {

@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::step_matrix::StepMatrix;
+use super::step_matrix::{QuantisedIsas, StepMatrix};
 use super::{Dims, Inputs, Matrix, Recurrence, Saved, SharedRows, on_threads, work_items};
 use crate::cell::Nonlinearity;
 use crate::fused::int8::Int8Scratch;
@@ -14,7 +14,7 @@ use crate::fused::packed::{Avx2, Avx512};
 use crate::fused::packed::{Blocking, Portable};
 use crate::fused::pool::Buffer;
 use crate::precision::Precision;
-use isa::{CpuIsa, Int8Isa};
+use isa::CpuIsa;
 
 /// One thread's share of the forward pass.
 struct ForwardJob<'a> {
@@ -23,7 +23,7 @@ struct ForwardJob<'a> {
     /// `W_hhᵀ`, or for the reset-before GRU its `r` and `z` columns and, apart, `W_hnᵀ`.
     w_t: &'a StepMatrix,
     w_hn_t: Option<&'a StepMatrix>,
-    int8_isa: Int8Isa,
+    quantised_isas: QuantisedIsas,
     /// The biases padded to the packed widths: of the input side and of the recurrent side.
     input_bias: &'a [f32],
     recurrent_bias: &'a [f32],
@@ -124,12 +124,13 @@ impl Saved {
 /// Runs a layer (one [`Inputs`] per direction, all of the same cell and sizes); returns
 /// the packed output and, when `save`, what backward needs for each direction. `packed`
 /// holds each direction's weights packed by an earlier call ([`Inputs::pack_weights`]);
-/// without it they are packed here, at f32. `int8_isa` runs the products of int8 weights.
+/// without it they are packed here, at f32. `quantised_isas` run the products of int8 and
+/// bf16 weights.
 pub(crate) fn forward(
     layer: &[Inputs],
     packed: Option<&[Arc<PackedWeights>]>,
     save: bool,
-    (isa, int8_isa): (CpuIsa, Int8Isa),
+    (isa, quantised_isas): (CpuIsa, QuantisedIsas),
     threads: usize,
 ) -> (Vec<f32>, Vec<Saved>) {
     let Dims {
@@ -180,7 +181,7 @@ pub(crate) fn forward(
                     w_ih_t: &prepared.weights.w_ih_t,
                     w_t: &prepared.weights.w_t,
                     w_hn_t: prepared.weights.w_hn_t.as_ref(),
-                    int8_isa,
+                    quantised_isas,
                     input_bias: &prepared.input_bias,
                     recurrent_bias: &prepared.recurrent_bias,
                     rows,
@@ -241,7 +242,7 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
                         &mut xp,
                         x_width,
                         Some(job.input_bias),
-                        (&mut scratch, job.int8_isa),
+                        (&mut scratch, job.quantised_isas),
                     );
                 }
             }
@@ -252,7 +253,7 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
                 &mut hh,
                 h_width,
                 Some(job.recurrent_bias),
-                (&mut scratch, job.int8_isa),
+                (&mut scratch, job.quantised_isas),
             );
         }
         if let Some(w_hn_t) = job.w_hn_t {
@@ -274,7 +275,7 @@ fn forward_rows_with<K: Blocking>(job: &ForwardJob) {
                     &mut hn,
                     n_width,
                     Some(&zero_row),
-                    (&mut scratch, job.int8_isa),
+                    (&mut scratch, job.quantised_isas),
                 )
             };
         }
@@ -419,7 +420,7 @@ impl InputBlocks {
                         out,
                         x_width,
                         Some(job.input_bias),
-                        (scratch, job.int8_isa),
+                        (scratch, job.quantised_isas),
                     )
                 };
             }

@@ -367,3 +367,4 @@ mod step_matrix;
 
 pub(crate) use backward::backward;
 pub(crate) use forward::{PackedWeights, forward};
+pub(crate) use step_matrix::QuantisedIsas;

@@ -9,6 +9,23 @@ use crate::fused::int8::{Int8Matrix, Int8Scratch};
 use crate::fused::packed::{self, Blocking, PackedBf16, PackedMatrix};
 use crate::precision::Precision;
 
+/// The instruction sets of the products of int8 and bf16 weights, detected once per call
+/// on the calling thread (within its limits) and used by every step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QuantisedIsas {
+    pub(crate) int8: Int8Isa,
+    pub(crate) bf16: Bf16Isa,
+}
+
+impl QuantisedIsas {
+    pub(crate) fn detected() -> Self {
+        Self {
+            int8: Int8Isa::detected(),
+            bf16: Bf16Isa::detected(),
+        }
+    }
+}
+
 /// A `[k, n]` weight matrix packed for the per-step product `C = init + A·B`.
 #[derive(Debug)]
 pub(crate) enum StepMatrix {
@@ -68,17 +85,15 @@ impl StepMatrix {
         c: &mut [f32],
         ldc: usize,
         init: Option<&[f32]>,
-        (scratch, int8_isa): (&mut Int8Scratch, Int8Isa),
+        (scratch, isas): (&mut Int8Scratch, QuantisedIsas),
     ) {
         match self {
             // SAFETY: the caller vouches for the instruction set.
             Self::F32(b) => unsafe { packed::gemm::<K>(m, a, a_strides, b, c, ldc, init) },
             // SAFETY: as above.
             Self::Bf16(b) => unsafe { packed::gemm_bf16::<K>(m, a, a_strides, b, c, ldc, init) },
-            Self::Bf16Pairs(b) => {
-                bf16_pairs::gemm(Bf16Isa::detected(), m, a, a_strides, b, c, ldc, init)
-            }
-            Self::Int8(b) => b.product(m, a, a_strides, c, ldc, init, scratch, int8_isa),
+            Self::Bf16Pairs(b) => bf16_pairs::gemm(isas.bf16, m, a, a_strides, b, c, ldc, init),
+            Self::Int8(b) => b.product(m, a, a_strides, c, ldc, init, scratch, isas.int8),
         }
     }
 }

@@ -142,6 +142,9 @@ impl Int8Matrix {
         grow(sums, m * self.padded);
         let (quantised, sums) = (&mut quantised[..m * depth], &mut sums[..m * self.padded]);
         row_scales.clear();
+        // Contiguous rows on the VNNI path are quantised with AVX-512, which it implies.
+        #[cfg(target_arch = "x86_64")]
+        let avx512_rows = k_stride == 1 && isa == Int8Isa::Avx512Vnni && isa.is_supported();
         for r in 0..m {
             let row = &mut quantised[r * depth..(r + 1) * depth];
             let (values, padding) = row.split_at_mut(self.k);
@@ -149,8 +152,8 @@ impl Int8Matrix {
             let scale = match self.k {
                 0 => 0.0,
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: the VNNI path runs only where the CPU has AVX-512 F and BW.
-                _ if k_stride == 1 && isa == Int8Isa::Avx512Vnni && isa.is_supported() => unsafe {
+                // SAFETY: the CPU has AVX-512 F and BW (`avx512_rows`).
+                _ if avx512_rows => unsafe {
                     x86::quantise_row_avx512(&a[r * row_stride..][..self.k], values)
                 },
                 _ => quantise_row(&a[r * row_stride..], k_stride, values),
@@ -255,14 +258,9 @@ mod tests {
 
     /// Deterministic values in [-1, 1), a few of them large (saturating the gates).
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|i| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                let v = (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0;
-                if i % 97 == 0 { 40.0 * v } else { v }
-            })
-            .collect()
+        let mut values = crate::fused::packed::tests::values(n, seed);
+        values.iter_mut().step_by(97).for_each(|v| *v *= 40.0);
+        values
     }
 
     /// Shapes that cross partial groups of four, partial column blocks and row blocks.

@@ -201,16 +201,7 @@ pub(super) unsafe fn product_avx512_vnni(
                     }
                 };
             }
-            match rows {
-                8 => tile!(8),
-                7 => tile!(7),
-                6 => tile!(6),
-                5 => tile!(5),
-                4 => tile!(4),
-                3 => tile!(3),
-                2 => tile!(2),
-                _ => tile!(1),
-            }
+            by_rows!(rows, tile);
             first += rows;
         }
         j += if two { 32 } else { 16 };
