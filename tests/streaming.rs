@@ -66,9 +66,14 @@ fn corpus(data: &TaskData) -> &Corpus {
 }
 
 fn batches(corpus: &Corpus, seed: u64) -> Vec<Batch> {
+    stacked_batches(corpus, seed, 1)
+}
+
+/// An epoch's batches with every `stack` frames joined into one step.
+fn stacked_batches(corpus: &Corpus, seed: u64, stack: usize) -> Vec<Batch> {
     let mut rng = StdRng::seed_from_u64(seed);
     let draws = draw_epoch(&corpus.train, &corpus.augment, corpus.blocks, &mut rng);
-    epoch_batches(&corpus.train, draws, 32, |rows| 0..rows)
+    epoch_batches(&corpus.train, draws, (32, stack), |rows| 0..rows)
         .expect("workers start")
         .collect::<Result<_, _>>()
         .expect("batches read")
@@ -118,6 +123,42 @@ fn streamed_batches_are_the_in_memory_batches() {
         let (a, b) = (batches(memory, seed), batches(streamed, seed));
         assert_eq!(a.len(), examples.len().div_ceil(32));
         assert!(a == b, "epoch seed {seed}: the batches differ");
+    }
+}
+
+/// With `stack_frames`, each row of a batch is the row without it (masks included), its
+/// frames joined three at a time, from memory and from the store alike.
+#[test]
+fn frames_are_joined_into_steps_after_the_masks() {
+    let (cache, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let memory = config(1, cache.path(), None).prepare_data().expect("loads");
+    let streamed = config(1, cache.path(), Some(store.path()))
+        .prepare_data()
+        .expect("loads");
+    let (memory, streamed) = (corpus(&memory), corpus(&streamed));
+    let frames = batches(memory, 3);
+    let steps = stacked_batches(memory, 3, 3);
+    assert!(
+        steps == stacked_batches(streamed, 3, 3),
+        "memory and store differ"
+    );
+    assert_eq!(steps.len(), frames.len());
+    for (frames, steps) in frames.iter().zip(&steps) {
+        let [batch, time, dim] = frames.shape;
+        assert_eq!(steps.shape, [batch, time.div_ceil(3), 3 * dim]);
+        let lengths: Vec<usize> = frames.lengths.iter().map(|l| l.div_ceil(3)).collect();
+        assert_eq!(steps.lengths, lengths);
+        assert_eq!(steps.targets, frames.targets);
+        for (b, row) in frames.inputs.chunks(time * dim).enumerate() {
+            let row = features::Features {
+                num_frames: time,
+                dim,
+                data: row.to_vec(),
+            };
+            let joined = features::stack_frames(&row, 3).data;
+            let width = steps.shape[1] * steps.shape[2];
+            assert_eq!(steps.inputs[b * width..(b + 1) * width], joined[..]);
+        }
     }
 }
 
@@ -183,7 +224,7 @@ fn the_store_is_reused_while_its_data_hold_and_rebuilt_when_damaged() {
         corpus(&rebuilt).blocks,
         &mut rng,
     );
-    let error = epoch_batches(train, draws, 32, |rows| 0..rows)
+    let error = epoch_batches(train, draws, (32, 1), |rows| 0..rows)
         .expect("workers start")
         .find_map(Result::err)
         .expect("a batch past the cut fails");

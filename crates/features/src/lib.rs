@@ -25,13 +25,14 @@
 //! | [`extractor`] | the extractor built once per configuration, and its per-frame computation |
 //! | [`stream`] | audio in chunks of any size, frames out as soon as they are whole; whole signals and WAV files go through the same stream |
 //! | [`post`] | deltas and CMVN (per utterance, sliding, causal) |
+//! | [`stack`] | consecutive frames joined into one model step |
 //! | [`noise`] | additive noise at a set SNR (augmentation) |
 //! | [`npy`] | `.npy` reading and atomic writing |
 //! | [`pipeline`] | one WAV file to features: read, resample, compute, deltas, CMVN |
 //! | [`plot`] | a feature matrix as a PNG image (feature `cli`) |
 //!
 //! The data flows one way: `wav` or `pcm` → `resample` → `stream` (framing, `window`, FFT, `mel`,
-//! DCT, per frame in `extractor`) → `post` → `npy`/`plot`; `pipeline` chains them for a file.
+//! DCT, per frame in `extractor`) → `post` → `stack` → `npy`/`plot`; `pipeline` chains them for a file.
 //! No module imports one that imports it back (the workspace's `tests/layers.rs` checks it).
 //! The `mfcc` binary and `write_png` need feature `cli` (clap, rayon, indicatif, plots); the
 //! library builds without them.
@@ -51,6 +52,7 @@ pub mod plot;
 pub mod post;
 pub mod resample;
 mod signal;
+pub mod stack;
 pub mod stream;
 pub mod wav;
 pub mod window;
@@ -70,6 +72,7 @@ pub use plot::write_png;
 pub use post::{CausalCmvn, Cmvn, add_deltas, apply_cmvn, delta_kernels};
 pub use resample::{StreamResampler, resample};
 pub use signal::check_finite;
+pub use stack::stack_frames;
 pub use stream::Stream;
 pub use wav::{Audio, Channel, WavBlocks, decode_wav, read_wav};
 pub use window::window;

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::ExperimentConfig;
 use crate::data::audio::{AudioClassification, LabelKind};
-use crate::data::corpus::load_labelled;
+use crate::data::corpus::{load_labelled, stacked};
 use crate::data::sources::{DatasetError, Utterance};
 use crate::eval::ctc::{Decoding, Emitted};
 use crate::eval::score::Score;
@@ -122,7 +122,7 @@ impl<B: Backend> Recogniser<B> {
                     run: run_dir.display().to_string(),
                     source,
                 })?;
-        let input_size = task.features_per_frame();
+        let input_size = task.model_input_size();
         let model = config.model.init::<B>((input_size, labels.len()), device);
         let model = load_model(model, &best_weights(run_dir), device)?;
         Ok(Self {
@@ -189,7 +189,7 @@ impl<B: Backend> Recogniser<B> {
         let y = self.forward(features, device);
         if self.objective == LabelKind::Sequences {
             let shift = self
-                .frame_shift()
+                .step_shift()
                 .map_err(|source| InferenceError::Features {
                     path: path.to_path_buf(),
                     source,
@@ -243,14 +243,22 @@ impl<B: Backend> Recogniser<B> {
         Ok(values)
     }
 
-    /// Seconds between the starts of consecutive frames (steps).
+    /// Seconds between the starts of consecutive frames.
     pub fn frame_shift(&self) -> Result<f64, features::FeatureError> {
         let options = self.task.pipeline().options;
         Ok(options.hop_length()? as f64 / options.frame.sample_rate as f64)
     }
 
-    /// The per-step outputs `[1, frames, classes]` of one utterance's features.
+    /// Seconds between the starts of consecutive model steps: the frame shift once per
+    /// stacked frame ([`AudioClassification::stack_frames`]).
+    pub fn step_shift(&self) -> Result<f64, features::FeatureError> {
+        Ok(self.frame_shift()? * self.task.stack_frames as f64)
+    }
+
+    /// The per-step outputs `[1, steps, classes]` of one utterance's features (frames,
+    /// joined into steps here).
     fn forward(&self, features: features::Features, device: &B::Device) -> Tensor<B, 3> {
+        let features = features::stack_frames(&features, self.task.stack_frames);
         let shape = [1, features.num_frames, features.dim];
         let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
         self.model.forward(x, None)
@@ -343,7 +351,7 @@ impl<B: Backend> Recogniser<B> {
             None,
             false,
         )?;
-        let examples = &loaded.examples;
+        let examples = &stacked(loaded.examples, self.task.stack_frames);
         let (loss, score) = evaluate(&self.model, examples, 64, self.task.pooling, device);
         let sequences = (self.objective == LabelKind::Sequences).then(|| {
             let report = sequence_report(&self.model, split, examples, (64, decoding), device);

@@ -78,6 +78,13 @@ pub struct AudioClassification {
     /// whole utterance, it can run live, so streaming models use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causal_cmvn: Option<CausalCmvn>,
+    /// Consecutive frames joined into one model step (default 1, none joined): with 3, the
+    /// model reads frames 0–2, 3–5, … as rows of three frames' values and runs at a third of
+    /// the frame rate, as Sak et al.'s (2015) stacking with a reduced frame rate does
+    /// ([`features::stack_frames`]). Joined after the normalisation and SpecAugment's masks;
+    /// a last, partial step is completed with zeros.
+    #[serde(default = "one_frame", skip_serializing_if = "is_one_frame")]
+    pub stack_frames: usize,
     /// How `y_t` becomes one prediction per utterance: `mean` or `max` over valid steps, or `last`.
     #[serde(default)]
     pub pooling: models::Pooling,
@@ -97,6 +104,17 @@ pub struct AudioClassification {
     /// holding every version of every utterance in memory (see [`StreamOptions`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<StreamOptions>,
+}
+
+/// The most frames [`AudioClassification::stack_frames`] joins into one step.
+pub const MAX_STACK_FRAMES: usize = 16;
+
+fn one_frame() -> usize {
+    1
+}
+
+fn is_one_frame(frames: &usize) -> bool {
+    *frames == 1
 }
 
 /// Causal normalisation of the features ([`AudioClassification::causal_cmvn`]).
@@ -345,6 +363,12 @@ impl AudioClassification {
         n * self.feature_blocks()
     }
 
+    /// Values per model step: [`AudioClassification::features_per_frame`] once per stacked
+    /// frame ([`AudioClassification::stack_frames`]).
+    pub fn model_input_size(&self) -> usize {
+        self.features_per_frame() * self.stack_frames
+    }
+
     /// Checks the corpus, the labels, the feature options and the augmentation before any
     /// file is read.
     pub fn validate(&self) -> Result<(), ConfigProblem> {
@@ -368,6 +392,13 @@ impl AudioClassification {
                 .into());
             }
             _ => {}
+        }
+        if !(1..=MAX_STACK_FRAMES).contains(&self.stack_frames) {
+            return Err(InvalidValue::new(
+                "task.stack_frames",
+                format!("must be 1 to {MAX_STACK_FRAMES} frames per step"),
+            )
+            .into());
         }
         self.validate_augment()?;
         std::iter::once(self.pipeline())

@@ -69,7 +69,10 @@ impl TaskData {
     pub fn sizes(&self) -> (usize, usize) {
         match self {
             TaskData::Generated { task, .. } => task.sizes(),
-            TaskData::Corpus(corpus) => (corpus.train.dim(), corpus.labels.len()),
+            TaskData::Corpus(corpus) => (
+                corpus.train.dim() * corpus.stack_frames,
+                corpus.labels.len(),
+            ),
         }
     }
 
@@ -111,6 +114,10 @@ pub struct Corpus {
     pub augment: Augment,
     /// Equal column blocks of a feature row (3 with Δ and ΔΔ), for the frequency masks.
     pub blocks: usize,
+    /// Frames joined into one model step ([`AudioClassification::stack_frames`]): `valid`
+    /// and `reports` hold them joined already, the training set frame by frame (its masks
+    /// are drawn over frames), joined as batches are drawn.
+    pub stack_frames: usize,
 }
 
 /// The training examples with every augmented version of each.
@@ -244,7 +251,7 @@ pub fn load_listed_corpus(
         if loaded.examples.is_empty() {
             return Err(CorpusError::EmptySplit(name.to_string()));
         }
-        Ok(loaded.examples)
+        Ok(stacked(loaded.examples, task.stack_frames))
     };
     let valid = load("valid")?;
     let reports = task
@@ -262,7 +269,18 @@ pub fn load_listed_corpus(
         pooling: task.pooling,
         augment: task.augment.clone(),
         blocks: task.feature_blocks(),
+        stack_frames: task.stack_frames,
     })
+}
+
+/// `examples` with every `n` frames joined into one step ([`features::stack_frames`]).
+pub fn stacked(mut examples: Vec<Example>, n: usize) -> Vec<Example> {
+    if n > 1 {
+        for example in &mut examples {
+            example.features = features::stack_frames(&example.features, n);
+        }
+    }
+    examples
 }
 
 /// Training utterances stored this many at a time: their versions' features are in memory

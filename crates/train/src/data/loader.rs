@@ -20,7 +20,7 @@ use rand::seq::SliceRandom;
 use crate::data::augment::{Augment, Masks};
 use crate::data::batch::Batch;
 use crate::data::batch::pad_batch;
-use crate::data::corpus::TrainSet;
+use crate::data::corpus::{TrainSet, stacked};
 use crate::data::example::{Example, draw_version_index};
 use crate::data::store::{FeatureStore, StoreError};
 
@@ -60,13 +60,14 @@ pub fn draw_epoch(
         .collect()
 }
 
-/// The batches of `draws`, `batch_size` at a time, in order; of each, only the rows
-/// `part(rows)` gives (all of them for one process; see [`crate::engine::peers`]). Fails only when
-/// a worker thread cannot be started.
+/// The batches of `draws`, `batch_size` at a time, in order, every `stack_frames` frames
+/// joined into one step after the masks ([`features::stack_frames`]); of each batch, only the
+/// rows `part(rows)` gives (all of them for one process; see [`crate::engine::peers`]). Fails
+/// only when a worker thread cannot be started.
 pub fn epoch_batches(
     train: &TrainSet,
     draws: Vec<Draw>,
-    batch_size: usize,
+    (batch_size, stack_frames): (usize, usize),
     part: impl Fn(usize) -> std::ops::Range<usize>,
 ) -> Result<EpochBatches<'_>, StoreError> {
     let batches: Vec<Vec<Draw>> = draws
@@ -77,6 +78,7 @@ pub fn epoch_batches(
         TrainSet::InMemory(examples) => Ok(EpochBatches::InMemory {
             examples,
             batches: batches.into_iter(),
+            stack_frames,
         }),
         TrainSet::Stored(stored) => {
             let workers = stored.num_workers.max(1);
@@ -89,7 +91,10 @@ pub fn epoch_batches(
                     .name(format!("batch-loader-{worker}"))
                     .spawn(move || {
                         for draws in batches.iter().skip(worker).step_by(workers) {
-                            if sender.send(stored_batch(&store, draws)).is_err() {
+                            if sender
+                                .send(stored_batch(&store, draws, stack_frames))
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -117,6 +122,8 @@ pub enum EpochBatches<'a> {
         examples: &'a [Example],
         /// The draws of each batch still to come.
         batches: std::vec::IntoIter<Vec<Draw>>,
+        /// Frames joined into one step.
+        stack_frames: usize,
     },
     /// From a feature store, read by worker threads: worker `w` assembles batches `w`,
     /// `w + workers`, …, keeping up to `prefetch_factor` of them ready.
@@ -137,9 +144,13 @@ impl Iterator for EpochBatches<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            EpochBatches::InMemory { examples, batches } => {
+            EpochBatches::InMemory {
+                examples,
+                batches,
+                stack_frames,
+            } => {
                 let draws = batches.next()?;
-                Some(Ok(memory_batch(examples, &draws)))
+                Some(Ok(memory_batch(examples, &draws, *stack_frames)))
             }
             EpochBatches::Workers {
                 total,
@@ -177,7 +188,7 @@ impl Drop for EpochBatches<'_> {
     }
 }
 
-fn memory_batch(examples: &[Example], draws: &[Draw]) -> Batch {
+fn memory_batch(examples: &[Example], draws: &[Draw], stack_frames: usize) -> Batch {
     let drawn: Vec<Example> = draws
         .iter()
         .map(|draw| {
@@ -186,10 +197,14 @@ fn memory_batch(examples: &[Example], draws: &[Draw]) -> Batch {
             example
         })
         .collect();
-    pad_batch(&drawn.iter().collect::<Vec<_>>())
+    pad_batch(&stacked(drawn, stack_frames).iter().collect::<Vec<_>>())
 }
 
-fn stored_batch(store: &FeatureStore, draws: &[Draw]) -> Result<Batch, StoreError> {
+fn stored_batch(
+    store: &FeatureStore,
+    draws: &[Draw],
+    stack_frames: usize,
+) -> Result<Batch, StoreError> {
     let drawn = draws
         .iter()
         .map(|draw| {
@@ -199,5 +214,7 @@ fn stored_batch(store: &FeatureStore, draws: &[Draw]) -> Result<Batch, StoreErro
             Ok(example.with_features(features))
         })
         .collect::<Result<Vec<Example>, StoreError>>()?;
-    Ok(pad_batch(&drawn.iter().collect::<Vec<_>>()))
+    Ok(pad_batch(
+        &stacked(drawn, stack_frames).iter().collect::<Vec<_>>(),
+    ))
 }

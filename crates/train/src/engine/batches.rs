@@ -52,7 +52,8 @@ pub(super) fn weighted_batches<'a>(
                 let setup = setup.clone();
                 move |rows: usize| setup.as_ref().map_or(0..rows, |s| s.rows_read(rows))
             };
-            let batches = loader::epoch_batches(&corpus.train, draws, batch_size, part)?;
+            let sizes = (batch_size, corpus.stack_frames);
+            let batches = loader::epoch_batches(&corpus.train, draws, sizes, part)?;
             Ok(Box::new(batches.enumerate().map(move |(index, batch)| {
                 let rows = batch_size.min(examples - index * batch_size);
                 let share = setup

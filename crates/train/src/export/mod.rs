@@ -205,16 +205,28 @@ fn network_of(recogniser: &Recogniser<NdArray>, waveform: bool) -> Result<Networ
         .map(|hop| hop as f64 / options.frame.sample_rate as f64)
         .unwrap_or(f64::NAN);
     let config = toml::to_string(&recogniser.config).unwrap_or_default();
+    if waveform && task.stack_frames > 1 {
+        return Err(ExportError::Unsupported(
+            "frames joined into steps (task.stack_frames) inside the graph (--waveform); \
+             without --waveform the graph takes the joined steps"
+                .into(),
+        ));
+    }
     let front_end = waveform.then(|| FrontEnd::of(&pipeline)).transpose()?;
+    let mut metadata = vec![
+        ("sample_rate".into(), task.sample_rate.to_string()),
+        ("frame_shift_seconds".into(), frame_shift.to_string()),
+        ("speechrnn_config".into(), config),
+    ];
+    if task.stack_frames > 1 {
+        // The graph's steps are frames joined in runs of this many.
+        metadata.insert(2, ("stack_frames".into(), task.stack_frames.to_string()));
+    }
     Ok(Network {
-        stack: Stack::of(&recogniser.config.model, task.features_per_frame()),
+        stack: Stack::of(&recogniser.config.model, task.model_input_size()),
         head,
         labels: recogniser.labels.clone(),
-        metadata: vec![
-            ("sample_rate".into(), task.sample_rate.to_string()),
-            ("frame_shift_seconds".into(), frame_shift.to_string()),
-            ("speechrnn_config".into(), config),
-        ],
+        metadata,
         front_end,
     })
 }

@@ -3,7 +3,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use features::{CausalCmvn, Features};
+use features::{CausalCmvn, Features, stack_frames};
 use models::{RecurrentState, SequenceClassifier};
 
 use super::Spotter;
@@ -47,22 +47,25 @@ impl<B: Backend> Lane<B> {
         }
     }
 
-    /// Normalises `frames` and runs the model over them from the lane's state: every
-    /// step's outputs (logits), row-major.
+    /// Normalises `frames`, joins them `stack` at a time into steps (a last, partial step
+    /// completed with zeros, as [`features::stack_frames`] does for a whole file), and runs
+    /// the model over them from the lane's state: every step's outputs (logits), row-major.
     pub fn run(
         &mut self,
         model: &SequenceClassifier<B>,
-        frames: &Features,
+        (frames, stack): (&Features, usize),
         device: &B::Device,
     ) -> Vec<f32> {
-        let mut normalised = frames.data.clone();
+        let mut normalised = frames.clone();
         if let Some(cmn) = &mut self.cmn {
             normalised
+                .data
                 .chunks_exact_mut(frames.dim)
                 .for_each(|row| cmn.normalise(row));
         }
-        let shape = [1, frames.num_frames, frames.dim];
-        let x = Tensor::<B, 3>::from_data(TensorData::new(normalised, shape), device);
+        let steps = stack_frames(&normalised, stack);
+        let shape = [1, steps.num_frames, steps.dim];
+        let x = Tensor::<B, 3>::from_data(TensorData::new(steps.data, shape), device);
         let (y, state) = model.forward_chunk(x, self.state.take());
         self.state = Some(state);
         y.into_data().iter::<f32>().collect()

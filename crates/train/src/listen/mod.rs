@@ -70,6 +70,12 @@ pub enum ListenError {
         "the run classifies whole utterances and has no _silence_ class; live recognition needs a label-sequence (CTC) run such as experiments/digit-strings-streaming.toml or a keyword run such as experiments/keywords-streaming.toml"
     )]
     NeitherSequencesNorKeywords,
+    /// A keyword run whose model joins frames into steps (`task.stack_frames`): its
+    /// spotting windows are counted in frames.
+    #[error(
+        "the run cannot listen live: keyword spotting reads one frame per step, and this run joins task.stack_frames frames into each"
+    )]
+    StackedKeywords,
     /// The endpoint rules are out of range.
     #[error("{0}")]
     Endpoint(String),
@@ -165,6 +171,10 @@ pub struct Listener<B: Backend> {
     paused: bool,
     /// Seconds per frame.
     shift: f64,
+    /// Frames per model step ([`crate::data::audio::AudioClassification::stack_frames`]).
+    stack: usize,
+    /// Frames heard that do not yet fill a step.
+    pending: Features,
     /// Input samples received.
     received: u64,
     /// Frames the stream has given.
@@ -193,8 +203,10 @@ impl<B: Backend> Listener<B> {
             }
             _ => None,
         };
+        let stack = run.task.stack_frames;
         let keywords = match run.objective {
             LabelKind::Sequences => None,
+            LabelKind::Classes if stack > 1 => return Err(ListenError::StackedKeywords),
             LabelKind::Classes => Some(
                 Keywords::new(&run.labels, run.task.pooling, options.keywords, shift)
                     .map_err(ListenError::Keywords)?,
@@ -230,6 +242,8 @@ impl<B: Backend> Listener<B> {
                 .or_below_peak(BELOW_PEAK),
             paused: false,
             shift,
+            stack,
+            pending: Features::empty(dim),
             received: 0,
             frames: 0,
             posteriors: None,
@@ -267,7 +281,7 @@ impl<B: Backend> Listener<B> {
             }
             None => self.features.push(samples),
         };
-        Ok(self.hear(frames))
+        Ok(self.hear(frames, false))
     }
 
     /// Ends the stream: the frames still buffered, and the final result for what was heard.
@@ -282,7 +296,7 @@ impl<B: Backend> Listener<B> {
         }
         let fresh = self.extractor.clone().into_stream(self.output)?;
         frames.append(&std::mem::replace(&mut self.features, fresh).finish());
-        let mut events = self.hear(frames);
+        let mut events = self.hear(frames, true);
         events.extend(self.end_utterance());
         self.received = 0;
         self.frames = 0;
@@ -310,8 +324,17 @@ impl<B: Backend> Listener<B> {
         self.received as f64 / self.input_rate as f64
     }
 
-    /// Runs the model over new frames, utterance by utterance.
-    fn hear(&mut self, mut frames: Features) -> Vec<Event> {
+    /// Runs the model over new frames, utterance by utterance: over the whole steps they
+    /// complete, keeping the rest for the next call, or over all of them at the end of the
+    /// stream (`last`).
+    fn hear(&mut self, new: Features, last: bool) -> Vec<Event> {
+        let mut frames = std::mem::replace(&mut self.pending, Features::empty(self.dim));
+        frames.append(&new);
+        if !last && self.stack > 1 {
+            let whole = frames.num_frames / self.stack * self.stack;
+            self.pending = rest_of(&frames, whole);
+            frames = first_of(&frames, whole);
+        }
         let mut events = Vec::new();
         while frames.num_frames > 0 {
             let used = if self.keywords.is_some() {
@@ -330,10 +353,14 @@ impl<B: Backend> Listener<B> {
         let (probabilities, _) = self.run_lane(0, frames);
         let classes = self.labels.len();
         let emitted_at = seconds_to_ms(self.heard());
-        for (used, row) in probabilities.chunks_exact(classes).enumerate() {
-            self.frames += 1;
-            // The first feature is the log energy (the Kaldi preset's MFCC).
-            let quiet = self.quiet.push(frames.data[used * frames.dim]);
+        let mut quiet = 0;
+        for (step, row) in probabilities.chunks_exact(classes).enumerate() {
+            let used = ((step + 1) * self.stack).min(frames.num_frames);
+            for frame in step * self.stack..used {
+                self.frames += 1;
+                // The first feature is the log energy (the Kaldi preset's MFCC).
+                quiet = self.quiet.push(frames.data[frame * frames.dim]);
+            }
             let Reader::Labels(decoder) = &mut self.lanes[0].reader else {
                 unreachable!("a CTC run's lane decodes labels");
             };
@@ -342,14 +369,15 @@ impl<B: Backend> Listener<B> {
                 events.push(Event::Partial { text, emitted_at });
             }
             let seconds = |frames: usize| frames as f64 * self.shift;
+            let steps = |steps: usize| seconds(steps * self.stack);
             let tail = Tail {
-                blank: seconds(decoder.trailing_blanks),
+                blank: steps(decoder.trailing_blanks),
                 quiet: seconds(quiet),
             };
             let heard = !decoder.emitted.is_empty();
-            if self.endpoint.ended(heard, tail, seconds(decoder.frames)) {
+            if self.endpoint.ended(heard, tail, steps(decoder.frames)) {
                 events.extend(self.end_utterance());
-                return used + 1;
+                return used;
             }
         }
         frames.num_frames
@@ -407,6 +435,7 @@ impl<B: Backend> Listener<B> {
 
     /// Runs lane `lane` over `frames`: every step's softmax and logits, row-major.
     fn run_lane(&mut self, lane: usize, frames: &Features) -> (Vec<f32>, Vec<f32>) {
+        let frames = (frames, self.stack);
         let logits = self.lanes[lane].run(&self.model, frames, &self.device);
         let mut probabilities = logits.clone();
         softmax_rows(&mut probabilities, self.labels.len());
@@ -427,7 +456,13 @@ impl<B: Backend> Listener<B> {
         if decoder.emitted.is_empty() {
             return None;
         }
-        let labels = timed_labels(&decoder.emitted, &self.labels, (start, self.shift));
+        // An utterance starts on a step: at the stream's start or after an endpoint's step.
+        let step_shift = self.shift * self.stack as f64;
+        let labels = timed_labels(
+            &decoder.emitted,
+            &self.labels,
+            (start / self.stack, step_shift),
+        );
         let seconds = |frame: usize| seconds_to_ms(frame as f64 * self.shift);
         Some(Event::Final {
             text: text_of(&labels),
@@ -466,6 +501,15 @@ fn check_causal<B: Backend>(run: &Recogniser<B>) -> Result<(), ListenError> {
         ));
     }
     Ok(())
+}
+
+/// The first `count` frames of `frames`.
+fn first_of(frames: &Features, count: usize) -> Features {
+    Features {
+        num_frames: count,
+        dim: frames.dim,
+        data: frames.data[..count * frames.dim].to_vec(),
+    }
 }
 
 /// The frames of `frames` from `from` on.
