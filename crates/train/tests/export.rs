@@ -515,8 +515,13 @@ fn waveform_record(
 
 /// The demo experiment trained briefly in `dir` (2 epochs, the embedded corpus).
 fn train_demo(dir: &Path) -> PathBuf {
+    train_demo_with(dir, "demo", &[])
+}
+
+/// The spoken-digits demo, briefly trained in `dir/name`, with `extra` settings.
+fn train_demo_with(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let overrides = [
+    let mut overrides = vec![
         format!(
             "task.manifest={:?}",
             root.join("datasets/default/manifest.csv")
@@ -530,15 +535,54 @@ fn train_demo(dir: &Path) -> PathBuf {
         "training.epochs=2".to_string(),
         "model.hidden_size=16".to_string(),
     ];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
     let run = train::Run::load(
         &root.join("experiments/spoken-digits-demo.toml"),
         &overrides,
         None,
     )
     .unwrap();
-    let folder = train::run::RunFolder::open(dir, "demo", train::run::RunMode::New).unwrap();
+    let folder = train::run::RunFolder::open(dir, name, train::run::RunMode::New).unwrap();
     run.prepare().unwrap().fit(&folder, None, &mut ()).unwrap();
     folder.path().to_path_buf()
+}
+
+/// A run that joins frames into steps (`task.stack_frames`) exports a graph that takes the
+/// joined steps, says so in its metadata, and has no waveform form (nothing written).
+#[test]
+fn a_run_with_frames_joined_into_steps_exports_a_graph_of_steps() {
+    let temp = tempfile::tempdir().unwrap();
+    let run_dir = train_demo_with(temp.path(), "stacked", &["task.stack_frames=3"]);
+    let path = temp.path().join("stacked.onnx");
+    let options = |waveform| train::export::ExportOptions {
+        streaming: false,
+        waveform,
+    };
+    let refused = train::export::export_run(&run_dir, &path, options(true)).unwrap_err();
+    assert!(
+        refused.to_string().contains("task.stack_frames"),
+        "{refused}"
+    );
+    assert!(!path.exists());
+    train::export::export_run(&run_dir, &path, options(false)).unwrap();
+    let model = onnx::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    let recogniser =
+        train::inference::Recogniser::<B>::load(&run_dir, &Default::default()).unwrap();
+    let width = 3 * recogniser.task.features_per_frame() as i64;
+    let features = &model.graph.input[0];
+    let dims = features.type_.as_ref().unwrap();
+    assert!(
+        format!("{dims:?}").contains(&format!("DimValue({width})")),
+        "{dims:?}"
+    );
+    let metadata = |key: &str| {
+        let prop = model
+            .metadata_props
+            .iter()
+            .find(|p| p.key.as_deref() == Some(key));
+        prop.and_then(|p| p.value.clone())
+    };
+    assert_eq!(metadata("stack_frames").as_deref(), Some("3"));
 }
 
 #[test]
