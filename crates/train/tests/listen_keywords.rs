@@ -282,6 +282,41 @@ fn keyword_options_out_of_range_are_refused() {
     );
 }
 
+/// A keyword run that joins frames into steps is refused: its spotting counts frames.
+#[test]
+fn a_keyword_run_with_frames_joined_into_steps_is_refused() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let root = trained()
+        .run
+        .parent()
+        .expect("the scratch folder")
+        .join("speech_commands");
+    let toml = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../experiments/keywords-streaming.toml")
+        .display()
+        .to_string();
+    let out = scratch.path().display().to_string();
+    let settings = [
+        format!("task.corpus.root={:?}", root.display().to_string()),
+        "task.augment={}".to_string(),
+        "task.report_splits=[]".to_string(),
+        "task.stack_frames=3".to_string(),
+        "model.hidden_size=8".to_string(),
+        "training.epochs=1".to_string(),
+    ];
+    experiment(&["train", &toml, "--out-dir", &out], &settings);
+    let device = Default::default();
+    let run = scratch.path().join("keywords-streaming");
+    let run = Recogniser::<NdArray>::load(&run, &device).expect("loads");
+    let refused = Listener::new(run, ListenOptions::default(), device);
+    let refused = refused.err().expect("refused");
+    assert!(matches!(refused, ListenError::StackedKeywords), "{refused}");
+    assert!(
+        refused.to_string().contains("task.stack_frames"),
+        "{refused}"
+    );
+}
+
 /// `experiment listen RUN ARGS` with `stdin` piped in.
 fn listen_cli(args: &[&str], stdin: &[u8]) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_experiment"))
