@@ -65,6 +65,13 @@ fn corpus(data: &TaskData) -> &Corpus {
     }
 }
 
+/// The demo's data read from memory and from a store in `store`, one epoch.
+fn memory_and_streamed(cache: &Path, store: &Path) -> (TaskData, TaskData) {
+    let memory = config(1, cache, None).prepare_data().expect("loads");
+    let streamed = config(1, cache, Some(store)).prepare_data().expect("loads");
+    (memory, streamed)
+}
+
 fn batches(corpus: &Corpus, seed: u64) -> Vec<Batch> {
     stacked_batches(corpus, seed, 1)
 }
@@ -99,10 +106,7 @@ fn run(
 #[test]
 fn streamed_batches_are_the_in_memory_batches() {
     let (cache, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let memory = config(1, cache.path(), None).prepare_data().expect("loads");
-    let streamed = config(1, cache.path(), Some(store.path()))
-        .prepare_data()
-        .expect("loads");
+    let (memory, streamed) = memory_and_streamed(cache.path(), store.path());
     let (memory, streamed) = (corpus(&memory), corpus(&streamed));
     let TrainSet::Stored(stored) = &streamed.train else {
         panic!("a stored training split");
@@ -131,10 +135,7 @@ fn streamed_batches_are_the_in_memory_batches() {
 #[test]
 fn frames_are_joined_into_steps_after_the_masks() {
     let (cache, store) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let memory = config(1, cache.path(), None).prepare_data().expect("loads");
-    let streamed = config(1, cache.path(), Some(store.path()))
-        .prepare_data()
-        .expect("loads");
+    let (memory, streamed) = memory_and_streamed(cache.path(), store.path());
     let (memory, streamed) = (corpus(&memory), corpus(&streamed));
     let frames = batches(memory, 3);
     let steps = stacked_batches(memory, 3, 3);
@@ -155,7 +156,7 @@ fn frames_are_joined_into_steps_after_the_masks() {
                 dim,
                 data: row.to_vec(),
             };
-            let joined = features::stack_frames(&row, 3).data;
+            let joined = features::stack_frames(row, 3).data;
             let width = steps.shape[1] * steps.shape[2];
             assert_eq!(steps.inputs[b * width..(b + 1) * width], joined[..]);
         }

@@ -258,7 +258,7 @@ impl<B: Backend> Recogniser<B> {
     /// The per-step outputs `[1, steps, classes]` of one utterance's features (frames,
     /// joined into steps here).
     fn forward(&self, features: features::Features, device: &B::Device) -> Tensor<B, 3> {
-        let features = features::stack_frames(&features, self.task.stack_frames);
+        let features = features::stack_frames(features, self.task.stack_frames);
         let shape = [1, features.num_frames, features.dim];
         let x = Tensor::<B, 3>::from_data(TensorData::new(features.data, shape), device);
         self.model.forward(x, None)

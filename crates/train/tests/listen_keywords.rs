@@ -28,16 +28,21 @@ struct Trained {
     stream: Vec<f32>,
 }
 
+/// The shipped keyword experiment's file.
+fn keywords_toml() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../experiments/keywords-streaming.toml")
+        .display()
+        .to_string()
+}
+
 fn trained() -> &'static Trained {
     static TRAINED: OnceLock<Trained> = OnceLock::new();
     TRAINED.get_or_init(|| {
         let scratch = tempfile::tempdir().expect("tempdir");
         let root = scratch.path().join("speech_commands");
         learnable_stand_in(&root);
-        let toml = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../experiments/keywords-streaming.toml")
-            .display()
-            .to_string();
+        let toml = keywords_toml();
         let out = scratch.path().display().to_string();
         let settings = [
             format!("task.corpus.root={:?}", root.display().to_string()),
@@ -291,10 +296,7 @@ fn a_keyword_run_with_frames_joined_into_steps_is_refused() {
         .parent()
         .expect("the scratch folder")
         .join("speech_commands");
-    let toml = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../experiments/keywords-streaming.toml")
-        .display()
-        .to_string();
+    let toml = keywords_toml();
     let out = scratch.path().display().to_string();
     let settings = [
         format!("task.corpus.root={:?}", root.display().to_string()),

@@ -275,10 +275,9 @@ pub fn load_listed_corpus(
 
 /// `examples` with every `n` frames joined into one step ([`features::stack_frames`]).
 pub fn stacked(mut examples: Vec<Example>, n: usize) -> Vec<Example> {
-    if n > 1 {
-        for example in &mut examples {
-            example.features = features::stack_frames(&example.features, n);
-        }
+    for example in &mut examples {
+        let frames = std::mem::replace(&mut example.features, features::Features::empty(0));
+        example.features = features::stack_frames(frames, n);
     }
     examples
 }

@@ -63,7 +63,7 @@ impl<B: Backend> Lane<B> {
                 .chunks_exact_mut(frames.dim)
                 .for_each(|row| cmn.normalise(row));
         }
-        let steps = stack_frames(&normalised, stack);
+        let steps = stack_frames(normalised, stack);
         let shape = [1, steps.num_frames, steps.dim];
         let x = Tensor::<B, 3>::from_data(TensorData::new(steps.data, shape), device);
         let (y, state) = model.forward_chunk(x, self.state.take());

@@ -328,12 +328,21 @@ impl<B: Backend> Listener<B> {
     /// complete, keeping the rest for the next call, or over all of them at the end of the
     /// stream (`last`).
     fn hear(&mut self, new: Features, last: bool) -> Vec<Event> {
-        let mut frames = std::mem::replace(&mut self.pending, Features::empty(self.dim));
-        frames.append(&new);
-        if !last && self.stack > 1 {
+        let mut frames = new;
+        if self.pending.num_frames > 0 {
+            let mut joined = std::mem::replace(&mut self.pending, Features::empty(self.dim));
+            joined.append(&frames);
+            frames = joined;
+        }
+        if !last {
+            // The frames after the last whole step wait for the rest of theirs.
             let whole = frames.num_frames / self.stack * self.stack;
-            self.pending = rest_of(&frames, whole);
-            frames = first_of(&frames, whole);
+            self.pending = Features {
+                num_frames: frames.num_frames - whole,
+                dim: frames.dim,
+                data: frames.data.split_off(whole * frames.dim),
+            };
+            frames.num_frames = whole;
         }
         let mut events = Vec::new();
         while frames.num_frames > 0 {
@@ -501,15 +510,6 @@ fn check_causal<B: Backend>(run: &Recogniser<B>) -> Result<(), ListenError> {
         ));
     }
     Ok(())
-}
-
-/// The first `count` frames of `frames`.
-fn first_of(frames: &Features, count: usize) -> Features {
-    Features {
-        num_frames: count,
-        dim: frames.dim,
-        data: frames.data[..count * frames.dim].to_vec(),
-    }
 }
 
 /// The frames of `frames` from `from` on.
