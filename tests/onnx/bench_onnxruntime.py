@@ -4,13 +4,15 @@ Times an exported run one utterance at a time on one thread (intra- and inter-op
 median of REPEATS passes over the list after one warm-up pass:
   - WAVEFORM_MODEL (`experiment export RUN --waveform`): the samples in, probabilities out;
   - FEATURES_MODEL (`experiment export RUN`): the waveform graph's own features in (computed
-    once, untimed), probabilities out.
+    once, untimed), probabilities out;
+  - INT8_MODEL, if given (`experiment export RUN --precision int8`, an LSTM run's layers as
+    DynamicQuantizeLSTM): the same features in.
 
-usage: bench_onnxruntime.py WAVEFORM_MODEL FEATURES_MODEL LIST [--repeats N]
+usage: bench_onnxruntime.py WAVEFORM_MODEL FEATURES_MODEL LIST [--repeats N] [--int8 INT8_MODEL]
 LIST: a text file naming one `.npy` per line, an utterance's float32 samples `[n, 1]` (±1) at the
 run's rate.
 Prints one JSON line: onnxruntime's version, seconds per pass of each model, and the top
-class of each utterance (null for a CTC run).
+class of each utterance (null for a CTC run), and the int8 model's (seconds and top classes).
 """
 
 import argparse
@@ -45,6 +47,7 @@ def main():
     parser.add_argument("features_model")
     parser.add_argument("list")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--int8")
     args = parser.parse_args()
     with open(args.list) as f:
         audio = [np.load(line.strip()).astype(np.float32).reshape(1, -1) for line in f if line.strip()]
@@ -60,15 +63,21 @@ def main():
     def run_all(model, all_feeds):
         return [model.run([output], feeds)[0] for feeds in all_feeds]
 
-    probabilities = run_all(waveform, waveform_feeds)
-    top = None if output != "probabilities" else [int(p[0].argmax()) for p in probabilities]
-    print(json.dumps({
+    def top_classes(probabilities):
+        return None if output != "probabilities" else [int(p[0].argmax()) for p in probabilities]
+
+    result = {
         "onnxruntime": ort.__version__,
         "utterances": len(audio),
         "waveform_seconds": median_seconds(args.repeats, lambda: run_all(waveform, waveform_feeds)),
         "features_seconds": median_seconds(args.repeats, lambda: run_all(features, features_feeds)),
-        "top": top,
-    }))
+        "top": top_classes(run_all(waveform, waveform_feeds)),
+    }
+    if args.int8:
+        int8 = session(args.int8)
+        result["int8_features_seconds"] = median_seconds(args.repeats, lambda: run_all(int8, features_feeds))
+        result["int8_top"] = top_classes(run_all(int8, features_feeds))
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

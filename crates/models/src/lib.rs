@@ -60,7 +60,7 @@ pub use head::{
 };
 pub use precision::{Precision, UnknownPrecision};
 pub use pytorch::{StateDict, WeightsError, read_safetensors};
-pub use quantized::{QuantizeError, QuantizedRecurrent};
+pub use quantized::{Int8Rows, QuantizeError, QuantizedRecurrent, quantize_int8_rows};
 pub use recurrent::{Recurrent, RecurrentConfig};
 pub use state::RecurrentState;
 pub use weights::{FusedWeights, InputProjection, RecurrentInit};

@@ -111,6 +111,39 @@ impl<B: Backend> Recurrent<B> {
     }
 }
 
+/// A weight quantised to int8 per row, as [`Precision::Int8`] stores it:
+/// `weight[r, c] ≈ scales[r] · values[r·cols + c]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int8Rows {
+    /// The quantised values in `[−127, 127]`, row-major.
+    pub values: Vec<i8>,
+    /// One scale per row, `max_c |weight[r, c]| / 127` (0 for a row of zeros).
+    pub scales: Vec<f32>,
+}
+
+/// `weight` (`[rows, cols]` row-major: PyTorch's layout, one row per output unit) quantised
+/// exactly as a [`QuantizedRecurrent`] at [`Precision::Int8`] quantises it, for a runtime
+/// that takes int8 weights and scales (the ONNX export's `DynamicQuantizeLSTM`).
+///
+/// ```
+/// let rows = models::quantize_int8_rows("weight_hh_l0", &[0.5, -1.0, 0.0, 0.25], 2).unwrap();
+/// assert_eq!(rows.values, [64, -127, 0, 127]);
+/// assert_eq!(rows.scales, [1.0 / 127.0, 0.25 / 127.0]);
+/// assert!(models::quantize_int8_rows("w", &[f32::NAN], 1).is_err());
+/// ```
+///
+/// # Errors
+/// [`QuantizeError::NonFinite`] for a NaN or infinite value, with `name`.
+pub fn quantize_int8_rows(
+    name: &str,
+    weight: &[f32],
+    cols: usize,
+) -> Result<Int8Rows, QuantizeError> {
+    check_finite(name, TensorData::new(weight.to_vec(), [weight.len()]))?;
+    let (values, scales) = crate::fused::quantise_rows(weight, cols);
+    Ok(Int8Rows { values, scales })
+}
+
 fn check_finite(name: &str, data: TensorData) -> Result<(), QuantizeError> {
     let values = data
         .convert::<f32>()

@@ -137,6 +137,8 @@ impl Attribute {
 pub struct GraphBuilder {
     graph: GraphProto,
     next_id: usize,
+    /// Operator domains besides the default one that nodes use (version 1 of each).
+    domains: std::collections::BTreeSet<String>,
 }
 
 impl GraphBuilder {
@@ -146,7 +148,10 @@ impl GraphBuilder {
             name: Some(name.to_string()),
             ..Default::default()
         };
-        GraphBuilder { graph, next_id: 0 }
+        GraphBuilder {
+            graph,
+            ..Default::default()
+        }
     }
 
     /// Declares a graph input.
@@ -191,6 +196,17 @@ impl GraphBuilder {
         name
     }
 
+    /// An int8 initializer (quantised weights); returns its name, made unique.
+    pub fn constant_i8(&mut self, name: &str, dims: &[usize], values: &[i8]) -> String {
+        let name = self.unique(name);
+        let tensor = TensorProto {
+            raw_data: Some(values.iter().map(|&v| v as u8).collect()),
+            ..tensor_header(&name, dims, DataType::INT8)
+        };
+        self.graph.initializer.push(tensor);
+        name
+    }
+
     /// An int64 initializer; returns its name, made unique.
     pub fn constant_i64(&mut self, name: &str, dims: &[usize], values: &[i64]) -> String {
         let name = self.unique(name);
@@ -229,6 +245,24 @@ impl GraphBuilder {
         names
     }
 
+    /// [`Self::nodes`] for an operator of another domain than ONNX's own, e.g.
+    /// onnxruntime's `com.microsoft`; the model imports version 1 of it.
+    pub fn domain_nodes(
+        &mut self,
+        domain: &str,
+        op: &str,
+        inputs: &[&str],
+        outputs: usize,
+        attributes: Vec<(&str, Attribute)>,
+    ) -> Vec<String> {
+        let names = self.nodes(op, inputs, outputs, attributes);
+        if let Some(node) = self.graph.node.last_mut() {
+            node.domain = Some(domain.to_string());
+        }
+        self.domains.insert(domain.to_string());
+        names
+    }
+
     fn node_to(
         &mut self,
         op: &str,
@@ -255,8 +289,9 @@ impl GraphBuilder {
         format!("{stem}.{}", self.next_id)
     }
 
-    /// The model: this graph, the default-domain `opset`, and `metadata` as the model's
-    /// `metadata_props` (key, value), e.g. the class names.
+    /// The model: this graph, the default-domain `opset` (and version 1 of any other
+    /// domain its nodes use), and `metadata` as the model's `metadata_props` (key, value),
+    /// e.g. the class names.
     pub fn finish<K: AsRef<str>, V: AsRef<str>>(
         self,
         opset: i64,
@@ -266,11 +301,14 @@ impl GraphBuilder {
             ir_version: Some(IR_VERSION),
             producer_name: Some("speechrnn".to_string()),
             producer_version: Some(env!("CARGO_PKG_VERSION").to_string()),
-            opset_import: vec![OperatorSetIdProto {
-                domain: Some(String::new()),
-                version: Some(opset),
-                ..Default::default()
-            }],
+            opset_import: std::iter::once((String::new(), opset))
+                .chain(self.domains.into_iter().map(|domain| (domain, 1)))
+                .map(|(domain, version)| OperatorSetIdProto {
+                    domain: Some(domain),
+                    version: Some(version),
+                    ..Default::default()
+                })
+                .collect(),
             metadata_props: metadata
                 .iter()
                 .map(|(key, value)| StringStringEntryProto {
@@ -346,5 +384,26 @@ mod tests {
         assert_eq!(decoded, model);
         assert_eq!(decoded.graph.node[0].attribute[0].f, Some(0.5));
         assert_eq!(decoded.metadata_props[0].value.as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn an_operator_of_another_domain_imports_it_and_int8_weights_keep_their_bytes() {
+        let mut graph = GraphBuilder::new("g");
+        graph.input("x", ElemType::Float, &[Dim::Fixed(2)]);
+        let w = graph.constant_i8("w", &[3], &[-127, 0, 127]);
+        let y = graph.domain_nodes("com.microsoft", "Custom", &["x", &w], 1, vec![]);
+        graph.output_from(&y[0], "y", ElemType::Float, &[Dim::Fixed(2)]);
+        let model = from_bytes(&to_bytes(&graph.finish(17, &[("k", "v")])).unwrap()).unwrap();
+        let imports: Vec<(&str, i64)> = model
+            .opset_import
+            .iter()
+            .map(|o| (o.domain(), o.version()))
+            .collect();
+        assert_eq!(imports, [("", 17), ("com.microsoft", 1)]);
+        assert_eq!(model.graph.node[0].domain(), "com.microsoft");
+        assert_eq!(model.graph.node[1].domain(), "");
+        let weight = &model.graph.initializer[0];
+        assert_eq!(weight.data_type(), DataType::INT8 as i32);
+        assert_eq!(weight.raw_data(), [0x81, 0, 0x7f]);
     }
 }

@@ -1,5 +1,6 @@
 //! A trained run in onnxruntime beside ours, in one run on one machine: the main job's model
-//! exported (`experiment export`, waveform in and features in) and timed one utterance at a
+//! exported (`experiment export`, waveform in and features in, and features in at
+//! `--precision int8`, onnxruntime's `DynamicQuantizeLSTM`) and timed one utterance at a
 //! time on one thread, against `Recogniser` at f32 and int8 on the same test utterances
 //! (resampled to the run's rate beforehand, untimed).
 //!
@@ -76,9 +77,9 @@ fn argmax(values: &[f32]) -> usize {
         .unwrap_or(0)
 }
 
-/// `bench_onnxruntime.py`'s JSON line for the two exported models on `audio` (at the run's
-/// rate, handed over as `.npy` files beside the models).
-fn onnxruntime(models: (&Path, &Path), audio: &[features::Audio], repeats: usize) -> Value {
+/// `bench_onnxruntime.py`'s JSON line for the exported models (waveform, features, int8
+/// features) on `audio` (at the run's rate, handed over as `.npy` files beside the models).
+fn onnxruntime(models: [&Path; 3], audio: &[features::Audio], repeats: usize) -> Value {
     let env = Command::new("bash")
         .arg("tests/onnx/env.sh")
         .output()
@@ -86,7 +87,7 @@ fn onnxruntime(models: (&Path, &Path), audio: &[features::Audio], repeats: usize
     let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
     assert!(env.status.success(), "tests/onnx/env.sh: {}", stderr(&env));
     let python = String::from_utf8_lossy(&env.stdout).trim().to_string();
-    let folder = models.0.parent().expect("the models' folder");
+    let folder = models[0].parent().expect("the models' folder");
     let mut lines = Vec::new();
     for (index, a) in audio.iter().enumerate() {
         let path = folder.join(format!("{index}.npy"));
@@ -102,8 +103,10 @@ fn onnxruntime(models: (&Path, &Path), audio: &[features::Audio], repeats: usize
     std::fs::write(&list, lines.join("\n")).expect("the list of utterances");
     let output = Command::new(python)
         .arg("tests/onnx/bench_onnxruntime.py")
-        .args([models.0, models.1, &list])
+        .args([models[0], models[1], &list])
         .arg(format!("--repeats={repeats}"))
+        .arg("--int8")
+        .arg(models[2])
         .output()
         .expect("bench_onnxruntime.py");
     assert!(
@@ -161,10 +164,17 @@ fn main() {
     let folder = tempfile::tempdir().expect("a temporary folder");
     let waveform_model = folder.path().join("waveform.onnx");
     let features_model = folder.path().join("features.onnx");
-    for (path, waveform) in [(&waveform_model, true), (&features_model, false)] {
+    let int8_model = folder.path().join("features-int8.onnx");
+    let models = [
+        (&waveform_model, true, Precision::F32),
+        (&features_model, false, Precision::F32),
+        (&int8_model, false, Precision::Int8),
+    ];
+    for (path, waveform, precision) in models {
         let options = ExportOptions {
-            streaming: false,
             waveform,
+            precision,
+            ..Default::default()
         };
         export_run(&run, path, options).expect("the export");
     }
@@ -183,7 +193,11 @@ fn main() {
     let inputs = (&audio[..], &feats[..], &wavs[..]);
     let (f32_waveform, f32_features) = ours(&recogniser, inputs, repeats);
     let (int8_waveform, int8_features) = ours(&int8, inputs, repeats);
-    let theirs = onnxruntime((&waveform_model, &features_model), &audio, repeats);
+    let theirs = onnxruntime(
+        [&waveform_model, &features_model, &int8_model],
+        &audio,
+        repeats,
+    );
     let ort = |key: &str| theirs[key].as_f64().expect("a time");
     println!(
         "CPU: {} ({} threads), {}",
@@ -214,6 +228,12 @@ fn main() {
             int8_features,
             ort("features_seconds"),
         ),
+        (
+            "features, int8 file",
+            f32_features,
+            int8_features,
+            ort("int8_features_seconds"),
+        ),
     ];
     for (input, f32_s, int8_s, ort_s) in rows {
         let ms = |s: f64| 1e3 * s / n as f64;
@@ -233,5 +253,13 @@ fn main() {
             .filter(|(t, f)| t.as_u64() == Some(argmax(&classify(&recogniser, f)) as u64))
             .count();
         println!("\nsame top class, ours f32 and onnxruntime's waveform graph: {same} of {n}");
+    }
+    if let Some(top) = theirs["int8_top"].as_array() {
+        let same = top
+            .iter()
+            .zip(&feats)
+            .filter(|(t, f)| t.as_u64() == Some(argmax(&classify(&int8, f)) as u64))
+            .count();
+        println!("same top class, ours int8 and onnxruntime's int8 file: {same} of {n}");
     }
 }

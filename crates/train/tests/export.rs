@@ -8,14 +8,16 @@
 //! onnxruntime (`tests/onnx/check_onnxruntime.py` at the workspace root, which also runs `onnx.checker`) and
 //! tract (`scripts/tract-check`); `scripts/test.sh` runs both.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Tensor};
 use burn_ndarray::NdArray;
-use models::{CellKind, Nonlinearity, Pooling, RecurrentState, SequenceClassifier};
-use onnx::proto::ModelProto;
+use common::onnx_cases::{cases_folder, flat, names, ours, random, write_case};
+use models::{CellKind, Nonlinearity, Pooling, Precision, RecurrentState, SequenceClassifier};
 use serde_json::{Value, json};
 use train::export::{Form, Head, Network, Stack, model_proto};
 use train::model::ModelConfig;
@@ -125,42 +127,6 @@ impl Case {
     }
 }
 
-/// Our outputs from `state` (zeros when `None`): `probabilities` `[batch, classes]`, or
-/// `log_probs` `[batch, time, classes]` with the steps past each length set to 0.
-fn ours(
-    model: &SequenceClassifier<B>,
-    head: Head,
-    x: Tensor<B, 3>,
-    lengths: &[usize],
-    state: Option<RecurrentState<B, 3>>,
-) -> Vec<f32> {
-    let (hidden, _) = model.recurrent.forward(x, state, Some(lengths));
-    let logits = model.output.forward(hidden);
-    match head {
-        Head::Classify(pooling) => flat(&softmax(pooling.pool(logits, Some(lengths)), 1)),
-        Head::Ctc => masked(log_softmax(logits, 2), lengths),
-    }
-}
-
-fn masked(per_step: Tensor<B, 3>, lengths: &[usize]) -> Vec<f32> {
-    let [batch, time, classes] = per_step.dims();
-    let mut values = flat(&per_step);
-    for (b, &length) in lengths.iter().enumerate().take(batch) {
-        for t in length..time {
-            values[(b * time + t) * classes..][..classes].fill(0.0);
-        }
-    }
-    values
-}
-
-fn flat<const D: usize>(x: &Tensor<B, D>) -> Vec<f32> {
-    x.to_data().to_vec::<f32>().unwrap()
-}
-
-fn random(shape: [usize; 3]) -> Tensor<B, 3> {
-    Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
-}
-
 /// One call of a case: the inputs and our outputs.
 fn run_record(
     case: &Case,
@@ -178,7 +144,13 @@ fn run_record(
             .has_cell_state()
             .then(|| random(case.state_shape(lengths.len()))),
     });
-    let expected = ours(model, case.head, x.clone(), lengths, state.clone());
+    let expected = ours(
+        model,
+        case.head,
+        x.clone(),
+        (lengths, state.clone()),
+        Precision::F32,
+    );
     json!({
         "features_shape": x.dims(),
         "features": flat(&x),
@@ -205,29 +177,6 @@ fn stream_record(case: &Case, model: &SequenceClassifier<B>, batch: usize, time:
         "state_shape": case.state_shape(batch),
         "expected": flat(&expected),
     })
-}
-
-fn cases_folder() -> (PathBuf, Option<tempfile::TempDir>) {
-    match std::env::var_os("SPEECHRNN_ONNX_CASES") {
-        Some(dir) => (PathBuf::from(dir), None),
-        None => {
-            let temp = tempfile::tempdir().unwrap();
-            (temp.path().to_path_buf(), Some(temp))
-        }
-    }
-}
-
-/// Writes `DIR/NAME.onnx` and `DIR/NAME.json` and returns the decoded file.
-fn write_case(dir: &Path, name: &str, proto: &ModelProto, record: Value) -> ModelProto {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join(format!("{name}.onnx"));
-    features::write_atomic(&path, &onnx::to_bytes(proto).unwrap()).unwrap();
-    std::fs::write(dir.join(format!("{name}.json")), record.to_string()).unwrap();
-    onnx::from_bytes(&std::fs::read(&path).unwrap()).unwrap()
-}
-
-fn names(values: &[onnx::proto::ValueInfoProto]) -> Vec<&str> {
-    values.iter().map(|v| v.name()).collect()
 }
 
 #[test]
@@ -499,7 +448,7 @@ fn waveform_record(
         burn::tensor::TensorData::new(padded.clone(), shape),
         &Default::default(),
     );
-    let expected = ours(model, head, x, &frame_lengths, None);
+    let expected = ours(model, head, x, (&frame_lengths, None), Precision::F32);
     json!({
         "waveform_shape": [audio.len(), samples],
         "waveform": waveform,
@@ -555,8 +504,8 @@ fn a_run_with_frames_joined_into_steps_exports_a_graph_of_steps() {
     let run_dir = train_demo_with(temp.path(), "stacked", &["task.stack_frames=3"]);
     let path = temp.path().join("stacked.onnx");
     let options = |waveform| train::export::ExportOptions {
-        streaming: false,
         waveform,
+        ..Default::default()
     };
     let refused = train::export::export_run(&run_dir, &path, options(true)).unwrap_err();
     assert!(
@@ -592,8 +541,8 @@ fn the_demo_run_with_its_front_end_gives_experiment_predicts_probabilities() {
     let (dir, _keep) = cases_folder();
     let path = dir.join("demo_spoken_digits_waveform.onnx");
     let options = train::export::ExportOptions {
-        streaming: false,
         waveform: true,
+        ..Default::default()
     };
     let exported = train::export::export_run(&run_dir, &path, options).unwrap();
     assert_eq!(exported.inputs, ["waveform", "lengths", "h_0", "c_0"]);

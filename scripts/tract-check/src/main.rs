@@ -55,11 +55,15 @@ fn plan(path: &Path, inputs: &[(DatumType, Vec<usize>)]) -> anyhow::Result<Plan>
 
 /// Why tract cannot run this file as ONNX defines it, if it cannot: tract-onnx 0.23.9 builds
 /// every `RNN` with tanh whatever its `activations` (`ops/rec/rnn.rs`) and ignores the
-/// `LSTM`'s `input_forget` (`ops/rec/lstm.rs`), so it computes other functions.
+/// `LSTM`'s `input_forget` (`ops/rec/lstm.rs`), so it computes other functions; it has no
+/// onnxruntime operators (the int8 export's `com.microsoft.DynamicQuantizeLSTM`).
 fn unsupported(path: &Path) -> anyhow::Result<Option<&'static str>> {
     let proto = tract_onnx::onnx().proto_model_for_path(path)?;
     let graph = proto.graph.context("no graph")?;
     for node in &graph.node {
+        if node.domain == "com.microsoft" {
+            return Ok(Some("tract has no onnxruntime (com.microsoft) operators"));
+        }
         for attribute in &node.attribute {
             let activation_not_tanh = node.op_type == "RNN"
                 && attribute.name == "activations"

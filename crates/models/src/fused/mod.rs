@@ -46,6 +46,7 @@ use burn_ndarray::{NdArray, NdArrayTensor};
 pub(crate) use cpu::Recurrence;
 pub(crate) use dropout::dropout;
 pub(crate) use inference::{PackedDirection, StateRows, ndarray_values, run_packed_layer};
+pub(crate) use int8::quantise_rows;
 pub use isa::{CpuIsa, cpu_isa, set_cpu_isa_limit};
 pub use pool::empty_cache;
 

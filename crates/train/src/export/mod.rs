@@ -80,6 +80,9 @@ pub enum ExportError {
     /// A setting the exporter does not express in ONNX operators (yet).
     #[error("cannot export {0}")]
     Unsupported(String),
+    /// A weight that cannot be quantised (NaN or infinite), named.
+    #[error("cannot quantise the weights: {0}")]
+    Quantize(#[from] models::QuantizeError),
     /// A weight that is not float32.
     #[error("weight {0}: not float32 ({1})")]
     WeightType(String, String),
@@ -106,6 +109,7 @@ impl Stack {
             hidden_size: config.hidden_size,
             num_layers: config.num_layers,
             bidirectional: config.bidirectional,
+            precision: models::Precision::F32,
         }
     }
 }
@@ -159,6 +163,9 @@ pub struct ExportOptions {
     /// Take audio (`waveform` `[batch, samples]`, float32 at the run's rate, ±1) and
     /// compute the run's features inside the graph.
     pub waveform: bool,
+    /// The recurrent weights' format: f32, or int8 for an LSTM run (onnxruntime's
+    /// `DynamicQuantizeLSTM`; see [`Stack::precision`]).
+    pub precision: models::Precision,
 }
 
 /// Exports the run in `run_dir` (its `config.toml` and best checkpoint) to `path`,
@@ -169,7 +176,8 @@ pub fn export_run(
     options: ExportOptions,
 ) -> Result<Exported, ExportError> {
     let recogniser = Recogniser::<NdArray>::load(run_dir, &Default::default())?;
-    let network = network_of(&recogniser, options.waveform)?;
+    let mut network = network_of(&recogniser, options.waveform)?;
+    network.stack.precision = options.precision;
     let form = match options.streaming {
         true => Form::Streaming,
         false => Form::Sequences,
@@ -239,6 +247,7 @@ pub fn model_proto(
     form: Form,
 ) -> Result<ModelProto, ExportError> {
     let stack = &network.stack;
+    stack.check_precision()?;
     if form == Form::Streaming && stack.bidirectional {
         return Err(ExportError::StreamingNeedsCausal);
     }
@@ -366,6 +375,7 @@ fn outputs(
 }
 
 fn metadata(network: &Network) -> Vec<(String, String)> {
+    let precision = network.stack.precision;
     let labels = serde_json::to_string(&network.labels).unwrap_or_default();
     let objective = match network.head {
         Head::Ctc => "ctc",
@@ -375,6 +385,9 @@ fn metadata(network: &Network) -> Vec<(String, String)> {
         ("labels".to_string(), labels),
         ("objective".to_string(), objective.to_string()),
     ];
+    if precision != models::Precision::F32 {
+        metadata.push(("precision".to_string(), precision.to_string()));
+    }
     metadata.extend(network.metadata.iter().cloned());
     metadata
 }

@@ -1,7 +1,7 @@
 //! The recurrent stack in ONNX operators: one native `RNN`, `LSTM` or `GRU` node per layer
 //! and direction, with the weights converted from PyTorch's gate order to ONNX's.
 
-use models::{CellKind, Nonlinearity, StateDict};
+use models::{CellKind, Nonlinearity, Precision, StateDict};
 use onnx::{Attribute, GraphBuilder};
 
 use super::ExportError;
@@ -19,6 +19,10 @@ pub struct Stack {
     pub num_layers: usize,
     /// Whether each layer also reads the sequence backwards.
     pub bidirectional: bool,
+    /// The weights' format: f32 (ONNX's own operators), or int8 for an LSTM (onnxruntime's
+    /// `com.microsoft.DynamicQuantizeLSTM`, with the weights quantised as
+    /// [`Precision::Int8`] quantises them).
+    pub precision: Precision,
 }
 
 impl Stack {
@@ -30,6 +34,23 @@ impl Stack {
     /// Width of the last layer's output.
     pub fn output_size(&self) -> usize {
         self.directions() * self.hidden_size
+    }
+
+    /// Refuses a precision ONNX has no operator for with this cell.
+    pub(super) fn check_precision(&self) -> Result<(), ExportError> {
+        match (self.precision, &self.cell) {
+            (Precision::F32, _) | (Precision::Int8, CellKind::Lstm { .. }) => Ok(()),
+            (Precision::Int8, _) => Err(ExportError::Unsupported(
+                "an int8 GRU or RNN: the int8 export is onnxruntime's DynamicQuantizeLSTM, and \
+                 neither ONNX nor onnxruntime has a quantised GRU or RNN operator; export at f32"
+                    .into(),
+            )),
+            (Precision::Bf16, _) => Err(ExportError::Unsupported(
+                "bf16 weights: ONNX's recurrent operators and onnxruntime's CPU kernels take \
+                 float32; export at f32 or int8"
+                    .into(),
+            )),
+        }
     }
 }
 
@@ -204,38 +225,106 @@ impl Stack {
             order,
         ));
         let name = |part: &str| format!("{part}{suffix}");
-        let w = graph.constant_f32(&name("W"), &[1, rows, input_size], &w);
-        let r = graph.constant_f32(&name("R"), &[1, rows, hidden], &r);
+        let (w, r) = match self.precision {
+            Precision::Int8 => (
+                int8_weight(graph, &key("weight_ih"), &w, (rows, input_size), &name("W"))?,
+                int8_weight(graph, &key("weight_hh"), &r, (rows, hidden), &name("R"))?,
+            ),
+            _ => (
+                Weight::Float(graph.constant_f32(&name("W"), &[1, rows, input_size], &w)),
+                Weight::Float(graph.constant_f32(&name("R"), &[1, rows, hidden], &r)),
+            ),
+        };
         let b = graph.constant_f32(&name("B"), &[1, 2 * rows], &b);
-        let mut node_inputs = vec![x.to_string(), w, r, b, String::new()];
-        node_inputs.push(h0.unwrap_or_default());
         let lstm = matches!(self.cell, CellKind::Lstm { .. });
-        if lstm {
-            node_inputs.push(c0.unwrap_or_default());
-            if let CellKind::Lstm { peephole: true, .. } = self.cell {
+        let peephole = match self.cell {
+            CellKind::Lstm { peephole: true, .. } => {
                 // Ours: i, f, o. ONNX: i, o, f.
                 let p = weight(dict, &key("weight_peephole"), &[3 * hidden])?;
                 let p = reorder_blocks(&p, &[0, 2, 1]);
-                node_inputs.push(graph.constant_f32(&name("P"), &[1, 3 * hidden], &p));
+                graph.constant_f32(&name("P"), &[1, 3 * hidden], &p)
             }
+            _ => String::new(),
+        };
+        let (h0, c0) = (h0.unwrap_or_default(), c0.unwrap_or_default());
+        let mut node_inputs = vec![x, w.values(), r.values(), &b, "", &h0];
+        if lstm {
+            node_inputs.extend([c0.as_str(), &peephole]);
         }
-        while node_inputs.last().is_some_and(String::is_empty) {
-            node_inputs.pop();
-        }
-        let refs: Vec<&str> = node_inputs.iter().map(String::as_str).collect();
         let outputs = if lstm { 3 } else { 2 };
-        let mut out = graph.nodes(
-            op_type(&self.cell),
-            &refs,
-            outputs,
-            attributes(&self.cell, hidden),
-        );
+        let attributes = attributes(&self.cell, hidden);
+        let mut out = match (&w, &r) {
+            (Weight::Int8(w), Weight::Int8(r)) => {
+                node_inputs.extend(
+                    [&w.scales, &w.zero_points, &r.scales, &r.zero_points].map(String::as_str),
+                );
+                graph.domain_nodes(
+                    MICROSOFT,
+                    "DynamicQuantizeLSTM",
+                    &node_inputs,
+                    outputs,
+                    attributes,
+                )
+            }
+            _ => {
+                while node_inputs.last().is_some_and(|input| input.is_empty()) {
+                    node_inputs.pop();
+                }
+                graph.nodes(op_type(&self.cell), &node_inputs, outputs, attributes)
+            }
+        };
         // Y is [time, directions = 1, batch, hidden].
         let axes = graph.constant_i64("axis1", &[1], &[1]);
         let y = graph.node("Squeeze", &[&out[0], &axes], vec![]);
         let c = lstm.then(|| out.remove(2));
         Ok((y, out.remove(1), c))
     }
+}
+
+/// onnxruntime's operator domain.
+const MICROSOFT: &str = "com.microsoft";
+
+/// A layer's `W` or `R` in the graph.
+enum Weight {
+    /// ONNX's own `[1, rows, cols]` float initializer.
+    Float(String),
+    /// For `DynamicQuantizeLSTM`.
+    Int8(Int8Weight),
+}
+
+impl Weight {
+    fn values(&self) -> &str {
+        match self {
+            Weight::Float(values) | Weight::Int8(Int8Weight { values, .. }) => values,
+        }
+    }
+}
+
+/// A weight's int8 initializers for `DynamicQuantizeLSTM`: the values `[1, cols, rows]`
+/// (ONNX's `W`/`R` transposed), and per row a scale and a zero point (0: symmetric).
+struct Int8Weight {
+    values: String,
+    scales: String,
+    zero_points: String,
+}
+
+/// `w` (`[rows, cols]`, ONNX's gate order) quantised per row as our int8 stack does.
+fn int8_weight(
+    graph: &mut GraphBuilder,
+    key: &str,
+    w: &[f32],
+    (rows, cols): (usize, usize),
+    name: &str,
+) -> Result<Weight, ExportError> {
+    let quantised = models::quantize_int8_rows(key, w, cols)?;
+    let transposed: Vec<i8> = (0..rows * cols)
+        .map(|at| quantised.values[(at % rows) * cols + at / rows])
+        .collect();
+    Ok(Weight::Int8(Int8Weight {
+        values: graph.constant_i8(name, &[1, cols, rows], &transposed),
+        scales: graph.constant_f32(&format!("{name}_scale"), &[1, rows], &quantised.scales),
+        zero_points: graph.constant_i8(&format!("{name}_zero_point"), &[1, rows], &vec![0; rows]),
+    }))
 }
 
 /// `[index:index+1]` of the first axis.

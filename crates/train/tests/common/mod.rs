@@ -2,6 +2,8 @@
 // Each test file that includes this module uses only some of it.
 #![allow(dead_code)]
 
+pub mod onnx_cases;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -97,6 +97,24 @@ impl Int8Matrix {
         }
     }
 
+    /// The matrix as a `[n, k]` row-major one quantises (a row per column of `B`): its
+    /// values `q[i, j]` at `[j·k + i]` and the scales `s_j`, the padding left out.
+    #[cfg(test)]
+    fn unpacked(&self) -> (Vec<i8>, Vec<f32>) {
+        let n = self
+            .scales
+            .iter()
+            .rposition(|&s| s != 0.0)
+            .map_or(0, |j| j + 1);
+        let values = (0..n * self.k)
+            .map(|at| {
+                let (j, i) = (at / self.k, at % self.k);
+                self.values[((i / 4) * self.padded + j) * 4 + i % 4]
+            })
+            .collect();
+        (values, self.scales[..n].to_vec())
+    }
+
     /// Columns including the padding: the row stride `C` needs.
     pub(crate) fn padded_columns(&self) -> usize {
         self.padded
@@ -180,6 +198,18 @@ impl Int8Matrix {
             }
         }
     }
+}
+
+/// `weight`, `[rows, cols]` row-major, quantised per row as [`Int8Matrix::quantise`]
+/// quantises the columns of its transpose: the values, row-major, and a scale per row.
+pub(crate) fn quantise_rows(weight: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut values = vec![0i8; weight.len()];
+    let scales = weight
+        .chunks(cols.max(1))
+        .zip(values.chunks_mut(cols.max(1)))
+        .map(|(row, out)| quantise_row(row, 1, out))
+        .collect();
+    (values, scales)
 }
 
 /// Makes `buffer` at least `len` long (what lies beyond the old length is zero).
@@ -302,6 +332,20 @@ mod tests {
                     "{isa:?} {m}×{k}×{n}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn rows_are_quantised_as_the_packed_matrix_quantises_its_columns() {
+        for (rows, cols) in [(20, 7), (1024, 64), (3, 1)] {
+            let mut weight = values(rows * cols, 6);
+            weight[cols..2 * cols].fill(0.0);
+            let packed = Int8Matrix::quantise(&weight, (cols, rows), (1, cols));
+            let (values, scales) = quantise_rows(&weight, cols);
+            let (packed_values, packed_scales) = packed.unpacked();
+            assert_eq!(values, packed_values);
+            assert_eq!(scales[..packed_scales.len()], packed_scales);
+            assert!(scales[packed_scales.len()..].iter().all(|&s| s == 0.0));
         }
     }
 

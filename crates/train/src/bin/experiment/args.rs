@@ -227,6 +227,11 @@ pub enum Command {
         /// `lengths` in samples; the run's features (kaldi preset) are computed in the graph.
         #[arg(long, conflicts_with = "streaming")]
         waveform: bool,
+        /// f32 (ONNX's own LSTM/GRU/RNN operators, any runtime) or int8 for an LSTM run:
+        /// onnxruntime's com.microsoft.DynamicQuantizeLSTM, with the weights quantised per
+        /// unit as `--precision int8` quantises them (a quarter of the size; onnxruntime only).
+        #[arg(long, default_value = "f32", value_name = "f32|int8")]
+        precision: models::Precision,
     },
     /// Recognise live audio with a finished causal run (e.g. one of
     /// experiments/digit-strings-streaming.toml or experiments/keywords-streaming.toml): raw

@@ -87,10 +87,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             output,
             streaming,
             waveform,
+            precision,
         } => {
             let options = train::export::ExportOptions {
                 streaming,
                 waveform,
+                precision,
             };
             let exported = train::export::export_run(&run_dir, &output, options)?;
             println!("{}", serde_json::to_string(&exported)?);
