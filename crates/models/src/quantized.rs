@@ -4,8 +4,8 @@
 use std::any::TypeId;
 use std::sync::Arc;
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
 use burn_ndarray::NdArray;
 
 use crate::error::RecurrentError;
@@ -93,7 +93,11 @@ impl<B: Backend> Recurrent<B> {
             });
         }
         for (name, data) in self.state_dict() {
-            check_finite(&name, data)?;
+            let values = data
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .expect("converted to f32 above");
+            check_finite(&name, &values)?;
         }
         let directions = self
             .cells
@@ -139,16 +143,12 @@ pub fn quantize_int8_rows(
     weight: &[f32],
     cols: usize,
 ) -> Result<Int8Rows, QuantizeError> {
-    check_finite(name, TensorData::new(weight.to_vec(), [weight.len()]))?;
+    check_finite(name, weight)?;
     let (values, scales) = crate::fused::quantise_rows(weight, cols);
     Ok(Int8Rows { values, scales })
 }
 
-fn check_finite(name: &str, data: TensorData) -> Result<(), QuantizeError> {
-    let values = data
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .expect("converted to f32 above");
+fn check_finite(name: &str, values: &[f32]) -> Result<(), QuantizeError> {
     match values.iter().position(|v| !v.is_finite()) {
         Some(index) => Err(QuantizeError::NonFinite {
             name: name.to_string(),

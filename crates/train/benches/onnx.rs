@@ -246,20 +246,17 @@ fn main() {
             ort_s / int8_s
         );
     }
-    if let Some(top) = theirs["top"].as_array() {
-        let same = top
-            .iter()
-            .zip(&feats)
-            .filter(|(t, f)| t.as_u64() == Some(argmax(&classify(&recogniser, f)) as u64))
-            .count();
+    let same = |key: &str, ours: &Recogniser<B>| {
+        let top = theirs[key].as_array()?;
+        let same_class = |(t, f): &(&Value, &features::Features)| {
+            t.as_u64() == Some(argmax(&classify(ours, f)) as u64)
+        };
+        Some(top.iter().zip(&feats).filter(same_class).count())
+    };
+    if let Some(same) = same("top", &recogniser) {
         println!("\nsame top class, ours f32 and onnxruntime's waveform graph: {same} of {n}");
     }
-    if let Some(top) = theirs["int8_top"].as_array() {
-        let same = top
-            .iter()
-            .zip(&feats)
-            .filter(|(t, f)| t.as_u64() == Some(argmax(&classify(&int8, f)) as u64))
-            .count();
+    if let Some(same) = same("int8_top", &int8) {
         println!("same top class, ours int8 and onnxruntime's int8 file: {same} of {n}");
     }
 }

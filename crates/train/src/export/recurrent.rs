@@ -225,14 +225,19 @@ impl Stack {
             order,
         ));
         let name = |part: &str| format!("{part}{suffix}");
-        let (w, r) = match self.precision {
-            Precision::Int8 => (
-                int8_weight(graph, &key("weight_ih"), &w, (rows, input_size), &name("W"))?,
-                int8_weight(graph, &key("weight_hh"), &r, (rows, hidden), &name("R"))?,
-            ),
+        // At int8 the quantised values and, for `DynamicQuantizeLSTM`, their scales and
+        // zero points.
+        let (w, r, quantisation) = match self.precision {
+            Precision::Int8 => {
+                let w = int8_weight(graph, &key("weight_ih"), &w, (rows, input_size), &name("W"))?;
+                let r = int8_weight(graph, &key("weight_hh"), &r, (rows, hidden), &name("R"))?;
+                let scales = [w.scales, w.zero_points, r.scales, r.zero_points];
+                (w.values, r.values, Some(scales))
+            }
             _ => (
-                Weight::Float(graph.constant_f32(&name("W"), &[1, rows, input_size], &w)),
-                Weight::Float(graph.constant_f32(&name("R"), &[1, rows, hidden], &r)),
+                graph.constant_f32(&name("W"), &[1, rows, input_size], &w),
+                graph.constant_f32(&name("R"), &[1, rows, hidden], &r),
+                None,
             ),
         };
         let b = graph.constant_f32(&name("B"), &[1, 2 * rows], &b);
@@ -247,17 +252,15 @@ impl Stack {
             _ => String::new(),
         };
         let (h0, c0) = (h0.unwrap_or_default(), c0.unwrap_or_default());
-        let mut node_inputs = vec![x, w.values(), r.values(), &b, "", &h0];
+        let mut node_inputs = vec![x, &w, &r, &b, "", &h0];
         if lstm {
             node_inputs.extend([c0.as_str(), &peephole]);
         }
         let outputs = if lstm { 3 } else { 2 };
         let attributes = attributes(&self.cell, hidden);
-        let mut out = match (&w, &r) {
-            (Weight::Int8(w), Weight::Int8(r)) => {
-                node_inputs.extend(
-                    [&w.scales, &w.zero_points, &r.scales, &r.zero_points].map(String::as_str),
-                );
+        let mut out = match &quantisation {
+            Some(scales) => {
+                node_inputs.extend(scales.iter().map(String::as_str));
                 graph.domain_nodes(
                     MICROSOFT,
                     "DynamicQuantizeLSTM",
@@ -266,7 +269,7 @@ impl Stack {
                     attributes,
                 )
             }
-            _ => {
+            None => {
                 while node_inputs.last().is_some_and(|input| input.is_empty()) {
                     node_inputs.pop();
                 }
@@ -284,22 +287,6 @@ impl Stack {
 /// onnxruntime's operator domain.
 const MICROSOFT: &str = "com.microsoft";
 
-/// A layer's `W` or `R` in the graph.
-enum Weight {
-    /// ONNX's own `[1, rows, cols]` float initializer.
-    Float(String),
-    /// For `DynamicQuantizeLSTM`.
-    Int8(Int8Weight),
-}
-
-impl Weight {
-    fn values(&self) -> &str {
-        match self {
-            Weight::Float(values) | Weight::Int8(Int8Weight { values, .. }) => values,
-        }
-    }
-}
-
 /// A weight's int8 initializers for `DynamicQuantizeLSTM`: the values `[1, cols, rows]`
 /// (ONNX's `W`/`R` transposed), and per row a scale and a zero point (0: symmetric).
 struct Int8Weight {
@@ -315,16 +302,16 @@ fn int8_weight(
     w: &[f32],
     (rows, cols): (usize, usize),
     name: &str,
-) -> Result<Weight, ExportError> {
+) -> Result<Int8Weight, ExportError> {
     let quantised = models::quantize_int8_rows(key, w, cols)?;
     let transposed: Vec<i8> = (0..rows * cols)
         .map(|at| quantised.values[(at % rows) * cols + at / rows])
         .collect();
-    Ok(Weight::Int8(Int8Weight {
+    Ok(Int8Weight {
         values: graph.constant_i8(name, &[1, cols, rows], &transposed),
         scales: graph.constant_f32(&format!("{name}_scale"), &[1, rows], &quantised.scales),
         zero_points: graph.constant_i8(&format!("{name}_zero_point"), &[1, rows], &vec![0; rows]),
-    }))
+    })
 }
 
 /// `[index:index+1]` of the first axis.
