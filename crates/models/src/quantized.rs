@@ -127,7 +127,7 @@ pub struct Int8Rows {
 
 /// `weight` (`[rows, cols]` row-major: PyTorch's layout, one row per output unit) quantised
 /// exactly as a [`QuantizedRecurrent`] at [`Precision::Int8`] quantises it, for a runtime
-/// that takes int8 weights and scales (the ONNX export's `DynamicQuantizeLSTM`).
+/// that takes int8 weights and scales (the ONNX export's int8 layers).
 ///
 /// ```
 /// let rows = models::quantize_int8_rows("weight_hh_l0", &[0.5, -1.0, 0.0, 0.25], 2).unwrap();

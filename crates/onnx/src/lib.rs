@@ -66,6 +66,9 @@ pub enum Dim {
     Fixed(usize),
     /// A size chosen at run time (`dim_param`), e.g. `batch`.
     Named(String),
+    /// A size the runtime infers, neither fixed nor named: a subgraph's axes that follow
+    /// the outer graph's (a named one would be a new symbol to some runtimes, e.g. tract).
+    Inferred,
 }
 
 impl Dim {
@@ -90,6 +93,8 @@ pub enum Attribute {
     String(String),
     /// `STRINGS`.
     Strings(Vec<String>),
+    /// `GRAPH`: a subgraph, e.g. the body of a `Scan` ([`GraphBuilder::subgraph`]).
+    Graph(Box<GraphProto>),
 }
 
 impl Attribute {
@@ -123,6 +128,10 @@ impl Attribute {
             Attribute::Strings(v) => {
                 a.strings = v.iter().map(|s| s.as_bytes().to_vec()).collect();
                 T::STRINGS
+            }
+            Attribute::Graph(g) => {
+                a.g = MessageField::some((**g).clone());
+                T::GRAPH
             }
         };
         a.type_ = Some(EnumOrUnknown::new(kind));
@@ -263,6 +272,18 @@ impl GraphBuilder {
         names
     }
 
+    /// A subgraph built by `build` (a `Scan` or `Loop` body, passed as
+    /// [`Attribute::Graph`]): its inputs, initializers, nodes and outputs. Its value names
+    /// never repeat this graph's, as ONNX requires of nested scopes.
+    pub fn subgraph(&mut self, name: &str, build: impl FnOnce(&mut GraphBuilder)) -> GraphProto {
+        let mut body = GraphBuilder::new(name);
+        body.next_id = self.next_id;
+        build(&mut body);
+        self.next_id = body.next_id;
+        self.domains.extend(body.domains);
+        body.graph
+    }
+
     fn node_to(
         &mut self,
         op: &str,
@@ -335,10 +356,11 @@ fn tensor_header(name: &str, dims: &[usize], data_type: DataType) -> TensorProto
 
 fn value_info(name: &str, elem: ElemType, dims: &[Dim]) -> ValueInfoProto {
     let dim = |d: &Dim| tensor_shape_proto::Dimension {
-        value: Some(match d {
-            Dim::Fixed(n) => tensor_shape_proto::dimension::Value::DimValue(*n as i64),
-            Dim::Named(s) => tensor_shape_proto::dimension::Value::DimParam(s.clone()),
-        }),
+        value: match d {
+            Dim::Fixed(n) => Some(tensor_shape_proto::dimension::Value::DimValue(*n as i64)),
+            Dim::Named(s) => Some(tensor_shape_proto::dimension::Value::DimParam(s.clone())),
+            Dim::Inferred => None,
+        },
         ..Default::default()
     };
     let tensor = type_proto::Tensor {
@@ -405,5 +427,33 @@ mod tests {
         let weight = &model.graph.initializer[0];
         assert_eq!(weight.data_type(), DataType::INT8 as i32);
         assert_eq!(weight.raw_data(), [0x81, 0, 0x7f]);
+    }
+
+    #[test]
+    fn a_subgraph_is_a_graph_attribute_whose_names_never_repeat_the_outer_ones() {
+        let mut graph = GraphBuilder::new("g");
+        graph.input("x", ElemType::Float, &[Dim::Fixed(2)]);
+        let outer = graph.constant_f32("w", &[2], &[1.0, 2.0]);
+        let body = graph.subgraph("body", |body| {
+            body.input("s", ElemType::Float, &[Dim::Fixed(2)]);
+            let w = body.constant_f32("w", &[2], &[3.0, 4.0]);
+            let sum = body.node("Add", &["s", &w], vec![]);
+            body.output_from(&sum, "s_next", ElemType::Float, &[Dim::Fixed(2)]);
+        });
+        let after = graph.constant_f32("w", &[2], &[5.0, 6.0]);
+        let body_names: Vec<&str> = body.initializer.iter().map(|t| t.name()).collect();
+        assert_eq!(body_names.len(), 1);
+        assert!(![outer.as_str(), after.as_str()].contains(&body_names[0]));
+        assert_ne!(outer, after);
+        let y = graph.node(
+            "Loop",
+            &["", "", "x"],
+            vec![("body", Attribute::Graph(Box::new(body.clone())))],
+        );
+        graph.output_from(&y, "y", ElemType::Float, &[Dim::Fixed(2)]);
+        let model = from_bytes(&to_bytes(&graph.finish(17, &[("k", "v")])).unwrap()).unwrap();
+        let attribute = &model.graph.node[0].attribute[0];
+        assert_eq!(attribute.type_(), attribute_proto::AttributeType::GRAPH);
+        assert_eq!(attribute.g.as_ref(), Some(&body));
     }
 }

@@ -5,7 +5,9 @@
 //! with the gates converted to ONNX's order, followed by `y_t = W_y h_t + b` and the run's
 //! head: pooling over the valid steps and a softmax (`probabilities`), or per-step
 //! log-probabilities for CTC (`log_probs`). The class names and the feature settings are in
-//! the model's metadata.
+//! the model's metadata. At int8 ([`ExportOptions::precision`]) an LSTM's layers are
+//! onnxruntime's `DynamicQuantizeLSTM` and a GRU's or RNN's a `Scan` of `MatMulInteger`
+//! steps (`int8_scan`).
 //!
 //! ```
 //! use models::{CellKind, Pooling, SequenceClassifier};
@@ -29,6 +31,7 @@
 
 mod frontend;
 mod head;
+mod int8_scan;
 mod ops;
 mod recurrent;
 
@@ -163,8 +166,7 @@ pub struct ExportOptions {
     /// Take audio (`waveform` `[batch, samples]`, float32 at the run's rate, ±1) and
     /// compute the run's features inside the graph.
     pub waveform: bool,
-    /// The recurrent weights' format: f32, or int8 for an LSTM run (onnxruntime's
-    /// `DynamicQuantizeLSTM`; see [`Stack::precision`]).
+    /// The recurrent weights' format: f32 or int8 (see [`Stack::precision`]).
     pub precision: models::Precision,
 }
 

@@ -4,7 +4,7 @@
 use models::{CellKind, Nonlinearity, Precision, StateDict};
 use onnx::{Attribute, GraphBuilder};
 
-use super::ExportError;
+use super::{ExportError, int8_scan};
 
 /// The stack's shape, as the run's configuration gives it.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,9 +19,10 @@ pub struct Stack {
     pub num_layers: usize,
     /// Whether each layer also reads the sequence backwards.
     pub bidirectional: bool,
-    /// The weights' format: f32 (ONNX's own operators), or int8 for an LSTM (onnxruntime's
-    /// `com.microsoft.DynamicQuantizeLSTM`, with the weights quantised as
-    /// [`Precision::Int8`] quantises them).
+    /// The weights' format: f32 (ONNX's own operators) or int8, quantised as
+    /// [`Precision::Int8`] quantises them: an LSTM as onnxruntime's
+    /// `com.microsoft.DynamicQuantizeLSTM`, a GRU or RNN as a `Scan` of `MatMulInteger`
+    /// steps in standard operators (`int8_scan`).
     pub precision: Precision,
 }
 
@@ -36,16 +37,11 @@ impl Stack {
         self.directions() * self.hidden_size
     }
 
-    /// Refuses a precision ONNX has no operator for with this cell.
+    /// Refuses a precision ONNX has no operators for.
     pub(super) fn check_precision(&self) -> Result<(), ExportError> {
-        match (self.precision, &self.cell) {
-            (Precision::F32, _) | (Precision::Int8, CellKind::Lstm { .. }) => Ok(()),
-            (Precision::Int8, _) => Err(ExportError::Unsupported(
-                "an int8 GRU or RNN: the int8 export is onnxruntime's DynamicQuantizeLSTM, and \
-                 neither ONNX nor onnxruntime has a quantised GRU or RNN operator; export at f32"
-                    .into(),
-            )),
-            (Precision::Bf16, _) => Err(ExportError::Unsupported(
+        match self.precision {
+            Precision::F32 | Precision::Int8 => Ok(()),
+            Precision::Bf16 => Err(ExportError::Unsupported(
                 "bf16 weights: ONNX's recurrent operators and onnxruntime's CPU kernels take \
                  float32; export at f32 or int8"
                     .into(),
@@ -214,16 +210,29 @@ impl Stack {
         let key = |name: &str| format!("recurrent.{name}{suffix}");
         let (hidden, order) = (self.hidden_size, onnx_block_order(&self.cell));
         let rows = order.len() * hidden;
-        let w = reorder_blocks(
-            &weight(dict, &key("weight_ih"), &[rows, input_size])?,
-            order,
-        );
-        let r = reorder_blocks(&weight(dict, &key("weight_hh"), &[rows, hidden])?, order);
-        let mut b = reorder_blocks(&weight(dict, &key("bias_ih"), &[rows])?, order);
-        b.extend(reorder_blocks(
-            &weight(dict, &key("bias_hh"), &[rows])?,
-            order,
-        ));
+        let weights = int8_scan::LayerWeights {
+            w_ih: weight(dict, &key("weight_ih"), &[rows, input_size])?,
+            w_hh: weight(dict, &key("weight_hh"), &[rows, hidden])?,
+            b_ih: weight(dict, &key("bias_ih"), &[rows])?,
+            b_hh: weight(dict, &key("bias_hh"), &[rows])?,
+        };
+        let lstm = matches!(self.cell, CellKind::Lstm { .. });
+        if self.precision == Precision::Int8 && !lstm {
+            let layer = int8_scan::Layer {
+                cell: &self.cell,
+                hidden,
+                input_size,
+                weights,
+                keys: [key("weight_ih"), key("weight_hh")],
+                suffix,
+            };
+            let (y, h) = layer.lower(graph, x, h0)?;
+            return Ok((y, h, None));
+        }
+        let w = reorder_blocks(&weights.w_ih, order);
+        let r = reorder_blocks(&weights.w_hh, order);
+        let mut b = reorder_blocks(&weights.b_ih, order);
+        b.extend(reorder_blocks(&weights.b_hh, order));
         let name = |part: &str| format!("{part}{suffix}");
         // At int8 the quantised values and, for `DynamicQuantizeLSTM`, their scales and
         // zero points.
@@ -241,7 +250,6 @@ impl Stack {
             ),
         };
         let b = graph.constant_f32(&name("B"), &[1, 2 * rows], &b);
-        let lstm = matches!(self.cell, CellKind::Lstm { .. });
         let peephole = match self.cell {
             CellKind::Lstm { peephole: true, .. } => {
                 // Ours: i, f, o. ONNX: i, o, f.

@@ -227,9 +227,11 @@ pub enum Command {
         /// `lengths` in samples; the run's features (kaldi preset) are computed in the graph.
         #[arg(long, conflicts_with = "streaming")]
         waveform: bool,
-        /// f32 (ONNX's own LSTM/GRU/RNN operators, any runtime) or int8 for an LSTM run:
-        /// onnxruntime's com.microsoft.DynamicQuantizeLSTM, with the weights quantised per
-        /// unit as `--precision int8` quantises them (a quarter of the size; onnxruntime only).
+        /// f32 (ONNX's own LSTM/GRU/RNN operators, any runtime) or int8: the weights
+        /// quantised per unit as `--precision int8` quantises them (a quarter of the size).
+        /// An LSTM run's layers become onnxruntime's com.microsoft.DynamicQuantizeLSTM
+        /// (onnxruntime only); a GRU's or RNN's a Scan of MatMulInteger steps in standard
+        /// operators (onnxruntime, tract).
         #[arg(long, default_value = "f32", value_name = "f32|int8")]
         precision: models::Precision,
     },
