@@ -69,7 +69,7 @@ pub use pcm::{PcmFormat, PcmReader};
 pub use pipeline::FilePipeline;
 #[cfg(feature = "cli")]
 pub use plot::write_png;
-pub use post::{CausalCmvn, Cmvn, add_deltas, apply_cmvn, delta_kernels};
+pub use post::{CausalCmvn, Cmvn, CmvnPrior, add_deltas, apply_cmvn, delta_kernels};
 pub use resample::{StreamResampler, resample};
 pub use signal::check_finite;
 pub use stack::stack_frames;

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use crate::{
-    Audio, Channel, Cmvn, FeatureError, FeatureExtractor, FeatureOptions, Features, Output,
-    WavBlocks, add_deltas, apply_cmvn, decode_wav, resample,
+    Audio, CausalCmvn, Channel, Cmvn, CmvnPrior, FeatureError, FeatureExtractor, FeatureOptions,
+    Features, Output, WavBlocks, add_deltas, apply_cmvn, decode_wav, resample,
 };
 
 /// Everything needed to turn a WAV file into features.
@@ -32,6 +32,9 @@ pub struct FilePipeline {
     pub deltas: Option<(usize, usize)>,
     /// Normalisation applied last, if any.
     pub cmvn: Option<Cmvn>,
+    /// Where causal normalisation ([`Cmvn::Causal`]) starts from ([`CausalCmvn::with_prior`]);
+    /// the other normalisations ignore it.
+    pub cmvn_prior: Option<CmvnPrior>,
     /// Speed perturbation (sox's and Kaldi's `speed`): the file plays `speed` times faster,
     /// tempo and pitch together, by resampling it as if it had been recorded at `speed`
     /// times its rate. 1 leaves it alone; 0.9 and 1.1 are the usual augmentation.
@@ -52,6 +55,7 @@ impl FilePipeline {
             fixed_rate: true,
             deltas: None,
             cmvn: None,
+            cmvn_prior: None,
             speed: 1.0,
             noise_snr_db: None,
         }
@@ -147,8 +151,18 @@ impl FilePipeline {
         if let Some((order, window)) = self.deltas {
             features = add_deltas(&features, order, window);
         }
-        if let Some(cmvn) = self.cmvn {
-            apply_cmvn(&mut features, cmvn)?;
+        match (self.cmvn, &self.cmvn_prior) {
+            (Some(Cmvn::Causal { window, variance }), Some(prior)) => {
+                let mut cmn =
+                    CausalCmvn::new(window, features.dim, variance)?.with_prior(prior.clone())?;
+                let dim = features.dim;
+                features
+                    .data
+                    .chunks_exact_mut(dim)
+                    .for_each(|row| cmn.normalise(row));
+            }
+            (Some(cmvn), _) => apply_cmvn(&mut features, cmvn)?,
+            (None, _) => {}
         }
         Ok(features)
     }

@@ -199,6 +199,18 @@ fn sliding_window(
     (start as usize, end as usize)
 }
 
+/// A mean known before a stream starts, for [`CausalCmvn::with_prior`]: e.g. the mean of the
+/// training set's features (`experiment cmvn-stats`), standing in for `frames` frames.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CmvnPrior {
+    /// Frames of the prior in a window that has not filled yet (Kaldi's `--global-frames`,
+    /// 200 there).
+    pub frames: usize,
+    /// One value per feature.
+    pub mean: Vec<f32>,
+}
+
 /// Causal mean (and variance) normalisation, frame by frame: each frame less the mean of the
 /// last `window` frames, itself included, and with `variance` divided by their standard
 /// deviation ([`Cmvn::Causal`]). The variance is floored at [`CausalCmvn::VARIANCE_FLOOR`],
@@ -221,6 +233,7 @@ pub struct CausalCmvn {
     window: usize,
     dim: usize,
     variance: bool,
+    prior: Option<CmvnPrior>,
     /// The last `window` frames as they came in, oldest first.
     recent: std::collections::VecDeque<Vec<f32>>,
     sum: Vec<f64>,
@@ -245,7 +258,47 @@ impl CausalCmvn {
             recent: std::collections::VecDeque::with_capacity(window),
             sum: vec![0.0; dim],
             squares: vec![0.0; dim],
+            prior: None,
         })
+    }
+
+    /// Starts from `prior` ([`CmvnPrior`]) instead of the first frames alone: while fewer
+    /// than `window` frames have come, up to `prior.frames` frames of its mean fill the
+    /// window, as Kaldi's online CMVN fills it with global statistics (`--global-frames`).
+    /// Refused with variance normalisation (the prior holds no variance), a mean of another
+    /// width than the frames, or a mean that is not finite.
+    ///
+    /// ```
+    /// use features::{CausalCmvn, CmvnPrior};
+    /// let prior = CmvnPrior { mean: vec![2.0], frames: 3 };
+    /// let mut cmn = CausalCmvn::new(4, 1, false)?.with_prior(prior)?;
+    /// let mut frames = [[6.0f32], [6.0], [6.0]];
+    /// for frame in &mut frames {
+    ///     cmn.normalise(frame);
+    /// }
+    /// // 6 − (6 + 3·2)/4, 6 − (12 + 2·2)/4, 6 − (18 + 1·2)/4
+    /// assert_eq!(frames, [[3.0], [2.0], [1.0]]);
+    /// # Ok::<(), features::FeatureError>(())
+    /// ```
+    pub fn with_prior(mut self, prior: CmvnPrior) -> Result<Self, FeatureError> {
+        let refuse = |why: String| Err(FeatureError::InvalidOptions(why));
+        if self.variance {
+            return refuse(
+                "a CMVN prior holds a mean only: not with variance normalisation".into(),
+            );
+        }
+        if prior.mean.len() != self.dim {
+            return refuse(format!(
+                "the CMVN prior's mean has {} values for frames of {}",
+                prior.mean.len(),
+                self.dim
+            ));
+        }
+        if !prior.mean.iter().all(|m| m.is_finite()) {
+            return refuse("the CMVN prior's mean is not finite".into());
+        }
+        self.prior = Some(prior);
+        Ok(self)
     }
 
     /// Normalises the next frame in place.
@@ -266,7 +319,16 @@ impl CausalCmvn {
             *q += (*x as f64).powi(2);
         }
         self.recent.push_back(frame.to_vec());
-        let count = self.recent.len() as f64;
+        let seen = self.recent.len();
+        if let Some(prior) = self.prior.as_ref().filter(|_| seen < self.window) {
+            let filled = prior.frames.min(self.window - seen) as f64;
+            let count = seen as f64 + filled;
+            for ((x, s), m) in frame.iter_mut().zip(&self.sum).zip(&prior.mean) {
+                *x = (*x as f64 - (s + filled * *m as f64) / count) as f32;
+            }
+            return;
+        }
+        let count = seen as f64;
         for ((x, s), q) in frame.iter_mut().zip(&self.sum).zip(&self.squares) {
             let mean = s / count;
             let mut value = *x as f64 - mean;

@@ -3,8 +3,8 @@
 //! PCM and WAV streams whose header does not know their length, refusing broken headers.
 
 use features::{
-    Audio, CausalCmvn, Cmvn, FeatureError, Features, PcmFormat, PcmReader, StreamResampler,
-    apply_cmvn, resample,
+    Audio, CausalCmvn, Cmvn, CmvnPrior, FeatureError, Features, FilePipeline, PcmFormat, PcmReader,
+    Preset, StreamResampler, apply_cmvn, resample,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -111,6 +111,96 @@ fn causal_normalisation_of_a_prefix_is_the_prefix_of_the_normalised_whole() {
         )
         .is_err()
     );
+}
+
+/// With a prior, each frame of a window that has not filled yet is centred on the mean of the
+/// frames so far and `min(frames, window − seen)` copies of the prior's mean (Kaldi's online
+/// CMVN with global statistics); a full window forgets the prior, and the pipeline applies it.
+#[test]
+fn a_prior_fills_the_window_until_the_frames_do() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let (window, dim, frames) = (40, 3, 25);
+    let data: Vec<f32> = (0..100 * dim)
+        .map(|_| rng.random_range(-5.0..5.0))
+        .collect();
+    let mean = vec![1.5f32, -2.0, 0.25];
+    let prior = CmvnPrior {
+        frames,
+        mean: mean.clone(),
+    };
+    let mut cmn = CausalCmvn::new(window, dim, false)
+        .unwrap()
+        .with_prior(prior.clone())
+        .unwrap();
+    let mut plain = CausalCmvn::new(window, dim, false).unwrap();
+    for (t, row) in data.chunks_exact(dim).enumerate() {
+        let (mut with, mut without) = (row.to_vec(), row.to_vec());
+        cmn.normalise(&mut with);
+        plain.normalise(&mut without);
+        let seen = (t + 1).min(window);
+        let filled = if seen < window {
+            frames.min(window - seen)
+        } else {
+            0
+        };
+        for d in 0..dim {
+            let sum: f64 = (t + 1 - seen..=t).map(|u| data[u * dim + d] as f64).sum();
+            let centre = (sum + filled as f64 * mean[d] as f64) / (seen + filled) as f64;
+            let expected = data[t * dim + d] as f64 - centre;
+            assert!((with[d] as f64 - expected).abs() < 1e-5, "frame {t}, {d}");
+        }
+        if seen == window {
+            assert_eq!(with, without, "frame {t}");
+        }
+    }
+    let refused = |prior: CmvnPrior, variance: bool| {
+        CausalCmvn::new(window, dim, variance)
+            .unwrap()
+            .with_prior(prior)
+            .is_err()
+    };
+    assert!(refused(prior.clone(), true));
+    assert!(refused(
+        CmvnPrior {
+            frames,
+            mean: vec![0.0; 2]
+        },
+        false
+    ));
+    assert!(refused(
+        CmvnPrior {
+            frames,
+            mean: vec![0.0, f32::NAN, 0.0]
+        },
+        false
+    ));
+    // The file pipeline gives the same frames as the normaliser fed one at a time.
+    let rate = 16000;
+    let bytes = wav_bytes(&tone(8000), 1, rate);
+    let mut pipeline = FilePipeline::new(features::FeatureOptions::preset(Preset::Kaldi));
+    pipeline.cmvn = Some(Cmvn::Causal {
+        window,
+        variance: false,
+    });
+    let raw = {
+        let mut p = pipeline.clone();
+        p.cmvn = None;
+        p.run_bytes(&bytes).unwrap()
+    };
+    pipeline.cmvn_prior = Some(CmvnPrior {
+        frames,
+        mean: vec![-1.0; raw.dim],
+    });
+    let whole = pipeline.run_bytes(&bytes).unwrap();
+    let mut cmn = CausalCmvn::new(window, raw.dim, false)
+        .unwrap()
+        .with_prior(pipeline.cmvn_prior.clone().unwrap())
+        .unwrap();
+    let mut streamed = raw.data.clone();
+    streamed
+        .chunks_exact_mut(raw.dim)
+        .for_each(|row| cmn.normalise(row));
+    assert_eq!(whole.data, streamed);
 }
 
 /// A WAV file of `samples` as 16-bit PCM with `channels` interleaved copies.

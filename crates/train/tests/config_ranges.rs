@@ -165,6 +165,22 @@ fn out_of_range_values_are_refused_with_the_field_named() {
             ],
             "task.augment.feature_mask_width",
         ),
+        (
+            DIGITS,
+            &[
+                "task.cmvn=false",
+                "task.causal_cmvn={window=100, prior={frames=10, mean=[0.0, 1.0]}}",
+            ],
+            "task.causal_cmvn.prior.mean",
+        ),
+        (
+            DIGITS,
+            &[
+                "task.cmvn=false",
+                "task.causal_cmvn={window=100, variance=true, prior={frames=10, mean=[0.0]}}",
+            ],
+            "task.causal_cmvn.prior",
+        ),
     ];
     for (file, overrides, field) in cases {
         match parse(file, overrides) {

@@ -67,6 +67,8 @@ fn runs() -> &'static Runs {
             "training.epochs=150",
         ];
         let stacked = [&causal[1..], &["name=\"stacked\"", "task.stack_frames=3"]].concat();
+        let prior = training_mean_prior(toml, &shared, &stacked);
+        let stacked = [&stacked[..], &[prior.as_str()]].concat();
         let bidirectional = ["name=\"bidirectional\"", "training.epochs=1"];
         for extra in [&causal[..], &stacked[..], &bidirectional[..]] {
             let settings: Vec<String> = shared
@@ -107,6 +109,60 @@ fn runs() -> &'static Runs {
             _scratch: scratch,
         }
     })
+}
+
+/// `experiment cmvn-stats`'s mean of the training features, checked against the frames of
+/// the run's feature pipeline without normalisation, as the stacked run's normalisation
+/// prior (`task.causal_cmvn.prior`): the listening tests then cover normalisation that
+/// starts from a prior.
+fn training_mean_prior(toml: &str, shared: &[String], run: &[&str]) -> String {
+    let settings: Vec<String> = shared
+        .iter()
+        .cloned()
+        .chain(run.iter().map(|s| s.to_string()))
+        .collect();
+    let printed = experiment(&["cmvn-stats", toml], &settings);
+    let stats: serde_json::Value = serde_json::from_str(printed.trim()).expect("one JSON line");
+    let mean: Vec<f64> = stats["mean"]
+        .as_array()
+        .expect("a mean")
+        .iter()
+        .map(|m| m.as_f64().expect("numbers"))
+        .collect();
+    let manifest = repo().join("datasets/default_strings/manifest.csv");
+    let train: Vec<PathBuf> = train::data::sources::read_manifest(&manifest)
+        .expect("the embedded strings")
+        .into_iter()
+        .filter(|u| u.split == "train")
+        .map(|u| u.path)
+        .collect();
+    let mut options = features::FeatureOptions::preset(features::Preset::Kaldi);
+    options.frame.sample_rate = 8000;
+    let pipeline = features::FilePipeline::new(options);
+    let (mut sum, mut frames) = (vec![0.0f64; mean.len()], 0);
+    for path in &train {
+        let f = pipeline.run(path).expect("features");
+        for row in f.data.chunks_exact(f.dim) {
+            sum.iter_mut()
+                .zip(row)
+                .for_each(|(s, &x)| *s += f64::from(x));
+        }
+        frames += f.num_frames;
+    }
+    assert_eq!(stats["utterances"], train.len());
+    assert_eq!(stats["frames"], frames);
+    for (m, s) in mean.iter().zip(&sum) {
+        assert!(
+            (m - s / frames as f64).abs() < 1e-4,
+            "{m} against {}",
+            s / frames as f64
+        );
+    }
+    let mean: Vec<String> = mean.iter().map(f64::to_string).collect();
+    format!(
+        "task.causal_cmvn={{window=100, prior={{frames=50, mean=[{}]}}}}",
+        mean.join(",")
+    )
 }
 
 /// The test split's strings of the embedded corpus.

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checks::{ConfigProblem, InvalidValue};
 use crate::data::augment::Augment;
+pub use crate::data::cmvn::CausalCmvn;
 use crate::data::sources::{
     DatasetError, KeywordTask, NoiseMix, Utterance, free_spoken_digits, keyword_spotting,
     read_manifest, speech_commands,
@@ -115,17 +116,6 @@ fn one_frame() -> usize {
 
 fn is_one_frame(frames: &usize) -> bool {
     *frames == 1
-}
-
-/// Causal normalisation of the features ([`AudioClassification::causal_cmvn`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CausalCmvn {
-    /// Frames averaged, this one and those before it (300: 3 s at a 10 ms shift).
-    pub window: usize,
-    /// Divide by the standard deviation too (its variance floored at 1).
-    #[serde(default)]
-    pub variance: bool,
 }
 
 /// Training from disk: the training split's features, every augmented version included,
@@ -336,14 +326,18 @@ impl AudioClassification {
             FeatureKind::LogMel => features::Output::LogMel,
         };
         pipeline.deltas = self.deltas.then_some(Self::DELTAS);
-        pipeline.cmvn = match self.causal_cmvn {
-            Some(CausalCmvn { window, variance }) => {
-                Some(features::Cmvn::Causal { window, variance })
-            }
+        pipeline.cmvn = match &self.causal_cmvn {
+            Some(CausalCmvn {
+                window, variance, ..
+            }) => Some(features::Cmvn::Causal {
+                window: *window,
+                variance: *variance,
+            }),
             None => self
                 .cmvn
                 .then_some(features::Cmvn::Utterance { variance: true }),
         };
+        pipeline.cmvn_prior = self.causal_cmvn.as_ref().and_then(|c| c.prior.clone());
         pipeline
     }
 
@@ -376,22 +370,8 @@ impl AudioClassification {
         if self.sample_rate == 0 {
             return Err(InvalidValue::new("task.sample_rate", "must be positive").into());
         }
-        match self.causal_cmvn {
-            Some(CausalCmvn { window: 0, .. }) => {
-                return Err(InvalidValue::new(
-                    "task.causal_cmvn.window",
-                    "must be a positive frame count",
-                )
-                .into());
-            }
-            Some(_) if self.cmvn => {
-                return Err(InvalidValue::new(
-                    "task.causal_cmvn and task.cmvn",
-                    "cannot both be on: each normalises the features",
-                )
-                .into());
-            }
-            _ => {}
+        if let Some(causal) = &self.causal_cmvn {
+            causal.validate(self.cmvn, self.features_per_frame())?;
         }
         if !(1..=MAX_STACK_FRAMES).contains(&self.stack_frames) {
             return Err(InvalidValue::new(

@@ -82,6 +82,23 @@ impl FeatureCache {
 }
 
 /// The features of a WAV file in memory, or of a clip of it, with noise mixed in.
+/// The features of `clip` of `path` (the whole file when `None`) under `pipeline`, through
+/// `cache` when there is one.
+pub fn clip_features(
+    path: &Path,
+    clip: Option<Clip>,
+    pipeline: &FilePipeline,
+    cache: Option<&FeatureCache>,
+) -> Result<Features, FeatureError> {
+    match cache {
+        Some(cache) => cache.clip_features(path, clip, pipeline),
+        None => {
+            let bytes = std::fs::read(path).map_err(|e| FeatureError::io(path, e))?;
+            features_of_bytes(&bytes, clip, None, pipeline)
+        }
+    }
+}
+
 fn features_of_bytes(
     bytes: &[u8],
     clip: Option<Clip>,

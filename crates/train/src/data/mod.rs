@@ -23,6 +23,7 @@
 pub mod audio;
 pub mod augment;
 pub mod batch;
+pub mod cmvn;
 pub mod corpus;
 pub mod example;
 pub mod generated;

@@ -197,9 +197,13 @@ impl<B: Backend> Listener<B> {
         let rate = pipeline.options.frame.sample_rate;
         let shift = run.frame_shift()?;
         let dim = run.task.features_per_frame();
-        let cmn = match pipeline.cmvn {
-            Some(Cmvn::Causal { window, variance }) => {
-                Some(CausalCmvn::new(window, dim, variance)?)
+        let cmn = match (pipeline.cmvn, pipeline.cmvn_prior) {
+            (Some(Cmvn::Causal { window, variance }), prior) => {
+                let cmn = CausalCmvn::new(window, dim, variance)?;
+                Some(match prior {
+                    Some(prior) => cmn.with_prior(prior)?,
+                    None => cmn,
+                })
             }
             _ => None,
         };

@@ -10,6 +10,7 @@
 //!    [`Observer`] of each step and epoch, and writes `metrics.csv`, `metrics.json` and the
 //!    plots.
 
+mod cmvn_stats;
 mod corpus_info;
 mod launch;
 mod summary;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
 
+pub use cmvn_stats::{CmvnStats, cmvn_stats};
 pub use corpus_info::corpus_table;
 pub use launch::{LaunchError, launch_local};
 pub use summary::{epoch_line, per_class, summary_text};
@@ -55,6 +57,9 @@ pub enum RunError {
     /// The corpus could not be loaded.
     #[error(transparent)]
     Corpus(#[from] CorpusError),
+    /// A training utterance's features could not be computed (`cmvn_stats`).
+    #[error("cannot compute a training utterance's features")]
+    Features(#[source] features::FeatureError),
     /// A file of the run could not be written.
     #[error(transparent)]
     Output(#[from] OutputError),

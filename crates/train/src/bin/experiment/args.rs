@@ -278,6 +278,18 @@ pub enum Command {
         #[command(flatten)]
         experiment: Experiment,
     },
+    /// Print the mean of the training split's features before normalisation, as one JSON
+    /// line ({"utterances", "frames", "mean"}), and on standard error the TOML that makes it
+    /// the starting point of the run's causal normalisation (task.causal_cmvn.prior, as
+    /// Kaldi's online CMVN starts from global statistics).
+    CmvnStats {
+        /// The experiment, e.g. experiments/digit-strings-streaming.toml, and overrides.
+        #[command(flatten)]
+        experiment: Experiment,
+        /// Frames of the mean in a window that has not filled yet, for the printed TOML.
+        #[arg(long, default_value_t = 100)]
+        prior_frames: usize,
+    },
     /// List the backends and the GPU adapter wgpu would use.
     Backends,
     /// Time training steps (forward + backward) of our LSTM and GRU and burn's built-in

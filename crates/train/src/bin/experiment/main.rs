@@ -2,6 +2,7 @@
 //! finished runs. Parses the command line ([`args`]) and calls the `train` library.
 
 mod args;
+mod corpus;
 mod listen;
 mod listen_bench;
 #[cfg(feature = "mic")]
@@ -113,16 +114,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::CorpusInfo { experiment } => {
-            let config = load_config(&experiment, None)?;
-            match train::run::corpus_table(&config)? {
-                Some(table) => println!("{table}"),
-                None => {
-                    anyhow::bail!("corpus-info needs an audio_classification or digit_strings task")
-                }
-            }
-            Ok(())
-        }
+        Command::CorpusInfo { experiment } => corpus::corpus_info(&experiment),
+        Command::CmvnStats {
+            experiment,
+            prior_frames,
+        } => corpus::cmvn_stats(&experiment, prior_frames),
         Command::Coordinator {
             peers,
             port,
@@ -151,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The experiment file with `--set` overrides applied, and `--backend` over its `backend`.
-fn load_config(
+pub(crate) fn load_config(
     experiment: &Experiment,
     backend: Option<BackendKind>,
 ) -> anyhow::Result<train::ExperimentConfig> {
