@@ -151,19 +151,33 @@ impl FilePipeline {
         if let Some((order, window)) = self.deltas {
             features = add_deltas(&features, order, window);
         }
-        match (self.cmvn, &self.cmvn_prior) {
-            (Some(Cmvn::Causal { window, variance }), Some(prior)) => {
-                let mut cmn =
-                    CausalCmvn::new(window, features.dim, variance)?.with_prior(prior.clone())?;
-                let dim = features.dim;
-                features
-                    .data
-                    .chunks_exact_mut(dim)
-                    .for_each(|row| cmn.normalise(row));
-            }
-            (Some(cmvn), _) => apply_cmvn(&mut features, cmvn)?,
-            (None, _) => {}
+        let dim = features.dim;
+        if features.num_frames == 0 {
+            return Ok(features);
+        }
+        if let Some(mut cmn) = self.causal_normaliser(dim)? {
+            features
+                .data
+                .chunks_exact_mut(dim)
+                .for_each(|row| cmn.normalise(row));
+        } else if let Some(cmvn) = self.cmvn {
+            apply_cmvn(&mut features, cmvn)?;
         }
         Ok(features)
+    }
+
+    /// The frame-by-frame normaliser of [`Cmvn::Causal`] for frames of `dim` values,
+    /// starting from [`Self::cmvn_prior`] when there is one: what this pipeline applies to a
+    /// whole file, for a stream to apply one frame at a time. `None` for other
+    /// normalisations.
+    pub fn causal_normaliser(&self, dim: usize) -> Result<Option<CausalCmvn>, FeatureError> {
+        let Some(Cmvn::Causal { window, variance }) = self.cmvn else {
+            return Ok(None);
+        };
+        let cmn = CausalCmvn::new(window, dim, variance)?;
+        Ok(Some(match &self.cmvn_prior {
+            Some(prior) => cmn.with_prior(prior.clone())?,
+            None => cmn,
+        }))
     }
 }

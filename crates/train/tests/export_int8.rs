@@ -357,6 +357,17 @@ fn int8_step_graphs_of_unidirectional_stacks() {
     }
 }
 
+/// Sets value `index` of the weight `key` in `dict`.
+fn set_weight_value(dict: &mut models::StateDict, key: &str, index: usize, value: f32) {
+    let weight = dict.get(key).unwrap().clone();
+    let mut values = weight.to_vec::<f32>().unwrap();
+    values[index] = value;
+    dict.insert(
+        key.to_string(),
+        burn::tensor::TensorData::new(values, weight.shape.clone()),
+    );
+}
+
 #[test]
 fn bf16_is_refused_and_non_finite_weights_are_named() {
     let lstm = &cases()[0];
@@ -367,13 +378,7 @@ fn bf16_is_refused_and_non_finite_weights_are_named() {
         "{err}"
     );
     let key = "recurrent.weight_hh_l1_reverse";
-    let weight = dict.get(key).unwrap().clone();
-    let mut values = weight.to_vec::<f32>().unwrap();
-    values[5] = f32::INFINITY;
-    dict.insert(
-        key.to_string(),
-        burn::tensor::TensorData::new(values, weight.shape.clone()),
-    );
+    set_weight_value(&mut dict, key, 5, f32::INFINITY);
     let err = model_proto(&lstm.network(Precision::Int8), &dict, Form::Sequences).unwrap_err();
     assert!(
         matches!(err, ExportError::Quantize(_)) && err.to_string().contains(key),
@@ -385,13 +390,7 @@ fn bf16_is_refused_and_non_finite_weights_are_named() {
     let gru = &cases()[3];
     let mut dict = gru.model().state_dict();
     let key = "recurrent.weight_hh_l0";
-    let weight = dict.get(key).unwrap().clone();
-    let mut values = weight.to_vec::<f32>().unwrap();
-    values[0] = f32::NAN;
-    dict.insert(
-        key.to_string(),
-        burn::tensor::TensorData::new(values, weight.shape.clone()),
-    );
+    set_weight_value(&mut dict, key, 0, f32::NAN);
     let err = model_proto(&gru.network(Precision::Int8), &dict, Form::Sequences).unwrap_err();
     assert!(
         matches!(err, ExportError::Quantize(_)) && err.to_string().contains(key),

@@ -82,20 +82,21 @@ impl FeatureCache {
 }
 
 /// The features of a WAV file in memory, or of a clip of it, with noise mixed in.
-/// The features of `clip` of `path` (the whole file when `None`) under `pipeline`, through
-/// `cache` when there is one.
-pub fn clip_features(
-    path: &Path,
-    clip: Option<Clip>,
+/// The features of an utterance (its clip of its file, with its noise mixed in) under
+/// `pipeline`, through `cache` when there is one.
+pub fn utterance_features(
+    utterance: &Utterance,
     pipeline: &FilePipeline,
     cache: Option<&FeatureCache>,
 ) -> Result<Features, FeatureError> {
+    let Utterance {
+        path, clip, noise, ..
+    } = utterance;
     match cache {
-        Some(cache) => cache.clip_features(path, clip, pipeline),
-        None => {
-            let bytes = std::fs::read(path).map_err(|e| FeatureError::io(path, e))?;
-            features_of_bytes(&bytes, clip, None, pipeline)
-        }
+        Some(cache) => cache.utterance_features(path, *clip, noise.as_ref(), pipeline),
+        None => std::fs::read(path)
+            .map_err(|e| FeatureError::io(path, e))
+            .and_then(|bytes| features_of_bytes(&bytes, *clip, noise.as_ref(), pipeline)),
     }
 }
 
@@ -227,17 +228,7 @@ pub fn load_examples(
                 path: u.path.clone(),
                 source,
             };
-            let features = match cache {
-                Some(cache) => {
-                    cache.utterance_features(&u.path, u.clip, u.noise.as_ref(), pipeline)
-                }
-                None => std::fs::read(&u.path)
-                    .map_err(|e| FeatureError::io(&u.path, e))
-                    .and_then(|bytes| {
-                        features_of_bytes(&bytes, u.clip, u.noise.as_ref(), pipeline)
-                    }),
-            }
-            .map_err(bad_file)?;
+            let features = utterance_features(u, pipeline, cache).map_err(bad_file)?;
             if features.num_frames == 0 {
                 return Err(bad_file(FeatureError::ShorterThanOneFrame));
             }

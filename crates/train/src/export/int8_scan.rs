@@ -6,11 +6,13 @@
 //! and runs the gates in float. The input projection of every step runs before the scan,
 //! its rows quantised the same way.
 
-use models::{CellKind, Nonlinearity};
+use models::CellKind;
 use onnx::proto::tensor_proto::DataType;
 use onnx::{Attribute, Dim, ElemType, GraphBuilder};
 
 use super::ExportError;
+use super::ops::unsqueeze;
+use super::recurrent::{activation, int8_transposed};
 
 /// A layer-direction's weights in PyTorch's gate order and layout.
 pub(super) struct LayerWeights {
@@ -81,8 +83,7 @@ impl Layer<'_> {
                 ("num_scan_inputs", Attribute::Int(1)),
             ],
         );
-        let axes = graph.constant_i64("axis0", &[1], &[0]);
-        let h_n = graph.node("Unsqueeze", &[&outputs[0], &axes], vec![]);
+        let h_n = unsqueeze(graph, &outputs[0], 0);
         Ok((outputs[1].clone(), h_n))
     }
 
@@ -114,12 +115,7 @@ impl Layer<'_> {
                 let (r, b) = (columns(body, 0..1, "R")?, bias(body, 0..1, "B_hh"));
                 let recurrent = quantised_product(body, &h, &r, &b);
                 let sum = body.node("Add", &[&xp, &recurrent], vec![]);
-                let op = match nonlinearity {
-                    Nonlinearity::Tanh => "Tanh",
-                    Nonlinearity::Relu => "Relu",
-                    Nonlinearity::Sigmoid => "Sigmoid",
-                };
-                body.node(op, &[&sum], vec![])
+                body.node(activation(nonlinearity), &[&sum], vec![])
             }
             CellKind::Gru { reset_after } => {
                 let x = split(body, &xp, 3);
@@ -183,13 +179,10 @@ fn int8_columns(
     name: &str,
 ) -> Result<Int8Columns, ExportError> {
     let n = rows.len();
-    let quantised = models::quantize_int8_rows(key, &w[rows.start * cols..rows.end * cols], cols)?;
-    let transposed: Vec<i8> = (0..n * cols)
-        .map(|at| quantised.values[(at % n) * cols + at / n])
-        .collect();
+    let (transposed, scales) = int8_transposed(key, &w[rows.start * cols..rows.end * cols], cols)?;
     Ok(Int8Columns {
         values: graph.constant_i8(name, &[cols, n], &transposed),
-        scales: graph.constant_f32(&format!("{name}_scale"), &[1, n], &quantised.scales),
+        scales: graph.constant_f32(&format!("{name}_scale"), &[1, n], &scales),
     })
 }
 

@@ -98,11 +98,7 @@ fn attributes(cell: &CellKind, hidden: usize) -> Vec<(&'static str, Attribute)> 
     ];
     match cell {
         CellKind::Rnn { nonlinearity } => {
-            let name = match nonlinearity {
-                Nonlinearity::Tanh => "Tanh",
-                Nonlinearity::Relu => "Relu",
-                Nonlinearity::Sigmoid => "Sigmoid",
-            };
+            let name = activation(*nonlinearity);
             attrs.push(("activations", Attribute::Strings(vec![name.into()])));
         }
         CellKind::Lstm {
@@ -114,6 +110,31 @@ fn attributes(cell: &CellKind, hidden: usize) -> Vec<(&'static str, Attribute)> 
         }
     }
     attrs
+}
+
+/// The ONNX operator (and `RNN` activation name) of an RNN's nonlinearity.
+pub(super) fn activation(nonlinearity: Nonlinearity) -> &'static str {
+    match nonlinearity {
+        Nonlinearity::Tanh => "Tanh",
+        Nonlinearity::Relu => "Relu",
+        Nonlinearity::Sigmoid => "Sigmoid",
+    }
+}
+
+/// `w` (`[rows, cols]` row-major) quantised per row as our int8 stack does, its values
+/// transposed to `[cols, rows]` (the layout both int8 forms of the export read), and its
+/// per-row scales.
+pub(super) fn int8_transposed(
+    key: &str,
+    w: &[f32],
+    cols: usize,
+) -> Result<(Vec<i8>, Vec<f32>), ExportError> {
+    let quantised = models::quantize_int8_rows(key, w, cols)?;
+    let rows = quantised.scales.len();
+    let transposed = (0..rows * cols)
+        .map(|at| quantised.values[(at % rows) * cols + at / rows])
+        .collect();
+    Ok((transposed, quantised.scales))
 }
 
 /// A weight of `dict` as f32 values, checked against the expected shape.
@@ -311,13 +332,10 @@ fn int8_weight(
     (rows, cols): (usize, usize),
     name: &str,
 ) -> Result<Int8Weight, ExportError> {
-    let quantised = models::quantize_int8_rows(key, w, cols)?;
-    let transposed: Vec<i8> = (0..rows * cols)
-        .map(|at| quantised.values[(at % rows) * cols + at / rows])
-        .collect();
+    let (transposed, scales) = int8_transposed(key, w, cols)?;
     Ok(Int8Weight {
         values: graph.constant_i8(name, &[1, cols, rows], &transposed),
-        scales: graph.constant_f32(&format!("{name}_scale"), &[1, rows], &quantised.scales),
+        scales: graph.constant_f32(&format!("{name}_scale"), &[1, rows], &scales),
         zero_points: graph.constant_i8(&format!("{name}_zero_point"), &[1, rows], &vec![0; rows]),
     })
 }

@@ -41,7 +41,7 @@ mod quiet;
 pub mod spotting;
 
 use burn::tensor::backend::Backend;
-use features::{CausalCmvn, Cmvn, FeatureExtractor, Features, StreamResampler};
+use features::{FeatureExtractor, Features, StreamResampler};
 use models::SequenceClassifier;
 use serde::Serialize;
 
@@ -197,16 +197,7 @@ impl<B: Backend> Listener<B> {
         let rate = pipeline.options.frame.sample_rate;
         let shift = run.frame_shift()?;
         let dim = run.task.features_per_frame();
-        let cmn = match (pipeline.cmvn, pipeline.cmvn_prior) {
-            (Some(Cmvn::Causal { window, variance }), prior) => {
-                let cmn = CausalCmvn::new(window, dim, variance)?;
-                Some(match prior {
-                    Some(prior) => cmn.with_prior(prior)?,
-                    None => cmn,
-                })
-            }
-            _ => None,
-        };
+        let cmn = pipeline.causal_normaliser(dim)?;
         let stack = run.task.stack_frames;
         let keywords = match run.objective {
             LabelKind::Sequences => None,

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::ExperimentConfig;
-use crate::data::example::{FeatureCache, clip_features};
+use crate::data::example::{FeatureCache, utterance_features};
 
 use super::RunError;
 
@@ -40,7 +40,7 @@ pub fn cmvn_stats(config: &ExperimentConfig) -> Result<Option<CmvnStats>, RunErr
     let sums = train
         .par_iter()
         .map(|u| {
-            let features = clip_features(&u.path, u.clip, &pipeline, cache.as_ref())?;
+            let features = utterance_features(u, &pipeline, cache.as_ref())?;
             let mut sum = vec![0.0f64; features.dim];
             for row in features.data.chunks_exact(features.dim.max(1)) {
                 sum.iter_mut()
